@@ -1,0 +1,1 @@
+"""The ``gpupool`` command: one CLI for the whole product."""

@@ -1,0 +1,208 @@
+"""The scheduler core's vocabulary: plain, immutable data in and out.
+
+Everything the core knows arrives as these types, and everything it decides
+leaves as these types. Nothing here imports tornado, SQLAlchemy, JupyterHub,
+NVML or Kubernetes, so the live service and the trace simulator feed the same
+core with the same data and get the same decisions.
+
+Words (used identically in code, API, UI and docs):
+pool, node, GPU, team, quota (guaranteed GPUs), over-quota weight, limit,
+user, workload (session | job), allocation, fraction, queue, reason,
+preemption, reclaim, resize, reservation, backfill.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# Fractions are compared with this slack so that 0.1 + 0.2 + 0.7 fills a card.
+EPSILON = 1e-9
+
+
+class WorkloadKind(str, enum.Enum):
+    SESSION = "session"  # an interactive notebook server
+    JOB = "job"  # a batch job
+
+
+# ---------------------------------------------------------------- the pool
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One physical card."""
+
+    uuid: str
+    index: int  # index on its node, as CUDA_VISIBLE_DEVICES counts
+    model: str  # e.g. "V100-SXM2-32GB"
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    gpus: tuple[GPU, ...]
+    # A declared node with no real hardware behind it (demo, tests, simulator).
+    simulated: bool = False
+    # An unschedulable node keeps its running workloads but gets no new ones.
+    schedulable: bool = True
+
+
+@dataclass(frozen=True)
+class Pool:
+    nodes: tuple[Node, ...]
+
+    @property
+    def total_gpus(self) -> int:
+        return sum(len(n.gpus) for n in self.nodes)
+
+
+# ---------------------------------------------------------------- teams
+
+
+@dataclass(frozen=True)
+class Team:
+    name: str
+    quota: float  # guaranteed GPUs; never preempted while within it
+    over_quota_weight: float = 1.0  # share of idle GPUs borrowed beyond quota
+    limit: float | None = None  # hard cap on GPUs in use, None = no cap
+
+
+# ---------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A request for GPUs: an interactive session or a batch job.
+
+    ``gpus`` is a whole number of GPUs, or a fraction in (0, 1) of one shared
+    card. For an elastic job ``min_gpus``/``max_gpus`` bound what the core may
+    give it; ``gpus`` is what it asked for and starts with when possible.
+    """
+
+    id: str
+    user: str
+    team: str
+    kind: WorkloadKind
+    gpus: float
+    submitted_at: float
+    priority: int = 0  # higher runs first within a team; also protects from preemption
+    preemptible: bool = True  # a job may opt out; sessions within quota never are preempted
+    min_gpus: int | None = None  # elastic jobs only
+    max_gpus: int | None = None  # elastic jobs only
+    gpu_model: str | None = None  # require this model
+    min_gpu_memory_mib: int | None = None  # require cards with at least this much memory
+    gpu_memory_mib: int | None = None  # for a fraction: memory share on the card (default: fraction x card memory)
+
+    @property
+    def is_fraction(self) -> bool:
+        return 0 < self.gpus < 1
+
+    @property
+    def is_elastic(self) -> bool:
+        return self.kind is WorkloadKind.JOB and self.min_gpus is not None and self.max_gpus is not None and self.min_gpus < self.max_gpus
+
+
+@dataclass(frozen=True)
+class GpuShare:
+    """Part (or all) of one GPU held by one workload."""
+
+    node: str
+    gpu_uuid: str
+    fraction: float = 1.0
+    memory_mib: int | None = None  # for fractions: the memory share; None for a whole card
+
+
+@dataclass(frozen=True)
+class Allocation:
+    workload_id: str
+    shares: tuple[GpuShare, ...]
+    started_at: float
+
+    @property
+    def gpus(self) -> float:
+        return sum(s.fraction for s in self.shares)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.node for s in self.shares))
+
+
+@dataclass(frozen=True)
+class Running:
+    """A workload that holds an allocation now."""
+
+    workload: Workload
+    allocation: Allocation
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    # Policy switches; the simulator's baselines are the same core with these off.
+    preemption: bool = True  # reclaim quota and priority by preempting
+    borrowing: bool = True  # teams may use idle GPUs beyond their quota
+    ordering: str = "fair"  # "fair" (team/user fair share, priority) or "fifo" (submit time only)
+    # A pending workload waiting longer than this gets a reservation; later,
+    # smaller work may only backfill where it does not delay it.
+    reservation_after_s: float = 3600.0
+    # Elastic jobs grow into idle GPUs, and are shrunk before anyone is preempted.
+    elastic: bool = True
+
+
+# ---------------------------------------------------------------- the snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one scheduling cycle may look at, frozen at ``now``."""
+
+    pool: Pool
+    teams: dict[str, Team]
+    running: tuple[Running, ...]
+    pending: tuple[Workload, ...]
+    now: float
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Start:
+    workload_id: str
+    allocation: Allocation
+    reason: str  # e.g. "within quota", "borrowed 2 idle GPUs (over quota)", "backfill"
+    over_quota: bool = False  # borrowed GPUs: preemptible later
+
+
+@dataclass(frozen=True)
+class Preempt:
+    workload_id: str
+    reason: str  # human-readable: who needs the GPUs and why this victim
+    for_workload_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resize:
+    workload_id: str
+    allocation: Allocation  # the whole new allocation
+    reason: str
+
+
+@dataclass(frozen=True)
+class PendingReason:
+    workload_id: str
+    position: int  # 1-based position in the queue, in the order the core would start work
+    reason: str  # "team vision is at its quota of 8 and no GPUs are idle to borrow"
+    reserved: bool = False  # holds a reservation against starvation
+
+
+@dataclass(frozen=True)
+class Decisions:
+    starts: tuple[Start, ...] = ()
+    preemptions: tuple[Preempt, ...] = ()
+    resizes: tuple[Resize, ...] = ()
+    pending: tuple[PendingReason, ...] = ()

@@ -1,0 +1,1 @@
+"""Where batch jobs run: one interface (``base.Runner``), one implementation per backend."""

@@ -1,0 +1,54 @@
+"""The runner interface: how the service starts, stops and watches batch jobs.
+
+The service is the only writer of allocations; a runner only turns an
+allocation into something running (a local process, a Kubernetes Job) and
+reports back what happened to it. Sessions are started by the spawners, not
+by runners.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """Everything a runner needs to start one batch job on its allocation."""
+
+    workload_id: str
+    user: str
+    command: tuple[str, ...]
+    # node name -> GPU identifiers on that node (UUIDs where real, indices where simulated)
+    gpus_by_node: dict[str, tuple[str, ...]]
+    gpu_count: float
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (GPUPOOL_* variables)
+    workdir: str | None = None
+    log_path: str | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    handle: str
+    running: bool
+    exit_code: int | None = None  # set once the job has ended
+
+
+class Runner(abc.ABC):
+    """One backend that runs batch jobs."""
+
+    @abc.abstractmethod
+    async def start(self, launch: JobLaunch) -> str:
+        """Start the job; return an opaque handle the service stores (survives restarts)."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: str, grace_seconds: float) -> None:
+        """SIGTERM (or the backend's equivalent), wait up to ``grace_seconds`` for a checkpoint, then kill."""
+
+    @abc.abstractmethod
+    async def status(self, handle: str) -> JobStatus:
+        """Is it still running; if not, how did it end. Used on every tick and on restart to reconcile."""
+
+    async def logs(self, handle: str, offset: int = 0) -> str:
+        """Job output from byte ``offset`` on (for ``gpupool logs``)."""
+        return ""
