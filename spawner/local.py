@@ -1,0 +1,44 @@
+"""Local process spawners that take their GPUs from the pool (the embedded default).
+
+- ``GpuLocalProcessSpawner``: JupyterHub's ``LocalProcessSpawner`` (servers run
+  as the users' system accounts).
+- ``SimpleGpuLocalProcessSpawner``: like JupyterHub's
+  ``SimpleLocalProcessSpawner``, servers run as the hub's own account with
+  homes under ``home_dir_template``; for the demo and tests only, where no
+  system users exist.
+
+Both show the GPU spawn form, wait in the pool's queue (``PoolAllocationMixin``)
+and start the server with its GPUs in ``CUDA_VISIBLE_DEVICES``.
+
+The local spawners start servers on the hub's machine, so on real hardware
+the pool they draw from should be that machine's GPUs (one node). A declared
+(simulated) pool may have any shape.
+"""
+
+from __future__ import annotations
+
+from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
+
+from .pool_allocation import PoolAllocationMixin
+
+
+class _LocalGpuEnv:
+    """The pool's environment goes in after the user's, so a server cannot be started on other GPUs."""
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self.allocation_env())
+        return env
+
+    async def get_options_form(self):
+        if self.options_form:  # an admin's own form wins
+            return await super().get_options_form()
+        return await self.gpu_options_form()
+
+
+class GpuLocalProcessSpawner(PoolAllocationMixin, _LocalGpuEnv, LocalProcessSpawner):
+    """LocalProcessSpawner whose servers hold GPUs from the gpupool pool."""
+
+
+class SimpleGpuLocalProcessSpawner(PoolAllocationMixin, _LocalGpuEnv, SimpleLocalProcessSpawner):
+    """SimpleLocalProcessSpawner (no system users; demo and tests) with GPUs from the pool."""
