@@ -1,0 +1,76 @@
+{{/* Resource names: a fixed prefix, so Z2JH's static values can name them. */}}
+{{- define "gpupool.name" -}}
+{{- printf "%s-%s" .root.Values.namePrefix .suffix | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gpupool.labels" -}}
+app.kubernetes.io/name: jupyterhub-gpupool
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "gpupool.selectorLabels" -}}
+app.kubernetes.io/name: jupyterhub-gpupool
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "gpupool.image" -}}
+{{- printf "%s:%s" .Values.image.name (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "gpupool.tokensSecret" -}}
+{{- .Values.tokens.existingSecret | default (include "gpupool.name" (dict "root" . "suffix" "tokens")) -}}
+{{- end -}}
+
+{{/* The service's in-cluster address, as the hub and the agents reach it. */}}
+{{- define "gpupool.serviceURL" -}}
+{{- printf "http://%s.%s.svc:%d" (include "gpupool.name" (dict "root" . "suffix" "service")) .Release.Namespace (int .Values.service.port) -}}
+{{- end -}}
+
+{{/* Secret and key that hold the database URL. */}}
+{{- define "gpupool.databaseSecret" -}}
+{{- if and (eq .Values.database.type "postgresql") .Values.database.postgresql.existingSecret -}}
+{{- .Values.database.postgresql.existingSecret -}}
+{{- else -}}
+{{- include "gpupool.name" (dict "root" . "suffix" "database") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gpupool.databaseSecretKey" -}}
+{{- if and (eq .Values.database.type "postgresql") .Values.database.postgresql.existingSecret -}}
+{{- .Values.database.postgresql.existingSecretKey -}}
+{{- else -}}
+url
+{{- end -}}
+{{- end -}}
+
+{{/* A value kept from the live Secret on upgrade, else given, else generated. */}}
+{{- define "gpupool.keptSecretValue" -}}
+{{- $live := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if .given -}}
+{{- .given -}}
+{{- else if and $live (hasKey $live.data .key) -}}
+{{- index $live.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gpupool.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "gpupool.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+{{- end -}}
