@@ -7,8 +7,12 @@ from .base import GpuBackend, GpuBackendUnavailable, GpuInfo, GpuProcess, GpuRea
 BACKENDS = ("nvml", "simulated")
 
 
-def open_backend(name: str, script_path: str | None = None, node: str = "sim") -> GpuBackend:
-    """The backend an agent was asked for by name (``--backend``)."""
+def open_backend(name: str, script_path: str | None = None, node: str = "sim", gpus: tuple[GpuInfo, ...] | None = None) -> GpuBackend:
+    """The backend an agent was asked for by name (``--backend``).
+
+    ``gpus``: for the simulated backend, the node's cards when the script
+    declares none.
+    """
     if name == "nvml":
         from .nvml import NvmlBackend
 
@@ -18,7 +22,7 @@ def open_backend(name: str, script_path: str | None = None, node: str = "sim") -
 
         if script_path is None:
             raise GpuBackendUnavailable("the simulated backend needs a GPU script (--script FILE); see docs/node-agent.md")
-        return SimulatedBackend.from_file(script_path, node=node)
+        return SimulatedBackend.from_file(script_path, node=node, gpus=gpus)
     raise GpuBackendUnavailable(f"unknown GPU backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 

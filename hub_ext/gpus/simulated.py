@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from .base import GpuBackend, GpuInfo, GpuProcess, GpuReading
 
-DEFAULT_MODEL = "Simulated-GPU-16GB"
+DEFAULT_MODEL = "simulated-gpu"  # as the service names a declared card with no model
 DEFAULT_MEMORY_MIB = 16384
 
 
@@ -120,14 +120,20 @@ class SimulatedBackend(GpuBackend):
         self._processes = self._per_gpu(processes, "processes", _pids)
 
     @classmethod
-    def from_script(cls, script: Mapping, node: str = "sim", clock: Callable[[], float] = time.monotonic) -> SimulatedBackend:
-        """Build from the JSON script format in this module's docstring."""
+    def from_script(cls, script: Mapping, node: str = "sim", clock: Callable[[], float] = time.monotonic, gpus: Sequence[GpuInfo] | None = None) -> SimulatedBackend:
+        """Build from the JSON script format in this module's docstring.
+
+        ``gpus`` are the node's cards when the script declares none (the agent
+        passes the cards the pool service has declared for the node, so the
+        UUIDs match).
+        """
         if not isinstance(script, Mapping):
             raise ScriptError("a simulated GPU script is a JSON object")
         unknown = set(script) - {"gpus", "utilization", "memory_used_mib", "processes", "repeat_s"}
         if unknown:
             raise ScriptError(f"unknown keys in the GPU script: {sorted(unknown)}")
-        gpus = declared_gpus(script.get("gpus", 1), node)
+        if "gpus" in script or gpus is None:
+            gpus = declared_gpus(script.get("gpus", 1), node)
         return cls(
             gpus,
             utilization=script.get("utilization"),
@@ -138,13 +144,15 @@ class SimulatedBackend(GpuBackend):
         )
 
     @classmethod
-    def from_file(cls, path, node: str = "sim", clock: Callable[[], float] = time.monotonic) -> SimulatedBackend:
+    def from_file(cls, path, node: str = "sim", clock: Callable[[], float] = time.monotonic, gpus: Sequence[GpuInfo] | None = None) -> SimulatedBackend:
         try:
             with open(path) as f:
                 script = json.load(f)
+        except OSError as e:
+            raise ScriptError(f"cannot read the GPU script {path}: {e.strerror}") from e
         except json.JSONDecodeError as e:
             raise ScriptError(f"{path}: not valid JSON: {e}") from e
-        return cls.from_script(script, node=node, clock=clock)
+        return cls.from_script(script, node=node, clock=clock, gpus=gpus)
 
     def _per_gpu(self, raw, what, check) -> dict[str, Steps]:
         if raw is None:
