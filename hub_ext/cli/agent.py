@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "memory and processes to the pool service on an interval. See docs/node-agent.md.",
     )
     p.add_argument("--url", default=None, help="pool service URL (default: $GPUPOOL_URL)")
-    p.add_argument("--token", default=None, help="API token with the custom:gpupool:agent scope (default: $JUPYTERHUB_API_TOKEN)")
+    p.add_argument("--token", default=None, help="API token with the custom:gpupool:agent scope (default: $GPUPOOL_TOKEN, then $JUPYTERHUB_API_TOKEN)")
     p.add_argument("--node", default=None, help="this node's name in the pool (default: the host name)")
     p.add_argument("--backend", choices=BACKENDS, default="nvml", help="where GPU facts come from (default: nvml)")
     p.add_argument("--script", default=None, help="utilisation script (JSON) for --backend simulated")
@@ -37,7 +37,9 @@ def register(subparsers) -> None:
 def _client(args) -> PoolClient | None:
     if not (args.url or os.environ.get("GPUPOOL_URL")):
         return None
-    return PoolClient(args.url, args.token)
+    # GPUPOOL_TOKEN first: an agent pod or unit has its own token, and a
+    # JUPYTERHUB_API_TOKEN it inherits (e.g. beside the hub) is the wrong one.
+    return PoolClient(args.url, args.token or os.environ.get("GPUPOOL_TOKEN"))
 
 
 def _declared_gpus(client: PoolClient | None, node: str) -> tuple[GpuInfo, ...] | None:
