@@ -1,0 +1,132 @@
+"""``gpupool simulate``: replay a job trace through the scheduler core on a virtual clock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+DAY = 86400.0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="replay a job trace on a simulated pool under a policy",
+        description=(
+            "Replay a job trace through the scheduler core on a discrete-event virtual clock and report jobs "
+            "finished, GPU utilisation, job completion time, queueing delay, preemptions and each team's share. "
+            "Shipped examples: --trace philly-sample --cluster seed-dgx."
+        ),
+    )
+    p.add_argument("--trace", required=True, help="trace CSV (philly, tiresias, pollux, alibaba) or 'philly-sample'")
+    p.add_argument("--cluster", required=True, help="cluster file (YAML/JSON: nodes, teams) or 'seed-dgx' / 'seed-dgx-philly'")
+    p.add_argument(
+        "--policy",
+        default="pool",
+        help="pool, static or fifo; several separated by commas (e.g. pool,static,fifo) compare on one plot (default: pool)",
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        type=_interval,
+        default=1800.0,
+        metavar="S",
+        help="seconds between a job's checkpoints; a preempted job loses the work since its last one "
+        "(0: never lose work; 'never': start over) (default: 1800)",
+    )
+    p.add_argument("--start-day", type=float, default=0.0, help="skip this many days of the trace first (default: 0)")
+    p.add_argument(
+        "--days",
+        type=float,
+        default=None,
+        help="replay jobs submitted in this many days and stop the clock there; jobs unfinished then are reported "
+        "(default: the whole trace, run until nothing can progress)",
+    )
+    p.add_argument("--format", choices=["philly", "tiresias", "pollux", "alibaba"], help="trace format (default: from the header)")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip rows that do not parse (counted in the report) instead of stopping")
+    p.add_argument("--pollux-workload", default="workload-6", help="which workload-N of a pollux file to replay, or 'all' (default: workload-6)")
+    p.add_argument("--json", metavar="OUT", help="write the figures (and time series) as JSON here")
+    p.add_argument("--plot", metavar="OUT.png", help="write a PNG of utilisation and queue length over time here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def _interval(text: str) -> float:
+    if text.strip().lower() in ("never", "none", "inf"):
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (or 'never')") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the checkpoint interval cannot be negative")
+    return value
+
+
+def run(args) -> int:
+    from ..simulator.cluster import load_cluster
+    from ..simulator.data import CLUSTERS, TRACES, resolve
+    from ..simulator.plot import plot_summaries
+    from ..simulator.readers import read_trace
+    from ..simulator.replay import ceiling, replay
+    from ..simulator.report import format_summary
+    from ..simulator.trace import TraceError
+
+    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in ("pool", "static", "fifo")]
+    if unknown or not policies:
+        print(f"gpupool simulate: error: unknown policy {', '.join(unknown) or '(none)'}; choose pool, static or fifo", file=sys.stderr)
+        return 2
+    try:
+        trace = read_trace(
+            resolve(args.trace, TRACES),
+            args.format,
+            skip_bad_rows=args.skip_bad_rows,
+            pollux_workload=None if args.pollux_workload == "all" else args.pollux_workload,
+        )
+        cluster = load_cluster(resolve(args.cluster, CLUSTERS))
+        length = None if args.days is None else args.days * DAY
+        if args.start_day or length is not None:
+            trace = trace.window(args.start_day * DAY, length)
+            if not trace.jobs:
+                raise TraceError(f"{trace.name}: no jobs submitted in the chosen window")
+        cluster = cluster.with_teams_for(trace)
+        summaries = []
+        for policy in policies:
+            _, summary = replay(
+                trace,
+                cluster,
+                policy,
+                checkpoint_interval=args.checkpoint_interval,
+                end=length,
+                progress=not args.no_progress,
+            )
+            summaries.append(summary)
+            print(format_summary(summary))
+            print()
+        bound = ceiling(trace, cluster, length if length is not None else max(s["replayed_s"] for s in summaries))
+    except (TraceError, OSError) as e:
+        print(f"gpupool simulate: error: {e}", file=sys.stderr)
+        return 2
+    print(f"work-conserving bound (one perfectly packed queue, same trace and GPUs): {bound:.1%} utilisation")
+    if len(summaries) > 1:
+        print(_comparison(summaries))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"cluster": cluster.describe(), "work_conserving_utilisation": bound, "runs": summaries}, f, indent=1)
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_summaries(summaries, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _comparison(summaries: list[dict]) -> str:
+    lines = [f"{'policy':<8} {'finished':>9} {'unfinished':>11} {'utilisation':>12} {'mean JCT':>12} {'preemptions':>12}"]
+    for s in summaries:
+        jct = "-" if s["mean_jct_s"] is None else f"{s['mean_jct_s'] / 3600:.2f} h"
+        lines.append(
+            f"{s['policy']:<8} {s['finished']:>9} {s['unfinished']:>11} {s['utilisation']:>12.1%} {jct:>12} {s['preemptions']:>12}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""The work-conserving bound: the utilisation one perfectly packed queue reaches.
+
+The whole pool is treated as one bin of GPUs with no node boundaries (no
+fragmentation, no gang placement across nodes, fractions pack perfectly) and
+one queue in submit order that never leaves a GPU idle while any waiting job
+fits (greedy backfill), never preempts, and knows nothing of durations. It
+replays the same trace on the same number of GPUs over the same window.
+Any real policy packs worse (node boundaries) or wastes work (preemption),
+so its utilisation of *useful* GPU-time is at or below this figure in
+practice; the figure is the ceiling to read each policy's utilisation against.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from .trace import Trace
+
+
+def work_conserving_utilisation(trace: Trace, total_gpus: float, end: float | None = None) -> float:
+    """Held GPU-time / capacity over ``[0, end)`` (``end`` None: until the last job finishes)."""
+    jobs = trace.jobs
+    free = float(total_gpus)
+    # Waiting jobs by size, each in submit order: the earliest job that fits is found in O(sizes).
+    waiting: dict[float, deque] = {}
+    finishing: list = []  # heap of (finish time, gpus)
+    used_gs = held = now = 0.0
+    i = 0
+    horizon = math.inf if end is None else end
+    while i < len(jobs) or finishing:
+        t = min(jobs[i].submitted_at if i < len(jobs) else math.inf, finishing[0][0] if finishing else math.inf)
+        if t > horizon:
+            break
+        used_gs += held * (t - now)
+        now = t
+        while finishing and finishing[0][0] <= t:
+            held -= heapq.heappop(finishing)[1]
+        while i < len(jobs) and jobs[i].submitted_at <= t:
+            if jobs[i].gpus <= total_gpus:  # a job bigger than the pool never runs anywhere
+                waiting.setdefault(jobs[i].gpus, deque()).append(i)
+            i += 1
+        free = total_gpus - held
+        while True:
+            fits = [q[0] for g, q in waiting.items() if q and g <= free + 1e-9]
+            if not fits:
+                break
+            k = min(fits)  # indices are in submit order
+            g = jobs[k].gpus
+            waiting[g].popleft()
+            free -= g
+            held += g
+            heapq.heappush(finishing, (now + jobs[k].duration, g))
+    stop = now if end is None else end
+    used_gs += held * (stop - now)
+    return used_gs / (total_gpus * stop) if stop > 0 else 0.0

@@ -1,0 +1,36 @@
+"""One call from files to figures: what the CLI and the benchmark share."""
+
+from __future__ import annotations
+
+from .bound import work_conserving_utilisation
+from .cluster import Cluster
+from .engine import Simulation, SimulationResult
+from .policies import make_policy
+from .report import summarise
+from .trace import Trace
+
+DEFAULT_CHECKPOINT_INTERVAL_S = 1800.0
+
+
+def replay(
+    trace: Trace,
+    cluster: Cluster,
+    policy: str,
+    *,
+    checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+    end: float | None = None,
+    progress: bool = False,
+) -> tuple[SimulationResult, dict]:
+    """Replay ``trace`` on ``cluster`` (teams checked or derived) under one policy; the raw result and its summary."""
+    cluster = cluster.with_teams_for(trace)
+    result = Simulation(
+        trace, make_policy(policy, cluster), checkpoint_interval=checkpoint_interval, end=end, progress=progress
+    ).run()
+    summary = summarise(result)
+    summary["cluster"] = cluster.describe()
+    return result, summary
+
+
+def ceiling(trace: Trace, cluster: Cluster, end: float | None) -> float:
+    """The work-conserving bound for this trace, pool size and window (see ``bound``)."""
+    return work_conserving_utilisation(trace, cluster.total_gpus, end)
