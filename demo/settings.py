@@ -21,6 +21,10 @@ DEMO_QUOTAS = {"vision": {"quota": 12, "over_quota_weight": 1.0}, "nlp": {"quota
 DEMO_ADMIN = "admin"
 
 ENV_PREFIX = "GPUPOOL_DEMO_"
+# Every process the demo starts carries this variable, so Ctrl-C can find the ones that
+# outlive the hub (batch jobs run in their own session by design). Not GPUPOOL_-prefixed:
+# the local runner keeps the service's GPUPOOL_ variables out of jobs.
+RUN_MARKER = "DEMO_GPUPOOL_RUN"
 
 
 @dataclass
@@ -39,7 +43,7 @@ class DemoSettings:
             ENV_PREFIX + "USER_PASSWORD": self.user_password,
             ENV_PREFIX + "ADMIN_PASSWORD": self.admin_password,
             ENV_PREFIX + "SPAWNER_TOKEN": self.spawner_token,
-            ENV_PREFIX + "RUN": self.run_id,
+            RUN_MARKER: self.run_id,
         }
 
     def pool_note(self) -> str:
@@ -53,7 +57,7 @@ class DemoSettings:
         """SIGKILL processes this run started that outlived the hub (they carry our run id)."""
         if not self.run_id:
             return 0
-        needle = f"{ENV_PREFIX}RUN={self.run_id}".encode()
+        needle = f"{RUN_MARKER}={self.run_id}".encode()
         me = os.getpid()
         killed = 0
         for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
