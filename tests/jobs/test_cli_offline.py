@@ -1,0 +1,64 @@
+"""What `gpupool` prints and refuses before any request reaches the pool."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hub_ext.cli.jobs import format_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def gpupool(*args, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("GPUPOOL_URL", "JUPYTERHUB_API_TOKEN")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "hub_ext.cli.main", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_table_shows_where_running_work_is_and_why_pending_work_waits():
+    now = 1_764_064_800.0  # 2025-11-25T10:00:00Z
+    workloads = [
+        {"id": "w-12", "name": "train.py", "kind": "job", "user": "alice", "team": "vision", "gpus": 2, "state": "running",
+         "allocation": {"gpus": 2, "shares": [{"node": "dgx1-1", "index": 0}, {"node": "dgx1-1", "index": 1}]},
+         "submitted_at": "2025-11-25T09:57:00Z", "preemptions": 1},
+        {"id": "w-13", "name": "sweep", "kind": "job", "user": "alice", "team": "vision", "gpus": 4, "min_gpus": 2,
+         "max_gpus": 8, "state": "pending", "queue_position": 2, "reason": "team vision is at its quota of 12",
+         "submitted_at": "2025-11-25T09:59:30Z"},
+        {"id": "w-3", "name": "old", "kind": "job", "user": "alice", "team": "vision", "gpus": 1, "state": "failed",
+         "exit_code": 3, "submitted_at": "2025-11-24T09:00:00Z"},
+    ]
+    lines = format_table(workloads, now=now).splitlines()
+    assert lines[0].split() == ["ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE", "/", "WHY", "AGE"]
+    assert "dgx1-1:0,1 (preempted 1x)" in lines[1] and lines[1].rstrip().endswith("3m")
+    assert "4 [2-8]" in lines[2] and "pending #2" in lines[2] and "team vision is at its quota of 12" in lines[2]
+    assert "failed (3)" in lines[3] and lines[3].rstrip().endswith("25h")
+    assert format_table([]).startswith("no workloads")
+
+
+def test_submit_without_a_command_says_how():
+    out = gpupool("submit", "--gpus", "1", env_extra={"GPUPOOL_URL": "http://127.0.0.1:9/"})
+    assert out.returncode == 2
+    assert "give the command to run after --" in out.stderr
+
+
+def test_submit_refuses_a_nonsense_gpu_count_before_asking_the_pool():
+    out = gpupool("submit", "--gpus", "1.5", "--", "true")
+    assert out.returncode == 2 and "ask for whole GPUs" in out.stderr
+    out = gpupool("submit", "--gpus", "2", "--min", "1", "--", "true", env_extra={"GPUPOOL_URL": "http://127.0.0.1:9/"})
+    assert out.returncode == 2 and "needs both --min and --max" in out.stderr
+
+
+def test_an_unreachable_pool_is_reported_not_a_traceback():
+    out = gpupool("ls", env_extra={"GPUPOOL_URL": "http://127.0.0.1:9/services/gpupool/", "JUPYTERHUB_API_TOKEN": "x"})
+    assert out.returncode == 1
+    assert out.stderr.startswith("gpupool: cannot reach the pool service at http://127.0.0.1:9/services/gpupool/")
+    assert "Traceback" not in out.stderr
+
+
+def test_no_pool_address_says_what_to_set():
+    out = gpupool("ls")
+    assert out.returncode == 1 and "set GPUPOOL_URL" in out.stderr
