@@ -63,7 +63,7 @@ def choice_states(
     largest_node = max(size_by_node.values(), default=0)
     team_info = next((t for t in (teams or []) if t.get("name") == team), None)
     limit = team_info.get("limit") if team_info else None
-    waiting = len(queue or []) if isinstance(queue, list) else len((queue or {}).get("queue", []) or [])
+    waiting = len(queue or [])
 
     states = []
     for choice in offered_choices(fractions, max_whole):
@@ -172,7 +172,7 @@ def _summary(gpus: list[dict], queue) -> str:
         return "The GPU pool's status is not available right now; you can still ask for GPUs."
     free = sum(1 for g in gpus if float(g.get("used_fraction") or 0.0) <= FREE_EPSILON)
     simulated = all(g.get("simulated") for g in gpus)
-    waiting = len(queue or []) if isinstance(queue, list) else len((queue or {}).get("queue", []) or [])
+    waiting = len(queue or [])
     text = f"{free} of {len(gpus)} GPUs free now"
     if simulated:
         text += " (simulated pool: no real GPUs behind it)"

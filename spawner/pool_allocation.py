@@ -452,6 +452,8 @@ class PoolAllocationMixin(LoggingConfigurable):
         except PoolError as e:
             self.log.warning("%s: pool service unavailable for the form: %s", self._log_name, e)
             pool, teams, queue = None, None, None
+        teams = list_of(teams, "teams")
+        queue = list_of(queue, "queue")
         return render_options_form(
             pool=pool,
             teams=teams,
@@ -507,6 +509,13 @@ def iter_pool_gpus(pool) -> list[dict]:
         elif isinstance(node, dict):
             gpus.append(node)
     return gpus
+
+
+def list_of(answer, key: str) -> list:
+    """The list inside an API answer like ``{"teams": [...]}`` (or the answer itself if a list)."""
+    if isinstance(answer, dict):
+        return list(answer.get(key) or [])
+    return list(answer or [])
 
 
 def fraction_text(value) -> str:
