@@ -69,8 +69,8 @@ def label_value(text: str) -> str:
 
 
 def is_gpu_uuid(identifier: str) -> bool:
-    """Real GPUs are named by UUID (``GPU-…``, ``MIG-…``); simulated ones by index."""
-    return identifier.startswith(("GPU-", "MIG-"))
+    """Real GPUs are named by UUID (``GPU-…``, ``MIG-…``); simulated ones by index (or ``GPU-sim-…``)."""
+    return identifier.startswith(("GPU-", "MIG-")) and not identifier.startswith("GPU-sim-")
 
 
 @dataclass
@@ -170,11 +170,13 @@ class KubernetesGpuPlacement(LoggingConfigurable):
         node: str,
         gpu_ids: list[str] | tuple[str, ...],
         *,
+        real: bool | None = None,
         fraction: float | None = None,
         memory_mib: int | None = None,
     ) -> PodGpus:
         """The pod parts for ``gpu_ids`` (UUIDs, or indices of a simulated pool) on ``node``.
 
+        ``real``: whether the ids are cards present on the node (None: tell by their form).
         ``fraction`` < 1 means one shared card; ``memory_mib`` is its memory share.
         """
         if not gpu_ids:
@@ -187,7 +189,7 @@ class KubernetesGpuPlacement(LoggingConfigurable):
             else:
                 toleration["operator"] = "Exists"
             parts.tolerations.append(toleration)
-        real = [g for g in gpu_ids if is_gpu_uuid(g)]
+        real = [g for g in gpu_ids if is_gpu_uuid(g)] if real is None else (list(gpu_ids) if real else [])
         if not real:
             # A declared (simulated) pool: there is no card to give, so give none.
             parts.env.update({"NVIDIA_VISIBLE_DEVICES": "void", "GPUPOOL_SIMULATED_GPUS": ",".join(gpu_ids)})

@@ -1,0 +1,66 @@
+"""Fixtures for the Kubernetes tests: everything offline, no cluster.
+
+KubeSpawner and kubernetes_asyncio load a kube config when they start; a
+small one pointing at a local port (nothing listens there unless a test
+starts its own API stand-in) keeps them off any real cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CHART = REPO / "helm" / "jupyterhub-gpupool"
+
+sys.path.insert(0, str(HERE))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "offline", "cluster": {"server": server}}],
+                "users": [{"name": "offline", "user": {"token": "not-a-real-token"}}],
+                "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline", "namespace": "jhub"}}],
+                "current-context": "offline",
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_kubeconfig(tmp_path_factory):
+    """A kube config for a cluster that is not there (KubeSpawner reads one in its constructor)."""
+    path = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", f"http://127.0.0.1:{free_port()}")
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(path)
+    # Never the in-cluster config of a machine that happens to run in a pod.
+    old_host = os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    yield path
+    if old is None:
+        os.environ.pop("KUBECONFIG", None)
+    else:
+        os.environ["KUBECONFIG"] = old
+    if old_host is not None:
+        os.environ["KUBERNETES_SERVICE_HOST"] = old_host
+
+
+@pytest.fixture(scope="session")
+def chart_path() -> Path:
+    return CHART
