@@ -27,24 +27,30 @@ from collections.abc import Mapping, Sequence
 from hub_ext.scheduler.model import Running, WorkloadKind
 
 from .decisions import Flag, Reclaim, ReclaimDecisions, ReclaimState, Warn, Withdraw
-from .history import Sample, gpu_state, idle_streak_start
-from .settings import IdlePolicy, PolicySettings
+from .history import GpuIdle, gpu_state
+from .settings import IdleDefinition, PolicySettings
 
 NO_STATE = ReclaimState()
 
 
-def workload_idle_since(running: Running, history: Mapping[str, Sequence[Sample]], policy: IdlePolicy, now: float) -> tuple[str, float | None]:
+def workload_idle_since(running: Running, gpus: Mapping[str, GpuIdle], idle: IdleDefinition, now: float) -> tuple[str, float | None]:
     """("idle", since) | ("busy", None) | ("unknown", None) for one workload's GPUs."""
     uuids = tuple(dict.fromkeys(s.gpu_uuid for s in running.allocation.shares))
     if not uuids:
         return "unknown", None
-    states = {u: gpu_state(history.get(u, ()), policy.threshold_percent, now, policy.stale_after_s) for u in uuids}
+    states = {u: gpu_state(gpus.get(u), idle, now) for u in uuids}
     if "busy" in states.values():
         return "busy", None
     if "unknown" in states.values():
         return "unknown", None
-    since = max(idle_streak_start(history[u], policy.threshold_percent, now, policy.stale_after_s) for u in uuids)
+    since = max(gpus[u].idle_since for u in uuids)
     return "idle", max(since, running.allocation.started_at)
+
+
+def workload_idle_seconds(running: Running, gpus: Mapping[str, GpuIdle], idle: IdleDefinition, now: float) -> float | None:
+    """Seconds idle on every GPU the workload holds: 0 when busy, None when unknown."""
+    status, since = workload_idle_since(running, gpus, idle, now)
+    return (now - since) if status == "idle" else (0.0 if status == "busy" else None)
 
 
 def _minutes(seconds: float) -> str:
@@ -56,7 +62,7 @@ def _minutes(seconds: float) -> str:
 
 def decide(
     running: Sequence[Running],
-    history: Mapping[str, Sequence[Sample]],
+    gpus: Mapping[str, GpuIdle],
     states: Mapping[str, ReclaimState],
     settings: PolicySettings,
     now: float,
@@ -64,7 +70,7 @@ def decide(
 ) -> ReclaimDecisions:
     """One tick of the idle policy.
 
-    ``history`` maps GPU UUID to its samples in time order; ``states`` holds
+    ``gpus`` maps GPU UUID to what we know of it (``history.observe``); ``states`` holds
     what was decided before; ``waiting_gpus`` is how many GPUs pending
     workloads ask for (used by "when_waiting").
     """
@@ -74,7 +80,7 @@ def decide(
         w = r.workload
         policy = settings.for_team(w.team)
         state = states.get(w.id, NO_STATE)
-        status, since = workload_idle_since(r, history, policy, now)
+        status, since = workload_idle_since(r, gpus, settings.idle, now)
         idle[w.id] = (now - since) if status == "idle" else (0.0 if status == "busy" else None)
         if status == "busy":
             if w.kind is WorkloadKind.SESSION and state.warned_at is not None:
@@ -87,7 +93,7 @@ def decide(
         idle_for = now - since
         if w.kind is WorkloadKind.JOB:
             if idle_for >= policy.job_flag_after_s and (state.flagged_at is None or state.flagged_at < since):
-                flags.append(Flag(w.id, idle_for, f"job has held {r.allocation.gpus:g} GPU(s) below {policy.threshold_percent:g}% utilisation for {_minutes(idle_for)}"))
+                flags.append(Flag(w.id, idle_for, f"job has held {r.allocation.gpus:g} GPU(s) below {settings.idle.threshold_percent:g}% utilisation for {_minutes(idle_for)}"))
             continue
         warned_this_streak = state.warned_at is not None and state.warned_at >= since
         if not warned_this_streak:
@@ -96,7 +102,7 @@ def decide(
                 when = f"in {_minutes(policy.grace_s)}" if policy.mode == "immediate" else f"after {_minutes(policy.grace_s)}, when someone is waiting for GPUs"
                 what = "stopped (your files are kept)" if policy.action == "stop" else "restarted without GPUs"
                 warnings.append(
-                    Warn(w.id, idle_for, reclaim_at, f"GPUs idle (below {policy.threshold_percent:g}%) for {_minutes(idle_for)}; the session will be {what} {when} unless they are used")
+                    Warn(w.id, idle_for, reclaim_at, f"GPUs idle (below {settings.idle.threshold_percent:g}%) for {_minutes(idle_for)}; the session will be {what} {when} unless they are used")
                 )
             continue
         if now >= state.warned_at + policy.grace_s:

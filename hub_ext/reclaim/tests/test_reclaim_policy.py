@@ -13,11 +13,14 @@ import dataclasses
 
 import pytest
 
-from hub_ext.reclaim import IdlePolicy, PolicyError, PolicySettings, ReclaimState, decide
+import random
+
+from hub_ext.reclaim import GpuIdle, IdleDefinition, IdlePolicy, PolicyError, PolicySettings, ReclaimState, decide, fold, idle_seconds, observe
 from hub_ext.scheduler.model import Allocation, GpuShare, Running, Workload, WorkloadKind
 
 TICK = 15.0
-POLICY = IdlePolicy(threshold_percent=5, idle_limit_s=600, grace_s=300, job_flag_after_s=1200, stale_after_s=60)
+POLICY = IdlePolicy(idle_limit_s=600, grace_s=300, job_flag_after_s=1200)
+IDLE = IdleDefinition(threshold_percent=5, stale_after_s=60)
 
 
 def running(wid, uuids, kind=WorkloadKind.SESSION, team="vision", started_at=0.0):
@@ -43,8 +46,8 @@ def play(workloads, utilisation, until, settings=None, reporting_until=None, wai
     steps of GPUs wanted by pending work, which reclaimed GPUs then serve.
     """
     served = 0.0
-    settings = settings or PolicySettings(POLICY)
-    history = {u: [] for u in utilisation}
+    settings = settings or PolicySettings(POLICY, IDLE)
+    gpus: dict[str, GpuIdle] = {}
     states: dict[str, ReclaimState] = {}
     events = []
     live = list(workloads)
@@ -53,8 +56,8 @@ def play(workloads, utilisation, until, settings=None, reporting_until=None, wai
         reporting = (reporting_until is None or t <= reporting_until) and not any(a <= t < b for a, b in missing)
         if reporting:
             for uuid, steps in utilisation.items():
-                history[uuid].append((t, at(steps, t)))
-        d = decide(live, history, states, settings, t, max(0.0, (at(waiting, t) or 0.0) - served))
+                gpus[uuid] = observe(gpus.get(uuid), t, at(steps, t), settings.idle)
+        d = decide(live, gpus, states, settings, t, max(0.0, (at(waiting, t) or 0.0) - served))
         for w in d.warnings:
             states[w.workload_id] = dataclasses.replace(states.get(w.workload_id, ReclaimState()), warned_at=t)
             events.append((t, "warned", w.workload_id))
@@ -151,19 +154,19 @@ def test_policy_timeline(workloads, utilisation, options, until, expected):
 
 
 def test_team_override_shortens_the_limit_for_that_team_only():
-    settings = PolicySettings(POLICY, teams={"nlp": {"idle_limit_s": 300}})
+    settings = PolicySettings(POLICY, IDLE, teams={"nlp": {"idle_limit_s": 300}})
     events = play([running("v", ["g0"], team="vision"), running("n", ["g1"], team="nlp")], {"g0": [(0, 0)], "g1": [(0, 0)]}, 1200, settings)
     assert (300, "warned", "n") in events and (LIMIT, "warned", "v") in events
     assert (300 + GRACE, "reclaimed:stop", "n") in events and (LIMIT + GRACE, "reclaimed:stop", "v") in events
 
 
 def test_team_with_reclaim_disabled_keeps_idle_gpus():
-    settings = PolicySettings(POLICY, teams={"nlp": {"enabled": False}})
+    settings = PolicySettings(POLICY, IDLE, teams={"nlp": {"enabled": False}})
     assert play([running("n", ["g0"], team="nlp")], {"g0": [(0, 0)]}, 5000, settings) == []
 
 
 def test_restart_without_gpus_is_the_action_when_configured():
-    settings = PolicySettings(dataclasses.replace(POLICY, action="restart_without_gpus"))
+    settings = PolicySettings(dataclasses.replace(POLICY, action="restart_without_gpus"), IDLE)
     assert (LIMIT + GRACE, "reclaimed:restart_without_gpus", "s1") in play([running("s1", ["g0"])], {"g0": [(0, 0)]}, 2000, settings)
 
 
@@ -176,7 +179,7 @@ def test_restart_without_gpus_is_the_action_when_configured():
     ],
 )
 def test_when_waiting_reclaims_only_what_waiting_work_needs(waiting_gpus, expected_reclaimed):
-    settings = PolicySettings(dataclasses.replace(POLICY, mode="when_waiting"))
+    settings = PolicySettings(dataclasses.replace(POLICY, mode="when_waiting"), IDLE)
     someone_arrives = 2010  # both sessions are past their grace period by then
     events = play(
         [running("s-long", ["g0"]), running("s-short", ["g1"])],
@@ -192,16 +195,17 @@ def test_when_waiting_reclaims_only_what_waiting_work_needs(waiting_gpus, expect
 
 
 def test_warning_says_when_and_what_happens():
-    history = {"g0": [(t, 0.0) for t in range(0, 601, 15)]}
-    d = decide([running("s1", ["g0"])], history, {}, PolicySettings(POLICY), 600.0)
+    gpus = {"g0": fold([(t, 0.0) for t in range(0, 601, 15)], IDLE)}
+    d = decide([running("s1", ["g0"])], gpus, {}, PolicySettings(POLICY, IDLE), 600.0)
     (warn,) = d.warnings
     assert warn.reclaim_at == 600 + GRACE
     assert "stopped" in warn.reason and "files are kept" in warn.reason and "5 min" in warn.reason
 
 
 def test_idle_seconds_per_session_distinguishes_busy_idle_and_unknown():
-    history = {"g0": [(t, 0.0) for t in range(0, 301, 15)], "g1": [(t, 90.0) for t in range(0, 301, 15)], "g2": [(0, 0.0)]}
-    d = decide([running("idle", ["g0"]), running("busy", ["g1"]), running("gone", ["g2"])], history, {}, PolicySettings(POLICY), 300.0)
+    samples = {"g0": [(t, 0.0) for t in range(0, 301, 15)], "g1": [(t, 90.0) for t in range(0, 301, 15)], "g2": [(0, 0.0)]}
+    gpus = {u: fold(s, IDLE) for u, s in samples.items()}
+    d = decide([running("idle", ["g0"]), running("busy", ["g1"]), running("gone", ["g2"])], gpus, {}, PolicySettings(POLICY, IDLE), 300.0)
     assert d.idle_seconds == {"idle": 300.0, "busy": 0.0, "gone": None}
 
 
@@ -210,7 +214,9 @@ def test_idle_seconds_per_session_distinguishes_busy_idle_and_unknown():
     [
         pytest.param(lambda: IdlePolicy(mode="sometimes"), id="unknown mode"),
         pytest.param(lambda: IdlePolicy(action="delete"), id="unknown action"),
-        pytest.param(lambda: IdlePolicy(threshold_percent=0), id="threshold 0"),
+        pytest.param(lambda: IdleDefinition(threshold_percent=0), id="threshold 0"),
+        pytest.param(lambda: IdleDefinition(stale_after_s=0), id="stale after 0"),
+        pytest.param(lambda: PolicySettings(teams={"nlp": {"threshold_percent": 20}}), id="threshold is pool-wide, not per team"),
         pytest.param(lambda: IdlePolicy(grace_s=-1), id="negative grace"),
         pytest.param(lambda: PolicySettings(teams={"nlp": {"idle_limit": 5}}), id="misspelt team override"),
         pytest.param(lambda: PolicySettings(teams={"nlp": {"mode": "never"}}), id="bad team override value"),
@@ -219,3 +225,32 @@ def test_idle_seconds_per_session_distinguishes_busy_idle_and_unknown():
 def test_bad_settings_are_refused_with_a_clear_error(make):
     with pytest.raises(PolicyError):
         make()
+
+
+def idle_streak_by_rescan(samples, idle, now):
+    """The idle streak's start read straight off the whole sample list, from the newest back."""
+    if not samples or now - samples[-1][0] > idle.stale_after_s:
+        return None
+    start = None
+    later = None
+    for t, u in reversed(samples):
+        if u is None or u >= idle.threshold_percent or (later is not None and later - t > idle.stale_after_s):
+            break
+        start = later = t
+    return start
+
+
+def test_folding_reading_by_reading_agrees_with_rescanning_the_whole_history():
+    rng = random.Random(7)
+    for _ in range(300):
+        t, samples = 0.0, []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.choice([15, 15, 15, 30, 90])
+            samples.append((t, rng.choice([None, 0.0, 1.0, 4.9, 5.0, 50.0, 0.0, 0.0])))
+        now = t + rng.choice([0, 30, 61])
+        expected = idle_streak_by_rescan(samples, IDLE, now)
+        got = idle_seconds(fold(samples, IDLE), IDLE, now)
+        if expected is None:
+            assert got in (None, 0.0)
+        else:
+            assert got == now - expected
