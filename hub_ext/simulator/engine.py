@@ -180,7 +180,7 @@ class Simulation:
         last_t = 0.0
         while True:
             t = self._next_time()
-            if t is None or t > self.end:
+            if t is None or t >= self.end:
                 break
             self._advance(t)
             self._apply_events(t)
