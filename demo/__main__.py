@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.update(settings.environment())
     env["GPUPOOL_DEMO_PORT"] = str(port)
+    # The hub's internal ports: any free ones, so the demo never collides with another hub.
+    env["GPUPOOL_DEMO_HUB_PORT"] = str(free_port())
+    env["GPUPOOL_DEMO_PROXY_API_PORT"] = str(free_port())
+    env["GPUPOOL_DEMO_SERVICE_PORT"] = str(free_port())
     env["GPUPOOL_DEMO_PROXY"] = proxy
     # Servers and jobs find `gpupool` and `python` from this environment.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -19,6 +19,11 @@ from pathlib import Path
 DEMO_TEAMS = {"vision": ["alice", "bob"], "nlp": ["carol", "dave"]}
 DEMO_QUOTAS = {"vision": {"quota": 12, "over_quota_weight": 1.0}, "nlp": {"quota": 12, "over_quota_weight": 1.0}}
 DEMO_ADMIN = "admin"
+# The seed's cluster, declared when this machine has no NVIDIA GPU (hub_ext.simulator.cluster.seed_cluster's shapes).
+DEMO_SIMULATED_NODES = [
+    {"name": "dgx1-1", "gpus": 8, "model": "V100-SXM2-16GB", "memory_mib": 16384},
+    {"name": "dgx2-1", "gpus": 16, "model": "V100-SXM3-32GB", "memory_mib": 32768},
+]
 
 ENV_PREFIX = "GPUPOOL_DEMO_"
 # Every process the demo starts carries this variable, so Ctrl-C can find the ones that
@@ -34,6 +39,7 @@ class DemoSettings:
     admin_password: str
     spawner_token: str
     run_id: str = ""
+    real_gpus: list = field(default_factory=list)  # this machine's cards, where NVML finds any
     teams: dict = field(default_factory=lambda: dict(DEMO_TEAMS))
     admin_user: str = DEMO_ADMIN
 
@@ -44,14 +50,15 @@ class DemoSettings:
             ENV_PREFIX + "ADMIN_PASSWORD": self.admin_password,
             ENV_PREFIX + "SPAWNER_TOKEN": self.spawner_token,
             RUN_MARKER: self.run_id,
+            ENV_PREFIX + "POOL": "nvml" if self.real_gpus else "simulated",
         }
 
     def pool_note(self) -> str:
-        marker = Path(self.state_dir) / "pool.txt"
-        try:
-            return marker.read_text().strip()
-        except OSError:
-            return "see the hub's pool page"
+        if self.real_gpus:
+            models = sorted({g["model"] for g in self.real_gpus})
+            return f"this machine's {len(self.real_gpus)} NVIDIA GPU(s) ({', '.join(models)}), found through NVML"
+        nodes = ", ".join(f"{n['name']} ({n['gpus']} x {n['model']})" for n in DEMO_SIMULATED_NODES)
+        return f"simulated (no NVIDIA GPU found here): {nodes}"
 
     def stop_leftover_processes(self) -> int:
         """SIGKILL processes this run started that outlived the hub (they carry our run id)."""
@@ -97,4 +104,19 @@ def load_or_create_settings(state_dir: Path) -> DemoSettings:
         path.write_text(json.dumps(stored, indent=2))
         path.chmod(0o600)
     settings.run_id = secrets.token_hex(8)
+    settings.real_gpus = find_real_gpus()
     return settings
+
+
+def find_real_gpus() -> list[dict]:
+    """This machine's NVIDIA cards through the project's one GPU interface; [] without a driver."""
+    try:
+        from hub_ext.gpus import GpuBackendUnavailable, open_backend
+
+        backend = open_backend("nvml")
+    except (ImportError, GpuBackendUnavailable):
+        return []
+    except Exception:  # a broken driver install: the demo still runs, on the simulated pool
+        return []
+    with backend:
+        return [{"index": g.index, "uuid": g.uuid, "model": g.model} for g in backend.list_gpus()]

@@ -84,14 +84,14 @@ class PoolAllocationMixin(LoggingConfigurable):
     def _default_server_pool_url(self):
         return self.pool_url
 
-    pool_api_token = Unicode(
+    pool_token = Unicode(
         help="""API token the spawner uses to talk to the pool service. It acts for users, so it
         needs the ``custom:gpupool:admin`` scope (and ``access:services!service=gpupool``).
         Default: $GPUPOOL_SPAWNER_TOKEN of the hub process.""",
     ).tag(config=True)
 
-    @default("pool_api_token")
-    def _default_pool_api_token(self):
+    @default("pool_token")
+    def _default_pool_token(self):
         import os
 
         return os.environ.get("GPUPOOL_SPAWNER_TOKEN", "")
@@ -166,7 +166,7 @@ class PoolAllocationMixin(LoggingConfigurable):
                 reason="gpupool-config",
                 status_code=500,
             )
-        return AsyncPoolClient(self.pool_url, self.pool_api_token or None, timeout=15.0)
+        return AsyncPoolClient(self.pool_url, self.pool_token or None, timeout=15.0)
 
     def get_state(self):
         state = super().get_state()

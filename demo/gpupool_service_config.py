@@ -1,0 +1,33 @@
+"""Configuration of the demo's gpupool service (``gpupool service --config`` loads it).
+
+The pool is this machine's NVIDIA GPUs where NVML finds any, otherwise a
+simulated DGX-1 + DGX-2 (the seed's cluster). Two teams with 12 guaranteed
+GPUs each; their members come from the hub's groups of the same names.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo.settings import DEMO_ADMIN, DEMO_QUOTAS, DEMO_SIMULATED_NODES  # noqa: E402
+
+state = Path(os.environ["GPUPOOL_DEMO_STATE"])
+c = get_config()  # noqa: F821 - provided by the service when it loads this file
+
+c.GpuPoolService.port = int(os.environ["GPUPOOL_DEMO_SERVICE_PORT"])
+c.GpuPoolService.db_url = f"sqlite:///{state / 'gpupool.sqlite'}"
+c.GpuPoolService.state_dir = str(state / "pool")
+c.GpuPoolService.admin_users = {DEMO_ADMIN}
+
+if os.environ.get("GPUPOOL_DEMO_POOL") == "nvml":
+    c.Inventory.source = "nvml"
+else:
+    c.Inventory.source = "declared"
+    c.Inventory.nodes = DEMO_SIMULATED_NODES
+
+c.Teams.teams = DEMO_QUOTAS
+# A demo shows preemption within seconds, not after half a minute.
+c.JobSupervisor.grace_seconds = 10

@@ -1,0 +1,118 @@
+"""JupyterHub configuration of the demo (started by ``python -m demo``, i.e. ``./dev.sh up``).
+
+Demo users in two teams and an admin log in with shared passwords; notebook
+servers are local processes (no system users needed) that take their GPUs
+from the gpupool service, which this hub manages. Secrets, ports and the kind
+of pool come from ``python -m demo`` through ``GPUPOOL_DEMO_*`` variables, so
+this file holds none.
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parent
+REPO = DEMO.parent
+sys.path.insert(0, str(REPO))
+
+from demo.settings import DEMO_ADMIN, DEMO_TEAMS, RUN_MARKER  # noqa: E402
+from hub_ext.service.auth import CUSTOM_SCOPES  # noqa: E402
+
+env = os.environ
+state = Path(env["GPUPOOL_DEMO_STATE"])
+port = int(env.get("GPUPOOL_DEMO_PORT", "8000"))
+hub_port = int(env["GPUPOOL_DEMO_HUB_PORT"])
+proxy_api_port = int(env["GPUPOOL_DEMO_PROXY_API_PORT"])
+service_port = int(env["GPUPOOL_DEMO_SERVICE_PORT"])
+users = [u for members in DEMO_TEAMS.values() for u in members]
+run_id = env.get(RUN_MARKER, "")
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+
+# ---------------------------------------------------------------- the hub on 127.0.0.1
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = port
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = hub_port
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [env.get("GPUPOOL_DEMO_PROXY", "configurable-http-proxy")]
+c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+# Ctrl-C stops the servers too: the demo leaves nothing running behind it.
+c.JupyterHub.cleanup_servers = True
+
+# ---------------------------------------------------------------- people
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = env["GPUPOOL_DEMO_USER_PASSWORD"]
+c.SharedPasswordAuthenticator.admin_password = env["GPUPOOL_DEMO_ADMIN_PASSWORD"]
+c.Authenticator.admin_users = {DEMO_ADMIN}
+c.Authenticator.allowed_users = set(users)
+# A team is a JupyterHub group of the same name (the service's Teams.groups_are_teams).
+c.JupyterHub.load_groups = {team: {"users": members} for team, members in DEMO_TEAMS.items()}
+
+# ---------------------------------------------------------------- the pool service
+service_url = f"http://127.0.0.1:{service_port}"
+pool_url = f"{service_url}/services/gpupool/"
+c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
+c.JupyterHub.services = [
+    {
+        "name": "gpupool",
+        "url": service_url,
+        "command": [sys.executable, "-m", "hub_ext.cli.main", "service", "--config", str(DEMO / "gpupool_service_config.py")],
+        "environment": {
+            "GPUPOOL_DEMO_STATE": str(state),
+            "GPUPOOL_DEMO_POOL": env.get("GPUPOOL_DEMO_POOL", "simulated"),
+            "GPUPOOL_DEMO_SERVICE_PORT": str(service_port),
+            "PYTHONPATH": str(REPO),
+            # Jobs inherit the service's PATH: `python` and `gpupool` are the demo's.
+            "PATH": env.get("PATH", ""),
+            RUN_MARKER: run_id,
+        },
+        "cwd": str(state),
+        "oauth_no_confirm": True,
+        "display": True,
+    },
+    {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},
+]
+c.JupyterHub.load_roles = [
+    {"name": "gpupool-user", "groups": list(DEMO_TEAMS), "scopes": ["custom:gpupool:use", "access:services!service=gpupool"]},
+    {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
+    {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
+    {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users"]},
+]
+
+# ---------------------------------------------------------------- notebook servers
+c.JupyterHub.spawner_class = "spawner.local.SimpleGpuLocalProcessSpawner"
+homes = state / "homes"
+c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
+c.PoolAllocationMixin.pool_url = pool_url
+c.PoolAllocationMixin.pool_token = env["GPUPOOL_DEMO_SPAWNER_TOKEN"]
+c.PoolAllocationMixin.max_whole_gpus = 8
+c.PoolAllocationMixin.gpu_fractions = [0.25, 0.5]
+c.Spawner.default_url = "/lab"
+c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+c.Spawner.environment = {
+    "PATH": env.get("PATH", ""),
+    "PYTHONPATH": str(REPO),
+    RUN_MARKER: run_id,
+}
+# The server's own token drives `gpupool` in its terminals (JupyterHub keeps only what the user holds).
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    "custom:gpupool:use",
+    "access:services!service=gpupool",
+]
+c.Spawner.poll_interval = 10
+
+# Each demo user finds the example training script in their home.
+for user in users + [DEMO_ADMIN]:
+    examples = homes / user / "examples"
+    examples.mkdir(parents=True, exist_ok=True)
+    target = examples / "train.py"
+    source = REPO / "examples" / "train.py"
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
