@@ -47,18 +47,23 @@ def write_kubeconfig(path: Path, server: str) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def offline_kubeconfig(tmp_path_factory):
     """A kube config for a cluster that is not there (KubeSpawner reads one in its constructor)."""
+    from kubernetes_asyncio.config import kube_config
+
     path = write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", f"http://127.0.0.1:{free_port()}")
-    old = os.environ.get("KUBECONFIG")
+    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
     os.environ["KUBECONFIG"] = str(path)
     # Never the in-cluster config of a machine that happens to run in a pod.
-    old_host = os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    # kubernetes_asyncio reads $KUBECONFIG once, when it is first imported.
+    saved_default = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
     yield path
-    if old is None:
-        os.environ.pop("KUBECONFIG", None)
-    else:
-        os.environ["KUBECONFIG"] = old
-    if old_host is not None:
-        os.environ["KUBERNETES_SERVICE_HOST"] = old_host
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_default
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
