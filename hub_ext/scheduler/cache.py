@@ -1,0 +1,206 @@
+"""The stateful scheduler: an indexed snapshot kept up to date by events.
+
+``Scheduler`` holds what a cycle needs, indexed: free capacity per node and
+view (capacity.py), usage per team and user, each team's queue as sorted
+per-user lists and one list in submit order. Events update it in
+O(log n) (plus a short list shift); a cycle then costs what the decisions
+cost, not what the whole snapshot costs.
+
+``Scheduler(...).cycle(now)`` returns exactly what ``schedule(snapshot)``
+returns for the same state (``schedule`` builds a Scheduler from the
+snapshot); both are pure: a cycle changes nothing until the caller applies
+its decisions.
+
+Applying decisions (the contract for callers):
+1. preemptions and shrinking resizes first: the preempted workload stops and
+   returns to pending with its original ``submitted_at``; a shrunk job keeps
+   the GPUs in its new allocation and releases the others;
+2. then starts and growing resizes. Starts in the same Decisions may use
+   GPUs released in step 1.
+``Scheduler.apply(decisions)`` does exactly this to the scheduler's own
+state; a caller that runs real processes reports each change with the event
+methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
+"""
+
+from __future__ import annotations
+
+from .capacity import Capacity
+from .cycle import run_cycle
+from .elastic import smallest_size
+from .fairshare import protection_key, team_of
+from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, Workload
+from .ordering import TeamQueue, fifo_key, sorted_add, sorted_remove
+from .placement import view_key
+
+
+class Scheduler:
+    def __init__(self, pool: Pool, teams: dict[str, Team] | None = None, config: SchedulerConfig | None = None):
+        self.pool = pool
+        self.teams: dict[str, Team] = dict(teams or {})
+        self.config = config or SchedulerConfig()
+        self.capacity = Capacity(pool)
+        self.pending: dict[str, Workload] = {}
+        self.queues: dict[str, TeamQueue] = {}
+        self.fifo: list[Workload] = []
+        self.running: dict[str, Running] = {}
+        self.team_running: dict[str, dict[str, Running]] = {}
+        self.elastic_running: set[str] = set()
+        self.usage: dict[str, float] = {}
+        self.user_usage: dict[tuple[str, str], float] = {}
+        self._ranked: dict[str, list[Running]] = {}
+        self._demand: dict[str, dict] = {}
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
+        s = cls(snap.pool, snap.teams, snap.config)
+        for r in snap.running:
+            s.started(r.workload, r.allocation)
+        for w in snap.pending:
+            s.submit(w)
+        return s
+
+    def snapshot(self, now: float) -> Snapshot:
+        return Snapshot(
+            pool=self.pool,
+            teams=dict(self.teams),
+            running=tuple(self.running[k] for k in sorted(self.running)),
+            pending=tuple(self.fifo),
+            now=now,
+            config=self.config,
+        )
+
+    # ------------------------------------------------------------ events
+
+    def submit(self, w: Workload) -> None:
+        """A workload joins the queue (new, or back after a preemption)."""
+        if w.id in self.pending or w.id in self.running:
+            raise ValueError(f"workload {w.id} is already known to the scheduler")
+        self.pending[w.id] = w
+        self.queues.setdefault(w.team, TeamQueue()).add(w)
+        sorted_add(self.fifo, w, fifo_key)
+        self.capacity.view(view_key(w))
+        self._demand.pop(w.team, None)
+
+    def cancel(self, workload_id: str) -> Workload | None:
+        """A pending workload leaves the queue (cancelled, or started)."""
+        w = self.pending.pop(workload_id, None)
+        if w is None:
+            return None
+        q = self.queues[w.team]
+        q.remove(w)
+        if not q.count:
+            del self.queues[w.team]
+        sorted_remove(self.fifo, w, fifo_key)
+        self._demand.pop(w.team, None)
+        return w
+
+    def started(self, w: Workload, allocation: Allocation) -> None:
+        """A workload now holds ``allocation`` (leaves the queue if it was in it)."""
+        self.cancel(w.id)
+        if w.id in self.running:
+            raise ValueError(f"workload {w.id} is already running")
+        r = Running(w, allocation)
+        self.running[w.id] = r
+        self.team_running.setdefault(w.team, {})[w.id] = r
+        self._ranked.pop(w.team, None)
+        if w.is_elastic:
+            self.elastic_running.add(w.id)
+        self.capacity.view(view_key(w))
+        self.capacity.take_shares(allocation.shares)
+        self._use(w, allocation.gpus)
+
+    def finished(self, workload_id: str) -> Running | None:
+        """A running workload stopped (ended, failed, stopped or preempted)."""
+        r = self.running.pop(workload_id, None)
+        if r is None:
+            return None
+        w = r.workload
+        tr = self.team_running[w.team]
+        del tr[workload_id]
+        if not tr:
+            del self.team_running[w.team]
+        self._ranked.pop(w.team, None)
+        self.elastic_running.discard(workload_id)
+        self.capacity.give_shares(r.allocation.shares)
+        self._use(w, -r.allocation.gpus)
+        return r
+
+    def resized(self, workload_id: str, allocation: Allocation) -> None:
+        r = self.finished(workload_id)
+        if r is None:
+            raise KeyError(workload_id)
+        self.started(r.workload, allocation)
+
+    def set_team(self, team: Team) -> None:
+        self.teams[team.name] = team
+        self._ranked.pop(team.name, None)
+
+    def set_config(self, config: SchedulerConfig) -> None:
+        self.config = config
+
+    def apply(self, decisions: Decisions) -> None:
+        """Apply decisions in the contract's order, as a caller would."""
+        for p in decisions.preemptions:
+            r = self.finished(p.workload_id)
+            if r is not None:
+                self.submit(r.workload)
+        grows = []
+        for rz in decisions.resizes:
+            if rz.allocation.gpus < self.running[rz.workload_id].allocation.gpus - EPSILON:
+                self.resized(rz.workload_id, rz.allocation)
+            else:
+                grows.append(rz)
+        for s in decisions.starts:
+            self.started(self.pending[s.workload_id], s.allocation)
+        for rz in grows:
+            self.resized(rz.workload_id, rz.allocation)
+
+    # ------------------------------------------------------------ the cycle
+
+    def cycle(self, now: float) -> Decisions:
+        return run_cycle(self, now)
+
+    # ------------------------------------------------------------ queries for the cycle
+
+    def _use(self, w: Workload, gpus: float) -> None:
+        self.usage[w.team] = self.usage.get(w.team, 0.0) + gpus
+        key = (w.team, w.user)
+        self.user_usage[key] = self.user_usage.get(key, 0.0) + gpus
+        if abs(self.usage[w.team]) < EPSILON:
+            del self.usage[w.team]
+        if abs(self.user_usage[key]) < EPSILON:
+            del self.user_usage[key]
+
+    def ranked(self, team: str) -> list[Running]:
+        """A team's running work, most protected first (fairshare.protection_key)."""
+        r = self._ranked.get(team)
+        if r is None:
+            r = self._ranked[team] = sorted(self.team_running.get(team, {}).values(), key=protection_key)
+        return r
+
+    def any_over_quota(self, gone: set[str]) -> bool:
+        """Could a quota reclaim find a victim at all?"""
+        for name, rs in self.team_running.items():
+            used = self.usage.get(name, 0.0) - sum(rs[w].allocation.gpus for w in gone if w in rs)
+            if used > team_of(self.teams, name).quota + EPSILON:
+                return True
+        return False
+
+    def demand(self, team: str) -> dict:
+        """Per view: (smallest size, smallest whole gang, any fractions) of a team's queue."""
+        d = self._demand.get(team)
+        if d is None:
+            d = {}
+            q = self.queues.get(team)
+            for lst in (q.users.values() if q else ()):
+                for w in lst:
+                    vk = view_key(w)
+                    g = smallest_size(w)
+                    least, whole, frac = d.get(vk, (float("inf"), None, False))
+                    if w.is_fraction:
+                        frac = True
+                    else:
+                        whole = g if whole is None else min(whole, g)
+                    d[vk] = (min(least, g), whole, frac)
+            self._demand[team] = d
+        return d

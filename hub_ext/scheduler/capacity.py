@@ -1,0 +1,247 @@
+"""Free capacity of the pool, indexed so that placement never scans the pool.
+
+Every GPU has a free fraction (1.0 = untouched card) and free memory. A
+*view* is the part of the pool a workload may use (all GPUs, or only a GPU
+model / a minimum card memory); for each view the index keeps, per node, the
+number of untouched eligible cards and buckets nodes by that number, plus the
+set of partly used eligible cards. Placement asks "the smallest node with at
+least k free cards" in O(GPUs per node), whatever the pool's size.
+
+Changes can be journalled and rolled back: a scheduling cycle tries its
+decisions on the live index and undoes them at the end, because the caller,
+not the core, applies decisions.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from .model import EPSILON, GpuShare, Pool
+
+ViewKey = tuple  # (gpu_model or None, min_gpu_memory_mib or None)
+ALL: ViewKey = (None, None)
+
+
+class View:
+    """The cards one kind of request may use, bucketed by node."""
+
+    __slots__ = ("key", "classes", "node_free", "node_total", "buckets", "partial", "free_total", "totals_desc")
+
+    def __init__(self, key: ViewKey, classes: frozenset, n_nodes: int, max_per_node: int):
+        self.key = key
+        self.classes = classes
+        self.node_free = [0] * n_nodes  # untouched eligible cards per node
+        self.node_total = [0] * n_nodes  # eligible cards per schedulable node
+        # buckets[k]: sorted node indexes with exactly k untouched eligible cards (k >= 1)
+        self.buckets: list[list[int]] = [[] for _ in range(max_per_node + 1)]
+        self.partial: set[int] = set()  # partly used eligible cards (GPU ids)
+        self.free_total = 0
+        self.totals_desc: list[int] = []  # eligible cards per node, largest first
+
+    def largest_block(self) -> int:
+        for k in range(len(self.buckets) - 1, 0, -1):
+            if self.buckets[k]:
+                return k
+        return 0
+
+    def largest_blocks(self, n: int) -> list[int]:
+        """Free counts of the ``n`` nodes with most untouched cards."""
+        out: list[int] = []
+        for k in range(len(self.buckets) - 1, 0, -1):
+            for _ in self.buckets[k]:
+                out.append(k)
+                if len(out) >= n:
+                    return out
+        return out
+
+    def nodes_needed(self, gpus: int) -> int | None:
+        """Fewest nodes that could ever hold ``gpus`` cards; None if the pool is too small."""
+        total = 0
+        for i, t in enumerate(self.totals_desc):
+            total += t
+            if total >= gpus:
+                return i + 1
+        return None
+
+
+class Capacity:
+    def __init__(self, pool: Pool):
+        self.pool = pool
+        self.node_names: list[str] = []
+        self.node_index: dict[str, int] = {}
+        self.schedulable: list[bool] = []
+        self.node_gpus: list[list[int]] = []
+        self.gpu_node: list[int] = []
+        self.gpu_uuid: list[str] = []
+        self.gpu_index: list[int] = []
+        self.gpu_model: list[str] = []
+        self.gpu_class: list[int] = []
+        self.gpu_mem: list[int] = []
+        self.free_frac: list[float] = []
+        self.free_mem: list[float] = []
+        self.gpu_by_uuid: dict[str, int] = {}
+        self.classes: list[tuple[str, int]] = []
+        class_ids: dict[tuple[str, int], int] = {}
+        for n, node in enumerate(pool.nodes):
+            self.node_names.append(node.name)
+            self.node_index[node.name] = n
+            self.schedulable.append(node.schedulable)
+            ids = []
+            for gpu in node.gpus:
+                g = len(self.gpu_node)
+                cls = class_ids.setdefault((gpu.model, gpu.memory_mib), len(class_ids))
+                if cls == len(self.classes):
+                    self.classes.append((gpu.model, gpu.memory_mib))
+                self.gpu_node.append(n)
+                self.gpu_uuid.append(gpu.uuid)
+                self.gpu_index.append(gpu.index)
+                self.gpu_model.append(gpu.model)
+                self.gpu_class.append(cls)
+                self.gpu_mem.append(gpu.memory_mib)
+                self.free_frac.append(1.0)
+                self.free_mem.append(float(gpu.memory_mib))
+                self.gpu_by_uuid[gpu.uuid] = g
+                ids.append(g)
+            self.node_gpus.append(ids)
+        self.max_per_node = max((len(x) for x in self.node_gpus), default=0)
+        self.views: dict[ViewKey, View] = {}
+        self.class_views: list[list[View]] = [[] for _ in self.classes]
+        self.journal: list[tuple[int, float, float]] | None = None
+        self.view(ALL)
+
+    # ------------------------------------------------------------ views
+
+    def view(self, key: ViewKey) -> View:
+        v = self.views.get(key)
+        if v is None:
+            model, min_mem = key
+            classes = frozenset(
+                c for c, (m, mem) in enumerate(self.classes) if (model is None or m == model) and (min_mem is None or mem >= min_mem)
+            )
+            v = View(key, classes, len(self.node_names), self.max_per_node)
+            for n, ids in enumerate(self.node_gpus):
+                if not self.schedulable[n]:
+                    continue
+                for g in ids:
+                    if self.gpu_class[g] in classes:
+                        v.node_total[n] += 1
+                        self._enter(v, g)
+            v.totals_desc = sorted((t for t in v.node_total if t), reverse=True)
+            self.views[key] = v
+            for c in classes:
+                self.class_views[c].append(v)
+        return v
+
+    @staticmethod
+    def _state(frac: float) -> int:
+        if frac >= 1.0 - EPSILON:
+            return 2  # untouched
+        if frac > EPSILON:
+            return 1  # partly used
+        return 0  # full
+
+    def _enter(self, v: View, g: int) -> None:
+        st = self._state(self.free_frac[g])
+        if st == 2:
+            n = self.gpu_node[g]
+            k = v.node_free[n]
+            if k:
+                b = v.buckets[k]
+                del b[bisect_left(b, n)]
+            v.node_free[n] = k + 1
+            insort(v.buckets[k + 1], n)
+            v.free_total += 1
+        elif st == 1:
+            v.partial.add(g)
+
+    def _leave(self, v: View, g: int) -> None:
+        st = self._state(self.free_frac[g])
+        if st == 2:
+            n = self.gpu_node[g]
+            k = v.node_free[n]
+            b = v.buckets[k]
+            del b[bisect_left(b, n)]
+            v.node_free[n] = k - 1
+            if k > 1:
+                insort(v.buckets[k - 1], n)
+            v.free_total -= 1
+        elif st == 1:
+            v.partial.discard(g)
+
+    # ------------------------------------------------------------ changes
+
+    def _set(self, g: int, frac: float, mem: float) -> None:
+        if frac > 1.0 - EPSILON:
+            frac = 1.0
+        elif frac < EPSILON:
+            frac = 0.0
+        old = self._state(self.free_frac[g])
+        new = self._state(frac)
+        views = self.class_views[self.gpu_class[g]] if self.schedulable[self.gpu_node[g]] else ()
+        if views and (old != new or old == 1):
+            for v in views:
+                self._leave(v, g)
+            self.free_frac[g] = frac
+            self.free_mem[g] = mem
+            for v in views:
+                self._enter(v, g)
+        else:
+            self.free_frac[g] = frac
+            self.free_mem[g] = mem
+
+    def take(self, g: int, frac: float, mem: float) -> None:
+        self._set(g, self.free_frac[g] - frac, self.free_mem[g] - mem)
+        if self.journal is not None:
+            self.journal.append((g, frac, mem))
+
+    def give(self, g: int, frac: float, mem: float) -> None:
+        self._set(g, self.free_frac[g] + frac, self.free_mem[g] + mem)
+        if self.journal is not None:
+            self.journal.append((g, -frac, -mem))
+
+    def begin(self) -> None:
+        self.journal = []
+
+    def rollback(self) -> None:
+        journal, self.journal = self.journal or [], None
+        for g, frac, mem in reversed(journal):
+            self._set(g, self.free_frac[g] + frac, self.free_mem[g] + mem)
+
+    # ------------------------------------------------------------ shares
+
+    def share_gpu(self, share: GpuShare) -> int | None:
+        """The GPU id a share names, or None when the pool no longer has it."""
+        g = self.gpu_by_uuid.get(share.gpu_uuid)
+        if g is None or self.node_names[self.gpu_node[g]] != share.node:
+            return None
+        return g
+
+    def share_amounts(self, g: int, share: GpuShare) -> tuple[float, float]:
+        if share.fraction >= 1.0 - EPSILON:
+            return 1.0, float(self.gpu_mem[g])
+        mem = share.memory_mib if share.memory_mib is not None else share.fraction * self.gpu_mem[g]
+        return share.fraction, float(mem)
+
+    def take_shares(self, shares) -> None:
+        for s in shares:
+            g = self.share_gpu(s)
+            if g is not None:
+                frac, mem = self.share_amounts(g, s)
+                self.take(g, frac, mem)
+
+    def give_shares(self, shares) -> None:
+        for s in shares:
+            g = self.share_gpu(s)
+            if g is not None:
+                frac, mem = self.share_amounts(g, s)
+                self.give(g, frac, mem)
+
+    def whole_share(self, g: int) -> GpuShare:
+        return GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
+
+    def free_cards_on(self, v: View, n: int) -> list[int]:
+        """Untouched eligible cards on node ``n``, lowest index first."""
+        classes = v.classes
+        ff = self.free_frac
+        gc = self.gpu_class
+        return [g for g in self.node_gpus[n] if ff[g] >= 1.0 - EPSILON and gc[g] in classes]

@@ -1,0 +1,258 @@
+"""One scheduling cycle: compose the decision modules.
+
+Order of work in a cycle (``ordering="fair"``):
+
+1. Starving workloads (pending longer than ``reservation_after_s``), oldest
+   first: start if they fit (shrinking/preempting as below), else reserve
+   capacity for them (reservation.py).
+2. Everyone else in fair order (ordering.py): a workload first passes its
+   team's check (fairshare.py: limit, quota, borrowing), then placement
+   (placement.py); if it does not fit, room is made by taking back lent
+   elastic GPUs and, for work within its team's quota, by shrinking then
+   preempting other teams' over-quota work (preemption.py). Otherwise it is
+   skipped and later work may start (backfill).
+3. Elastic jobs grow into the GPUs still idle (elastic.py).
+
+``ordering="fifo"``: strict first come, first served. Workloads are taken in
+submit order and the first that cannot start stops the cycle: nothing
+overtakes it (no backfill, hence no reservations either). Shrinking and
+preemption still apply when switched on.
+
+The cycle works on the scheduler's live index and undoes everything at the
+end: the caller applies the decisions (see cache.py for the contract).
+Reasons for pending work are computed only when read (reasons.py).
+"""
+
+from __future__ import annotations
+
+from . import elastic, preemption, reservation
+from .fairshare import OK, check, team_of
+from .model import EPSILON, Allocation, Decisions, GpuShare, Resize, Start, Workload
+from .ordering import FairCursor
+from .placement import place_fraction, place_whole, view_key
+from .reasons import EndState, LazyPending, is_valid
+
+
+class Cycle:
+    def __init__(self, st, now: float):
+        self.st = st
+        self.now = now
+        self.cap = st.capacity
+        self.config = st.config
+        self.usage = dict(st.usage)
+        self.user_usage = dict(st.user_usage)
+        self.starts: list[Start] = []
+        self.preempts = []
+        self.started: set[str] = set()
+        self.gone: set[str] = set()  # preempted in this cycle
+        self.current: dict[str, list[GpuShare]] = {}  # elastic jobs' shares as resized in this cycle
+        self.resize_reason: dict[str, str] = {}
+        self.reservations: dict = {}
+        self.starving_first: list[Workload] = []
+        self.fifo_blocker: Workload | None = None
+        self.cursor: FairCursor | None = None
+        self.whole_fail: dict[tuple, float] = {}  # view key -> smallest gang that did not fit
+        self.room_fail: dict[tuple, float] = {}  # (team, view key, entitled) -> smallest that found no room
+        self.view_key = view_key
+        self._room: bool | None = None  # could shrinking/preempting make room at all?
+
+    # ------------------------------------------------------------ helpers for the decision modules
+
+    def shares_of(self, wid: str) -> list[GpuShare]:
+        cur = self.current.get(wid)
+        if cur is None:
+            cur = self.current[wid] = list(self.st.running[wid].allocation.shares)
+        return cur
+
+    def current_gpus(self, wid: str) -> float:
+        if wid in self.current:
+            return sum(s.fraction for s in self.current[wid])
+        return self.st.running[wid].allocation.gpus
+
+    def add_usage(self, team: str, user: str, gpus: float) -> None:
+        self.usage[team] = self.usage.get(team, 0.0) + gpus
+        self.user_usage[(team, user)] = self.user_usage.get((team, user), 0.0) + gpus
+
+    def usage_changed(self, team: str) -> None:
+        self._room = None
+        self.whole_fail.clear()
+        self.room_fail.clear()
+        if self.cursor is not None:
+            self.cursor.usage_changed(team)
+
+    def try_place(self, w: Workload, v, gpus: float):
+        if w.is_fraction:
+            return place_fraction(self.cap, v, w)
+        return place_whole(self.cap, v, int(gpus))
+
+    def _place(self, w: Workload, v, gpus: float):
+        if w.is_fraction:
+            if v.free_total == 0 and not v.partial:
+                return None
+            return place_fraction(self.cap, v, w)
+        if gpus >= self.whole_fail.get(v.key, float("inf")):
+            return None
+        placed = place_whole(self.cap, v, int(gpus))
+        if placed is None:
+            self.whole_fail[v.key] = gpus
+        return placed
+
+    # ------------------------------------------------------------ one workload
+
+    def try_start(self, w: Workload, starving: bool = False) -> bool:
+        """Start ``w`` if its team may and it fits (making room if allowed)."""
+        if not is_valid(w):
+            return False
+        team = team_of(self.st.teams, w.team)
+        usage = self.usage.get(w.team, 0.0)
+        sizes = []
+        for g in elastic.start_sizes(w):
+            code, over = check(team, usage, g, w, self.config)
+            if code == OK:
+                sizes.append((g, over))
+        if not sizes:
+            return False
+        v = self.cap.view(view_key(w))
+        for g, over in sizes:
+            placed = self._place(w, v, g)
+            if placed is not None:
+                self._start(w, g, over, placed, starving)
+                return True
+        for g, over in sizes:
+            key = (w.team, v.key, not over)
+            if g >= self.room_fail.get(key, float("inf")):
+                continue
+            placed = preemption.make_room(self, w, v, g, entitled=not over)
+            if placed is not None:
+                self.whole_fail.clear()
+                self._start(w, g, over, placed, starving)
+                return True
+            self.room_fail[key] = g
+        if starving and not w.is_fraction:
+            g, over = sizes[-1]
+            reservation.reserve(self, w, v, int(g), hard=not over)
+        return False
+
+    def _start(self, w: Workload, gpus: float, over: bool, placed, starving: bool) -> None:
+        cap = self.cap
+        if w.is_fraction:
+            g, mem = placed
+            cap.take(g, w.gpus, mem)
+            shares = (GpuShare(cap.node_names[cap.gpu_node[g]], cap.gpu_uuid[g], w.gpus, int(round(mem))),)
+        else:
+            shares = []
+            for g in placed:
+                cap.take(g, 1.0, float(cap.gpu_mem[g]))
+                shares.append(cap.whole_share(g))
+            shares = tuple(shares)
+        self.add_usage(w.team, w.user, gpus)
+        self.started.add(w.id)
+        team = team_of(self.st.teams, w.team)
+        from .preemption import fmt
+
+        if over:
+            borrowed = min(gpus, self.usage[w.team] - team.quota)
+            reason = f"borrowed {fmt(borrowed)} idle GPU{'s' if borrowed != 1 else ''} beyond team {w.team}'s quota of {fmt(team.quota)} (preemptible)"
+        else:
+            reason = f"within team {w.team}'s quota of {fmt(team.quota)}"
+        if starving:
+            reason += f"; waited longer than {fmt(self.config.reservation_after_s)} s, so it went first"
+        elif self.reservations:
+            reason += "; backfilled around a reservation"
+        if w.is_elastic and gpus < w.gpus - EPSILON:
+            reason += f"; elastic: started with {fmt(gpus)} of the {fmt(w.gpus)} GPUs asked"
+        self.starts.append(Start(workload_id=w.id, allocation=Allocation(w.id, shares, self.now), reason=reason, over_quota=over))
+
+    # ------------------------------------------------------------ the whole cycle
+
+    def nothing_can_start(self) -> bool:
+        """No free capacity and no way to make any: the rest only needs reasons."""
+        v = self.cap.view((None, None))
+        if v.free_total or v.partial:
+            return False
+        if self._room is None:
+            self._room = self._room_possible()
+        return not self._room and not any(not r.hard for r in self.reservations.values())
+
+    def _room_possible(self) -> bool:
+        st = self.st
+        for wid in st.elastic_running:
+            if wid not in self.gone and elastic.growth_gpus(st.running[wid].workload, len(self.shares_of(wid))):
+                return True
+        return self.config.preemption and st.any_over_quota(self.gone)
+
+    def team_hopeless(self, team_name: str) -> bool:
+        """Nothing left in this team's queue can start in this cycle."""
+        team = team_of(self.st.teams, team_name)
+        usage = self.usage.get(team_name, 0.0)
+        demand = self.st.demand(team_name)
+        smallest = min(d[0] for d in demand.values())
+        if team.limit is not None and usage + smallest > team.limit + EPSILON:
+            return True
+        within = usage + smallest <= team.quota + EPSILON
+        if not within and not self.config.borrowing:
+            return True
+        room = not self.nothing_can_start()
+        inf = float("inf")
+        for vk, (least, least_whole, has_fraction) in demand.items():
+            v = self.cap.view(vk)
+            if has_fraction and (v.free_total or v.partial):
+                return False
+            if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
+                return False
+            if room and least < self.room_fail.get((team_name, vk, usage + least <= team.quota + EPSILON), inf):
+                return False
+        return True
+
+    def run(self) -> Decisions:
+        st = self.st
+        cfg = self.config
+        self.cap.begin()
+        try:
+            if cfg.ordering == "fifo":
+                for w in st.fifo:
+                    if self.nothing_can_start() or not self.try_start(w):
+                        self.fifo_blocker = w
+                        break
+            else:
+                for w in reservation.starving(st.fifo, self.now, cfg.reservation_after_s):
+                    if self.nothing_can_start():
+                        break
+                    self.starving_first.append(w)
+                    self.try_start(w, starving=True)
+                self._fair_loop()
+            if cfg.elastic and st.elastic_running:
+                elastic.grow(self)
+            end = EndState.capture(self)
+        finally:
+            self.cap.rollback()
+        resizes = []
+        for wid in sorted(self.resize_reason):
+            if wid in self.gone:
+                continue
+            shares = tuple(self.current[wid])
+            if shares == st.running[wid].allocation.shares:
+                continue
+            old = st.running[wid].allocation
+            resizes.append(Resize(workload_id=wid, allocation=Allocation(wid, shares, old.started_at), reason=self.resize_reason[wid]))
+        return Decisions(starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end))
+
+    def _fair_loop(self) -> None:
+        st = self.st
+        queues = {t: q.users for t, q in st.queues.items() if q.count}
+        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip={w.id for w in self.starving_first})
+        while True:
+            if self.nothing_can_start():
+                return
+            pick = cur.next()
+            if pick is None:
+                return
+            _, w = pick
+            if not self.try_start(w) and self.team_hopeless(w.team):
+                cur.drop(w.team)
+                continue
+            cur.done_with(w.team)
+
+
+def run_cycle(st, now: float) -> Decisions:
+    return Cycle(st, now).run()

@@ -1,0 +1,89 @@
+"""Elastic jobs: start smaller when needed, grow into idle GPUs, shrink first.
+
+* An elastic job (min_gpus..max_gpus) starts with the GPUs it asked for when
+  they fit, else with the most that fit, down to min_gpus.
+* At the end of a cycle, GPUs nobody pending could use are idle: elastic
+  jobs grow into them one GPU at a time, the job of the team with the lowest
+  share first (same share rule as fairshare.team_share), up to max_gpus and
+  within the team's limit (beyond quota only when borrowing is on). A job
+  grows on its own nodes first.
+* GPUs beyond what a job asked for are lent: any pending workload that may
+  start takes them back by shrinking the job, before anything else happens.
+  Shrinking further, down to min_gpus, is a quota reclaim and comes before
+  any workload is preempted (see preemption.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from .fairshare import OK, check, team_of, team_share
+from .model import EPSILON, Workload
+
+
+def start_sizes(w: Workload) -> list[float]:
+    """Sizes to try, preferred first."""
+    if not w.is_elastic:
+        return [w.gpus]
+    asked = int(min(max(w.gpus, w.min_gpus), w.max_gpus))
+    return [float(g) for g in range(asked, w.min_gpus - 1, -1)]
+
+
+def smallest_size(w: Workload) -> float:
+    return float(w.min_gpus) if w.is_elastic else w.gpus
+
+
+def growth_gpus(w: Workload, held: int) -> int:
+    """GPUs an elastic job holds beyond what it asked for (lent to it)."""
+    return max(0, held - int(w.gpus))
+
+
+def grow(cycle) -> None:
+    """Give idle whole GPUs to running elastic jobs, fairly between teams."""
+    st = cycle.st
+    cap = cycle.cap
+    cfg = st.config
+    heap = []
+    for wid in sorted(st.elastic_running):
+        if wid in cycle.gone:
+            continue
+        r = st.running[wid]
+        w = r.workload
+        held = cycle.current_gpus(wid)
+        if held >= w.max_gpus or cap.view(cycle.view_key(w)).free_total == 0:
+            continue
+        share = team_share(team_of(st.teams, w.team), cycle.usage.get(w.team, 0.0))
+        heapq.heappush(heap, (share, r.allocation.started_at, wid))
+    while heap:
+        _, started, wid = heapq.heappop(heap)
+        r = st.running[wid]
+        w = r.workload
+        team = team_of(st.teams, w.team)
+        usage = cycle.usage.get(w.team, 0.0)
+        code, _ = check(team, usage, 1.0, w, cfg)
+        if code != OK:
+            continue
+        v = cap.view(cycle.view_key(w))
+        if v.free_total == 0:
+            continue
+        g = _grow_card(cycle, v, wid)
+        if g is None:
+            continue
+        cap.take(g, 1.0, float(cap.gpu_mem[g]))
+        cycle.shares_of(wid).append(cap.whole_share(g))
+        cycle.add_usage(w.team, w.user, 1.0)
+        cycle.resize_reason[wid] = "grew into idle GPUs"
+        if cycle.current_gpus(wid) < w.max_gpus - EPSILON:
+            heapq.heappush(heap, (team_share(team, cycle.usage[w.team]), started, wid))
+
+
+def _grow_card(cycle, v, wid: str) -> int | None:
+    cap = cycle.cap
+    mine = sorted({cap.node_index[s.node] for s in cycle.shares_of(wid) if s.node in cap.node_index})
+    for n in mine:
+        if v.node_free[n]:
+            return cap.free_cards_on(v, n)[0]
+    for k in range(1, len(v.buckets)):
+        if v.buckets[k]:
+            return cap.free_cards_on(v, v.buckets[k][0])[0]
+    return None

@@ -1,0 +1,168 @@
+"""Queue order: who is offered GPUs next.
+
+``fair`` (the default): teams take turns lowest share first (see
+fairshare.team_share); inside a team the highest priority goes first, then
+the user using the fewest GPUs, then the earliest submitted.
+
+``fifo``: one queue in submit order, nothing overtakes (see cycle.py).
+
+Both are kept as sorted lists that events update in place, so a cycle never
+sorts the whole queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+
+from .fairshare import team_of, team_share
+from .model import Team, Workload
+
+
+def queue_key(w: Workload) -> tuple:
+    return (-w.priority, w.submitted_at, w.id)
+
+
+def fifo_key(w: Workload) -> tuple:
+    return (w.submitted_at, w.id)
+
+
+def sorted_add(lst: list, w: Workload, key) -> None:
+    insort(lst, w, key=key)
+
+
+def sorted_remove(lst: list, w: Workload, key) -> None:
+    i = bisect_left(lst, key(w), key=key)
+    while i < len(lst) and lst[i].id != w.id:
+        i += 1
+    if i < len(lst):
+        del lst[i]
+
+
+class TeamQueue:
+    """One team's pending workloads, one sorted list per user."""
+
+    __slots__ = ("users", "count")
+
+    def __init__(self):
+        self.users: dict[str, list[Workload]] = {}
+        self.count = 0
+
+    def add(self, w: Workload) -> None:
+        sorted_add(self.users.setdefault(w.user, []), w, queue_key)
+        self.count += 1
+
+    def remove(self, w: Workload) -> None:
+        lst = self.users.get(w.user)
+        if lst is None:
+            return
+        n = len(lst)
+        sorted_remove(lst, w, queue_key)
+        if len(lst) < n:
+            self.count -= 1
+        if not lst:
+            del self.users[w.user]
+
+    def frozen(self) -> dict[str, list[Workload]]:
+        return {u: list(lst) for u, lst in self.users.items()}
+
+
+class FairCursor:
+    """Walks the fair order; the caller says which picks were admitted.
+
+    A pick changes the order only when it is admitted (its team's and its
+    user's usage grow). Usage may also drop (a preemption), so team keys
+    are versioned and stale heap entries skipped.
+    """
+
+    def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip: set[str] | None = None):
+        self.queues = queues
+        self.teams = teams
+        self.usage = usage
+        self.user_usage = user_usage
+        self.skip = skip or set()
+        self.cursors: dict[tuple[str, str], int] = {}
+        self.version: dict[str, int] = {}
+        self.heap: list = []
+        self.dropped: set[str] = set()
+        for name in sorted(queues):
+            self._push(name)
+
+    def _head(self, team: str, user: str) -> Workload | None:
+        lst = self.queues[team][user]
+        i = self.cursors.get((team, user), 0)
+        while i < len(lst) and lst[i].id in self.skip:
+            i += 1
+        self.cursors[(team, user)] = i
+        return lst[i] if i < len(lst) else None
+
+    def _pick_user(self, team: str) -> tuple[str, Workload] | None:
+        best = None
+        best_key = None
+        uu = self.user_usage
+        for user in self.queues[team]:
+            w = self._head(team, user)
+            if w is None:
+                continue
+            key = (-w.priority, uu.get((team, user), 0.0), w.submitted_at, w.id)
+            if best_key is None or key < best_key:
+                best, best_key = (user, w), key
+        return best
+
+    def _push(self, team: str) -> None:
+        if team in self.dropped:
+            return
+        pick = self._pick_user(team)
+        if pick is None:
+            return
+        v = self.version.get(team, 0) + 1
+        self.version[team] = v
+        share = team_share(team_of(self.teams, team), self.usage.get(team, 0.0))
+        heapq.heappush(self.heap, (share, pick[1].submitted_at, team, v))
+
+    def next(self) -> tuple[str, Workload] | None:
+        """The next (user, workload) in fair order, or None when all are seen."""
+        while self.heap:
+            _, _, team, v = heapq.heappop(self.heap)
+            if v != self.version.get(team) or team in self.dropped:
+                continue
+            pick = self._pick_user(team)
+            if pick is None:
+                continue
+            user, w = pick
+            self.cursors[(team, user)] += 1
+            return user, w
+        return None
+
+    def done_with(self, team: str) -> None:
+        """Put the last pick's team back in line (after its usage was updated)."""
+        self._push(team)
+
+    def usage_changed(self, team: str) -> None:
+        """Another team's usage changed (preemption): re-key it if it waits."""
+        if team in self.queues and team in self.version and team not in self.dropped:
+            self._push(team)
+
+    def drop(self, team: str) -> None:
+        self.dropped.add(team)
+
+
+def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> list[Workload]:
+    """The whole pending queue in the order GPUs would be offered.
+
+    ``first`` (starving workloads, oldest first) go ahead; the rest follow in
+    fair order, each pick counted as if it started.
+    """
+    seen = {w.id for w in first}
+    out = list(first)
+    cur = FairCursor(queues, teams, dict(usage), dict(user_usage), skip=seen)
+    while True:
+        pick = cur.next()
+        if pick is None:
+            return out
+        user, w = pick
+        out.append(w)
+        cur.usage[w.team] = cur.usage.get(w.team, 0.0) + w.gpus
+        key = (w.team, user)
+        cur.user_usage[key] = cur.user_usage.get(key, 0.0) + w.gpus
+        cur.done_with(w.team)

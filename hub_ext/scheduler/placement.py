@@ -1,0 +1,115 @@
+"""Where a workload's GPUs go: gang, best-fit, fractions, GPU model.
+
+* Whole GPUs start as a gang: all of them at once or none.
+* A gang uses the fewest nodes that could ever hold it (one node whenever
+  some node has that many eligible cards); it waits for such a block rather
+  than being spread thinner.
+* Best fit: the node with the fewest untouched cards that still fits, so
+  large free blocks stay free for large work. On several nodes: the largest
+  blocks first, the last node best-fit for the remainder.
+* A fraction goes onto the partly used card with the least room that still
+  fits its compute share and its memory share; only when none fits does it
+  open an untouched card (best-fit node). A card never exceeds 100% of its
+  compute or its memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .capacity import Capacity, View
+from .model import EPSILON, Workload
+
+
+def view_key(w: Workload) -> tuple:
+    return (w.gpu_model, w.min_gpu_memory_mib)
+
+
+def fraction_memory(w: Workload, card_mib: int) -> float:
+    """Memory a fraction holds on a card: its stated share, else its fraction of the card."""
+    if w.gpu_memory_mib is not None:
+        return float(w.gpu_memory_mib)
+    return float(math.ceil(w.gpus * card_mib))
+
+
+def place_whole(cap: Capacity, v: View, gpus: int) -> list[int] | None:
+    """GPU ids for a gang of ``gpus`` whole cards, or None."""
+    k_nodes = v.nodes_needed(gpus)
+    if k_nodes is None or gpus > v.free_total:
+        return None
+    buckets = v.buckets
+    top = len(buckets) - 1
+    if k_nodes == 1:
+        for k in range(gpus, top + 1):
+            if buckets[k]:
+                return cap.free_cards_on(v, buckets[k][0])[:gpus]
+        return None
+    # Largest blocks first for all but the last node; the last one best-fit.
+    chosen: list[int] = []
+    got = 0
+    for k in range(top, 0, -1):
+        for n in buckets[k]:
+            if len(chosen) == k_nodes - 1:
+                break
+            chosen.append(n)
+            got += k
+        if len(chosen) == k_nodes - 1:
+            break
+    rest = gpus - got
+    if rest <= 0:
+        return None  # cannot happen: fewer nodes would have done
+    last = None
+    for k in range(rest, top + 1):
+        for n in buckets[k]:
+            if n not in chosen:
+                last = n
+                break
+        if last is not None:
+            break
+    if last is None:
+        return None
+    ids: list[int] = []
+    for n in chosen:
+        ids.extend(cap.free_cards_on(v, n))
+    ids.extend(cap.free_cards_on(v, last)[:rest])
+    return ids
+
+
+def place_fraction(cap: Capacity, v: View, w: Workload) -> tuple[int, float] | None:
+    """(GPU id, memory share) for a fractional workload, or None."""
+    frac = w.gpus
+    best = None
+    best_key = None
+    ff, fm, mem = cap.free_frac, cap.free_mem, cap.gpu_mem
+    for g in v.partial:
+        room = ff[g] - frac
+        if room < -EPSILON:
+            continue
+        need = fraction_memory(w, mem[g])
+        if fm[g] + EPSILON < need:
+            continue
+        key = (room, g)
+        if best_key is None or key < best_key:
+            best, best_key = (g, need), key
+    if best is not None:
+        return best
+    for k in range(1, len(v.buckets)):
+        for n in v.buckets[k]:
+            for g in cap.free_cards_on(v, n):
+                need = fraction_memory(w, mem[g])
+                if need <= mem[g] + EPSILON:
+                    return g, need
+    return None
+
+
+def largest_fraction_room(cap: Capacity, v: View) -> tuple[float, float]:
+    """(most free compute, most free memory) on any one usable card of a view."""
+    if v.free_total:
+        best_mem = max((cap.gpu_mem[g] for n in range(len(v.node_free)) if v.node_free[n] for g in cap.free_cards_on(v, n)), default=0)
+        return 1.0, float(best_mem)
+    best = (0.0, 0.0)
+    for g in v.partial:
+        cand = (cap.free_frac[g], cap.free_mem[g])
+        if cand > best:
+            best = cand
+    return best

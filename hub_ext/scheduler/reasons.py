@@ -1,0 +1,230 @@
+"""Why a workload is still pending, in words a user understands.
+
+Reasons name the team, its quota or limit and the numbers that block the
+workload, e.g. "team vision is at its quota of 8 GPUs (8 in use) and no GPUs
+are idle to borrow" or "needs 8 GPUs on one node; the largest free block is
+4". They describe the pool as it will be once the cycle's decisions are
+applied.
+
+A cycle with 50,000 pending workloads must not pay for 50,000 sentences it
+may never show: ``Decisions.pending`` is a ``LazyPending`` sequence. The
+cycle captures a small summary of its end state (team usage, per-view free
+blocks, reservations); positions and sentences are computed on first read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .elastic import smallest_size
+from .fairshare import AT_LIMIT, NO_BORROWING, NOT_PREEMPTIBLE, check, team_of
+from .model import EPSILON, PendingReason, Workload
+from .ordering import fair_order
+from .ordering import fifo_key, queue_key, sorted_add
+from .placement import largest_fraction_room, view_key
+from .preemption import fmt
+from .reservation import starving
+
+
+def is_valid(w: Workload) -> bool:
+    if w.gpus <= 0:
+        return False
+    if w.gpus >= 1 and abs(w.gpus - round(w.gpus)) > EPSILON:
+        return False
+    if w.is_elastic and not (w.min_gpus >= 1 and w.min_gpus <= w.max_gpus):
+        return False
+    return True
+
+
+class ViewSummary:
+    __slots__ = ("free", "blocks", "eligible", "view", "room", "free_with_holds", "blocks_with_holds")
+
+    def __init__(self, cap, v):
+        self.view = v
+        self.free = v.free_total
+        self.blocks = v.largest_blocks(len(v.totals_desc))
+        self.eligible = sum(v.totals_desc)
+        self.room = largest_fraction_room(cap, v)
+        self.free_with_holds = self.free
+        self.blocks_with_holds = self.blocks
+
+
+def _describe(vk) -> str:
+    model, mem = vk
+    parts = []
+    if model:
+        parts.append(f"model {model}")
+    if mem:
+        parts.append(f"at least {mem} MiB")
+    return "GPUs of " + " with ".join(parts) if parts else "GPUs"
+
+
+class EndState:
+    """What reasons need from a cycle, captured before it is rolled back."""
+
+    @classmethod
+    def capture(cls, cycle) -> "EndState":
+        st = cycle.st
+        e = cls()
+        e.now = cycle.now
+        e.config = st.config
+        e.teams = st.teams
+        e.usage = dict(cycle.usage)
+        e.user_usage = dict(cycle.user_usage)
+        e.started = set(cycle.started)
+        e.preempted = [st.running[wid].workload for wid in sorted(cycle.gone)]
+        e.fifo_blocker = cycle.fifo_blocker
+        e.fifo = list(st.fifo)
+        e.queues = {t: q.frozen() for t, q in st.queues.items() if q.count}
+        # Preempted work is pending again once the decisions are applied.
+        e.preempt_reason = {p.workload_id: p.reason for p in cycle.preempts}
+        for w in e.preempted:
+            sorted_add(e.fifo, w, fifo_key)
+            sorted_add(e.queues.setdefault(w.team, {}).setdefault(w.user, []), w, queue_key)
+        e.count = len(st.pending) - len(cycle.started) + len(e.preempted)
+        cap = cycle.cap
+        e.views = {vk: ViewSummary(cap, v) for vk, v in cap.views.items()}
+        e.reservations = {}
+        for wid, res in cycle.reservations.items():
+            e.reservations[wid] = (res.gpus, len(res.held), [cap.node_names[n] for n in res.nodes], res.workload.submitted_at)
+        if any(res.held for res in cycle.reservations.values()):
+            for res in cycle.reservations.values():
+                for g in res.held:
+                    cap.give(g, 1.0, float(cap.gpu_mem[g]))
+            for vk, v in cap.views.items():
+                e.views[vk].free_with_holds = v.free_total
+                e.views[vk].blocks_with_holds = v.largest_blocks(len(v.totals_desc))
+        return e
+
+    # ------------------------------------------------------------ order
+
+    def order(self) -> list[Workload]:
+        """Pending work in the order GPUs would be offered (started work left out)."""
+        if self.config.ordering == "fifo":
+            out = self.fifo
+        else:
+            first = list(starving(self.fifo, self.now, self.config.reservation_after_s))
+            out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first)
+        return [w for w in out if w.id not in self.started]
+
+    # ------------------------------------------------------------ sentences
+
+    def explain(self, w: Workload) -> str:
+        if not is_valid(w):
+            return (
+                f"asks for {fmt(w.gpus)} GPUs (min {w.min_gpus}, max {w.max_gpus}): ask for a whole number of GPUs, or a fraction below 1 of one GPU"
+            )
+        if w.id in self.preempt_reason:
+            return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
+        if w.id in self.reservations:
+            gpus, held, nodes, since = self.reservations[w.id]
+            where = f" on {', '.join(nodes)}" if nodes else ""
+            return (
+                f"holds a reservation after waiting {_duration(self.now - since)}: {held} of {gpus} GPUs held{where}; "
+                f"starts when the rest free up, and no later work may use them"
+            )
+        blocker = self.fifo_blocker
+        if blocker is not None and w.id != blocker.id:
+            return f"first come, first served: waits behind {blocker.id}, submitted earlier, which cannot start yet"
+        cfg = self.config
+        team = team_of(self.teams, w.team)
+        usage = self.usage.get(w.team, 0.0)
+        g = smallest_size(w)
+        code, over = check(team, usage, g, w, cfg)
+        in_use = f"{fmt(usage)} in use"
+        if code == AT_LIMIT:
+            return f"team {w.team} is at its limit of {fmt(team.limit)} GPUs ({in_use}; this needs {fmt(g)})"
+        if code == NO_BORROWING:
+            return f"team {w.team} is at its quota of {fmt(team.quota)} GPUs ({in_use}; this needs {fmt(g)}) and borrowing idle GPUs is off"
+        if code == NOT_PREEMPTIBLE:
+            return f"team {w.team} is at its quota of {fmt(team.quota)} GPUs ({in_use}); a non-preemptible workload runs only within quota"
+        vk = view_key(w)
+        vs = self.views.get(vk)
+        what = _describe(vk)
+        if vs is None or vs.eligible == 0:
+            return f"no schedulable node has {what}"
+        if usage >= team.quota - EPSILON:
+            quota_text = f"team {w.team} is at its quota of {fmt(team.quota)} GPUs ({in_use})"
+        else:
+            quota_text = f"team {w.team} uses {fmt(usage)} of its quota of {fmt(team.quota)} GPUs and this needs {fmt(g)}"
+        if over and vs.free == 0 and vs.free_with_holds == 0 and (vs.room[0] <= EPSILON or not w.is_fraction):
+            return f"{quota_text} and no GPUs are idle to borrow"
+        prefix = f"{quota_text}, so it would borrow idle GPUs, but it " if over else "it "
+        if w.is_fraction:
+            room_frac, room_mem = vs.room
+            mem_text = f" with {w.gpu_memory_mib} MiB" if w.gpu_memory_mib is not None else ""
+            text = (
+                f"{prefix}needs {fmt(w.gpus)} of a GPU{mem_text}; the most room on one card is "
+                f"{fmt(room_frac)} of a GPU with {int(room_mem)} MiB free"
+            )
+        else:
+            gi = int(g)
+            k = vs.view.nodes_needed(gi)
+            if k is None:
+                return f"needs {gi} GPUs but the pool has only {vs.eligible} {what} on schedulable nodes"
+            blocks = vs.blocks[:k]
+            if k == 1:
+                text = f"{prefix}needs {gi} {what} on one node; the largest free block is {blocks[0] if blocks else 0}"
+            else:
+                text = f"{prefix}needs {gi} {what} on {k} nodes; the {k} largest free blocks hold {sum(blocks)}"
+            if sum(vs.blocks_with_holds[:k]) >= gi and sum(blocks) < gi and self.reservations:
+                oldest = min(self.reservations, key=lambda r: (self.reservations[r][3], r))
+                return text + f" without the GPUs reserved for {oldest}, which has waited longest"
+            if sum(blocks) >= gi and (k > 1 or (blocks and blocks[0] >= gi)):
+                return f"{prefix}would fit on GPUs freed during this cycle after its turn; it starts in a later cycle"
+        if not over and cfg.preemption:
+            text += "; no other team's over-quota work can be preempted to make room"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+class LazyPending(Sequence):
+    """``Decisions.pending``: every still-pending workload in queue order, built on first read."""
+
+    def __init__(self, end: EndState):
+        self._end = end
+        self._items: tuple[PendingReason, ...] | None = None
+
+    def _build(self) -> tuple[PendingReason, ...]:
+        if self._items is None:
+            e = self._end
+            res = e.reservations
+            self._items = tuple(PendingReason(w.id, i, e.explain(w), w.id in res) for i, w in enumerate(e.order(), start=1))
+        return self._items
+
+    def __len__(self) -> int:
+        return self._end.count
+
+    def __getitem__(self, i):
+        return self._build()[i]
+
+    def __iter__(self):
+        return iter(self._build())
+
+    def __eq__(self, other):
+        if isinstance(other, (LazyPending, tuple, list)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"LazyPending({len(self)} workloads)"
+
+    def reason(self, workload_id: str) -> str | None:
+        """One workload's reason without building the whole list."""
+        for w in self._end.fifo:
+            if w.id == workload_id and w.id not in self._end.started:
+                return self._end.explain(w)
+        return None
