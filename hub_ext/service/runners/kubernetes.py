@@ -327,6 +327,11 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         help="Load the in-cluster service-account config (True), a kube config file (False), or try in-cluster first (None).",
     ).tag(config=True)
 
+    kube_config_file = Unicode(
+        "",
+        help="Kube config file used outside a cluster; empty: $KUBECONFIG, else ~/.kube/config.",
+    ).tag(config=True)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.placement = KubernetesGpuPlacement(parent=self)
@@ -439,16 +444,22 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         if self._api_client is None:
             from kubernetes_asyncio import client, config
 
+            # A private configuration: the process may talk to other clusters too.
+            configuration = client.Configuration()
             if self.in_cluster or self.in_cluster is None:
                 try:
-                    config.load_incluster_config()
+                    config.load_incluster_config(client_configuration=configuration)
                 except config.ConfigException:
                     if self.in_cluster:
                         raise
-                    await config.load_kube_config()
+                    await config.load_kube_config(
+                        config_file=self.kube_config_file or None, client_configuration=configuration, persist_config=False
+                    )
             else:
-                await config.load_kube_config()
-            self._api_client = client.ApiClient()
+                await config.load_kube_config(
+                    config_file=self.kube_config_file or None, client_configuration=configuration, persist_config=False
+                )
+            self._api_client = client.ApiClient(configuration=configuration)
         return self._api_client
 
     async def _apis(self):

@@ -1,0 +1,121 @@
+"""The Kubernetes objects the job runner builds for batch work, validated against the API schema."""
+
+from __future__ import annotations
+
+import pytest
+from k8s_manifests import check_object, pod_env
+from traitlets.config import Config
+
+from hub_ext.service.runners.base import JobLaunch
+from hub_ext.service.runners.kubernetes import KubernetesJobRunner
+
+UUIDS = {node: [f"GPU-{node}-{i:02d}-7f1c" for i in range(16)] for node in ("dgx1-a", "dgx2-a", "dgx2-b")}
+
+
+def launch(gpus_by_node: dict, gpu_count: float, **kw) -> JobLaunch:
+    return JobLaunch(
+        workload_id=kw.pop("workload_id", "w-120"),
+        user=kw.pop("user", "alice"),
+        command=("python", "train.py", "--epochs", "90"),
+        gpus_by_node={n: tuple(g) for n, g in gpus_by_node.items()},
+        gpu_count=gpu_count,
+        env={"GPUPOOL_TEAM": "vision", **kw.pop("env", {})},
+        **kw,
+    )
+
+
+def runner(**config) -> KubernetesJobRunner:
+    c = Config()
+    for key, value in config.items():
+        cls, _, trait = key.partition("__")
+        c[cls][trait] = value
+    return KubernetesJobRunner(namespace="jhub", config=c)
+
+
+def jobs_of(objects):
+    return [o for o in objects if o["kind"] == "Job"]
+
+
+@pytest.mark.parametrize("count", [1, 8])
+def test_job_on_one_node_gets_exactly_its_gpus(count):
+    gpus = UUIDS["dgx2-a"][:count]
+    objects = runner().build_objects(launch({"dgx2-a": gpus}, count))
+    for obj in objects:
+        check_object(obj)
+    (job,) = jobs_of(objects)
+    assert not [o for o in objects if o["kind"] == "Service"]  # no rendezvous needed on one node
+    spec = job["spec"]["template"]["spec"]
+    env = pod_env(spec)
+    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["dgx2-a"]}]}
+    ]
+    assert env["NVIDIA_VISIBLE_DEVICES"].split(",") == gpus
+    assert env["GPUPOOL_GPUS"] == str(count)
+    assert env["GPUPOOL_TEAM"] == "vision"  # the service's own variables reach the job
+    assert not (spec["containers"][0].get("resources") or {}).get("limits", {}).get("nvidia.com/gpu")
+    # The pool requeues a preempted job; Kubernetes must not restart it on its own.
+    assert job["spec"]["backoffLimit"] == 0
+    assert spec["restartPolicy"] == "Never"
+    assert spec["containers"][0]["command"] == ["python", "train.py", "--epochs", "90"]
+
+
+def test_gang_across_two_nodes_is_one_job_per_node_with_ranks_and_rendezvous():
+    objects = runner().build_objects(launch({"dgx2-a": UUIDS["dgx2-a"], "dgx2-b": UUIDS["dgx2-b"]}, 32))
+    for obj in objects:
+        check_object(obj)
+    jobs = jobs_of(objects)
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert [j["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchFields"][0]["values"] for j in jobs] == [["dgx2-a"], ["dgx2-b"]]
+    envs = [pod_env(j["spec"]["template"]["spec"]) for j in jobs]
+    assert [e["GPUPOOL_NODE_RANK"] for e in envs] == ["0", "1"]
+    assert {e["GPUPOOL_NUM_NODES"] for e in envs} == {"2"}
+    assert [e["NVIDIA_VISIBLE_DEVICES"].split(",") for e in envs] == [UUIDS["dgx2-a"], UUIDS["dgx2-b"]]
+    master = envs[0]["GPUPOOL_MASTER_ADDR"]
+    first = jobs[0]["spec"]["template"]["spec"]
+    assert master == f"{first['hostname']}.{first['subdomain']}.jhub.svc"
+    assert service["spec"]["clusterIP"] == "None" and first["subdomain"] == service["metadata"]["name"]
+
+
+def test_fractional_job_with_hami_core():
+    r = runner(KubernetesGpuPlacement__fraction_enforcement="hami-core")
+    objects = r.build_objects(launch({"dgx1-a": UUIDS["dgx1-a"][:1]}, 0.5, env={"GPUPOOL_GPU_MEMORY_MIB": "16000"}))
+    (job,) = jobs_of(objects)
+    check_object(job)
+    env = pod_env(job["spec"]["template"]["spec"])
+    assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "16000m"
+    assert env["GPUPOOL_GPU_FRACTION"] == "0.5"
+
+
+def test_names_and_labels_are_valid_for_awkward_users_and_ids():
+    objects = runner().build_objects(
+        launch({"dgx1-a": UUIDS["dgx1-a"][:2]}, 2, workload_id="W_12/Résumé", user="alice.o'neil@example.org")
+    )
+    for obj in objects:
+        check_object(obj)  # names are DNS labels, label values legal
+    (job,) = jobs_of(objects)
+    assert job["metadata"]["annotations"]["gpupool.io/user"] == "alice.o'neil@example.org"
+    assert job["metadata"]["annotations"]["gpupool.io/workload-id"] == "W_12/Résumé"
+
+
+def test_configured_image_grace_volumes_and_ttl():
+    r = runner(
+        KubernetesJobRunner__image="registry.example.org/lab/notebook:2026.11",
+        KubernetesJobRunner__termination_grace_period_seconds=300,
+        KubernetesJobRunner__extra_volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "home-alice"}}],
+        KubernetesJobRunner__extra_volume_mounts=[{"name": "home", "mountPath": "/home/jovyan"}],
+        KubernetesJobRunner__resources={"requests": {"cpu": "4", "memory": "32Gi"}},
+    )
+    (job,) = jobs_of(r.build_objects(launch({"dgx1-a": UUIDS["dgx1-a"][:1]}, 1, workdir="/home/jovyan/project")))
+    check_object(job)
+    spec = job["spec"]["template"]["spec"]
+    assert spec["containers"][0]["image"] == "registry.example.org/lab/notebook:2026.11"
+    assert spec["terminationGracePeriodSeconds"] == 300
+    assert spec["containers"][0]["workingDir"] == "/home/jovyan/project"
+    assert {"name": "home", "mountPath": "/home/jovyan"} in spec["containers"][0]["volumeMounts"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+
+
+def test_a_launch_without_gpus_is_refused():
+    with pytest.raises(ValueError, match="without GPUs"):
+        runner().build_objects(launch({}, 0))
