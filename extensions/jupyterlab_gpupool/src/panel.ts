@@ -45,7 +45,11 @@ export class PoolPanel extends Widget {
   private _render(): void {
     const m = this.model;
     this._whoami.textContent = m.me ? `${m.me.user} · team ${m.me.teams.join(', ') || '(none)'}` : '';
-    this._refreshed.textContent = m.refreshedAt ? `updated ${m.refreshedAt.toLocaleTimeString()}` : 'loading…';
+    this._refreshed.textContent = m.refreshedAt
+      ? `updated ${m.refreshedAt.toLocaleTimeString()}`
+      : m.error
+        ? 'not updated'
+        : 'loading…';
     this._error.replaceChildren(...(m.error ? [h('strong', {}, 'The GPU pool reported a problem: '), m.error] : []));
     this._error.hidden = !m.error;
     this._renderWarnings();
