@@ -9,6 +9,7 @@ by runners.
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 
 
@@ -52,3 +53,16 @@ class Runner(abc.ABC):
     async def logs(self, handle: str, offset: int = 0) -> str:
         """Job output from byte ``offset`` on (for ``gpupool logs``)."""
         return ""
+
+    async def wait(self, handle: str, poll_seconds: float = 1.0) -> JobStatus:
+        """Return once the job has ended. Backends that can be told of an exit override this."""
+        while True:
+            status = await self.status(handle)
+            if not status.running:
+                return status
+            await asyncio.sleep(poll_seconds)
+
+    async def find(self, workload_id: str) -> list[str]:
+        """Handles of live processes of a workload, for a job whose handle was never recorded
+        (the service died between starting it and saving the handle). Default: none known."""
+        return []

@@ -1,0 +1,1 @@
+"""The REST API: one handler module per resource (see docs/api.md)."""

@@ -1,0 +1,105 @@
+"""``api/nodes/{name}/readings``: node agents report per-GPU utilisation, memory and processes."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ..errors import bad_request, not_found
+from ..events import record
+from ..store import GpuRow, NodeRow
+from .base import APIHandler
+
+MAX_GPUS_PER_NODE = 64
+
+
+def _number_or_none(v, field: str, where: str, lo: float = 0, hi: float | None = None):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (hi is not None and v > hi):
+        bound = f"between {lo:g} and {hi:g}" if hi is not None else f"{lo:g} or more"
+        raise bad_request(f"{where}.{field} must be a number {bound}, or null when unknown")
+    return v
+
+
+def check_readings(body: dict) -> tuple[list[dict], bool | None]:
+    gpus = body.get("gpus")
+    if not isinstance(gpus, list) or len(gpus) > MAX_GPUS_PER_NODE:
+        raise bad_request(f"readings need \"gpus\": a list of at most {MAX_GPUS_PER_NODE} GPU readings")
+    simulated = body.get("simulated")
+    if simulated is not None and not isinstance(simulated, bool):
+        raise bad_request("simulated must be true or false")
+    out = []
+    for i, g in enumerate(gpus):
+        where = f"gpus[{i}]"
+        if not isinstance(g, dict):
+            raise bad_request(f"{where} must be an object")
+        uuid, index = g.get("uuid"), g.get("index")
+        if not isinstance(uuid, str) or not uuid:
+            raise bad_request(f"{where}.uuid must be the GPU's UUID")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise bad_request(f"{where}.index must be the GPU's index (0 or more)")
+        processes = g.get("processes") or []
+        if not isinstance(processes, list) or not all(isinstance(p, dict) for p in processes):
+            raise bad_request(f"{where}.processes must be a list of objects")
+        model = g.get("model")
+        out.append(
+            {
+                "uuid": uuid,
+                "index": index,
+                "model": model if isinstance(model, str) and model else "unknown",
+                "memory_total_mib": _number_or_none(g.get("memory_total_mib"), "memory_total_mib", where),
+                "memory_used_mib": _number_or_none(g.get("memory_used_mib"), "memory_used_mib", where),
+                "utilization": _number_or_none(g.get("utilization"), "utilization", where, 0, 100),
+                "processes": processes[:256],
+            }
+        )
+    return out, simulated
+
+
+class ReadingsHandler(APIHandler):
+    scopes = {"POST": "agent"}
+
+    async def post(self, name):
+        readings, simulated = check_readings(self.json_object())
+        now = time.time()
+        inventory = self.pool.inventory
+        threshold = inventory.idle_threshold_percent
+        added = False
+        with self.pool.store.write() as db:
+            node = db.get(NodeRow, name)
+            if node is None:
+                if not inventory.accept_agent_nodes:
+                    raise not_found(f"no node {name!r} in the pool (Inventory.accept_agent_nodes is off)")
+                node = NodeRow(name=name, simulated=bool(simulated), schedulable=True, source="agent")
+                db.add(node)
+                added = True
+            elif simulated is not None and node.source == "agent":
+                node.simulated = simulated
+            by_uuid = {g.uuid: g for g in node.gpus}
+            by_index = {g.index: g for g in node.gpus}
+            unknown = []
+            for r in readings:
+                g = by_uuid.get(r["uuid"]) or by_index.get(r["index"])
+                if g is None:
+                    if node.source != "agent":
+                        unknown.append(r["uuid"])
+                        continue
+                    g = GpuRow(uuid=r["uuid"], index=r["index"], model=r["model"], memory_mib=int(r["memory_total_mib"] or 0))
+                    node.gpus.append(g)
+                g.utilization = r["utilization"]
+                g.memory_used_mib = None if r["memory_used_mib"] is None else int(r["memory_used_mib"])
+                g.processes = r["processes"]
+                g.reading_at = now
+                busy = r["utilization"] is None or r["utilization"] >= threshold
+                g.idle_since = None if busy else (g.idle_since or now)
+            node.last_reading_at = now
+            if added:
+                record(db, "node-added", f"node {name} joined the pool with {len(node.gpus)} GPU(s), reported by {self.me.name}",
+                       details={"node": name, "gpus": len(node.gpus)}, at=now)
+        if added:
+            self.pool.loop.poke()
+        self.write_json({"node": name, "accepted": len(readings) - len(unknown), "unknown_gpus": unknown})
+
+
+handlers = [(r"api/nodes/([^/]+)/readings", ReadingsHandler)]

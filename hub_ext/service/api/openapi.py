@@ -1,0 +1,350 @@
+"""``api/openapi.json``: the OpenAPI 3.1 document of this API.
+
+Built here, beside the handlers, from small schema pieces. Every operation
+names the scope it needs (``x-gpupool-scope``: use | admin | agent | owner)
+so the tests can walk the document and prove that every endpoint refuses
+callers without it: a new endpoint cannot escape the check.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .base import APIHandler
+
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+NULLABLE_NUM = {"type": ["number", "null"]}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "What went wrong, for a person to read."}},
+    },
+    "Share": {
+        "type": "object",
+        "required": ["node", "gpu_uuid", "index", "fraction"],
+        "properties": {
+            "node": {"type": "string"},
+            "gpu_uuid": {"type": "string"},
+            "index": {"type": "integer"},
+            "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "memory_mib": NULLABLE_INT,
+        },
+    },
+    "Allocation": {
+        "type": ["object", "null"],
+        "required": ["gpus", "shares"],
+        "properties": {"gpus": {"type": "number"}, "shares": {"type": "array", "items": {"$ref": "#/components/schemas/Share"}}},
+    },
+    "Workload": {
+        "type": "object",
+        "required": ["id", "user", "team", "kind", "state", "gpus", "submitted_at", "preemptions"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^w-[0-9]+$"},
+            "name": NULLABLE_STR,
+            "user": {"type": "string"},
+            "team": {"type": "string"},
+            "kind": {"enum": ["session", "job"]},
+            "state": {"enum": ["pending", "running", "stopping", "completed", "failed", "cancelled"]},
+            "gpus": {"type": "number", "exclusiveMinimum": 0},
+            "min_gpus": NULLABLE_INT,
+            "max_gpus": NULLABLE_INT,
+            "gpu_model": NULLABLE_STR,
+            "min_gpu_memory_mib": NULLABLE_INT,
+            "gpu_memory_mib": NULLABLE_INT,
+            "priority": {"type": "integer"},
+            "preemptible": {"type": "boolean"},
+            "command": {"type": ["array", "null"], "items": {"type": "string"}},
+            "allocation": {"$ref": "#/components/schemas/Allocation"},
+            "queue_position": NULLABLE_INT,
+            "reason": NULLABLE_STR,
+            "expected_start": TIME,
+            "over_quota": {"type": "boolean"},
+            "submitted_at": {"type": "string", "format": "date-time"},
+            "started_at": TIME,
+            "finished_at": TIME,
+            "exit_code": NULLABLE_INT,
+            "preemptions": {"type": "integer", "minimum": 0},
+            "idle_seconds": NULLABLE_NUM,
+        },
+    },
+    "QueueEntry": {
+        "type": "object",
+        "description": "A pending workload; details of other users' workloads are left out.",
+        "required": ["id", "user", "team", "kind", "gpus", "state", "queue_position", "reason"],
+        "properties": {
+            "id": {"type": "string"},
+            "user": {"type": "string"},
+            "team": {"type": "string"},
+            "kind": {"enum": ["session", "job"]},
+            "gpus": {"type": "number"},
+            "state": {"const": "pending"},
+            "queue_position": NULLABLE_INT,
+            "reason": NULLABLE_STR,
+            "expected_start": TIME,
+        },
+    },
+    "Submission": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"enum": ["session", "job"], "description": "Default: job when a command is given, else session."},
+            "gpus": {"type": "number", "exclusiveMinimum": 0, "description": "Whole GPUs, or a fraction of one GPU (0.1 to 1)."},
+            "min_gpus": {"type": "integer", "minimum": 1, "description": "Elastic jobs: the fewest GPUs it can run on."},
+            "max_gpus": {"type": "integer", "minimum": 1, "description": "Elastic jobs: the most GPUs it can use."},
+            "gpu_model": {"type": "string"},
+            "min_gpu_memory_mib": {"type": "integer", "minimum": 1},
+            "gpu_memory_mib": {"type": "integer", "minimum": 1, "description": "For a fraction: its memory share."},
+            "priority": {"type": "integer"},
+            "preemptible": {"type": "boolean"},
+            "command": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}},
+            "workdir": {"type": "string"},
+            "team": {"type": "string", "description": "Needed when the user is in several teams."},
+            "user": {"type": "string", "description": "Admins only: submit on behalf of this user."},
+        },
+    },
+    "Holder": {
+        "type": "object",
+        "required": ["workload_id", "user", "team", "fraction"],
+        "properties": {
+            "workload_id": {"type": "string"},
+            "user": {"type": "string"},
+            "team": {"type": "string"},
+            "kind": {"enum": ["session", "job"]},
+            "fraction": {"type": "number"},
+        },
+    },
+    "Gpu": {
+        "type": "object",
+        "required": ["node", "index", "uuid", "model", "memory_mib", "simulated", "state", "used_fraction", "holders"],
+        "properties": {
+            "node": {"type": "string"},
+            "index": {"type": "integer"},
+            "uuid": {"type": "string"},
+            "model": {"type": "string"},
+            "memory_mib": {"type": "integer"},
+            "simulated": {"type": "boolean", "description": "True for a declared GPU with no hardware behind it."},
+            "state": {"enum": ["free", "used", "partial"]},
+            "used_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+            "holders": {"type": "array", "items": {"$ref": "#/components/schemas/Holder"}},
+            "utilization": NULLABLE_NUM,
+            "memory_used_mib": NULLABLE_INT,
+            "idle_seconds": NULLABLE_NUM,
+            "reading_at": TIME,
+        },
+    },
+    "Node": {
+        "type": "object",
+        "required": ["name", "simulated", "schedulable", "gpus"],
+        "properties": {
+            "name": {"type": "string"},
+            "simulated": {"type": "boolean"},
+            "schedulable": {"type": "boolean"},
+            "source": {"enum": ["declared", "nvml", "agent"]},
+            "last_reading_at": TIME,
+            "gpus": {"type": "array", "items": {"$ref": "#/components/schemas/Gpu"}},
+        },
+    },
+    "Pool": {
+        "type": "object",
+        "required": ["nodes", "totals", "simulated"],
+        "properties": {
+            "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+            "totals": {
+                "type": "object",
+                "required": ["gpus", "free", "used", "idle"],
+                "properties": {"gpus": {"type": "integer"}, "free": {"type": "number"}, "used": {"type": "number"}, "idle": {"type": "integer"}},
+            },
+            "simulated": {"type": "boolean", "description": "True if any node of the pool is simulated."},
+        },
+    },
+    "Team": {
+        "type": "object",
+        "required": ["name", "quota", "over_quota_weight", "limit", "usage", "borrowed"],
+        "properties": {
+            "name": {"type": "string"},
+            "quota": {"type": "number", "minimum": 0},
+            "over_quota_weight": {"type": "number", "minimum": 0},
+            "limit": NULLABLE_NUM,
+            "usage": {"type": "number", "minimum": 0},
+            "borrowed": {"type": "number", "minimum": 0},
+            "pending": {"type": "integer"},
+            "updated_at": TIME,
+        },
+    },
+    "TeamChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "quota": {"type": "number", "minimum": 0},
+            "over_quota_weight": {"type": "number", "minimum": 0},
+            "limit": {"type": ["number", "null"], "minimum": 0},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["id", "at", "kind", "message"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string", "format": "date-time"},
+            "kind": {"type": "string"},
+            "workload_id": NULLABLE_STR,
+            "user": NULLABLE_STR,
+            "team": NULLABLE_STR,
+            "message": {"type": "string"},
+            "details": {"type": ["object", "null"]},
+        },
+    },
+    "Readings": {
+        "type": "object",
+        "required": ["gpus"],
+        "properties": {
+            "simulated": {"type": "boolean"},
+            "gpus": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["uuid", "index"],
+                    "properties": {
+                        "uuid": {"type": "string"},
+                        "index": {"type": "integer", "minimum": 0},
+                        "model": {"type": "string"},
+                        "memory_total_mib": NULLABLE_NUM,
+                        "memory_used_mib": NULLABLE_NUM,
+                        "utilization": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                        "processes": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = _ref("Error")
+
+
+def _op(summary: str, scope: str, ok: dict, *, ok_status: str = "200", body: dict | None = None, params=None, errors=("400",)) -> dict:
+    responses = {ok_status: ok, "401": _json(ERROR, "no valid token or session"), "403": _json(ERROR, "the token lacks the scope")}
+    for status in errors:
+        responses[status] = _json(ERROR, {"400": "bad input", "404": "no such thing (or not yours)", "409": "conflicts with its state"}[status])
+    op = {"summary": summary, "x-gpupool-scope": scope, "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str, example: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "example": example}
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+WID = _path_param("workload_id", "w-1")
+
+
+def build_document(server_url: str = "/services/gpupool/") -> dict:
+    workload = _ref("Workload")
+    paths = {
+        "/api/me": {"get": _op("Who am I: user, teams, admin", "use", _json({
+            "type": "object", "required": ["user", "teams", "admin"],
+            "properties": {"user": {"type": "string"}, "kind": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}}, "admin": {"type": "boolean"}},
+        }, "the caller"), errors=())},
+        "/api/pool": {"get": _op("Nodes and per-GPU state", "use", _json(_ref("Pool"), "the pool"), errors=())},
+        "/api/workloads": {
+            "get": _op("My workloads (all for admins)", "use", _json({
+                "type": "object", "required": ["workloads"], "properties": {"workloads": {"type": "array", "items": workload}},
+            }, "workloads"), params=[
+                _query("user", {"type": "string"}, "admins: only this user's workloads"),
+                _query("state", {"enum": ["pending", "running", "stopping", "completed", "failed", "cancelled"]}, "only this state"),
+            ]),
+            "post": _op("Submit a workload", "use", _json(workload, "the new workload, after one scheduling cycle"), ok_status="201", body=_ref("Submission")),
+        },
+        "/api/workloads/{workload_id}": {
+            "get": _op("One workload", "owner", _json(workload, "the workload"), params=[WID], errors=("404",)),
+            "delete": _op("Cancel (pending) or stop (running); releases its GPUs", "owner", _json(workload, "the cancelled workload"), params=[WID], errors=("404", "409")),
+        },
+        "/api/workloads/{workload_id}/resize": {
+            "post": _op("Resize an elastic job", "owner", _json(workload, "the workload"), params=[WID], errors=("400", "404", "409"),
+                        body={"type": "object", "required": ["gpus"], "additionalProperties": False, "properties": {"gpus": {"type": "integer", "minimum": 1}}}),
+        },
+        "/api/workloads/{workload_id}/logs": {
+            "get": _op("A batch job's output from a byte offset", "owner", _json({
+                "type": "object", "required": ["text", "offset"], "properties": {"text": {"type": "string"}, "offset": {"type": "integer"}},
+            }, "log text and the offset to read from next"), params=[WID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset")], errors=("400", "404", "409")),
+        },
+        "/api/queue": {"get": _op("Pending workloads in start order", "use", _json({
+            "type": "object", "required": ["queue", "length"],
+            "properties": {"queue": {"type": "array", "items": _ref("QueueEntry")}, "length": {"type": "integer"}},
+        }, "the queue"), errors=())},
+        "/api/teams": {"get": _op("Teams with quota, weight, limit, usage", "use", _json({
+            "type": "object", "required": ["teams"], "properties": {"teams": {"type": "array", "items": _ref("Team")}},
+        }, "teams"), errors=())},
+        "/api/teams/{team}": {
+            "get": _op("One team", "use", _json(_ref("Team"), "the team"), params=[_path_param("team", "vision")], errors=("404",)),
+            "put": _op("Create or replace a team (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")]),
+            "patch": _op("Change a team's quota, weight or limit (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")]),
+        },
+        "/api/events": {"get": _op("Event log (own workloads; all for admins)", "use", _json({
+            "type": "object", "required": ["events", "last_id"],
+            "properties": {"events": {"type": "array", "items": _ref("Event")}, "last_id": {"type": "integer"}},
+        }, "events after `since`"), params=[
+            _query("since", {"type": "integer"}, "only events with a larger id"),
+            _query("workload", {"type": "string"}, "only this workload's events"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
+        ])},
+        "/api/nodes/{node}/readings": {
+            "post": _op("Report per-GPU readings of a node (agents)", "agent", _json({
+                "type": "object", "required": ["node", "accepted"],
+                "properties": {"node": {"type": "string"}, "accepted": {"type": "integer"}, "unknown_gpus": {"type": "array", "items": {"type": "string"}}},
+            }, "readings stored"), body=_ref("Readings"), params=[_path_param("node", "dgx1-a")], errors=("400", "404")),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jupyterhub-gpupool pool service",
+            "version": "1",
+            "description": "The GPU pool: nodes and GPUs, teams and quotas, workloads and the queue. See docs/api.md.",
+        },
+        "servers": [{"url": server_url}],
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {"hubToken": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "token <JupyterHub API token>"}},
+        },
+        "security": [{"hubToken": []}],
+        "paths": paths,
+    }
+
+
+class OpenAPIHandler(APIHandler):
+    """Served without authentication: it describes the API, it reveals nothing of the pool."""
+
+    scopes = {"GET": "public"}
+
+    async def prepare(self):
+        if self.request.method != "GET":
+            await super().prepare()
+
+    async def get(self):
+        self.write_json(build_document(self.settings.get("service_prefix", "/services/gpupool/")))
+
+
+handlers = [(r"api/openapi.json", OpenAPIHandler)]

@@ -1,0 +1,36 @@
+"""``api/queue``: pending workloads in the order the scheduler would start them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..store import WorkloadRow
+from ..views import workload_view
+from .base import APIHandler
+
+
+class QueueHandler(APIHandler):
+    scopes = {"GET": "use"}
+
+    async def get(self):
+        with self.pool.store.read() as db:
+            rows = list(
+                db.scalars(
+                    select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state == "pending")
+                )
+            )
+        big = 1 << 30
+        rows.sort(key=lambda w: (w.queue_position or big, w.submitted_at, w.seq))
+        entries = []
+        for w in rows:
+            view = workload_view(w)
+            if not self.me.may_act_on(w.user):
+                # Others' queued work is visible (so waits make sense) but not its details.
+                view = {k: view[k] for k in ("id", "user", "team", "kind", "gpus", "gpu_model", "priority", "state",
+                                             "queue_position", "reason", "expected_start", "submitted_at", "preemptions")}
+            entries.append(view)
+        self.write_json({"queue": entries, "length": len(entries)})
+
+
+handlers = [(r"api/queue", QueueHandler)]

@@ -1,0 +1,127 @@
+"""``api/workloads``: list, submit, get, cancel, resize workloads, and read a job's log."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import ApiError, bad_request, forbidden
+from ..runners.local import read_log
+from ..views import STATES, gpu_index, load_workloads, workload_idle_seconds, workload_view
+from ..workloads import get_workload
+from .base import APIHandler
+from .me import known_teams
+
+
+class WorkloadsHandler(APIHandler):
+    scopes = {"GET": "use", "POST": "use"}
+
+    async def get(self):
+        user = self.get_argument("user", None) or None
+        state = self.get_argument("state", None) or None
+        if state is not None and state not in STATES:
+            raise bad_request(f"state must be one of: {', '.join(STATES)}")
+        if not self.me.admin:
+            if user is not None and user != self.me.name:
+                raise forbidden("you may only list your own workloads")
+            user = self.me.name
+        now = time.time()
+        with self.pool.store.read() as db:
+            rows = load_workloads(db, user=user, state=state)
+            gpus = gpu_index(db) if any(w.state == "running" for w in rows) else {}
+            views = [workload_view(w, workload_idle_seconds(w, gpus, now)) for w in rows]
+        self.write_json({"workloads": views})
+
+    async def post(self):
+        rules = self.pool.rules
+        spec = rules.check_shape(self.json_body())
+        user = spec.pop("user", None) or self.me.name
+        if user != self.me.name and not self.me.admin:
+            raise forbidden("only gpupool admins may submit on behalf of another user")
+        if self.me.kind != "user" and user == self.me.name:
+            raise bad_request("a service submitting to the pool must say for which user (\"user\")")
+        if user == self.me.name:
+            groups = list(self.me.groups)
+        else:
+            groups = await self.pool.auth.groups_of(user)
+            if groups is None:
+                raise bad_request(f"the hub has no user {user!r}")
+        member_of = self.pool.teams.teams_of(user, groups, known_teams(self.pool))
+        with self.pool.store.write() as db:
+            team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
+            rules.check_fits(db, spec, team)
+            w = rules.create(db, spec, user, team)
+            seq = w.seq
+        await self.pool.loop.cycle()
+        with self.pool.store.read() as db:
+            w = get_workload(db, f"w-{seq}")
+            self.write_json(workload_view(w), status=201)
+
+
+class WorkloadHandler(APIHandler):
+    scopes = {"GET": "use", "DELETE": "use"}
+
+    async def get(self, workload_id):
+        with self.pool.store.read() as db:
+            w = get_workload(db, workload_id)
+            self.check_owner(w)
+            self.write_json(workload_view(w, workload_idle_seconds(w, gpu_index(db), time.time())))
+
+    async def delete(self, workload_id):
+        with self.pool.store.write() as db:
+            w = get_workload(db, workload_id)
+            self.check_owner(w)
+            actions = self.pool.rules.cancel(db, w, by=self.me.name)
+            seq = w.seq
+        await self.pool.loop.cycle(actions)
+        with self.pool.store.read() as db:
+            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+
+
+class ResizeHandler(APIHandler):
+    scopes = {"POST": "use"}
+
+    async def post(self, workload_id):
+        body = self.json_object()
+        unknown = sorted(set(body) - {"gpus"})
+        if unknown or "gpus" not in body:
+            raise bad_request("a resize takes one field: {\"gpus\": N}")
+        with self.pool.store.write() as db:
+            w = get_workload(db, workload_id)
+            self.check_owner(w)
+            actions = self.pool.rules.resize(db, w, body["gpus"], by=self.me.name)
+            seq = w.seq
+        await self.pool.loop.cycle(actions)
+        with self.pool.store.read() as db:
+            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+
+
+class LogsHandler(APIHandler):
+    scopes = {"GET": "use"}
+
+    async def get(self, workload_id):
+        try:
+            offset = int(self.get_argument("offset", "0"))
+        except ValueError:
+            raise bad_request("offset must be a whole number of bytes") from None
+        with self.pool.store.read() as db:
+            w = get_workload(db, workload_id)
+            self.check_owner(w)
+            if w.kind != "job":
+                raise ApiError(409, f"{w.id} is a session; only batch jobs have logs here (see the session's own terminal)")
+            log_path, handle = w.log_path, w.runner_handle
+        if log_path and os.path.exists(log_path):
+            text = read_log(log_path, offset)
+        elif handle:
+            text = await self.pool.jobs.runner.logs(handle, offset)
+        else:
+            text = ""
+        self.write_json({"text": text, "offset": max(0, offset) + len(text.encode())})
+
+
+handlers = [
+    (r"api/workloads", WorkloadsHandler),
+    (r"api/workloads/([^/]+)", WorkloadHandler),
+    (r"api/workloads/([^/]+)/resize", ResizeHandler),
+    (r"api/workloads/([^/]+)/logs", LogsHandler),
+]

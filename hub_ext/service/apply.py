@@ -1,0 +1,153 @@
+"""Apply the scheduler core's decisions to the database, in one transaction.
+
+Order as the core expects: preemptions and shrinking resizes first, then
+starts and growing resizes (starts may use GPUs the preemptions freed). A
+preempted workload goes back to pending with its original ``submitted_at``.
+
+Before anything is committed the result is checked: no GPU may end up held
+beyond its capacity. If the core (or a stale decision) would break that, the
+whole transaction is rolled back and nothing is applied.
+
+Processes are not touched here: the returned ``JobActions`` say which job
+processes to stop and which to start once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..scheduler.model import EPSILON, Allocation, Decisions
+from . import events, metrics
+from .store import GpuRow, ShareRow, WorkloadRow
+
+
+class OvercommitError(RuntimeError):
+    """Applying the decisions would give a GPU beyond its capacity; nothing was applied."""
+
+
+@dataclass
+class JobActions:
+    """Process work to do after the transaction commits."""
+
+    stop: list[tuple[int, str]] = field(default_factory=list)  # (workload seq, runner handle)
+    start: list[int] = field(default_factory=list)  # workload seqs whose job must be (re)started
+
+    def extend(self, other: JobActions) -> None:
+        self.stop.extend(other.stop)
+        self.start.extend(other.start)
+
+    def __bool__(self) -> bool:
+        return bool(self.stop or self.start)
+
+
+def _set_shares(db: Session, w: WorkloadRow, allocation: Allocation | None, gpus: dict[str, GpuRow]) -> None:
+    w.shares.clear()
+    if allocation is None:
+        return
+    for s in allocation.shares:
+        g = gpus.get(s.gpu_uuid)
+        w.shares.append(
+            ShareRow(
+                node_name=s.node,
+                gpu_uuid=s.gpu_uuid,
+                gpu_index=g.index if g is not None else -1,
+                fraction=s.fraction,
+                memory_mib=s.memory_mib,
+            )
+        )
+
+
+def stop_process(w: WorkloadRow, actions: JobActions) -> None:
+    """Move a job's current process to the to-stop list (kept in the row until it is gone)."""
+    if w.kind == "job" and w.runner_handle:
+        w.stop_handles = list(w.stop_handles or []) + [w.runner_handle]
+        actions.stop.append((w.seq, w.runner_handle))
+        w.runner_handle = None
+
+
+def release(w: WorkloadRow, actions: JobActions) -> None:
+    """Give back every GPU a workload holds and stop its process."""
+    stop_process(w, actions)
+    w.shares.clear()
+
+
+def check_capacity(db: Session) -> None:
+    """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1)."""
+    db.flush()
+    held: dict[str, float] = defaultdict(float)
+    for uuid, fraction in db.execute(select(ShareRow.gpu_uuid, ShareRow.fraction)):
+        held[uuid] += fraction
+    over = {uuid: total for uuid, total in held.items() if total > 1 + EPSILON}
+    if over:
+        detail = ", ".join(f"{u} held {t:g} times" for u, t in sorted(over.items()))
+        raise OvercommitError(f"refusing decisions that would overcommit GPUs: {detail}")
+
+
+def apply_decisions(db: Session, decisions: Decisions, rows: dict[str, WorkloadRow], now: float) -> JobActions:
+    actions = JobActions()
+    gpus = {g.uuid: g for g in db.scalars(select(GpuRow))}
+
+    for p in decisions.preemptions:
+        w = rows.get(p.workload_id)
+        if w is None or w.state not in ("running", "stopping"):
+            continue
+        release(w, actions)
+        w.state = "pending"
+        w.preemptions += 1
+        w.started_at = None
+        w.over_quota = False
+        w.reason = f"preempted: {p.reason}"
+        kind = "reclaimed" if "idle" in p.reason.lower() else "preempted"
+        events.record(db, kind, p.reason, w, details={"for_workload_id": p.for_workload_id}, at=now)
+
+    shrinks = [r for r in decisions.resizes if r.workload_id in rows and r.allocation.gpus < rows[r.workload_id].allocated_gpus]
+    grows = [r for r in decisions.resizes if r not in shrinks]
+    for r in shrinks + grows:
+        w = rows.get(r.workload_id)
+        if w is None or w.state != "running":
+            continue
+        before = w.allocated_gpus
+        _set_shares(db, w, r.allocation, gpus)
+        stop_process(w, actions)
+        if w.kind == "job":
+            actions.start.append(w.seq)
+        events.record(
+            db, "resized", f"{before:g} -> {r.allocation.gpus:g} GPUs: {r.reason}", w,
+            details={"from": before, "to": r.allocation.gpus}, at=now,
+        )
+
+    for s in decisions.starts:
+        w = rows.get(s.workload_id)
+        if w is None or w.state != "pending":
+            continue
+        _set_shares(db, w, s.allocation, gpus)
+        w.state = "running"
+        w.started_at = now
+        w.reason = s.reason
+        w.over_quota = s.over_quota
+        w.queue_position = None
+        w.expected_start = None
+        if w.kind == "job":
+            actions.start.append(w.seq)
+        metrics.record_start(w.team, w.kind, now - w.submitted_at)
+        events.record(
+            db, "started", s.reason, w,
+            details={"gpus": s.allocation.gpus, "nodes": list(s.allocation.nodes), "over_quota": s.over_quota}, at=now,
+        )
+
+    pending_positions = {p.workload_id: p for p in decisions.pending}
+    for w in rows.values():
+        if w.state != "pending":
+            continue
+        p = pending_positions.get(w.id)
+        if p is None:
+            continue
+        w.queue_position = p.position
+        w.reason = p.reason
+
+    check_capacity(db)
+    return actions

@@ -1,0 +1,28 @@
+"""The parts of a running service, handed to every handler through tornado's settings.
+
+A plain holder, not an application object: each part is configured on its
+own (traitlets) and does one job; this only lets handlers reach them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import PoolAuth
+from .inventory import Inventory
+from .jobs import JobSupervisor
+from .loop import SchedulingLoop
+from .store import Store
+from .teams import Teams
+from .workloads import WorkloadRules
+
+
+@dataclass
+class PoolContext:
+    store: Store
+    loop: SchedulingLoop
+    jobs: JobSupervisor
+    rules: WorkloadRules
+    teams: Teams
+    auth: PoolAuth
+    inventory: Inventory

@@ -1,0 +1,128 @@
+"""The scheduling loop: snapshot from the database -> scheduler core -> decisions -> apply.
+
+One cycle is one serialised transaction (``Store.write``), so concurrent
+requests and several service processes never decide on a stale view. Cycles
+run on events (submit, finish, cancel, resize, quota change) and on a
+periodic tick; within this process an asyncio lock keeps them one at a time.
+After the transaction commits, job processes are started and stopped
+(``JobSupervisor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from traitlets import Bool, Enum, Float
+from traitlets.config import LoggingConfigurable
+
+from ..scheduler.model import SchedulerConfig
+from . import metrics
+from .apply import JobActions, OvercommitError, apply_decisions
+from .jobs import JobSupervisor
+from .snapshot import build_snapshot
+from .store import Store
+
+
+def _schedule_function():
+    # Imported late so the service starts (and reports why) even if the core is broken.
+    from ..scheduler import schedule
+
+    return schedule
+
+
+class SchedulingLoop(LoggingConfigurable):
+    tick_seconds = Float(
+        5.0,
+        help="Seconds between scheduling cycles when nothing happens (submits, exits and changes trigger one at once).",
+    ).tag(config=True)
+
+    preemption = Bool(True, help="Reclaim quota and priority by preempting borrowed GPUs.").tag(config=True)
+    borrowing = Bool(True, help="Teams may use idle GPUs beyond their quota (preemptible).").tag(config=True)
+    ordering = Enum(
+        ["fair", "fifo"],
+        default_value="fair",
+        help='"fair": team/user fair share and priority; "fifo": submit time only.',
+    ).tag(config=True)
+    reservation_after_s = Float(
+        3600.0,
+        help="A pending workload waiting longer than this gets a reservation; smaller work may only backfill around it.",
+    ).tag(config=True)
+    elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
+
+    def __init__(self, store: Store, supervisor: JobSupervisor, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+        self.supervisor = supervisor
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.last_cycle_at: float | None = None
+        self.last_error: str | None = None
+
+    @property
+    def scheduler_config(self) -> SchedulerConfig:
+        return SchedulerConfig(
+            preemption=self.preemption,
+            borrowing=self.borrowing,
+            ordering=self.ordering,
+            reservation_after_s=self.reservation_after_s,
+            elastic=self.elastic,
+        )
+
+    async def cycle(self, pending_actions: JobActions | None = None) -> None:
+        """Run one cycle now (waiting for one in progress), then act on processes.
+
+        ``pending_actions`` are process actions of a request's own transaction
+        (e.g. the stop of a cancelled job), carried out together with the cycle's.
+        """
+        async with self._lock:
+            actions = JobActions()
+            if pending_actions:
+                actions.extend(pending_actions)
+            started = time.perf_counter()
+            try:
+                now = time.time()
+                with self.store.write() as db:
+                    snapshot, rows = build_snapshot(db, now, self.scheduler_config)
+                    decisions = _schedule_function()(snapshot)
+                    actions.extend(apply_decisions(db, decisions, rows, now))
+                self.last_error = None
+                metrics.record_cycle(decisions, time.perf_counter() - started)
+            except OvercommitError as e:
+                self.last_error = str(e)
+                self.log.error("Scheduling cycle refused: %s", e)
+            except Exception as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                self.log.exception("Scheduling cycle failed")
+            self.last_cycle_at = time.time()
+        await self.supervisor.execute(actions.stop, actions.start)
+
+    def poke(self) -> None:
+        """Ask for a cycle soon, without waiting for it."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._stopping:
+                break
+            await self.cycle()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass

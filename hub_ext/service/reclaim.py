@@ -1,0 +1,542 @@
+"""Idle GPU reclaim in the service: configuration, and applying the pure
+policy (``hub_ext.reclaim``) on every scheduling cycle.
+
+What happens, and where:
+
+- every reading an agent reports advances its GPU's idle streak
+  (``apply_reading``, called by the readings handler), kept in the GPU's row
+  (``idle_since``), so no reading is lost between cycles and a restart loses
+  nothing;
+- before each cycle, GPUs whose readings went stale lose their idle streak
+  (missing data is not idleness), and sessions whose server has been stopped
+  for a reclaim give their GPUs back, so the same cycle can hand them to the
+  waiting user (``before_cycle``);
+- after each cycle, the policy decides on the running workloads: warnings,
+  withdrawn warnings, job flags (events in the same transaction) and
+  reclaims: the session goes to ``stopping`` and keeps its GPUs until its
+  server is stopped (``after_cycle``);
+- after the transaction commits, the session's server is stopped through the
+  JupyterHub API, and restarted without GPUs when so configured
+  (``carry_out``). A session with no server behind it (submitted through the
+  API by hand) gives its GPUs back at once.
+
+Warnings and flags are read back from the event log at start, so a restarted
+service neither forgets a warning nor warns twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+from traitlets import Bool, Dict, Enum, Float, TraitError, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..reclaim import (
+    ACTIONS,
+    MODES,
+    GpuIdle,
+    IdleDefinition,
+    IdlePolicy,
+    PolicyError,
+    PolicySettings,
+    ReclaimState,
+    decide,
+    idle_seconds,
+    observe,
+    workload_idle_seconds,
+)
+from . import events
+from .apply import JobActions, release
+from .snapshot import allocation_model, workload_model
+from .store import EventRow, GpuRow, NodeRow, Store, WorkloadRow
+
+# Event kinds this module writes (the lab panel and the admin page show them).
+WARNED, WARNING_WITHDRAWN, RECLAIMED, FLAGGED, FLAG_WITHDRAWN, RECLAIM_FAILED = (
+    "warned", "warning-withdrawn", "reclaimed", "flagged", "flag-withdrawn", "reclaim-failed",
+)
+
+# traitlet name -> IdlePolicy field: what a team may override.
+TEAM_SETTINGS = {
+    "enabled": "enabled",
+    "idle_limit_seconds": "idle_limit_s",
+    "grace_seconds": "grace_s",
+    "mode": "mode",
+    "action": "action",
+    "job_flag_after_seconds": "job_flag_after_s",
+}
+
+
+def server_name_of(w: WorkloadRow) -> str | None:
+    """The JupyterHub server a session workload belongs to: "" for the default server.
+
+    The spawners name a session's workload "notebook" (default server) or
+    "notebook-<server name>"; any other session was submitted by hand and has
+    no server to stop (None).
+    """
+    name = w.name or ""
+    if name == "notebook":
+        return ""
+    if name.startswith("notebook-"):
+        return name[len("notebook-"):]
+    return None
+
+
+def gpu_idle_state(g: GpuRow) -> GpuIdle:
+    return GpuIdle(reading_at=g.reading_at, utilization=g.utilization, idle_since=g.idle_since)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{round(seconds / 60)} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class ServerAction:
+    """Stop (and maybe restart without GPUs) one session's server, after the cycle commits."""
+
+    workload_id: str
+    user: str
+    server: str | None  # None: no server behind the session
+    action: str  # "stop" | "restart_without_gpus"
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class HubServers:
+    """The few JupyterHub REST calls a reclaim needs, with the service's own token.
+
+    The token needs the ``admin:servers`` scope (stop and start users' servers)
+    and ``read:servers`` (see docs/idle-reclaim.md).
+    """
+
+    def __init__(self, api_url: str, token: str, timeout: float = 30.0):
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _server_path(self, user: str, server: str) -> str:
+        user_path = f"/users/{quote(user, safe='')}"
+        return f"{user_path}/servers/{quote(server, safe='')}" if server else f"{user_path}/server"
+
+    async def _fetch(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+        request = HTTPRequest(
+            self.api_url + path,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            body=json.dumps(body) if body is not None else (None if method in ("GET", "DELETE") else ""),
+            request_timeout=self.timeout,
+            allow_nonstandard_methods=True,
+        )
+        try:
+            r = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except OSError as e:
+            raise HubError(f"cannot reach the hub API at {self.api_url}: {e}") from e
+        if r.code == 599:
+            raise HubError(f"cannot reach the hub API at {self.api_url}: {r.error}")
+        try:
+            data = json.loads(r.body) if r.body else None
+        except ValueError:
+            data = None
+        return r.code, data
+
+    async def stop(self, user: str, server: str) -> bool:
+        """Ask the hub to stop a server; False when there is no such server running."""
+        code, data = await self._fetch("DELETE", self._server_path(user, server))
+        if code in (202, 204):
+            return True
+        if code in (400, 404):  # not running / no such user or server
+            return False
+        message = (data or {}).get("message") if isinstance(data, dict) else None
+        raise HubError(f"the hub refused to stop {user}'s server {server!r} ({code}): {message or 'no message'}"
+                       + (" (give the gpupool service the admin:servers scope)" if code == 403 else ""))
+
+    async def wait_stopped(self, user: str, server: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            code, data = await self._fetch("GET", f"/users/{quote(user, safe='')}")
+            if code == 404:
+                return True
+            if code >= 400:
+                raise HubError(f"the hub refused to show {user}'s servers ({code}) (give the gpupool service the read:servers scope)")
+            servers = (data or {}).get("servers") or {}
+            entry = servers.get(server)
+            if not entry or entry.get("stopped") or (not entry.get("ready") and not entry.get("pending")):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.5)
+
+    async def start(self, user: str, server: str, user_options: dict) -> None:
+        code, data = await self._fetch("POST", self._server_path(user, server), user_options)
+        if code not in (201, 202):
+            message = (data or {}).get("message") if isinstance(data, dict) else None
+            raise HubError(f"the hub refused to restart {user}'s server {server!r} without GPUs ({code}): {message or 'no message'}")
+
+
+class IdleReclaim(LoggingConfigurable):
+    """Warn about, and take back, GPUs that notebook sessions hold without using them.
+
+    A GPU is idle while its utilisation is below ``Inventory.idle_threshold_percent``.
+    A session is idle when every GPU it holds is idle; idle for
+    ``idle_limit_seconds`` it is warned, and ``grace_seconds`` later, still idle,
+    it is reclaimed. Batch jobs are never reclaimed, only flagged to admins.
+    """
+
+    enabled = Bool(
+        True,
+        help="""Warn about and reclaim idle sessions. Off: idle time is still measured and
+        shown (pool API, metrics), but nobody is warned or reclaimed.""",
+    ).tag(config=True)
+
+    idle_limit_seconds = Float(
+        3600.0,
+        help="""A session whose GPUs have all been idle this long is warned (event "warned",
+        shown in the lab panel).""",
+    ).tag(config=True)
+
+    grace_seconds = Float(
+        900.0,
+        help="""Seconds between the warning and the reclaim. Using the GPUs in that time
+        withdraws the warning; idle throughout, the session is reclaimed.""",
+    ).tag(config=True)
+
+    mode = Enum(
+        list(MODES),
+        default_value="when_waiting",
+        help="""When a warned session past its grace period is reclaimed. "immediate": at once.
+        "when_waiting": only while pending workloads wait for GPUs, longest-idle sessions first,
+        until the GPUs they wait for are covered.""",
+    ).tag(config=True)
+
+    action = Enum(
+        list(ACTIONS),
+        default_value="stop",
+        help="""What a reclaim does. "stop": stop the session's server through the JupyterHub
+        API (files and the home directory are untouched; the user starts it again when they
+        need GPUs). "restart_without_gpus": stop it, then start it again with no GPUs.""",
+    ).tag(config=True)
+
+    job_flag_after_seconds = Float(
+        6 * 3600.0,
+        help="""A batch job whose GPUs have all been idle this long is flagged to admins
+        (event "flagged"). Jobs are never reclaimed for idleness.""",
+    ).tag(config=True)
+
+    stale_after_seconds = Float(
+        120.0,
+        help="""A GPU with no reading for this long has no data: it is neither idle nor busy,
+        and nothing happens to its holders (an agent that stopped reporting never gets anyone
+        reclaimed). A gap this long between readings restarts the GPU's idle time. Keep it
+        well above the agents' interval.""",
+    ).tag(config=True)
+
+    team_overrides = Dict(
+        help="""Per-team changes to the policy: team name -> {setting: value}, with settings
+        among enabled, idle_limit_seconds, grace_seconds, mode, action, job_flag_after_seconds.
+        E.g. {"nlp": {"idle_limit_seconds": 1800, "mode": "immediate"}, "admins": {"enabled": False}}.
+        What counts as idle (the threshold, stale readings) is pool-wide.""",
+    ).tag(config=True)
+
+    hub_api_url = Unicode(help="The JupyterHub API URL used to stop sessions (default: $JUPYTERHUB_API_URL).").tag(config=True)
+
+    @default("hub_api_url")
+    def _hub_api_url_default(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "")
+
+    hub_api_token = Unicode(
+        help="Token for the JupyterHub API, with admin:servers and read:servers (default: $JUPYTERHUB_API_TOKEN, the service's own).",
+    ).tag(config=True)
+
+    @default("hub_api_token")
+    def _hub_api_token_default(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    server_stop_timeout_seconds = Float(
+        120.0,
+        help="How long to wait for the hub to stop a reclaimed session's server before giving its GPUs back anyway.",
+    ).tag(config=True)
+
+    retry_seconds = Float(60.0, help="Seconds before a reclaim the hub refused is tried again.").tag(config=True)
+
+    def __init__(self, store: Store, threshold_percent: float = 1.0, on_change: Callable[[], None] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+        self.on_change = on_change  # asks the loop for a cycle (GPUs were given back)
+        self.threshold_percent = threshold_percent
+        self.settings = self._build_settings()
+        self._states: dict[str, ReclaimState] | None = None  # loaded from the event log on the first cycle
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._give_back: set[str] = set()  # stopped (or serverless) sessions whose GPUs go back next cycle
+        self._retry_at: dict[str, float] = {}
+        self.idle_by_workload: dict[str, float | None] = {}
+
+    def _build_settings(self) -> PolicySettings:
+        try:
+            default_policy = IdlePolicy(**{field: getattr(self, trait) for trait, field in TEAM_SETTINGS.items()})
+            teams = {}
+            for team, overrides in self.team_overrides.items():
+                if not isinstance(overrides, dict):
+                    raise PolicyError(f"team {team!r}: overrides must be a dict of setting -> value")
+                unknown = set(overrides) - set(TEAM_SETTINGS)
+                if unknown:
+                    raise PolicyError(
+                        f"team {team!r}: unknown settings {sorted(unknown)} in IdleReclaim.team_overrides; "
+                        f"known: {', '.join(TEAM_SETTINGS)}"
+                    )
+                teams[team] = {TEAM_SETTINGS[k]: v for k, v in overrides.items()}
+            return PolicySettings(default=default_policy, idle=self.idle_definition, teams=teams)
+        except PolicyError as e:
+            raise TraitError(f"IdleReclaim: {e}") from None
+
+    @property
+    def idle_definition(self) -> IdleDefinition:
+        return IdleDefinition(threshold_percent=self.threshold_percent, stale_after_s=self.stale_after_seconds)
+
+    # ------------------------------------------------------------ readings
+
+    def apply_reading(self, g: GpuRow, utilization: float | None, at: float) -> None:
+        """Record one reading of a GPU and advance its idle streak."""
+        state = observe(gpu_idle_state(g), at, utilization, self.settings.idle)
+        g.utilization, g.reading_at, g.idle_since = state.utilization, state.reading_at, state.idle_since
+
+    # ------------------------------------------------------------ the cycle
+
+    def _load_states(self, db: Session) -> dict[str, ReclaimState]:
+        """Warnings and flags still standing, from the event log (survives restarts)."""
+        latest = (
+            select(EventRow.workload_seq, EventRow.kind, EventRow.at)
+            .join(WorkloadRow, WorkloadRow.seq == EventRow.workload_seq)
+            .where(WorkloadRow.state.in_(("running", "stopping")))
+            .where(EventRow.kind.in_((WARNED, WARNING_WITHDRAWN, FLAGGED, FLAG_WITHDRAWN, "started", "preempted")))
+            .order_by(EventRow.id)
+        )
+        states: dict[str, ReclaimState] = {}
+        for seq, kind, at in db.execute(latest):
+            wid = f"w-{seq}"
+            s = states.get(wid, ReclaimState())
+            if kind == WARNED:
+                s = ReclaimState(warned_at=at, flagged_at=s.flagged_at)
+            elif kind == FLAGGED:
+                s = ReclaimState(warned_at=s.warned_at, flagged_at=at)
+            elif kind == WARNING_WITHDRAWN:
+                s = ReclaimState(warned_at=None, flagged_at=s.flagged_at)
+            elif kind == FLAG_WITHDRAWN:
+                s = ReclaimState(warned_at=s.warned_at, flagged_at=None)
+            else:  # a new run: nothing from an earlier one stands
+                s = ReclaimState()
+            states[wid] = s
+        return states
+
+    def before_cycle(self, db: Session, now: float) -> JobActions:
+        """Forget idle streaks of GPUs that went quiet; give back GPUs of stopped reclaimed sessions."""
+        stale_before = now - self.stale_after_seconds
+        for g in db.scalars(select(GpuRow).where(GpuRow.idle_since.is_not(None), GpuRow.reading_at < stale_before)):
+            g.idle_since = None
+        actions = JobActions()
+        if not self._give_back:
+            return actions
+        seqs = [int(wid[2:]) for wid in self._give_back]
+        for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.seq.in_(seqs))):
+            if w.state == "stopping":
+                release(w, actions)
+                w.state = "cancelled"
+                w.finished_at = now
+        self._give_back.clear()
+        return actions
+
+    def after_cycle(self, db: Session, now: float) -> list[ServerAction]:
+        """Run the policy on the running workloads; record its decisions; say which servers to stop."""
+        if self._states is None:
+            self._states = self._load_states(db)
+        rows = list(
+            db.scalars(
+                select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state.in_(("pending", "running", "stopping")))
+            )
+        )
+        by_id = {w.id: w for w in rows}
+        running = [
+            _running(w) for w in rows if w.state == "running" and w.shares
+        ]
+        waiting_gpus = sum(w.gpus for w in rows if w.state == "pending")
+        uuids = {s.gpu_uuid for w in rows for s in w.shares}
+        gpus = {g.uuid: gpu_idle_state(g) for g in db.scalars(select(GpuRow).where(GpuRow.uuid.in_(uuids)))} if uuids else {}
+        settings = self.settings if self.enabled else PolicySettings(
+            IdlePolicy(enabled=False), self.settings.idle
+        )
+        d = decide(running, gpus, self._states, settings, now, waiting_gpus)
+        self.idle_by_workload = d.idle_seconds
+
+        for warn in d.warnings:
+            w = by_id[warn.workload_id]
+            self._states[w.id] = ReclaimState(warned_at=now, flagged_at=self._states.get(w.id, ReclaimState()).flagged_at)
+            events.record(db, WARNED, warn.reason, w, details={"idle_seconds": round(warn.idle_seconds), "reclaim_at": warn.reclaim_at}, at=now)
+        for withdraw in d.withdrawals:
+            w = by_id[withdraw.workload_id]
+            s = self._states.get(w.id, ReclaimState())
+            if withdraw.what == "warning":
+                self._states[w.id] = ReclaimState(warned_at=None, flagged_at=s.flagged_at)
+                events.record(db, WARNING_WITHDRAWN, f"warning withdrawn: {withdraw.reason}", w, at=now)
+            else:
+                self._states[w.id] = ReclaimState(warned_at=s.warned_at, flagged_at=None)
+                events.record(db, FLAG_WITHDRAWN, f"flag withdrawn: {withdraw.reason}", w, at=now)
+        for flag in d.flags:
+            w = by_id[flag.workload_id]
+            self._states[w.id] = ReclaimState(warned_at=self._states.get(w.id, ReclaimState()).warned_at, flagged_at=now)
+            events.record(db, FLAGGED, flag.reason, w, details={"idle_seconds": round(flag.idle_seconds)}, at=now)
+
+        todo = []
+        for r in d.reclaims:
+            w = by_id[r.workload_id]
+            what = "stopped (your files are kept)" if r.action == "stop" else "restarted without GPUs"
+            message = f"{r.reason}: the session is {what} and its {r.gpus:g} GPU(s) go back to the pool"
+            w.state = "stopping"
+            w.reason = f"reclaimed: {r.reason}"
+            events.record(db, RECLAIMED, message, w, details={"action": r.action, "idle_seconds": round(r.idle_seconds), "gpus": r.gpus}, at=now)
+            self._states.pop(w.id, None)
+            todo.append(ServerAction(w.id, w.user, server_name_of(w), r.action))
+
+        # Reclaims left half-done by a restart (or refused by the hub): try again.
+        for w in rows:
+            if w.state == "stopping" and w.kind == "session" and w.reason and w.reason.startswith("reclaimed:") and w.id not in self._in_flight:
+                if w.id in (a.workload_id for a in todo) or self._retry_at.get(w.id, 0) > now:
+                    continue
+                todo.append(ServerAction(w.id, w.user, server_name_of(w), "stop"))
+        for wid in list(self._states):
+            if wid not in by_id:
+                del self._states[wid]
+        return todo
+
+    # ------------------------------------------------------------ after commit
+
+    def carry_out(self, actions: list[ServerAction]) -> None:
+        """Stop (and restart) the servers of reclaimed sessions, in the background."""
+        for a in actions:
+            if a.workload_id in self._in_flight:
+                continue
+            task = asyncio.ensure_future(self._carry_out(a))
+            self._in_flight[a.workload_id] = task
+            task.add_done_callback(lambda _t, wid=a.workload_id: self._in_flight.pop(wid, None))
+
+    def _hub(self) -> HubServers | None:
+        if not self.hub_api_url or not self.hub_api_token:
+            return None
+        return HubServers(self.hub_api_url, self.hub_api_token)
+
+    async def _carry_out(self, a: ServerAction) -> None:
+        hub = self._hub()
+        try:
+            if hub is not None and a.server is not None:
+                found = await hub.stop(a.user, a.server)
+                if found:
+                    stopped = await hub.wait_stopped(a.user, a.server, self.server_stop_timeout_seconds)
+                    if not stopped:
+                        self.log.warning("%s's server %r did not stop within %gs; giving its GPUs back anyway", a.user, a.server, self.server_stop_timeout_seconds)
+                    if a.action == "restart_without_gpus":
+                        await hub.start(a.user, a.server, {"gpus": "0"})
+                self.log.info("reclaimed %s: %s's server %r %s", a.workload_id, a.user, a.server,
+                              ("restarted without GPUs" if a.action == "restart_without_gpus" else "stopped") if found else "was not running")
+            else:
+                self.log.info("reclaimed %s: no server behind it, giving its GPUs back", a.workload_id)
+        except HubError as e:
+            self.log.error("could not reclaim %s: %s (trying again in %gs)", a.workload_id, e, self.retry_seconds)
+            self._retry_at[a.workload_id] = time.time() + self.retry_seconds
+            with self.store.write() as db:
+                w = db.get(WorkloadRow, int(a.workload_id[2:]))
+                if w is not None:
+                    events.record(db, RECLAIM_FAILED, f"could not stop the session's server: {e}", w)
+            return
+        self._retry_at.pop(a.workload_id, None)
+        self._give_back.add(a.workload_id)
+        if self.on_change:
+            self.on_change()
+
+    async def close(self) -> None:
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    # ------------------------------------------------------------ reading idle time
+
+    def gpu_idle_seconds(self, g: GpuRow, now: float) -> float | None:
+        return idle_seconds(gpu_idle_state(g), self.settings.idle, now)
+
+    def workload_idle_seconds(self, w: WorkloadRow, gpus: dict[str, GpuRow], now: float) -> float | None:
+        if w.state != "running" or not w.shares:
+            return None
+        states = {s.gpu_uuid: gpu_idle_state(gpus[s.gpu_uuid]) for s in w.shares if s.gpu_uuid in gpus}
+        return workload_idle_seconds(_running(w), states, self.settings.idle, now)
+
+
+def _running(w: WorkloadRow):
+    from ..scheduler.model import Running
+
+    return Running(workload=workload_model(w), allocation=allocation_model(w))
+
+
+class IdleCollector:
+    """Prometheus metrics of idle time, read at scrape time like the pool's other gauges."""
+
+    def __init__(self, reclaim: IdleReclaim):
+        self.reclaim = reclaim
+
+    def collect(self):
+        now = time.time()
+        reclaim = self.reclaim
+        gpu_idle = GaugeMetricFamily(
+            "gpupool_gpu_idle_seconds", "Seconds a GPU has been below the idle threshold (absent: no recent reading).", labels=["node", "index", "uuid"]
+        )
+        workload_idle = GaugeMetricFamily(
+            "gpupool_workload_idle_seconds",
+            "Seconds every GPU of a running workload has been idle (0: busy; absent: no recent reading).",
+            labels=["workload", "user", "team", "kind"],
+        )
+        with reclaim.store.read() as db:
+            gpus = {g.uuid: g for g in db.scalars(select(GpuRow).join(NodeRow))}
+            for g in gpus.values():
+                seconds = reclaim.gpu_idle_seconds(g, now)
+                if seconds is not None:
+                    gpu_idle.add_metric([g.node_name, str(g.index), g.uuid], seconds)
+            for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state == "running")):
+                seconds = reclaim.workload_idle_seconds(w, gpus, now)
+                if seconds is not None:
+                    workload_idle.add_metric([w.id, w.user, w.team, w.kind], seconds)
+            counts = db.execute(
+                select(EventRow.team, EventRow.kind, func.count())
+                .where(EventRow.kind.in_((WARNED, FLAGGED, RECLAIM_FAILED)))
+                .group_by(EventRow.team, EventRow.kind)
+            ).all()
+        yield gpu_idle
+        yield workload_idle
+        idle_events = CounterMetricFamily(
+            "gpupool_idle_events", "Idle sessions warned, idle jobs flagged and reclaims the hub refused, per team.", labels=["team", "kind"]
+        )
+        for team, kind, count in counts:
+            idle_events.add_metric([team or "", kind], count)
+        yield idle_events
+
+
+_registered: dict = {}
+
+
+def register_metrics(reclaim: IdleReclaim) -> None:
+    """Expose idle time on the service's /metrics (once per process; the newest service wins)."""
+    from . import metrics
+
+    collector = _registered.get("collector")
+    if collector is None:
+        collector = _registered["collector"] = IdleCollector(reclaim)
+        metrics.REGISTRY.register(collector)
+    collector.reclaim = reclaim

@@ -1,0 +1,246 @@
+"""The service's one ORM module: what the pool service persists.
+
+The service is the only writer of allocations. Every change that decides who
+holds which GPU happens inside ``Store.write()``, which serialises writers
+across processes (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level
+advisory lock), so two requests racing for the last GPU cannot both win.
+
+Times are seconds since the epoch (floats), like the scheduler core's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+# Any constant works; it only has to be the same for every service process.
+_PG_WRITE_LOCK_KEY = 0x6770_7530
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    schedulable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "declared" (configuration), "nvml" (discovered here), "agent" (reported by a node agent)
+    source: Mapped[str] = mapped_column(String(32), default="declared")
+    last_reading_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    gpus: Mapped[list[GpuRow]] = relationship(back_populates="node", order_by="GpuRow.index", cascade="all, delete-orphan")
+
+
+class GpuRow(Base):
+    __tablename__ = "gpus"
+
+    uuid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    node_name: Mapped[str] = mapped_column(ForeignKey("nodes.name", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(255))
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    # The latest reading (agent or NVML); None until one arrives.
+    utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory_used_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    processes: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    reading_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Since when the card has shown no activity; None while busy or unknown.
+    idle_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    node: Mapped[NodeRow] = relationship(back_populates="gpus")
+
+
+class TeamRow(Base):
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    quota: Mapped[float] = mapped_column(Float, default=0.0)
+    over_quota_weight: Mapped[float] = mapped_column(Float, default=1.0)
+    limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WorkloadRow(Base):
+    __tablename__ = "workloads"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    team: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # session | job
+    # pending | running | stopping | completed | failed | cancelled
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    gpus: Mapped[float] = mapped_column(Float)
+    min_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_model: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    min_gpu_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    preemptible: Mapped[bool] = mapped_column(Boolean, default=True)
+    command: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    env: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    workdir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    preemptions: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    over_quota: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    expected_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The runner's handle for the job's current process (jobs only).
+    runner_handle: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Handles of processes that were told to stop and may still be running
+    # (preempted, resized, cancelled): kept until they are gone, so a restart
+    # can finish stopping them and no GPU is used twice.
+    stop_handles: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    shares: Mapped[list[ShareRow]] = relationship(
+        back_populates="workload", order_by="ShareRow.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def id(self) -> str:
+        return format_workload_id(self.seq)
+
+    @property
+    def allocated_gpus(self) -> float:
+        return sum(s.fraction for s in self.shares)
+
+
+class ShareRow(Base):
+    """Part (or all) of one GPU held by one workload: the allocation."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workload_seq: Mapped[int] = mapped_column(ForeignKey("workloads.seq", ondelete="CASCADE"), index=True)
+    node_name: Mapped[str] = mapped_column(String(255))
+    gpu_uuid: Mapped[str] = mapped_column(String(255), index=True)
+    gpu_index: Mapped[int] = mapped_column(Integer)
+    fraction: Mapped[float] = mapped_column(Float, default=1.0)
+    memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    workload: Mapped[WorkloadRow] = relationship(back_populates="shares")
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    # submitted | started | preempted | resized | reclaimed | finished | cancelled | failed | team-changed | ...
+    kind: Mapped[str] = mapped_column(String(32))
+    workload_seq: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    user: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    team: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+def format_workload_id(seq: int) -> str:
+    return f"w-{seq}"
+
+
+def parse_workload_id(workload_id: str) -> int | None:
+    """``"w-12"`` (or ``"12"``) -> 12; None for anything else."""
+    text_id = workload_id[2:] if workload_id.startswith("w-") else workload_id
+    if not text_id.isdigit() or len(text_id) > 18:
+        return None
+    return int(text_id)
+
+
+# ---------------------------------------------------------------- engine and sessions
+
+
+def _sqlite_serialised_writes(engine: Engine) -> None:
+    """Make every SQLite transaction ``BEGIN IMMEDIATE``.
+
+    pysqlite's default defers the write lock to the first write, so two
+    transactions can both read "one GPU free" and both try to take it; an
+    immediate transaction takes the write lock up front.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """The database: an engine, sessions, and the serialised write transaction."""
+
+    def __init__(self, url: str, echo: bool = False):
+        self.url = url
+        kwargs: dict = {"echo": echo, "future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = create_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _sqlite_serialised_writes(self.engine)
+            if ":memory:" not in url and url != "sqlite://":
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One serialised transaction: committed if the block returns, rolled back if it raises."""
+        with self._sessions() as session:
+            with session.begin():
+                if self.dialect == "postgresql":
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
+                yield session
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (run at every start)."""
+        from .migrate import upgrade
+
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def default_db_url(state_dir: str) -> str:
+    return "sqlite:///" + os.path.join(os.path.abspath(state_dir), "gpupool.sqlite")

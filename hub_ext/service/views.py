@@ -1,0 +1,198 @@
+"""The JSON shapes the API answers with (see docs/api.md and the OpenAPI document).
+
+Kept apart from the handlers so the pool page, the metrics and the
+benchmarks build exactly the same views.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from ..scheduler.model import EPSILON
+from .store import EventRow, GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
+
+ACTIVE_STATES = ("pending", "running", "stopping")
+FINISHED_STATES = ("completed", "failed", "cancelled")
+STATES = ACTIVE_STATES + FINISHED_STATES
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def share_view(s: ShareRow) -> dict:
+    return {"node": s.node_name, "gpu_uuid": s.gpu_uuid, "index": s.gpu_index, "fraction": s.fraction, "memory_mib": s.memory_mib}
+
+
+def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
+    allocation = None
+    if w.shares:
+        allocation = {"gpus": round(w.allocated_gpus, 6), "shares": [share_view(s) for s in w.shares]}
+    return {
+        "id": w.id,
+        "name": w.name,
+        "user": w.user,
+        "team": w.team,
+        "kind": w.kind,
+        "state": w.state,
+        "gpus": w.gpus,
+        "min_gpus": w.min_gpus,
+        "max_gpus": w.max_gpus,
+        "gpu_model": w.gpu_model,
+        "min_gpu_memory_mib": w.min_gpu_memory_mib,
+        "gpu_memory_mib": w.gpu_memory_mib,
+        "priority": w.priority,
+        "preemptible": w.preemptible,
+        "command": w.command,
+        "allocation": allocation,
+        "queue_position": w.queue_position if w.state == "pending" else None,
+        "reason": w.reason,
+        "expected_start": iso(w.expected_start) if w.state == "pending" else None,
+        "over_quota": bool(w.over_quota) if w.state == "running" else False,
+        "submitted_at": iso(w.submitted_at),
+        "started_at": iso(w.started_at),
+        "finished_at": iso(w.finished_at),
+        "exit_code": w.exit_code,
+        "preemptions": w.preemptions,
+        "idle_seconds": idle_seconds,
+    }
+
+
+def workload_idle_seconds(w: WorkloadRow, gpus: dict[str, GpuRow], now: float) -> float | None:
+    """How long every card of a running workload has been idle; None when unknown or busy."""
+    if w.state != "running" or not w.shares:
+        return None
+    idle = []
+    for s in w.shares:
+        g = gpus.get(s.gpu_uuid)
+        if g is None or g.idle_since is None:
+            return None
+        idle.append(now - max(g.idle_since, w.started_at or g.idle_since))
+    return round(max(0.0, min(idle)), 1)
+
+
+def load_workloads(db: Session, *, user: str | None = None, state: str | None = None, seqs=None) -> list[WorkloadRow]:
+    q = select(WorkloadRow).options(selectinload(WorkloadRow.shares)).order_by(WorkloadRow.seq)
+    if user is not None:
+        q = q.where(WorkloadRow.user == user)
+    if state is not None:
+        q = q.where(WorkloadRow.state == state)
+    if seqs is not None:
+        q = q.where(WorkloadRow.seq.in_(list(seqs)))
+    return list(db.scalars(q))
+
+
+def gpu_index(db: Session) -> dict[str, GpuRow]:
+    return {g.uuid: g for g in db.scalars(select(GpuRow))}
+
+
+def pool_view(db: Session, now: float | None = None) -> dict:
+    """Nodes and the state of every GPU: free, used or partial, and who holds it."""
+    now = time.time() if now is None else now
+    holders: dict[str, list[dict]] = defaultdict(list)
+    rows = db.execute(
+        select(ShareRow.gpu_uuid, ShareRow.fraction, WorkloadRow.seq, WorkloadRow.user, WorkloadRow.team, WorkloadRow.kind).join(
+            WorkloadRow, ShareRow.workload_seq == WorkloadRow.seq
+        )
+    )
+    for uuid, fraction, seq, user, team, kind in rows:
+        holders[uuid].append(
+            {"workload_id": format_workload_id(seq), "user": user, "team": team, "kind": kind, "fraction": fraction}
+        )
+    nodes = []
+    totals = {"gpus": 0, "free": 0.0, "used": 0.0, "idle": 0}
+    for node in db.scalars(select(NodeRow).options(selectinload(NodeRow.gpus)).order_by(NodeRow.name)):
+        gpus = []
+        for g in node.gpus:
+            held = holders.get(g.uuid, [])
+            used = min(1.0, sum(h["fraction"] for h in held))
+            state = "free" if used <= EPSILON else ("used" if used >= 1 - EPSILON else "partial")
+            idle_seconds = None if g.idle_since is None else round(max(0.0, now - g.idle_since), 1)
+            gpus.append(
+                {
+                    "node": node.name,
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "model": g.model,
+                    "memory_mib": g.memory_mib,
+                    "simulated": node.simulated,
+                    "state": state,
+                    "used_fraction": round(used, 6),
+                    "holders": held,
+                    "utilization": g.utilization,
+                    "memory_used_mib": g.memory_used_mib,
+                    "idle_seconds": idle_seconds,
+                    "reading_at": iso(g.reading_at),
+                }
+            )
+            totals["gpus"] += 1
+            totals["used"] += used
+            totals["free"] += 1 - used
+            if held and idle_seconds is not None:
+                totals["idle"] += 1
+        nodes.append(
+            {
+                "name": node.name,
+                "simulated": node.simulated,
+                "schedulable": node.schedulable,
+                "source": node.source,
+                "last_reading_at": iso(node.last_reading_at),
+                "gpus": gpus,
+            }
+        )
+    totals["used"] = round(totals["used"], 6)
+    totals["free"] = round(totals["free"], 6)
+    return {
+        "nodes": nodes,
+        "totals": totals,
+        "simulated": any(n["simulated"] for n in nodes),
+    }
+
+
+def team_usage(db: Session) -> dict[str, float]:
+    usage: dict[str, float] = defaultdict(float)
+    rows = db.execute(select(WorkloadRow.team, ShareRow.fraction).join(ShareRow, ShareRow.workload_seq == WorkloadRow.seq))
+    for team, fraction in rows:
+        usage[team] += fraction
+    return usage
+
+
+def team_view(t: TeamRow, usage: float, pending: int = 0) -> dict:
+    return {
+        "name": t.name,
+        "quota": t.quota,
+        "over_quota_weight": t.over_quota_weight,
+        "limit": t.limit,
+        "usage": round(usage, 6),
+        "borrowed": round(max(0.0, usage - t.quota), 6),
+        "pending": pending,
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def teams_view(db: Session) -> list[dict]:
+    usage = team_usage(db)
+    pending: dict[str, int] = defaultdict(int)
+    for team in db.scalars(select(WorkloadRow.team).where(WorkloadRow.state == "pending")):
+        pending[team] += 1
+    return [team_view(t, usage.get(t.name, 0.0), pending.get(t.name, 0)) for t in db.scalars(select(TeamRow).order_by(TeamRow.name))]
+
+
+def event_view(e: EventRow) -> dict:
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "kind": e.kind,
+        "workload_id": format_workload_id(e.workload_seq) if e.workload_seq is not None else None,
+        "user": e.user,
+        "team": e.team,
+        "message": e.message,
+        "details": e.details,
+    }

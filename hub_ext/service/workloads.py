@@ -1,0 +1,287 @@
+"""Submitting, cancelling and resizing workloads: the rules behind the handlers.
+
+Everything is checked before anything is written, and all writes of one
+request happen in one transaction, so a refused request leaves nothing
+behind. Messages say what was wrong and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from traitlets import Float, Integer
+from traitlets.config import LoggingConfigurable
+
+from ..scheduler.model import EPSILON
+from . import events
+from .apply import JobActions, release, stop_process
+from .errors import ApiError, bad_request, conflict, not_found
+from .store import NodeRow, TeamRow, WorkloadRow, parse_workload_id
+from .views import FINISHED_STATES
+
+SUBMIT_FIELDS = {
+    "name", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "gpu_memory_mib",
+    "priority", "preemptible", "command", "env", "workdir", "team", "user",
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    return _is_number(v) and float(v).is_integer()
+
+
+def _gpus_text(n: float) -> str:
+    return f"{n:g} GPU" + ("" if n == 1 else "s")
+
+
+class WorkloadRules(LoggingConfigurable):
+    """Limits on what a workload may ask for."""
+
+    min_fraction = Float(
+        0.1,
+        help="""The smallest share of one GPU a workload may ask for (``gpus`` between this and 1).
+        Smaller shares leave too little memory and time to be useful.""",
+    ).tag(config=True)
+
+    max_priority = Integer(
+        1000,
+        help="Priorities must lie between -max_priority and max_priority.",
+    ).tag(config=True)
+
+    max_name_length = Integer(200, help="Longest workload name accepted.").tag(config=True)
+
+    # ------------------------------------------------------------ submit
+
+    def check_shape(self, body: dict) -> dict:
+        """Check a submission's fields on their own (no database); return them normalised."""
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object describing the workload, e.g. {\"gpus\": 1, \"command\": [\"python\", \"train.py\"]}")
+        unknown = sorted(set(body) - SUBMIT_FIELDS)
+        if unknown:
+            raise bad_request(f"unknown field(s): {', '.join(unknown)}; a workload has: {', '.join(sorted(SUBMIT_FIELDS))}")
+        spec = dict(body)
+        command = spec.get("command")
+        if isinstance(command, str):
+            try:
+                command = shlex.split(command)
+            except ValueError as e:
+                raise bad_request(f"command could not be split into words: {e}") from None
+        if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
+            raise bad_request("command must be a list of strings, e.g. [\"python\", \"train.py\"]")
+        spec["command"] = command or None
+        kind = spec.get("kind") or ("job" if command else "session")
+        if kind not in ("job", "session"):
+            raise bad_request(f"kind must be \"job\" or \"session\", not {kind!r}")
+        spec["kind"] = kind
+        if kind == "job" and not command:
+            raise bad_request("a job needs a command to run, e.g. \"command\": [\"python\", \"train.py\"]")
+        if kind == "session" and command:
+            raise bad_request("a session is started by the hub's spawner and takes no command; submit a job to run a command")
+
+        gpus = spec.get("gpus", 1)
+        if not _is_number(gpus):
+            raise bad_request(f"gpus must be a number (a whole number of GPUs, or a fraction of one), not {gpus!r}")
+        if gpus <= 0:
+            raise bad_request(f"gpus must be more than 0 (got {gpus:g}); a workload without GPUs does not need the pool")
+        if gpus < 1 and gpus < self.min_fraction - EPSILON:
+            raise bad_request(
+                f"{gpus:g} of a GPU is not a sensible share: the smallest share is {self.min_fraction:g} of a GPU"
+            )
+        if gpus > 1 and not _whole(gpus):
+            raise bad_request(
+                f"{gpus:g} GPUs is not a sensible share: ask for a whole number of GPUs, or for a fraction of one GPU (between {self.min_fraction:g} and 1)"
+            )
+        spec["gpus"] = float(gpus)
+
+        for field in ("min_gpus", "max_gpus", "min_gpu_memory_mib", "gpu_memory_mib"):
+            v = spec.get(field)
+            if v is not None and (not _whole(v) or v < 1):
+                raise bad_request(f"{field} must be a whole number of at least 1, not {v!r}")
+            if v is not None:
+                spec[field] = int(v)
+        lo, hi = spec.get("min_gpus"), spec.get("max_gpus")
+        if (lo is None) != (hi is None):
+            raise bad_request("an elastic job needs both min_gpus and max_gpus")
+        if lo is not None:
+            if kind != "job":
+                raise bad_request("only jobs are elastic: min_gpus and max_gpus are for jobs")
+            if gpus < 1:
+                raise bad_request("an elastic job uses whole GPUs: gpus, min_gpus and max_gpus must be whole numbers")
+            if not (lo <= gpus <= hi):
+                raise bad_request(f"gpus ({gpus:g}) must lie between min_gpus ({lo}) and max_gpus ({hi})")
+        if spec.get("gpu_memory_mib") is not None and gpus >= 1:
+            raise bad_request("gpu_memory_mib is the memory share of a fraction of a GPU; a whole GPU has all its memory")
+
+        priority = spec.get("priority", 0)
+        if priority is None:
+            priority = 0
+        if not _whole(priority) or abs(priority) > self.max_priority:
+            raise bad_request(f"priority must be a whole number between -{self.max_priority} and {self.max_priority}")
+        spec["priority"] = int(priority)
+        preemptible = spec.get("preemptible", True)
+        if not isinstance(preemptible, bool):
+            raise bad_request("preemptible must be true or false")
+        spec["preemptible"] = preemptible
+        name = spec.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > self.max_name_length):
+            raise bad_request(f"name must be text of at most {self.max_name_length} characters")
+        for field in ("team", "user", "gpu_model", "workdir"):
+            v = spec.get(field)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise bad_request(f"{field} must be a non-empty string")
+        env = spec.get("env")
+        if env is not None and (not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            raise bad_request("env must be an object of strings, e.g. {\"SEED\": \"1\"}")
+        if env and kind != "job":
+            raise bad_request("env is for jobs; a session's environment comes from its spawner")
+        return spec
+
+    def choose_team(self, db: Session, spec: dict, user: str, member_of: list[str], caller_is_admin: bool) -> TeamRow:
+        teams = {t.name: t for t in db.scalars(select(TeamRow))}
+        wanted = spec.get("team")
+        if wanted is not None:
+            team = teams.get(wanted)
+            if team is None:
+                known = ", ".join(sorted(teams)) or "none yet"
+                raise bad_request(f"unknown team {wanted!r}; teams are: {known}")
+            if wanted not in member_of and not caller_is_admin:
+                mine = ", ".join(member_of) or "none"
+                raise ApiError(403, f"{user} is not a member of team {wanted!r} (your teams: {mine})")
+            return team
+        if len(member_of) == 1:
+            return teams[member_of[0]]
+        if not member_of:
+            raise bad_request(
+                f"{user} belongs to no team, so the pool cannot account for this workload; "
+                "ask an admin to add you to a team's JupyterHub group"
+            )
+        raise bad_request(f"{user} is in several teams ({', '.join(member_of)}): say which one with \"team\"")
+
+    def check_fits(self, db: Session, spec: dict, team: TeamRow) -> None:
+        """Refuse what could never run: more GPUs than any node has, no matching card, over the team's limit."""
+        gpus = spec["gpus"]
+        model, min_mem = spec.get("gpu_model"), spec.get("min_gpu_memory_mib")
+        biggest = 0
+        models: set[str] = set()
+        for node in db.scalars(select(NodeRow).options(selectinload(NodeRow.gpus)).where(NodeRow.schedulable.is_(True))):
+            fitting = [g for g in node.gpus if (model is None or g.model == model) and (min_mem is None or g.memory_mib >= min_mem)]
+            models.update(g.model for g in node.gpus)
+            biggest = max(biggest, len(fitting))
+            if spec.get("gpu_memory_mib") is not None and fitting and all(g.memory_mib < spec["gpu_memory_mib"] for g in fitting):
+                raise bad_request(f"gpu_memory_mib ({spec['gpu_memory_mib']}) is more than any matching GPU has")
+        wanted = max(gpus, spec.get("min_gpus") or 0)
+        what = " ".join(
+            filter(None, [f"of model {model!r}" if model else "", f"with at least {min_mem} MiB" if min_mem else ""])
+        )
+        if biggest == 0:
+            if model and model not in models:
+                raise bad_request(f"no GPU in the pool is of model {model!r}; models here: {', '.join(sorted(models)) or 'none'}")
+            raise bad_request(f"no schedulable node has GPUs {what}".strip() if what else "the pool has no schedulable GPUs")
+        if wanted > biggest:
+            raise bad_request(
+                f"asks for {_gpus_text(wanted)} but the largest node has {biggest} GPU{'s' if biggest != 1 else ''}"
+                + (f" {what}" if what else "")
+                + f"; a workload runs on one node, so ask for at most {biggest}"
+            )
+        if team.limit is not None and wanted > team.limit + EPSILON:
+            raise bad_request(
+                f"asks for {_gpus_text(wanted)} but team {team.name} has a limit of {team.limit:g}; it could never start"
+            )
+
+    def create(self, db: Session, spec: dict, user: str, team: TeamRow, now: float | None = None) -> WorkloadRow:
+        now = time.time() if now is None else now
+        w = WorkloadRow(
+            name=spec.get("name"),
+            user=user,
+            team=team.name,
+            kind=spec["kind"],
+            state="pending",
+            gpus=spec["gpus"],
+            min_gpus=spec.get("min_gpus"),
+            max_gpus=spec.get("max_gpus"),
+            gpu_model=spec.get("gpu_model"),
+            min_gpu_memory_mib=spec.get("min_gpu_memory_mib"),
+            gpu_memory_mib=spec.get("gpu_memory_mib"),
+            priority=spec["priority"],
+            preemptible=spec["preemptible"],
+            command=spec.get("command"),
+            env=spec.get("env"),
+            workdir=spec.get("workdir"),
+            submitted_at=now,
+            reason="waiting for the scheduler",
+            preemptions=0,
+            over_quota=False,
+        )
+        db.add(w)
+        db.flush()
+        events.record(
+            db, "submitted", f"{w.kind} asks for {_gpus_text(w.gpus)}", w,
+            details={"gpus": w.gpus, "kind": w.kind, "name": w.name}, at=now,
+        )
+        return w
+
+    # ------------------------------------------------------------ cancel
+
+    def cancel(self, db: Session, w: WorkloadRow, by: str, now: float | None = None) -> JobActions:
+        now = time.time() if now is None else now
+        actions = JobActions()
+        if w.state in FINISHED_STATES:
+            raise conflict(f"{w.id} has already {'been cancelled' if w.state == 'cancelled' else w.state}; nothing to cancel")
+        was = w.state
+        release(w, actions)
+        w.state = "cancelled"
+        w.finished_at = now
+        w.queue_position = None
+        w.expected_start = None
+        w.reason = f"cancelled by {by}" if was == "pending" else f"stopped by {by}"
+        events.record(db, "cancelled", w.reason, w, details={"was": was, "by": by}, at=now)
+        return actions
+
+    # ------------------------------------------------------------ resize
+
+    def resize(self, db: Session, w: WorkloadRow, gpus, by: str, now: float | None = None) -> JobActions:
+        """Set an elastic job's size. Shrinking happens at once; growing waits for the scheduler."""
+        now = time.time() if now is None else now
+        actions = JobActions()
+        if w.state in FINISHED_STATES:
+            raise conflict(f"cannot resize {w.id}: it has already {'been cancelled' if w.state == 'cancelled' else w.state}")
+        if w.kind != "job" or w.min_gpus is None or w.max_gpus is None:
+            raise conflict(f"{w.id} is not elastic: only jobs submitted with min_gpus and max_gpus can be resized")
+        if not _whole(gpus):
+            raise bad_request(f"gpus must be a whole number of GPUs between {w.min_gpus} and {w.max_gpus}")
+        gpus = int(gpus)
+        if not (w.min_gpus <= gpus <= w.max_gpus):
+            raise bad_request(f"{w.id} can run on {w.min_gpus} to {w.max_gpus} GPUs; {gpus} is outside that range")
+        before_target = w.gpus
+        w.gpus = float(gpus)
+        held = w.allocated_gpus
+        if w.state == "running" and gpus < held - EPSILON:
+            keep = list(w.shares)[:gpus]
+            w.shares[:] = keep
+            stop_process(w, actions)
+            actions.start.append(w.seq)
+            events.record(
+                db, "resized", f"{held:g} -> {gpus} GPUs, asked by {by}", w, details={"from": held, "to": gpus, "by": by}, at=now
+            )
+        elif gpus != before_target:
+            events.record(
+                db, "resize-requested", f"asked for {gpus} GPUs (holds {held:g}); grows when GPUs are free", w,
+                details={"from": held, "to": gpus, "by": by}, at=now,
+            )
+        return actions
+
+
+def get_workload(db: Session, workload_id: str) -> WorkloadRow:
+    seq = parse_workload_id(workload_id)
+    w = db.get(WorkloadRow, seq, options=[selectinload(WorkloadRow.shares)]) if seq is not None else None
+    if w is None:
+        raise not_found(f"no workload {workload_id!r}")
+    return w
+
