@@ -119,3 +119,39 @@ def test_configured_image_grace_volumes_and_ttl():
 def test_a_launch_without_gpus_is_refused():
     with pytest.raises(ValueError, match="without GPUs"):
         runner().build_objects(launch({}, 0))
+
+
+def supervisor_launch(shares: list[tuple[str, int, str]], count: float) -> JobLaunch:
+    """A launch shaped as the service's JobSupervisor makes it: indices per node, UUIDs in share order."""
+    by_node: dict[str, list[str]] = {}
+    for node, index, _ in shares:
+        by_node.setdefault(node, []).append(str(index))
+    return launch(by_node, count, env={"GPUPOOL_GPU_UUIDS": ",".join(u for _, _, u in shares)})
+
+
+def test_indices_from_the_service_become_the_cards_uuids_on_one_node():
+    uuids = UUIDS["dgx1-a"]
+    (job,) = jobs_of(runner().build_objects(supervisor_launch([("dgx1-a", 5, uuids[5]), ("dgx1-a", 6, uuids[6])], 2)))
+    check_object(job)
+    env = pod_env(job["spec"]["template"]["spec"])
+    assert env["NVIDIA_VISIBLE_DEVICES"] == f"{uuids[5]},{uuids[6]}"
+    assert job["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+
+
+def test_indices_across_nodes_name_host_cards_and_cuda_counts_from_zero():
+    a, b = UUIDS["dgx2-a"], UUIDS["dgx2-b"]
+    shares = [("dgx2-a", 2, a[2]), ("dgx2-b", 7, b[7]), ("dgx2-a", 3, a[3]), ("dgx2-b", 9, b[9])]
+    jobs = jobs_of(runner().build_objects(supervisor_launch(shares, 4)))
+    envs = [pod_env(j["spec"]["template"]["spec"]) for j in jobs]
+    # The toolkit takes the node's NVML indices; inside, the cards are 0 and 1.
+    assert [e["NVIDIA_VISIBLE_DEVICES"] for e in envs] == ["2,3", "7,9"]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "0,1"]
+
+
+def test_declared_pool_jobs_get_no_real_card():
+    shares = [("sim-1", 0, "GPU-sim-sim-1-0")]
+    (job,) = jobs_of(runner().build_objects(supervisor_launch(shares, 1)))
+    check_object(job)
+    spec = job["spec"]["template"]["spec"]
+    assert pod_env(spec)["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert "runtimeClassName" not in spec  # a cluster without GPUs has no nvidia RuntimeClass

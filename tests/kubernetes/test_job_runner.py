@@ -157,3 +157,10 @@ async def test_vanished_job_is_reported_ended(cluster):
     state.pods.clear()  # deleted by hand, or its TTL ran out
     status = await runner.status(handle)
     assert not status.running
+
+
+async def test_find_recovers_a_handle_the_service_never_saved(cluster):
+    runner, state = cluster
+    handle = await runner.start(launch(workload_id="w-99"))
+    assert await runner.find("w-99") == [handle]
+    assert await runner.find("w-100") == []

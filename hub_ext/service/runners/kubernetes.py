@@ -189,7 +189,8 @@ class KubernetesGpuPlacement(LoggingConfigurable):
             else:
                 toleration["operator"] = "Exists"
             parts.tolerations.append(toleration)
-        real = [g for g in gpu_ids if is_gpu_uuid(g)] if real is None else (list(gpu_ids) if real else [])
+        if real is None:
+            real = all(is_gpu_uuid(g) for g in gpu_ids)
         if not real:
             # A declared (simulated) pool: there is no card to give, so give none.
             parts.env.update({"NVIDIA_VISIBLE_DEVICES": "void", "GPUPOOL_SIMULATED_GPUS": ",".join(gpu_ids)})
@@ -197,18 +198,24 @@ class KubernetesGpuPlacement(LoggingConfigurable):
             return parts
         parts.runtime_class_name = self.runtime_class_name or None
         parts.env["NVIDIA_DRIVER_CAPABILITIES"] = self.driver_capabilities
+        # The toolkit takes UUIDs or the node's NVML indices (the pool's indices come from NVML).
+        devices = [str(g) for g in gpu_ids]
         if self.device_list_strategy == "envvar":
-            parts.env["NVIDIA_VISIBLE_DEVICES"] = ",".join(real)
+            parts.env["NVIDIA_VISIBLE_DEVICES"] = ",".join(devices)
         else:
             parts.env["NVIDIA_VISIBLE_DEVICES"] = "/var/run/nvidia-container-devices"
-            for i, uuid in enumerate(real):
+            for i, device in enumerate(devices):
                 name = f"gpupool-gpu-{i}"
                 parts.volumes.append({"name": name, "hostPath": {"path": "/dev/null"}})
                 parts.volume_mounts.append(
-                    {"name": name, "mountPath": f"/var/run/nvidia-container-devices/{uuid}", "readOnly": True}
+                    {"name": name, "mountPath": f"/var/run/nvidia-container-devices/{device}", "readOnly": True}
                 )
-        # Inside the container the toolkit exposes only these cards; CUDA knows them by UUID too.
-        parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(real)
+        # Inside the container the toolkit shows only these cards, numbered from 0; CUDA
+        # knows them by UUID as well, but host indices would name the wrong cards.
+        if all(is_gpu_uuid(d) for d in devices):
+            parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+        else:
+            parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(devices)))
         self._fraction_hints(parts, fraction, memory_mib, enforce=True)
         return parts
 
@@ -371,7 +378,8 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
                 }
             )
         for rank, (node, gpu_ids) in enumerate(nodes):
-            gpus = self.placement.for_gpus(node, list(gpu_ids), fraction=fraction, memory_mib=int(memory) if memory else None)
+            ids, real = launch_gpu_ids(launch, node)
+            gpus = self.placement.for_gpus(node, ids, real=real, fraction=fraction, memory_mib=int(memory) if memory else None)
             env = {
                 **launch.env,
                 **gpus.env,
@@ -540,6 +548,14 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
                     raise
         return pods.items
 
+    async def find(self, workload_id: str) -> list[str]:
+        """Handles of a workload's job objects (a start the service did not see finish)."""
+        batch, core = await self._apis()
+        base = self.job_set_name(workload_id)
+        jobs = await batch.list_namespaced_job(self.namespace, label_selector=f"{LABEL_JOB_SET}={base}")
+        pods = await core.list_namespaced_pod(self.namespace, label_selector=f"{LABEL_JOB_SET}={base}")
+        return [self._handle(workload_id)] if jobs.items or pods.items else []
+
     async def stop(self, handle: str, grace_seconds: float) -> None:
         namespace, base = self._parse_handle(handle)
         _, core = await self._apis()
@@ -602,6 +618,24 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
                 return ""
             raise
         return text.encode()[offset:].decode(errors="replace")
+
+
+def launch_gpu_ids(launch: JobLaunch, node: str) -> tuple[list[str], bool]:
+    """The GPU identifiers of ``launch`` on ``node``, and whether they are real cards.
+
+    ``gpus_by_node`` holds UUIDs for real cards, or indices with the cards'
+    UUIDs (in share order) in ``GPUPOOL_GPU_UUIDS``. On one node the UUIDs are
+    used; across nodes the indices (the toolkit takes NVML indices too).
+    Declared (simulated) cards have no hardware behind them.
+    """
+    ids = [str(g) for g in launch.gpus_by_node[node]]
+    if all(is_gpu_uuid(g) for g in ids):
+        return ids, True
+    uuids = [u for u in launch.env.get("GPUPOOL_GPU_UUIDS", "").split(",") if u]
+    real = bool(uuids) and all(is_gpu_uuid(u) for u in uuids)
+    if real and len(launch.gpus_by_node) == 1 and len(uuids) == len(ids):
+        return uuids, True
+    return ids, real
 
 
 def _job_finished(job) -> bool:
