@@ -163,9 +163,9 @@ class Scheduler:
     # ------------------------------------------------------------ queries for the cycle
 
     def _use(self, w: Workload, gpus: float) -> None:
-        self.usage[w.team] = self.usage.get(w.team, 0.0) + gpus
+        self.usage[w.team] = round(self.usage.get(w.team, 0.0) + gpus, 9)
         key = (w.team, w.user)
-        self.user_usage[key] = self.user_usage.get(key, 0.0) + gpus
+        self.user_usage[key] = round(self.user_usage.get(key, 0.0) + gpus, 9)
         if abs(self.usage[w.team]) < EPSILON:
             del self.usage[w.team]
         if abs(self.user_usage[key]) < EPSILON:

@@ -171,6 +171,10 @@ class Capacity:
     # ------------------------------------------------------------ changes
 
     def _set(self, g: int, frac: float, mem: float) -> None:
+        # Rounded so that the same allocations give the same numbers whatever
+        # order they were made and released in (incremental == from scratch).
+        frac = round(frac, 9)
+        mem = round(mem, 6)
         if frac > 1.0 - EPSILON:
             frac = 1.0
         elif frac < EPSILON:

@@ -15,8 +15,10 @@ Order of work in a cycle (``ordering="fair"``):
 
 ``ordering="fifo"``: strict first come, first served. Workloads are taken in
 submit order and the first that cannot start stops the cycle: nothing
-overtakes it (no backfill, hence no reservations either). Shrinking and
-preemption still apply when switched on.
+overtakes it (no backfill, hence no reservations either). Work that could
+never start (no matching GPUs in the pool, larger than the pool or than its
+team's limit, invalid) is passed over rather than blocking the queue forever.
+Shrinking and preemption still apply when switched on.
 
 The cycle works on the scheduler's live index and undoes everything at the
 end: the caller applies the decisions (see cache.py for the contract).
@@ -70,8 +72,8 @@ class Cycle:
         return self.st.running[wid].allocation.gpus
 
     def add_usage(self, team: str, user: str, gpus: float) -> None:
-        self.usage[team] = self.usage.get(team, 0.0) + gpus
-        self.user_usage[(team, user)] = self.user_usage.get((team, user), 0.0) + gpus
+        self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
+        self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
     def usage_changed(self, team: str) -> None:
         self._room = None
@@ -165,6 +167,19 @@ class Cycle:
 
     # ------------------------------------------------------------ the whole cycle
 
+    def never_starts(self, w: Workload) -> bool:
+        """Could not start even on an empty pool: invalid, too big, beyond its team's limit."""
+        if not is_valid(w):
+            return True
+        limit = team_of(self.st.teams, w.team).limit
+        g = elastic.smallest_size(w)
+        if limit is not None and g > limit + EPSILON:
+            return True
+        v = self.cap.view(view_key(w))
+        if w.is_fraction:
+            return not v.totals_desc or (w.gpu_memory_mib or 0) > max(m for c, (_, m) in enumerate(self.cap.classes) if c in v.classes)
+        return v.nodes_needed(int(g)) is None
+
     def nothing_can_start(self) -> bool:
         """No free capacity and no way to make any: the rest only needs reasons."""
         v = self.cap.view((None, None))
@@ -211,6 +226,8 @@ class Cycle:
         try:
             if cfg.ordering == "fifo":
                 for w in st.fifo:
+                    if self.never_starts(w):
+                        continue  # would block the queue forever
                     if self.nothing_can_start() or not self.try_start(w):
                         self.fifo_blocker = w
                         break

@@ -45,8 +45,8 @@ def grow(cycle) -> None:
     cfg = st.config
     heap = []
     for wid in sorted(st.elastic_running):
-        if wid in cycle.gone:
-            continue
+        if wid in cycle.gone or wid in cycle.resize_reason:
+            continue  # shrunk in this cycle: a resize is a pure shrink or a pure grow
         r = st.running[wid]
         w = r.workload
         held = cycle.current_gpus(wid)

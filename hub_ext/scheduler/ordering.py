@@ -162,7 +162,7 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> 
             return out
         user, w = pick
         out.append(w)
-        cur.usage[w.team] = cur.usage.get(w.team, 0.0) + w.gpus
+        cur.usage[w.team] = round(cur.usage.get(w.team, 0.0) + w.gpus, 9)
         key = (w.team, user)
-        cur.user_usage[key] = cur.user_usage.get(key, 0.0) + w.gpus
+        cur.user_usage[key] = round(cur.user_usage.get(key, 0.0) + w.gpus, 9)
         cur.done_with(w.team)

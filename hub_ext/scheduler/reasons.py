@@ -146,10 +146,10 @@ class EndState:
         if usage >= team.quota - EPSILON:
             quota_text = f"team {w.team} is at its quota of {fmt(team.quota)} GPUs ({in_use})"
         else:
-            quota_text = f"team {w.team} uses {fmt(usage)} of its quota of {fmt(team.quota)} GPUs and this needs {fmt(g)}"
+            quota_text = f"team {w.team} uses {fmt(usage)} of its quota of {fmt(team.quota)} GPUs; this needs {fmt(g)}, more than the {fmt(team.quota - usage)} left,"
         if over and vs.free == 0 and vs.free_with_holds == 0 and (vs.room[0] <= EPSILON or not w.is_fraction):
             return f"{quota_text} and no GPUs are idle to borrow"
-        prefix = f"{quota_text}, so it would borrow idle GPUs, but it " if over else "it "
+        prefix = f"{quota_text.rstrip(',')}, so it would borrow idle GPUs, but it " if over else "it "
         if w.is_fraction:
             room_frac, room_mem = vs.room
             mem_text = f" with {w.gpu_memory_mib} MiB" if w.gpu_memory_mib is not None else ""
