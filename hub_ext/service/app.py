@@ -29,6 +29,7 @@ from traitlets.config import Application
 
 from . import metrics
 from .api import events as events_api
+from .api import history as history_api
 from .api import me as me_api
 from .api import metrics as metrics_api
 from .api import nodes as nodes_api
@@ -49,7 +50,7 @@ from .store.orm import default_db_url
 from .teams import Teams
 from .workloads import WorkloadRules
 
-API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, nodes_api, openapi_api, metrics_api)
+API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
 
 
 class RootHandler(web.RequestHandler):
@@ -59,6 +60,23 @@ class RootHandler(web.RequestHandler):
         prefix = self.settings["service_prefix"]
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"service": "gpupool", "api": prefix + "api/", "openapi": prefix + "api/openapi.json"}))
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """Finishes the browser's OAuth login with the service's one ``HubOAuth``.
+
+    The OAuth state (next URL, PKCE verifier) lives in memory on the ``HubOAuth``
+    that started the login; JupyterHub's handler would use a fresh singleton
+    that knows nothing of it and fail with "Code verifier required".
+    """
+
+    @property
+    def hub_auth(self):
+        return self.settings["hub_auth"]
+
+    @hub_auth.setter
+    def hub_auth(self, auth):
+        pass
 
 
 class GpuPoolService(Application):
@@ -158,7 +176,7 @@ class GpuPoolService(Application):
             routes.extend((url_path_join(prefix, pattern), handler) for pattern, handler in module.handlers)
         routes.extend(self._page_handlers(settings, prefix))
         callback = urlparse(os.environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL", "")).path or url_path_join(prefix, "oauth_callback")
-        routes.append((callback, HubOAuthCallbackHandler))
+        routes.append((callback, OAuthCallbackHandler))
         routes.append((url_path_join(prefix, "api/.*"), NotFoundHandler))
         if not any(pattern in (prefix, prefix.rstrip("/")) for pattern, *_ in routes):
             routes.append((prefix.rstrip("/") + "/?", RootHandler))

@@ -310,6 +310,15 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
             _query("workload", {"type": "string"}, "only this workload's events"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
         ])},
+        "/api/history": {"get": _op("GPUs in use per team over time, from the event log (admins; the admin page's plots)", "admin", _json({
+            "type": "object", "required": ["window", "start", "end", "bucket_seconds", "times", "teams"],
+            "properties": {
+                "window": {"enum": ["day", "40d"]}, "start": TIME, "end": TIME, "bucket_seconds": {"type": "number"},
+                "times": {"type": "array", "items": TIME, "description": "start of each bucket"},
+                "teams": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}},
+                          "description": "team -> average GPUs held in each bucket"},
+            },
+        }, "usage per team"), params=[_query("window", {"enum": ["day", "40d"]}, "last day (15-minute buckets) or last 40 days (daily)")])},
         "/api/nodes/{node}/readings": {
             "post": _op("Report per-GPU readings of a node (agents)", "agent", _json({
                 "type": "object", "required": ["node", "accepted"],
