@@ -98,6 +98,22 @@ def team_usage_series(events: Iterable[AllocationEvent], start: float, end: floa
     return {team: [round(s / bucket_s, 4) for s in seconds] for team, seconds in sorted(gpu_seconds.items())}
 
 
+def team_holdings(events: Iterable[AllocationEvent], at: float) -> dict[str, float]:
+    """GPUs each team holds at time ``at`` (teams holding none are left out)."""
+    held: dict[int, tuple[str, float]] = {}
+    for e in sorted(events, key=lambda e: e.at):
+        if e.at > at:
+            break
+        if e.gpus > 0:
+            held[e.workload] = (e.team, e.gpus)
+        else:
+            held.pop(e.workload, None)
+    teams: dict[str, float] = defaultdict(float)
+    for team, gpus in held.values():
+        teams[team] += gpus
+    return {team: round(gpus, 4) for team, gpus in sorted(teams.items())}
+
+
 def usage_history(db: Session, window: str, now: float) -> dict:
     """The admin page's plot data for one window ("day" or "40d")."""
     if window not in WINDOWS:
@@ -109,7 +125,8 @@ def usage_history(db: Session, window: str, now: float) -> dict:
         .where(EventRow.at < now)
         .order_by(EventRow.at, EventRow.id)
     )
-    series = team_usage_series(allocation_events(rows), start, now, bucket_s)
+    events = allocation_events(rows)
+    series = team_usage_series(events, start, now, bucket_s)
     buckets = max(1, int(round(length / bucket_s)))
     return {
         "window": window,
@@ -118,4 +135,6 @@ def usage_history(db: Session, window: str, now: float) -> dict:
         "bucket_seconds": bucket_s,
         "times": [iso(start + i * bucket_s) for i in range(buckets)],
         "teams": series,
+        # Where each curve ends: what the teams hold right now.
+        "now": team_holdings(events, now),
     }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hub_ext.service.usage_history import AllocationEvent, allocation_events, team_usage_series
+from hub_ext.service.usage_history import AllocationEvent, allocation_events, team_holdings, team_usage_series
 
 H = 3600.0
 
@@ -64,3 +64,15 @@ def test_preempted_then_restarted_counts_only_while_running():
     ]
     series = team_usage_series(allocation_events(rows), 0, 2 * H, H)
     assert series == {"vision": [2.0, 0.5], "nlp": [0.0, 2.0]}
+
+
+def test_holdings_now_follow_starts_resizes_and_releases():
+    events = [
+        AllocationEvent(0, 1, "vision", 2),
+        AllocationEvent(10, 2, "nlp", 1),
+        AllocationEvent(20, 1, "vision", 3),
+        AllocationEvent(30, 2, "nlp", 0),
+    ]
+    assert team_holdings(events, 5) == {"vision": 2}
+    assert team_holdings(events, 15) == {"nlp": 1, "vision": 2}
+    assert team_holdings(events, 40) == {"vision": 3}

@@ -317,6 +317,7 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
                 "times": {"type": "array", "items": TIME, "description": "start of each bucket"},
                 "teams": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}},
                           "description": "team -> average GPUs held in each bucket"},
+                "now": {"type": "object", "additionalProperties": {"type": "number"}, "description": "team -> GPUs held now"},
             },
         }, "usage per team"), params=[_query("window", {"enum": ["day", "40d"]}, "last day (15-minute buckets) or last 40 days (daily)")])},
         "/api/nodes/{node}/readings": {

@@ -7,40 +7,60 @@ import os
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import template, web
 
-from ..auth import identity_from_model
+from ..auth import Identity, identity_from_model
 
 _TEMPLATES = template.Loader(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"))
 
 
 class AdminPageHandler(HubOAuthenticated, web.RequestHandler):
-    """``<prefix>admin``: GPU pool admins see the page; anyone else gets a plain 403."""
+    """``<prefix>admin``: GPU pool admins see the page; anyone else gets a plain 403 page.
+
+    Someone not logged in is sent through the hub's OAuth login and comes back here.
+    """
 
     def initialize(self, prefix: str):
         self.prefix = prefix
 
-    @web.authenticated
-    def get(self):
-        identity = identity_from_model(self.current_user)
-        if not identity.admin:
+    @property
+    def hub_auth(self):
+        # The service's one HubOAuth (the API handlers use the same), so the XSRF
+        # token this page carries is the one the API checks.
+        return self.settings["hub_auth"]
+
+    @hub_auth.setter
+    def hub_auth(self, auth):
+        pass
+
+    def get_current_user(self):
+        return getattr(self, "_cached_hub_user", None)
+
+    async def prepare(self):
+        self.model = await self.hub_auth.get_user(self, sync=False)
+
+    async def get(self):
+        if not self.model:
+            self.redirect(self.get_login_url())
+            return
+        me: Identity = identity_from_model(self.model)
+        if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, self.model) or not me.admin:
             self.set_status(403)
-            self.finish(
-                _TEMPLATES.load("forbidden.html").generate(user=identity.name, hub_home=self._hub_home())
-            )
+            self.finish(_TEMPLATES.load("forbidden.html").generate(user=me.name, hub_home=self._hub_home()))
             return
         self.set_header("Cache-Control", "no-store")
+        xsrf = self.xsrf_token
         self.finish(
             _TEMPLATES.load("admin.html").generate(
-                user=identity.name,
+                user=me.name,
                 prefix=self.prefix,
                 static=self.prefix + "admin/static/",
-                xsrf=self.xsrf_token.decode("ascii") if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
+                xsrf=xsrf.decode("ascii") if isinstance(xsrf, bytes) else xsrf,
                 hub_home=self._hub_home(),
             )
         )
 
     def _hub_home(self) -> str:
-        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-        return hub_prefix.rstrip("/") + "/hub/home"
+        # JUPYTERHUB_BASE_URL is the hub's public prefix ("/" by default); the service gets it from the hub.
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/home"
 
 
 class StaticHandler(web.StaticFileHandler):

@@ -371,15 +371,17 @@
 
   function renderChart(el, history, capacity) {
     const W = 560, H = 220, L = 40, R = 10, T = 10, B = 28;
-    const times = history.times.map(t => Date.parse(t));
-    const teams = Object.keys(history.teams);
+    // Bucket averages, then one last point: what each team holds right now.
+    const now = history.now || {};
+    const times = history.times.map(t => Date.parse(t)).concat([Date.parse(history.end)]);
+    const teams = Array.from(new Set(Object.keys(history.teams).concat(Object.keys(now)))).sort();
     const n = times.length;
     const stacks = teams.map(() => new Array(n).fill(0));
     let top = capacity || 0;
     for (let i = 0; i < n; i++) {
       let sum = 0;
       teams.forEach((team, k) => {
-        sum += history.teams[team][i] || 0;
+        sum += i === n - 1 ? now[team] || 0 : (history.teams[team] || [])[i] || 0;
         stacks[k][i] = sum;
       });
       top = Math.max(top, sum);
