@@ -175,7 +175,7 @@ def parse_workload_id(workload_id: str) -> int | None:
 # ---------------------------------------------------------------- engine and sessions
 
 
-def _sqlite_serialised_writes(engine: Engine) -> None:
+def _sqlite_serialised_writes(engine: Engine, wal: bool) -> None:
     """Make every SQLite transaction ``BEGIN IMMEDIATE``.
 
     pysqlite's default defers the write lock to the first write, so two
@@ -189,6 +189,8 @@ def _sqlite_serialised_writes(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if wal:  # readers do not wait for the writer
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -209,10 +211,7 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
-            _sqlite_serialised_writes(self.engine)
-            if ":memory:" not in url and url != "sqlite://":
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            _sqlite_serialised_writes(self.engine, wal=":memory:" not in url and url != "sqlite://")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
