@@ -40,8 +40,7 @@ export interface INode {
 
 export interface IPool {
   nodes: INode[];
-  /** Seconds of idleness after which a session's GPUs are reclaimed, when the service reclaims. */
-  reclaim_idle_seconds?: number | null;
+  simulated?: boolean;
 }
 
 export interface IShare {
@@ -75,7 +74,6 @@ export interface IWorkload {
   exit_code: number | null;
   preemptions: number;
   idle_seconds: number | null;
-  reclaim_at?: string | null;
 }
 
 export interface IMe {
@@ -84,6 +82,17 @@ export interface IMe {
   admin: boolean;
   /** The workload this very JupyterLab server runs as (filled in by the server extension). */
   session_workload_id?: string | null;
+}
+
+export interface IPoolEvent {
+  id: number;
+  at: string;
+  kind: string;
+  workload_id: string | null;
+  user: string | null;
+  team: string | null;
+  message: string;
+  details: Record<string, unknown> | null;
 }
 
 export interface IJobRequest {
@@ -172,6 +181,14 @@ export class PoolApi {
       method: 'POST',
       body: JSON.stringify({ kind: 'job', ...job })
     });
+  }
+
+  /** My events (all events for admins) with an id above ``since``. */
+  async events(since: number | null): Promise<{ events: IPoolEvent[]; last_id?: number }> {
+    const body = await this.call<{ events: IPoolEvent[]; last_id?: number } | IPoolEvent[]>(
+      since === null ? 'events' : `events?since=${since}`
+    );
+    return Array.isArray(body) ? { events: body } : body;
   }
 
   cancel(id: string): Promise<unknown> {

@@ -4,17 +4,22 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IMe, IPool, IWorkload, PoolApi, PoolError } from './api';
+import { IMe, IPool, IPoolEvent, IWorkload, PoolApi, PoolError } from './api';
 
 /** How often the views refresh themselves without reloading the page. */
 export const REFRESH_MS = 3000;
 
-/** Warn this long before an idle session's GPUs are reclaimed. */
-export const RECLAIM_WARNING_SECONDS = 10 * 60;
+/** Event kinds that start and end a reclaim warning (written by the service's idle reclaim). */
+const WARNED = 'warned';
+const WARNING_ENDS = new Set(['warning-withdrawn', 'reclaimed', 'finished', 'failed', 'cancelled']);
+/** How many of my latest events the panel keeps. */
+const EVENTS_KEPT = 8;
 
 export interface IReclaimWarning {
   workload: IWorkload;
-  secondsLeft: number;
+  /** Seconds until the GPUs go back; null when that waits until someone needs them. */
+  secondsLeft: number | null;
+  message: string;
 }
 
 export class PoolModel {
@@ -23,6 +28,8 @@ export class PoolModel {
   me: IMe | null = null;
   pool: IPool | null = null;
   workloads: IWorkload[] = [];
+  /** My latest events, newest last. */
+  events: IPoolEvent[] = [];
   /** The last refresh's failure, in plain words; null once a refresh works again. */
   error: string | null = null;
   refreshedAt: Date | null = null;
@@ -72,34 +79,45 @@ export class PoolModel {
     return all.filter(g => shares.some(s => s.node === g.node && s.gpu_uuid === g.uuid));
   }
 
-  /** My running sessions whose GPUs will be reclaimed soon unless they are used. */
+  /** My running sessions the pool has warned about: their idle GPUs will be reclaimed unless used. */
   get reclaimWarnings(): IReclaimWarning[] {
-    const after = this.pool?.reclaim_idle_seconds;
     const warnings: IReclaimWarning[] = [];
-    for (const w of this.workloads) {
-      if (w.kind !== 'session' || w.state !== 'running' || w.idle_seconds === null || w.idle_seconds === undefined) {
+    for (const [id, event] of this._warnings) {
+      const workload = this.workloads.find(w => w.id === id);
+      if (!workload || workload.state !== 'running') {
         continue;
       }
-      let secondsLeft: number | null = null;
-      if (w.reclaim_at) {
-        secondsLeft = (Date.parse(w.reclaim_at) - Date.now()) / 1000;
-      } else if (after) {
-        secondsLeft = after - w.idle_seconds;
-      }
-      if (secondsLeft !== null && secondsLeft <= RECLAIM_WARNING_SECONDS) {
-        warnings.push({ workload: w, secondsLeft: Math.max(0, secondsLeft) });
-      }
+      const at = event.details?.reclaim_at;
+      const secondsLeft = typeof at === 'number' ? Math.max(0, at - Date.now() / 1000) : null;
+      warnings.push({ workload, secondsLeft, message: event.message });
     }
     return warnings;
   }
 
+  private _noteEvents(fresh: IPoolEvent[]): void {
+    for (const e of fresh) {
+      this._lastEventId = Math.max(this._lastEventId ?? 0, e.id);
+      if (!e.workload_id) {
+        continue;
+      }
+      if (e.kind === WARNED) {
+        this._warnings.set(e.workload_id, e);
+      } else if (WARNING_ENDS.has(e.kind)) {
+        this._warnings.delete(e.workload_id);
+      }
+    }
+    this.events = this.events.concat(fresh).slice(-EVENTS_KEPT);
+  }
+
   private async _load(): Promise<void> {
     try {
-      const [me, pool, workloads] = await Promise.all([
+      const [me, pool, workloads, events] = await Promise.all([
         this.me ? Promise.resolve(this.me) : this.api.me(),
         this.api.pool(),
-        this.api.workloads()
+        this.api.workloads(),
+        this.api.events(this._lastEventId)
       ]);
+      this._noteEvents(events.events);
       this.me = me;
       this.pool = pool;
       this.workloads = workloads;
@@ -112,6 +130,8 @@ export class PoolModel {
   }
 
   private _changed = new Signal<this, void>(this);
+  private _lastEventId: number | null = null;
+  private _warnings = new Map<string, IPoolEvent>();
   private _timer: number | null = null;
   private _inFlight: Promise<void> | null = null;
 }

@@ -29,7 +29,8 @@ export class PoolPanel extends Widget {
       this._warnings,
       h('section', { className: 'gp-Section' }, h('h3', {}, 'Pool'), this._legend(), this._grid),
       h('section', { className: 'gp-Section' }, h('h3', {}, 'My sessions and jobs'), this._workloads),
-      h('section', { className: 'gp-Section' }, h('h3', {}, 'Submit a batch job'), this._form())
+      h('section', { className: 'gp-Section' }, h('h3', {}, 'Submit a batch job'), this._form()),
+      h('section', { className: 'gp-Section' }, h('h3', {}, 'What happened'), this._events)
     );
     model.changed.connect(this._render, this);
     this._render();
@@ -55,6 +56,7 @@ export class PoolPanel extends Widget {
     this._renderWarnings();
     this._renderGrid();
     this._renderWorkloads();
+    this._renderEvents();
   }
 
   private _legend(): HTMLElement {
@@ -144,19 +146,41 @@ export class PoolPanel extends Widget {
     const warnings = this.model.reclaimWarnings;
     this._warnings.hidden = warnings.length === 0;
     this._warnings.replaceChildren(
-      ...warnings.map(({ workload, secondsLeft }) =>
+      ...warnings.map(({ workload, secondsLeft, message }) =>
         h(
           'div',
           { className: 'gp-Warning', 'data-workload-id': workload.id },
           h('strong', {}, 'Idle GPUs will be reclaimed: '),
-          `${workload.name || workload.id} has not used its ${gpuCount(workload.allocation?.gpus ?? workload.gpus)} for ${duration(
-            workload.idle_seconds ?? 0
-          )}. `,
-          secondsLeft > 0
-            ? `They go back to the pool in ${duration(secondsLeft)} unless you use them.`
-            : 'They are being returned to the pool now.'
+          `${workload.name || workload.id} holds ${gpuCount(workload.allocation?.gpus ?? workload.gpus)} without using them. `,
+          secondsLeft === null
+            ? 'They go back to the pool as soon as someone is waiting for GPUs, unless you use them.'
+            : secondsLeft > 0
+              ? `They go back to the pool in ${duration(secondsLeft)} unless you use them.`
+              : 'They are being returned to the pool now.',
+          h('div', { className: 'gp-Muted' }, message)
         )
       )
+    );
+  }
+
+  private _renderEvents(): void {
+    const events = this.model.events;
+    this._events.replaceChildren(
+      ...(events.length
+        ? events
+            .slice()
+            .reverse()
+            .map(e =>
+              h(
+                'li',
+                { 'data-kind': e.kind },
+                h('span', { className: 'gp-EventKind' }, e.kind),
+                ` ${e.workload_id ?? ''} `,
+                h('span', { className: 'gp-Muted' }, new Date(e.at).toLocaleTimeString()),
+                h('div', {}, e.message)
+              )
+            )
+        : [h('li', { className: 'gp-Muted' }, 'Nothing has happened to your work yet.')])
     );
   }
 
@@ -401,5 +425,6 @@ export class PoolPanel extends Widget {
   private readonly _warnings = h('div', { className: 'gp-Warnings', hidden: true });
   private readonly _grid = h('div', { className: 'gp-Grid' });
   private readonly _workloads = h('div', { className: 'gp-Workloads' });
+  private readonly _events = h('ul', { className: 'gp-Events' });
   private readonly _resizeDrafts = new Map<string, string>();
 }
