@@ -65,7 +65,8 @@ class View:
 
 
 class Capacity:
-    def __init__(self, pool: Pool):
+    def __init__(self, pool: Pool, in_use=()):
+        """``in_use``: shares already held (indexed once, not one by one)."""
         self.pool = pool
         self.node_names: list[str] = []
         self.node_index: dict[str, int] = {}
@@ -107,6 +108,12 @@ class Capacity:
         self.views: dict[ViewKey, View] = {}
         self.class_views: list[list[View]] = [[] for _ in self.classes]
         self.journal: list[tuple[int, float, float]] | None = None
+        for s in in_use:
+            g = self.share_gpu(s)
+            if g is not None:
+                frac, mem = self.share_amounts(g, s)
+                self.free_frac[g] = round(self.free_frac[g] - frac, 9)
+                self.free_mem[g] = round(self.free_mem[g] - mem, 6)
         self.view(ALL)
 
     # ------------------------------------------------------------ views

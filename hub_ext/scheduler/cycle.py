@@ -56,7 +56,8 @@ class Cycle:
         self.whole_fail: dict[tuple, float] = {}  # view key -> smallest gang that did not fit
         self.room_fail: dict[tuple, float] = {}  # (team, view key, entitled) -> smallest that found no room
         self.view_key = view_key
-        self._room: bool | None = None  # could shrinking/preempting make room at all?
+        self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
+        self._reclaim: bool | None = None  # does any team run over its quota?
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -76,7 +77,7 @@ class Cycle:
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
     def usage_changed(self, team: str) -> None:
-        self._room = None
+        self._lent = self._reclaim = None
         self.whole_fail.clear()
         self.room_fail.clear()
         if self.cursor is not None:
@@ -120,7 +121,11 @@ class Cycle:
             if placed is not None:
                 self._start(w, g, over, placed, starving)
                 return True
+        lent = self.lent_or_held()
+        reclaim = self.reclaimable()
         for g, over in sizes:
+            if not (lent or (reclaim and not over)):
+                continue
             key = (w.team, v.key, not over)
             if g >= self.room_fail.get(key, float("inf")):
                 continue
@@ -185,16 +190,22 @@ class Cycle:
         v = self.cap.view((None, None))
         if v.free_total or v.partial:
             return False
-        if self._room is None:
-            self._room = self._room_possible()
-        return not self._room and not any(not r.hard for r in self.reservations.values())
+        return not self.lent_or_held() and not self.reclaimable()
 
-    def _room_possible(self) -> bool:
-        st = self.st
-        for wid in st.elastic_running:
-            if wid not in self.gone and elastic.growth_gpus(st.running[wid].workload, len(self.shares_of(wid))):
-                return True
-        return self.config.preemption and st.any_over_quota(self.gone)
+    def lent_or_held(self) -> bool:
+        """Could any workload make room (lent elastic GPUs, a borrower's reservation)?"""
+        if self._lent is None:
+            st = self.st
+            self._lent = any(
+                wid not in self.gone and elastic.growth_gpus(st.running[wid].workload, len(self.shares_of(wid))) for wid in st.elastic_running
+            )
+        return self._lent or any(not r.hard and r.held for r in self.reservations.values())
+
+    def reclaimable(self) -> bool:
+        """Could work within its quota preempt anything at all?"""
+        if self._reclaim is None:
+            self._reclaim = self.config.preemption and self.st.any_over_quota(self.gone)
+        return self._reclaim
 
     def team_hopeless(self, team_name: str) -> bool:
         """Nothing left in this team's queue can start in this cycle."""
@@ -207,7 +218,8 @@ class Cycle:
         within = usage + smallest <= team.quota + EPSILON
         if not within and not self.config.borrowing:
             return True
-        room = not self.nothing_can_start()
+        lent = self.lent_or_held()
+        reclaim = self.reclaimable()
         inf = float("inf")
         for vk, (least, least_whole, has_fraction) in demand.items():
             v = self.cap.view(vk)
@@ -215,7 +227,8 @@ class Cycle:
                 return False
             if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
                 return False
-            if room and least < self.room_fail.get((team_name, vk, usage + least <= team.quota + EPSILON), inf):
+            entitled = usage + least <= team.quota + EPSILON
+            if (lent or (reclaim and entitled)) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False
         return True
 

@@ -49,9 +49,13 @@ def check(team: Team, usage: float, gpus: float, w: Workload, config: SchedulerC
     return OK, True
 
 
-def team_share(team: Team, usage: float) -> tuple[int, float]:
-    """Sort key: who is offered GPUs next (lowest first)."""
-    if usage < team.quota - EPSILON:
+def team_share(team: Team, usage: float, head: float = 0.0) -> tuple[int, float]:
+    """Sort key: which team is offered GPUs next (lowest first).
+
+    Teams whose next workload fits within their quota come first (least of
+    the quota used first); then borrowers, least borrowed per weight first.
+    """
+    if usage + head <= team.quota + EPSILON and usage < team.quota - EPSILON:
         return 0, usage / team.quota
     weight = team.over_quota_weight if team.over_quota_weight > 0 else EPSILON
     return 1, (usage - team.quota) / weight

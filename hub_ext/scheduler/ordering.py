@@ -117,7 +117,8 @@ class FairCursor:
             return
         v = self.version.get(team, 0) + 1
         self.version[team] = v
-        share = team_share(team_of(self.teams, team), self.usage.get(team, 0.0))
+        w = pick[1]
+        share = team_share(team_of(self.teams, team), self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus)
         heapq.heappush(self.heap, (share, pick[1].submitted_at, team, v))
 
     def next(self) -> tuple[str, Workload] | None:
