@@ -12,15 +12,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from demo.settings import DEMO_ADMIN, DEMO_QUOTAS, DEMO_SIMULATED_NODES  # noqa: E402
+from demo.settings import DEMO_QUOTAS, DEMO_SIMULATED_NODES  # noqa: E402
 
 state = Path(os.environ["GPUPOOL_DEMO_STATE"])
 c = get_config()  # noqa: F821 - provided by the service when it loads this file
 
-c.GpuPoolService.port = int(os.environ["GPUPOOL_DEMO_SERVICE_PORT"])
-c.GpuPoolService.db_url = f"sqlite:///{state / 'gpupool.sqlite'}"
+# Its database (SQLite) and the jobs' logs; it listens where the hub's services entry says.
 c.GpuPoolService.state_dir = str(state / "pool")
-c.GpuPoolService.admin_users = {DEMO_ADMIN}
 
 if os.environ.get("GPUPOOL_DEMO_POOL") == "nvml":
     c.Inventory.source = "nvml"

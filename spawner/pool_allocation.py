@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - JupyterHub 5
             self.reason = reason
 
 
+GPU_OPTION_KEYS = frozenset({"gpus", "team", "gpu_model"})
 ENDED_STATES = frozenset({"completed", "failed", "cancelled"})
 
 # Progress percentages on the spawn page. A queue has no honest percentage,
@@ -352,10 +353,15 @@ class PoolAllocationMixin(LoggingConfigurable):
         for gpu in iter_pool_gpus(pool):
             self._gpu_uuids_real[gpu.get("uuid")] = not gpu.get("simulated", False)
 
-    async def _release(self, client: AsyncPoolClient | None = None) -> None:
-        """Give the allocation (or the queued request) back to the pool; safe to call twice."""
-        workload_id = self.workload_id
-        if not workload_id:
+    async def _release(self, client: AsyncPoolClient | None = None, workload_id: str | None = None) -> None:
+        """Give the allocation (or the queued request) back to the pool; safe to call twice.
+
+        ``workload_id``: the one held before the base class's ``poll``/``stop`` ran, since they
+        call ``clear_state()`` (which forgets it) when they find the server gone.
+        """
+        workload_id = workload_id or self.workload_id
+        released = self.__dict__.setdefault("_released_ids", set())
+        if not workload_id or workload_id in released:
             return
         client = client or self._pool_client()
         try:
@@ -366,9 +372,12 @@ class PoolAllocationMixin(LoggingConfigurable):
         except PoolError as e:
             # Keep the id so that a later stop() or poll() tries again.
             self.log.error("%s: could not release %s: %s", self._log_name, workload_id, e)
+            self.workload_id = workload_id
             return
-        self.workload_id = None
-        self.allocation = None
+        released.add(workload_id)
+        if self.workload_id == workload_id:
+            self.workload_id = None
+            self.allocation = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -380,17 +389,19 @@ class PoolAllocationMixin(LoggingConfigurable):
 
     async def stop(self, now=False):
         watch = getattr(self, "_watch_task", None)
-        if watch is not None and not watch.done():
+        if watch is not None and not watch.done() and watch is not asyncio.current_task():
             watch.cancel()
+        held = self.workload_id
         try:
             await super().stop(now=now)
         finally:
-            await self._release()
+            await self._release(workload_id=held)
 
     async def poll(self):
+        held = self.workload_id
         status = await super().poll()
-        if status is not None and self.workload_id:
-            await self._release()
+        if status is not None and held:
+            await self._release(workload_id=held)
         return status
 
     async def _release_when_dead(self) -> None:
@@ -472,6 +483,16 @@ class PoolAllocationMixin(LoggingConfigurable):
         mine = [n for n in names if n in groups]
         return mine
 
+    @default("apply_user_options")
+    def _default_apply_gpu_user_options(self):
+        # The GPU options are applied by allocate_gpus(); only other keys deserve JupyterHub's warning.
+        def apply(spawner, user_options):
+            unknown = sorted(set(user_options or {}) - GPU_OPTION_KEYS)
+            if unknown:
+                spawner.log.warning("Received unhandled user_options for %s: %s", spawner._log_name, ", ".join(unknown))
+
+        return apply
+
     @default("options_from_form")
     def _default_gpu_options_from_form(self):
         return self.gpu_options_from_form
@@ -479,7 +500,7 @@ class PoolAllocationMixin(LoggingConfigurable):
     def gpu_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """Form fields (lists of strings) -> user_options ({"gpus", "team", "gpu_model"})."""
         options: dict[str, Any] = {}
-        for key in ("gpus", "team", "gpu_model"):
+        for key in sorted(GPU_OPTION_KEYS):
             values = formdata.get(key) or []
             if values and values[0] not in ("", None):
                 options[key] = values[0]
