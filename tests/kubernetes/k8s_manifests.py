@@ -88,6 +88,8 @@ def check_object(obj: dict[str, Any], version: str = KUBERNETES_VERSION) -> None
         _check_labels(here, template_meta.get("labels"))
         _unique(here, pod.get("volumes"), "name")
         volume_names = {v["name"] for v in pod.get("volumes") or []}
+        # A StatefulSet's claim templates become volumes of its pods.
+        volume_names |= {t["metadata"]["name"] for t in (obj.get("spec") or {}).get("volumeClaimTemplates") or []}
         containers = list(pod.get("containers") or []) + list(pod.get("initContainers") or [])
         _unique(here, containers, "name")
         for container in containers:

@@ -74,3 +74,16 @@ allowPrivilegeEscalation: false
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{/* KubernetesGpuPlacement traitlets, shared by the hub (sessions) and the service (jobs). */}}
+{{- define "gpupool.placementConfig" -}}
+{{- dict
+  "pool_node_label" (dict .Values.pool.nodeLabel.key .Values.pool.nodeLabel.value)
+  "pool_taint" .Values.pool.taint
+  "runtime_class_name" .Values.pool.runtimeClassName
+  "device_list_strategy" .Values.pool.deviceListStrategy
+  "fraction_enforcement" .Values.pool.fractionEnforcement
+  "hami_core_library" .Values.pool.hamiCore.hostLibraryPath
+  "mps_pipe_directory" .Values.pool.mps.pipeDirectory
+  | toJson -}}
+{{- end -}}
