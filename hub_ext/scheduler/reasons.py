@@ -149,7 +149,13 @@ class EndState:
             quota_text = f"team {w.team} uses {fmt(usage)} of its quota of {fmt(team.quota)} GPUs; this needs {fmt(g)}, more than the {fmt(team.quota - usage)} left,"
         if over and vs.free == 0 and vs.free_with_holds == 0 and (vs.room[0] <= EPSILON or not w.is_fraction):
             return f"{quota_text} and no GPUs are idle to borrow"
-        prefix = f"{quota_text.rstrip(',')}, so it would borrow idle GPUs, but it " if over else "it "
+        if over:
+            prefix = f"{quota_text.rstrip(',')}, so it would borrow idle GPUs, but it "
+        else:
+            prefix = f"team {w.team} is within its quota ({fmt(usage)} of {fmt(team.quota)} GPUs in use) but it "
+            if vs.free == 0 and vs.free_with_holds == 0 and (vs.room[0] <= EPSILON or not w.is_fraction):
+                text = f"team {w.team} is within its quota ({fmt(usage)} of {fmt(team.quota)} GPUs in use) but no GPUs are free"
+                return text + ("; no other team's over-quota work can be preempted to make room" if cfg.preemption else "; preemption is off")
         if w.is_fraction:
             room_frac, room_mem = vs.room
             mem_text = f" with {w.gpu_memory_mib} MiB" if w.gpu_memory_mib is not None else ""
@@ -172,8 +178,8 @@ class EndState:
                 return text + f" without the GPUs reserved for {oldest}, which has waited longest"
             if sum(blocks) >= gi and (k > 1 or (blocks and blocks[0] >= gi)):
                 return f"{prefix}would fit on GPUs freed during this cycle after its turn; it starts in a later cycle"
-        if not over and cfg.preemption:
-            text += "; no other team's over-quota work can be preempted to make room"
+        if not over:
+            text += "; no other team's over-quota work can be preempted to make room" if cfg.preemption else "; preemption is off"
         return text
 
 

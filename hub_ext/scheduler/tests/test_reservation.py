@@ -1,0 +1,67 @@
+"""5: a large job waiting longer than reservation_after_s gets a
+reservation; smaller work backfills only where it does not delay it."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import apply, job, nodes_of, pool, reason, running, schedule, snap, started_ids, teams
+
+T = teams(("vision", 8), ("nlp", 10), ("bio", 0))
+HOUR = 3600.0
+
+
+def world(big_waited: float, small_team="nlp", small_gpus=1):
+    """a: 4 of 8 busy, b: 6 of 8 busy (nlp, within its quota); vision's 8-GPU job waits."""
+    run = [running(job(f"nlp-a{i}", "nlp", 1, at=i), f"a/{i}") for i in range(4)]
+    run += [running(job(f"nlp-b{i}", "nlp", 1, at=i), f"b/{i}") for i in range(6)]
+    now = 10 * HOUR
+    big = job("big", "vision", 8, at=now - big_waited)
+    small = job("small", small_team, small_gpus, at=now - 60)
+    return snap(pool(("a", 8), ("b", 8)), T, run, [big, small], now=now, reservation_after_s=HOUR)
+
+
+CASES = [
+    # (case, big waited, small team, small GPUs, small starts?, small lands on)
+    ("not starving yet: small work takes any fitting GPUs", 0.5 * HOUR, "nlp", 2, True, "b"),
+    ("starving: small work backfills beside the reservation", 2 * HOUR, "nlp", 2, True, "b"),
+    ("starving: work that only fits on held GPUs waits", 2 * HOUR, "bio", 4, False, None),
+    ("not starving: the same work takes the GPUs", 0.5 * HOUR, "bio", 4, True, "a"),
+]
+
+
+@pytest.mark.parametrize("case,waited,team,gpus,starts,node", CASES, ids=[c[0] for c in CASES])
+def test_reservation_and_backfill(case, waited, team, gpus, starts, node):
+    d = schedule(world(waited, team, gpus))
+    assert "big" not in started_ids(d)
+    big = [p for p in d.pending if p.workload_id == "big"][0]
+    assert big.reserved == (waited > HOUR)
+    if big.reserved:
+        assert "reservation" in big.reason and "4 of 8 GPUs held on a" in big.reason
+        assert big.position == 1
+    assert ("small" in started_ids(d)) == starts
+    if starts:
+        assert nodes_of(d, "small") == [node]
+    else:
+        assert "reserved for big" in reason(d, "small")
+
+
+def test_the_reservation_fills_as_work_ends_and_the_job_starts():
+    s = world(2 * HOUR, "bio", 4)
+    d = schedule(s)
+    s = apply(s, d)
+    # the four jobs on node a end; nobody else may take those GPUs
+    rest = tuple(r for r in s.running if not r.workload.id.startswith("nlp-a"))
+    s = snap(s.pool, s.teams, rest, s.pending, now=s.now + 60, reservation_after_s=HOUR)
+    d = schedule(s)
+    assert "big" in started_ids(d)
+    assert nodes_of(d, "big") == ["a"]
+    assert "small" not in started_ids(d)
+
+
+def test_no_reservations_when_switched_off():
+    s = world(2 * HOUR, "bio", 4)
+    s = snap(s.pool, s.teams, s.running, s.pending, now=s.now, reservation_after_s=None)
+    d = schedule(s)
+    assert "small" in started_ids(d)
+    assert not any(p.reserved for p in d.pending)
