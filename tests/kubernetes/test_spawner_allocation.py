@@ -1,0 +1,127 @@
+"""GpuPoolKubeSpawner against the real pool service under a real JupyterHub.
+
+The spawner takes its allocation exactly as the local one does (the same
+mixin, the same queue, the same progress messages), then KubeSpawner builds
+the pod for what the service allocated. There is no Kubernetes API server
+here, so the pod is built and validated, not created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from k8s_manifests import check_object, pod_env
+from kubernetes_asyncio.client import ApiClient
+from traitlets.config import Config
+
+from spawner.kubernetes import GpuPoolKubeSpawner
+from spawner.pool_allocation import SpawnException
+from tests.fixtures.hub import start_hub
+
+
+def cards(node: str, n: int) -> list[dict]:
+    return [{"uuid": f"GPU-{node}-{i}-6c1e4b7a-93d2", "model": "A100-40GB", "memory_mib": 40960} for i in range(n)]
+
+
+# Declared as real cards ("simulated": False), as node agents would report them.
+POOL = [
+    {"name": "dgx-a", "gpus": cards("dgx-a", 2), "simulated": False},
+    {"name": "dgx-b", "gpus": cards("dgx-b", 2), "simulated": False},
+]
+TEAMS = {"vision": {"quota": 2, "over_quota_weight": 1}, "nlp": {"quota": 2, "over_quota_weight": 1}}
+USERS = {"alice": ["vision"], "bob": ["vision"], "carol": ["nlp"], "ada": []}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    hub = start_hub(tmp_path_factory.mktemp("k8s-spawner-hub"), pool=POOL, teams=TEAMS, users=USERS)
+    yield hub
+    hub.stop()
+
+
+def make_spawner(hub, user: str) -> GpuPoolKubeSpawner:
+    c = Config()
+    c.GpuPoolKubeSpawner.pool_url = hub.service_url
+    c.GpuPoolKubeSpawner.pool_token = hub.spawner_token
+    c.GpuPoolKubeSpawner.max_whole_gpus = 4
+    c.GpuPoolKubeSpawner.queue_poll_interval = 0.3
+    hub_obj = SimpleNamespace(public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api")
+    user_obj = SimpleNamespace(name=user, id=1, url=f"/user/{user}/", escaped_name=user, groups=[], settings={})
+    return GpuPoolKubeSpawner(user=user_obj, hub=hub_obj, namespace="jhub", config=c)
+
+
+async def pod_of(spawner: GpuPoolKubeSpawner) -> dict:
+    pod = ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+    pod.update(apiVersion="v1", kind="Pod")
+    check_object(pod)
+    return pod
+
+
+def running_gpus(hub, user: str) -> float:
+    workloads = hub.client(token=hub.spawner_token).workloads(user=user)
+    items = workloads.get("workloads", workloads) if isinstance(workloads, dict) else workloads
+    return sum((w.get("allocation") or {}).get("gpus") or 0 for w in items if w["state"] == "running")
+
+
+async def test_pod_gets_the_node_and_cards_the_service_allocated(hub):
+    spawner = make_spawner(hub, "alice")
+    spawner.user_options = {"gpus": "2"}
+    await spawner.allocate_gpus()
+    try:
+        workload = hub.client(token=hub.spawner_token).workload(spawner.workload_id)
+        shares = workload["allocation"]["shares"]
+        pod = await pod_of(spawner)
+        spec = pod["spec"]
+        pin = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0]
+        assert pin["values"] == [shares[0]["node"]]
+        assert pod_env(spec)["NVIDIA_VISIBLE_DEVICES"].split(",") == [s["gpu_uuid"] for s in shares]
+        assert running_gpus(hub, "alice") == 2
+    finally:
+        await spawner._release()
+    assert running_gpus(hub, "alice") == 0
+
+
+async def test_queued_spawn_shows_the_same_progress_and_starts_when_gpus_free(hub):
+    holders = []
+    for user in ("alice", "carol"):  # every card of the pool, each team within its quota
+        s = make_spawner(hub, user)
+        s.user_options = {"gpus": "2"}
+        await s.allocate_gpus()
+        holders.append(s)
+    bob = make_spawner(hub, "bob")
+    bob.user_options = {"gpus": "1"}
+    waiting = asyncio.ensure_future(bob.allocate_gpus())
+    try:
+        messages = []
+
+        async def read_progress():
+            async for event in bob.progress():
+                messages.append(event["message"])
+                if "Queued" in event["message"]:
+                    return
+
+        await asyncio.wait_for(read_progress(), timeout=30)
+        assert not waiting.done()
+        queued = next(m for m in messages if "Queued" in m)
+        assert "Queued for 1 GPU" in queued and "position 1 in the queue" in queued
+        await holders[0]._release()  # alice stops her server: her team's GPUs go to bob
+        await asyncio.wait_for(waiting, timeout=30)
+        pod = await pod_of(bob)
+        alice_cards = {g["uuid"] for g in cards("dgx-a", 2) + cards("dgx-b", 2)}
+        assert pod_env(pod["spec"])["NVIDIA_VISIBLE_DEVICES"] in alice_cards
+    finally:
+        waiting.cancel()
+        for s in holders + [bob]:
+            await s._release()
+
+
+async def test_a_session_never_spans_nodes(hub):
+    spawner = make_spawner(hub, "alice")
+    spawner.user_options = {"gpus": "4"}  # no node has 4 cards
+    spawner.queue_timeout = 5
+    with pytest.raises(SpawnException):
+        await spawner.allocate_gpus()
+    assert spawner.workload_id is None
+    assert running_gpus(hub, "alice") == 0
