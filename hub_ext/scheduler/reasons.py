@@ -111,9 +111,8 @@ class EndState:
 
     def explain(self, w: Workload) -> str:
         if not is_valid(w):
-            return (
-                f"asks for {fmt(w.gpus)} GPUs (min {w.min_gpus}, max {w.max_gpus}): ask for a whole number of GPUs, or a fraction below 1 of one GPU"
-            )
+            span = f" (elastic {w.min_gpus}..{w.max_gpus})" if w.min_gpus is not None or w.max_gpus is not None else ""
+            return f"asks for {fmt(w.gpus)} GPUs{span}: ask for a whole number of GPUs, or a fraction below 1 of one GPU"
         if w.id in self.preempt_reason:
             return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
         if w.id in self.reservations:
@@ -175,7 +174,7 @@ class EndState:
                 text = f"{prefix}needs {gi} {what} on {k} nodes; the {k} largest free blocks hold {sum(blocks)}"
             if sum(vs.blocks_with_holds[:k]) >= gi and sum(blocks) < gi and self.reservations:
                 oldest = min(self.reservations, key=lambda r: (self.reservations[r][3], r))
-                return text + f" without the GPUs reserved for {oldest}, which has waited longest"
+                return text + f"; the GPUs that would fit it are reserved for {oldest}, which has waited longest"
             if sum(blocks) >= gi and (k > 1 or (blocks and blocks[0] >= gi)):
                 return f"{prefix}would fit on GPUs freed during this cycle after its turn; it starts in a later cycle"
         if not over:
