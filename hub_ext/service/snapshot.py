@@ -37,7 +37,7 @@ def workload_model(w: WorkloadRow) -> Workload:
         priority=w.priority,
         preemptible=w.preemptible,
         min_gpus=w.min_gpus,
-        max_gpus=w.max_gpus,
+        max_gpus=w.max_gpus if w.gpus_cap is None or w.max_gpus is None else min(w.max_gpus, w.gpus_cap),
         gpu_model=w.gpu_model,
         min_gpu_memory_mib=w.min_gpu_memory_mib,
         gpu_memory_mib=w.gpu_memory_mib,

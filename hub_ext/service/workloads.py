@@ -261,6 +261,8 @@ class WorkloadRules(LoggingConfigurable):
             raise bad_request(f"{w.id} can run on {w.min_gpus} to {w.max_gpus} GPUs; {gpus} is outside that range")
         before_target = w.gpus
         w.gpus = float(gpus)
+        # The core grows elastic jobs up to their maximum: the user's size caps that.
+        w.gpus_cap = gpus
         held = w.allocated_gpus
         if w.state == "running" and gpus < held - EPSILON:
             keep = list(w.shares)[:gpus]

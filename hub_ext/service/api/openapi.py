@@ -249,6 +249,11 @@ def _op(summary: str, scope: str, ok: dict, *, ok_status: str = "200", body: dic
     return op
 
 
+def _created_too(op: dict) -> dict:
+    op["responses"]["201"] = _json(_ref("Team"), "the team, newly created")
+    return op
+
+
 def _path_param(name: str, example: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "example": example}
 
@@ -299,8 +304,8 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
         }, "teams"), errors=())},
         "/api/teams/{team}": {
             "get": _op("One team", "use", _json(_ref("Team"), "the team"), params=[_path_param("team", "vision")], errors=("404",)),
-            "put": _op("Create or replace a team (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")]),
-            "patch": _op("Change a team's quota, weight or limit (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")]),
+            "put": _created_too(_op("Create or replace a team (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")])),
+            "patch": _created_too(_op("Change a team's quota, weight or limit; creates it given a quota (admins)", "admin", _json(_ref("Team"), "the team"), body=_ref("TeamChange"), params=[_path_param("team", "vision")])),
         },
         "/api/events": {"get": _op("Event log (own workloads; all for admins)", "use", _json({
             "type": "object", "required": ["events", "last_id"],

@@ -10,6 +10,10 @@ from ..views import workload_view
 from .base import APIHandler
 
 
+PUBLIC_FIELDS = ("id", "user", "team", "kind", "gpus", "gpu_model", "priority", "state",
+                 "queue_position", "reason", "expected_start", "submitted_at", "preemptions")
+
+
 class QueueHandler(APIHandler):
     scopes = {"GET": "use"}
 
@@ -20,16 +24,15 @@ class QueueHandler(APIHandler):
                     select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state == "pending")
                 )
             )
-        big = 1 << 30
-        rows.sort(key=lambda w: (w.queue_position or big, w.submitted_at, w.seq))
-        entries = []
-        for w in rows:
-            view = workload_view(w)
-            if not self.me.may_act_on(w.user):
-                # Others' queued work is visible (so waits make sense) but not its details.
-                view = {k: view[k] for k in ("id", "user", "team", "kind", "gpus", "gpu_model", "priority", "state",
-                                             "queue_position", "reason", "expected_start", "submitted_at", "preemptions")}
-            entries.append(view)
+            big = 1 << 30
+            rows.sort(key=lambda w: (w.queue_position or big, w.submitted_at, w.seq))
+            entries = []
+            for w in rows:
+                view = workload_view(w)
+                if not self.me.may_act_on(w.user):
+                    # Others' queued work is visible (so waits make sense) but not its details.
+                    view = {k: view[k] for k in PUBLIC_FIELDS}
+                entries.append(view)
         self.write_json({"queue": entries, "length": len(entries)})
 
 

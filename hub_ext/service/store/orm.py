@@ -92,6 +92,9 @@ class WorkloadRow(Base):
     gpus: Mapped[float] = mapped_column(Float)
     min_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_gpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # An elastic job resized by its user holds at most this many GPUs (within
+    # min_gpus..max_gpus); None: it may grow up to max_gpus.
+    gpus_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gpu_model: Mapped[str | None] = mapped_column(String(255), nullable=True)
     min_gpu_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
     gpu_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
