@@ -22,6 +22,8 @@ docs/kubernetes.md explains the choices.
 
 from __future__ import annotations
 
+import asyncio
+
 from kubernetes_asyncio.client.models import (
     V1Affinity,
     V1NodeAffinity,
@@ -38,7 +40,7 @@ from kubespawner.utils import get_k8s_model
 from hub_ext.client import PoolError
 from hub_ext.service.runners.kubernetes import LABEL_WORKLOAD, KubernetesGpuPlacement, PodGpus, label_value
 
-from .pool_allocation import PoolAllocationMixin, SpawnException, iter_pool_gpus
+from .pool_allocation import PROGRESS_STARTING, PoolAllocationMixin, SpawnException, iter_pool_gpus
 
 
 class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
@@ -53,10 +55,18 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
         super().__init__(*args, **kwargs)
         self.gpu_placement = KubernetesGpuPlacement(parent=self)
         self._card_memory_mib: dict[str, int] = {}
+        self._allocation_done = asyncio.Event()
 
     # ------------------------------------------------------------ allocation
 
     async def allocate_gpus(self) -> None:
+        self._allocation_done.clear()
+        try:
+            await self._allocate_on_one_node()
+        finally:
+            self._allocation_done.set()
+
+    async def _allocate_on_one_node(self) -> None:
         await super().allocate_gpus()
         shares = self._shares()
         nodes = list(dict.fromkeys(str(s.get("node")) for s in shares))
@@ -108,6 +118,25 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
             if not memory and share.get("gpu_uuid") in self._card_memory_mib:
                 memory = int(self._card_memory_mib[share["gpu_uuid"]] * fraction)
         return self.gpu_placement.for_gpus(str(shares[0].get("node")), ids, real=real, fraction=fraction, memory_mib=memory)
+
+    # ------------------------------------------------------------ progress
+
+    async def progress(self):
+        """The pool's events (queue, allocation), then KubeSpawner's (scheduling, image pull, start)."""
+        sent = 0
+        while True:
+            events = getattr(self, "_progress_events", None) or []
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if self._allocation_done.is_set():
+                break
+            await asyncio.sleep(0.3)
+        async for event in KubeSpawner.progress(self):
+            # KubeSpawner counts from 0; the pool's phases took the bar to PROGRESS_STARTING.
+            if "progress" in event:
+                event = {**event, "progress": PROGRESS_STARTING + (100 - PROGRESS_STARTING) * event["progress"] / 100}
+            yield event
 
     # ------------------------------------------------------------ the pod
 

@@ -317,8 +317,7 @@ class PoolAllocationMixin(LoggingConfigurable):
                 self._emit_progress(f"Waiting for the GPU pool service to answer ({e})")
 
     def _queued_message(self, workload: dict) -> tuple[str, int, str]:
-        request = self.gpu_request
-        what = describe_request(request) if request else f"{workload.get('gpus')} GPU(s)"
+        what = describe_request(self._request_as_pool_sees_it(workload))
         parts = [f"Queued for {what}"]
         position = workload.get("queue_position")
         if position:
@@ -333,6 +332,11 @@ class PoolAllocationMixin(LoggingConfigurable):
         hint = "Stop Server below leaves the queue."
         return (f"{text} {hint}", PROGRESS_QUEUED, f"{html.escape(text)} <small>{html.escape(hint)}</small>")
 
+    def _request_as_pool_sees_it(self, workload: dict) -> GpuRequest:
+        """The request with the team the pool charges (it picks one when the user did not say)."""
+        request = self.gpu_request or GpuRequest(float(workload.get("gpus") or 0))
+        return GpuRequest(request.gpus, team=workload.get("team") or request.team, gpu_model=request.gpu_model)
+
     def _allocated_message(self, workload: dict) -> str:
         shares = (workload.get("allocation") or {}).get("shares") or []
         where = ", ".join(
@@ -340,7 +344,7 @@ class PoolAllocationMixin(LoggingConfigurable):
             for s in shares
         )
         reason = workload.get("reason")
-        return f"Got {describe_request(self.gpu_request)} from the pool: {where}" + (f" ({reason})" if reason else "")
+        return f"Got {describe_request(self._request_as_pool_sees_it(workload))} from the pool: {where}" + (f" ({reason})" if reason else "")
 
     async def _learn_which_gpus_are_real(self, client: AsyncPoolClient) -> None:
         """Simulated GPUs are named by index in CUDA_VISIBLE_DEVICES, real ones by UUID."""
