@@ -47,6 +47,7 @@ def make_spawner(hub, user: str) -> GpuPoolKubeSpawner:
     c.GpuPoolKubeSpawner.pool_token = hub.spawner_token
     c.GpuPoolKubeSpawner.max_whole_gpus = 4
     c.GpuPoolKubeSpawner.queue_poll_interval = 0.3
+    c.GpuPoolKubeSpawner.events_enabled = False  # no cluster to watch events in
     hub_obj = SimpleNamespace(public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api")
     user_obj = SimpleNamespace(name=user, id=1, url=f"/user/{user}/", escaped_name=user, groups=[], settings={})
     return GpuPoolKubeSpawner(user=user_obj, hub=hub_obj, namespace="jhub", config=c)
@@ -78,6 +79,10 @@ async def test_pod_gets_the_node_and_cards_the_service_allocated(hub):
         assert pin["values"] == [shares[0]["node"]]
         assert pod_env(spec)["NVIDIA_VISIBLE_DEVICES"].split(",") == [s["gpu_uuid"] for s in shares]
         assert running_gpus(hub, "alice") == 2
+        # The spawn page's log: the pool's messages, then (on a cluster) the pod's events.
+        messages = [e["message"] async for e in spawner.progress()]
+        assert messages[-2].startswith("Got 2 GPUs") and "from the pool: " in messages[-2]
+        assert messages[-1] == "Starting the server"
     finally:
         await spawner._release()
     assert running_gpus(hub, "alice") == 0
