@@ -59,6 +59,10 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         if needed is None:
             raise ApiError(405, f"{self.request.method} is not supported here")
         model = await self.hub_auth.get_user(self, sync=False)
+        if not model and self.request.method == "GET" and "text/html" in self.request.headers.get("Accept", ""):
+            # A person opened an API URL in a browser: log in through the hub, then come back.
+            self.redirect(HubOAuthenticated.get_login_url(self))
+            return
         if not model:
             raise ApiError(
                 401,
