@@ -8,6 +8,7 @@ The API server is a stand-in (no cluster here; see apiserver_standin.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -164,3 +165,19 @@ async def test_find_recovers_a_handle_the_service_never_saved(cluster):
     handle = await runner.start(launch(workload_id="w-99"))
     assert await runner.find("w-99") == [handle]
     assert await runner.find("w-100") == []
+
+
+async def test_restart_after_preemption_does_not_touch_the_stopping_start(cluster):
+    runner, state = cluster
+    state.exit_after_sigterm = 1.0  # the first start is still writing its checkpoint...
+    first = await runner.start(launch(workload_id="w-5"))
+    stopping = asyncio.ensure_future(runner.stop(first, grace_seconds=10))
+    await asyncio.sleep(0.2)
+    # ...when the service starts the requeued job again on other GPUs.
+    second = await runner.start(launch(workload_id="w-5", gpus_by_node={"dgx1-b": GPUS[2:4]}))
+    await stopping
+    assert first != second
+    assert (await runner.status(second)).running
+    (pod,) = state.pods.values()
+    assert pod["spec"]["nodeName"] == "dgx1-b"
+    assert await runner.find("w-5") == [second]

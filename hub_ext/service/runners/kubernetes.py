@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,12 +348,16 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
     # ------------------------------------------------------------ building objects
 
     def job_set_name(self, workload_id: str) -> str:
-        return dns_label(f"gpupool-{workload_id}", limit=52)  # room for "-<rank>" and the pods' suffixes
+        """A fresh name for one start of ``workload_id``: a requeued or resized job starts again
+        while the pods of its previous start may still be shutting down, so the two never share names."""
+        suffix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(5))
+        # Room for "-<rank>" and the pods' own suffixes within 63 characters.
+        return f"{dns_label(f'gpupool-{workload_id}', limit=40)}-{suffix}"
 
-    def build_objects(self, launch: JobLaunch) -> list[dict]:
+    def build_objects(self, launch: JobLaunch, base: str | None = None) -> list[dict]:
         """The Kubernetes objects for ``launch``: one Job per node, plus a headless Service
-        for rendezvous when the job spans several nodes."""
-        base = self.job_set_name(launch.workload_id)
+        for rendezvous when the job spans several nodes. ``base`` names this start (default: a fresh name)."""
+        base = base or self.job_set_name(launch.workload_id)
         nodes = list(launch.gpus_by_node.items())
         if not nodes:
             raise ValueError(f"{launch.workload_id}: an allocation without GPUs cannot run on pool nodes")
@@ -481,9 +486,6 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             await self._api_client.close()
             self._api_client = None
 
-    def _handle(self, workload_id: str) -> str:
-        return f"{self.namespace}/{self.job_set_name(workload_id)}"
-
     @staticmethod
     def _parse_handle(handle: str) -> tuple[str, str]:
         namespace, _, base = handle.partition("/")
@@ -495,7 +497,8 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         from kubernetes_asyncio.client.exceptions import ApiException
 
         batch, core = await self._apis()
-        objects = self.build_objects(launch)
+        base = self.job_set_name(launch.workload_id)
+        objects = self.build_objects(launch, base)
         created: list[dict] = []
         try:
             for obj in objects:
@@ -510,9 +513,9 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
                 created.append(obj)
         except BaseException:
             # A gang starts whole or not at all.
-            await self._delete_set(self.namespace, self.job_set_name(launch.workload_id), grace_seconds=0)
+            await self._delete_set(self.namespace, base, grace_seconds=0)
             raise
-        handle = self._handle(launch.workload_id)
+        handle = f"{self.namespace}/{base}"
         self.log.info("started %s as %d Kubernetes object(s) %s", launch.workload_id, len(created), handle)
         return handle
 
@@ -551,10 +554,20 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
     async def find(self, workload_id: str) -> list[str]:
         """Handles of a workload's job objects (a start the service did not see finish)."""
         batch, core = await self._apis()
-        base = self.job_set_name(workload_id)
-        jobs = await batch.list_namespaced_job(self.namespace, label_selector=f"{LABEL_JOB_SET}={base}")
-        pods = await core.list_namespaced_pod(self.namespace, label_selector=f"{LABEL_JOB_SET}={base}")
-        return [self._handle(workload_id)] if jobs.items or pods.items else []
+        selector = f"{LABEL_WORKLOAD}={label_value(workload_id)}"
+        jobs = await batch.list_namespaced_job(self.namespace, label_selector=selector)
+        pods = await core.list_namespaced_pod(self.namespace, label_selector=selector)
+        # Only sets still running: one being deleted is a stop, not a lost start.
+        sets = [
+            o.metadata.labels.get(LABEL_JOB_SET)
+            for o in [*jobs.items, *pods.items]
+            if o.metadata.labels and o.metadata.deletion_timestamp is None
+        ]
+        live = [
+            base for base in dict.fromkeys(sets)
+            if base and (await self.status(f"{self.namespace}/{base}")).running
+        ]
+        return [f"{self.namespace}/{base}" for base in live]
 
     async def stop(self, handle: str, grace_seconds: float) -> None:
         namespace, base = self._parse_handle(handle)
