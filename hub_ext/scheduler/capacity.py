@@ -7,7 +7,7 @@ number of untouched eligible cards and buckets nodes by that number, plus the
 set of partly used eligible cards. Placement asks "the smallest node with at
 least k free cards" in O(GPUs per node), whatever the pool's size.
 
-Changes can be journalled and rolled back: a scheduling cycle tries its
+Changes can be remembered and rolled back: a scheduling cycle tries its
 decisions on the live index and undoes them at the end, because the caller,
 not the core, applies decisions.
 """
@@ -104,10 +104,11 @@ class Capacity:
                 self.gpu_by_uuid[gpu.uuid] = g
                 ids.append(g)
             self.node_gpus.append(ids)
+        self._whole_shares: list[GpuShare | None] = [None] * len(self.gpu_node)  # shares are immutable: reuse them
         self.max_per_node = max((len(x) for x in self.node_gpus), default=0)
         self.views: dict[ViewKey, View] = {}
         self.class_views: list[list[View]] = [[] for _ in self.classes]
-        self.journal: list[tuple[int, float, float]] | None = None
+        self.saved: dict[int, tuple[float, float]] | None = None  # first values of GPUs changed since begin()
         for s in in_use:
             g = self.share_gpu(s)
             if g is not None:
@@ -126,97 +127,111 @@ class Capacity:
                 c for c, (m, mem) in enumerate(self.classes) if (model is None or m == model) and (min_mem is None or mem >= min_mem)
             )
             v = View(key, classes, len(self.node_names), self.max_per_node)
+            ff, gc = self.free_frac, self.gpu_class
             for n, ids in enumerate(self.node_gpus):
                 if not self.schedulable[n]:
                     continue
+                free = 0
                 for g in ids:
-                    if self.gpu_class[g] in classes:
+                    if gc[g] in classes:
                         v.node_total[n] += 1
-                        self._enter(v, g)
+                        if ff[g] >= 1.0 - EPSILON:
+                            free += 1
+                        elif ff[g] > EPSILON:
+                            v.partial.add(g)
+                if free:
+                    v.node_free[n] = free
+                    v.buckets[free].append(n)  # nodes visited in order: buckets stay sorted
+                    v.free_total += free
             v.totals_desc = sorted((t for t in v.node_total if t), reverse=True)
             self.views[key] = v
             for c in classes:
                 self.class_views[c].append(v)
         return v
 
-    @staticmethod
-    def _state(frac: float) -> int:
-        if frac >= 1.0 - EPSILON:
-            return 2  # untouched
-        if frac > EPSILON:
-            return 1  # partly used
-        return 0  # full
-
-    def _enter(self, v: View, g: int) -> None:
-        st = self._state(self.free_frac[g])
-        if st == 2:
-            n = self.gpu_node[g]
-            k = v.node_free[n]
-            if k:
-                b = v.buckets[k]
-                del b[bisect_left(b, n)]
-            v.node_free[n] = k + 1
-            insort(v.buckets[k + 1], n)
-            v.free_total += 1
-        elif st == 1:
-            v.partial.add(g)
-
-    def _leave(self, v: View, g: int) -> None:
-        st = self._state(self.free_frac[g])
-        if st == 2:
-            n = self.gpu_node[g]
-            k = v.node_free[n]
-            b = v.buckets[k]
-            del b[bisect_left(b, n)]
-            v.node_free[n] = k - 1
-            if k > 1:
-                insort(v.buckets[k - 1], n)
-            v.free_total -= 1
-        elif st == 1:
-            v.partial.discard(g)
-
     # ------------------------------------------------------------ changes
 
-    def _set(self, g: int, frac: float, mem: float) -> None:
-        # Rounded so that the same allocations give the same numbers whatever
-        # order they were made and released in (incremental == from scratch).
-        frac = round(frac, 9)
-        mem = round(mem, 6)
-        if frac > 1.0 - EPSILON:
-            frac = 1.0
-        elif frac < EPSILON:
-            frac = 0.0
-        old = self._state(self.free_frac[g])
-        new = self._state(frac)
-        views = self.class_views[self.gpu_class[g]] if self.schedulable[self.gpu_node[g]] else ()
-        if views and (old != new or old == 1):
-            for v in views:
-                self._leave(v, g)
-            self.free_frac[g] = frac
-            self.free_mem[g] = mem
-            for v in views:
-                self._enter(v, g)
-        else:
-            self.free_frac[g] = frac
-            self.free_mem[g] = mem
+    def _apply(self, changes) -> None:
+        """Set new free (fraction, memory) for some GPUs.
+
+        Each node moves between buckets once per view however many of its
+        cards changed, so a gang (or a whole rollback) costs one move per node.
+        """
+        ff, fm = self.free_frac, self.free_mem
+        gnode, gclass, sched, cviews = self.gpu_node, self.gpu_class, self.schedulable, self.class_views
+        moves: dict = {}
+        for g, frac, mem in changes:
+            # Rounded so that the same allocations give the same numbers whatever
+            # order they were made and released in (incremental == from scratch).
+            if frac != 0.0 and frac != 1.0:
+                frac = round(frac, 9)
+                if frac > 1.0 - EPSILON:
+                    frac = 1.0
+                elif frac < EPSILON:
+                    frac = 0.0
+            if mem != 0.0:
+                mem = round(mem, 6)
+            of = ff[g]
+            old = 2 if of >= 1.0 - EPSILON else 1 if of > EPSILON else 0
+            new = 2 if frac >= 1.0 - EPSILON else 1 if frac > EPSILON else 0
+            ff[g] = frac
+            fm[g] = mem
+            if old == new:
+                continue
+            n = gnode[g]
+            if not sched[n]:
+                continue
+            d = (new == 2) - (old == 2)
+            for v in cviews[gclass[g]]:
+                if old == 1:
+                    v.partial.discard(g)
+                elif new == 1:
+                    v.partial.add(g)
+                if d:
+                    key = (v, n)
+                    moves[key] = moves.get(key, 0) + d
+        for (v, n), d in moves.items():
+            if not d:
+                continue
+            k = v.node_free[n]
+            b = v.buckets
+            if k:
+                lst = b[k]
+                del lst[bisect_left(lst, n)]
+            k += d
+            v.node_free[n] = k
+            v.free_total += d
+            if k:
+                insort(b[k], n)
+
+    def _remember(self, g: int) -> None:
+        if g not in self.saved:
+            self.saved[g] = (self.free_frac[g], self.free_mem[g])
 
     def take(self, g: int, frac: float, mem: float) -> None:
-        self._set(g, self.free_frac[g] - frac, self.free_mem[g] - mem)
-        if self.journal is not None:
-            self.journal.append((g, frac, mem))
+        if self.saved is not None:
+            self._remember(g)
+        self._apply(((g, self.free_frac[g] - frac, self.free_mem[g] - mem),))
 
     def give(self, g: int, frac: float, mem: float) -> None:
-        self._set(g, self.free_frac[g] + frac, self.free_mem[g] + mem)
-        if self.journal is not None:
-            self.journal.append((g, -frac, -mem))
+        if self.saved is not None:
+            self._remember(g)
+        self._apply(((g, self.free_frac[g] + frac, self.free_mem[g] + mem),))
+
+    def take_cards(self, gids) -> None:
+        """Take whole untouched cards (a gang) in one batch."""
+        if self.saved is not None:
+            for g in gids:
+                self._remember(g)
+        self._apply([(g, 0.0, 0.0) for g in gids])
 
     def begin(self) -> None:
-        self.journal = []
+        """Start remembering changes, so that ``rollback`` can undo them."""
+        self.saved: dict[int, tuple[float, float]] | None = {}
 
     def rollback(self) -> None:
-        journal, self.journal = self.journal or [], None
-        for g, frac, mem in reversed(journal):
-            self._set(g, self.free_frac[g] + frac, self.free_mem[g] + mem)
+        saved, self.saved = self.saved or {}, None
+        self._apply([(g, f, m) for g, (f, m) in saved.items()])
 
     # ------------------------------------------------------------ shares
 
@@ -248,7 +263,10 @@ class Capacity:
                 self.give(g, frac, mem)
 
     def whole_share(self, g: int) -> GpuShare:
-        return GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
+        s = self._whole_shares[g]
+        if s is None:
+            s = self._whole_shares[g] = GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
+        return s
 
     def free_cards_on(self, v: View, n: int) -> list[int]:
         """Untouched eligible cards on node ``n``, lowest index first."""

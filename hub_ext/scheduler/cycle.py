@@ -147,11 +147,8 @@ class Cycle:
             cap.take(g, w.gpus, mem)
             shares = (GpuShare(cap.node_names[cap.gpu_node[g]], cap.gpu_uuid[g], w.gpus, int(round(mem))),)
         else:
-            shares = []
-            for g in placed:
-                cap.take(g, 1.0, float(cap.gpu_mem[g]))
-                shares.append(cap.whole_share(g))
-            shares = tuple(shares)
+            cap.take_cards(placed)
+            shares = tuple([cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
         self.started.add(w.id)
         team = team_of(self.st.teams, w.team)

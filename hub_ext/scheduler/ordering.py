@@ -68,11 +68,13 @@ class TeamQueue:
 
 
 class FairCursor:
-    """Walks the fair order; the caller says which picks were admitted.
+    """Walks the fair order; the caller updates usage for the picks it admits.
 
-    A pick changes the order only when it is admitted (its team's and its
-    user's usage grow). Usage may also drop (a preemption), so team keys
-    are versioned and stale heap entries skipped.
+    Teams wait in a heap keyed by their share; inside a team, users wait in a
+    heap keyed by (priority of their next workload, their usage, its submit
+    time). A pick changes the order only when it is admitted (its team's and
+    its user's usage grow); usage may also drop (a preemption), so team keys
+    are versioned and stale entries skipped.
     """
 
     def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip: set[str] | None = None):
@@ -84,42 +86,62 @@ class FairCursor:
         self.cursors: dict[tuple[str, str], int] = {}
         self.version: dict[str, int] = {}
         self.heap: list = []
+        self.users: dict[str, list] = {}  # team -> heap of (key, user)
         self.dropped: set[str] = set()
+        self.last: tuple[str, str] | None = None  # the pick waiting for done_with
         for name in sorted(queues):
             self._push(name)
 
     def _head(self, team: str, user: str) -> Workload | None:
         lst = self.queues[team][user]
-        i = self.cursors.get((team, user), 0)
-        while i < len(lst) and lst[i].id in self.skip:
-            i += 1
-        self.cursors[(team, user)] = i
+        key = (team, user)
+        i = self.cursors.get(key, 0)
+        if self.skip:
+            while i < len(lst) and lst[i].id in self.skip:
+                i += 1
+            self.cursors[key] = i
         return lst[i] if i < len(lst) else None
 
-    def _pick_user(self, team: str) -> tuple[str, Workload] | None:
-        best = None
-        best_key = None
-        uu = self.user_usage
-        for user in self.queues[team]:
+    def _user_key(self, team: str, user: str):
+        w = self._head(team, user)
+        if w is None:
+            return None
+        return (-w.priority, self.user_usage.get((team, user), 0.0), w.submitted_at, w.id)
+
+    def _user_heap(self, team: str) -> list:
+        h = self.users.get(team)
+        if h is None:
+            h = []
+            for user in self.queues[team]:
+                key = self._user_key(team, user)
+                if key is not None:
+                    h.append((key, user))
+            heapq.heapify(h)
+            self.users[team] = h
+        return h
+
+    def _top(self, team: str) -> tuple[str, Workload] | None:
+        h = self._user_heap(team)
+        while h:
+            key, user = h[0]
             w = self._head(team, user)
-            if w is None:
+            if w is None or w.id != key[3]:
+                heapq.heappop(h)  # stale: that user's next workload changed
                 continue
-            key = (-w.priority, uu.get((team, user), 0.0), w.submitted_at, w.id)
-            if best_key is None or key < best_key:
-                best, best_key = (user, w), key
-        return best
+            return user, w
+        return None
 
     def _push(self, team: str) -> None:
         if team in self.dropped:
             return
-        pick = self._pick_user(team)
-        if pick is None:
+        top = self._top(team)
+        if top is None:
             return
         v = self.version.get(team, 0) + 1
         self.version[team] = v
-        w = pick[1]
+        w = top[1]
         share = team_share(team_of(self.teams, team), self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus)
-        heapq.heappush(self.heap, (share, pick[1].submitted_at, team, v))
+        heapq.heappush(self.heap, (share, w.submitted_at, team, v))
 
     def next(self) -> tuple[str, Workload] | None:
         """The next (user, workload) in fair order, or None when all are seen."""
@@ -127,25 +149,41 @@ class FairCursor:
             _, _, team, v = heapq.heappop(self.heap)
             if v != self.version.get(team) or team in self.dropped:
                 continue
-            pick = self._pick_user(team)
-            if pick is None:
+            top = self._top(team)
+            if top is None:
                 continue
-            user, w = pick
-            self.cursors[(team, user)] += 1
+            user, w = top
+            heapq.heappop(self.users[team])
+            key = (team, user)
+            self.cursors[key] = self.cursors.get(key, 0) + 1
+            self.last = key
             return user, w
         return None
 
     def done_with(self, team: str) -> None:
         """Put the last pick's team back in line (after its usage was updated)."""
+        if self.last is not None and self.last[0] == team:
+            user = self.last[1]
+            self.last = None
+            h = self.users.get(team)
+            if h is not None:  # else it is rebuilt, with this user, when next needed
+                key = self._user_key(team, user)
+                if key is not None:
+                    heapq.heappush(h, (key, user))
         self._push(team)
 
     def usage_changed(self, team: str) -> None:
-        """Another team's usage changed (preemption): re-key it if it waits."""
+        """A team's usage dropped (preemption, shrink): re-key it and its users."""
+        self.users.pop(team, None)
+        if self.last is not None and self.last[0] == team:
+            return  # done_with puts it back in line
         if team in self.queues and team in self.version and team not in self.dropped:
             self._push(team)
 
     def drop(self, team: str) -> None:
         self.dropped.add(team)
+        if self.last is not None and self.last[0] == team:
+            self.last = None
 
 
 def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> list[Workload]:
