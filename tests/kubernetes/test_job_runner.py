@@ -32,6 +32,7 @@ async def cluster(tmp_path):
     config.KubernetesJobRunner.namespace = "jhub"
     config.KubernetesJobRunner.stop_poll_interval = 0.05
     config.KubernetesJobRunner.kill_slack_seconds = 1.0
+    config.KubernetesJobRunner.status_poll_interval = 0.1
     runner = KubernetesJobRunner(config=config)
     yield runner, server.state
     await runner.close()
@@ -141,6 +142,17 @@ async def test_job_whose_container_cannot_start_does_not_hold_gpus(cluster):
     handle = await runner.start(launch())
     status = await runner.status(handle)
     assert (status.running, status.exit_code) == (False, EXIT_COULD_NOT_START)
+
+
+async def test_wait_returns_when_the_job_ends(cluster):
+    runner, state = cluster
+    handle = await runner.start(launch())
+    waiting = asyncio.ensure_future(runner.wait(handle))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    state.finish_pod(next(iter(state.pods)), 0)
+    status = await asyncio.wait_for(waiting, timeout=5)
+    assert (status.running, status.exit_code) == (False, 0)
 
 
 async def test_logs_from_an_offset(cluster):

@@ -323,6 +323,12 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
 
     stop_poll_interval = Float(1.0, help="Seconds between looks while waiting for a stopped job's pods to go.").tag(config=True)
 
+    status_poll_interval = Float(
+        5.0,
+        help="""Seconds between looks at a running job (two list calls to the API server each); a
+        job's end, and its GPUs' release, is noticed within this time.""",
+    ).tag(config=True)
+
     kill_slack_seconds = Float(
         15.0,
         help="""Seconds past the grace period to wait for pods to go before force-deleting them
@@ -615,6 +621,10 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             # One rank failed: the gang cannot go on, stop the rest and report the failure.
             await self._delete_set(namespace, base, grace_seconds=self.termination_grace_period_seconds)
         return JobStatus(handle=handle, running=False, exit_code=exit_code)
+
+    async def wait(self, handle: str, poll_seconds: float = 1.0) -> JobStatus:
+        # Every running job is polled: spare the API server.
+        return await super().wait(handle, poll_seconds=max(poll_seconds, self.status_poll_interval))
 
     async def logs(self, handle: str, offset: int = 0) -> str:
         from kubernetes_asyncio.client.exceptions import ApiException
