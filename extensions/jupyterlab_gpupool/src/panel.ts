@@ -207,49 +207,52 @@ export class PoolPanel extends Widget {
       this._workloads.replaceChildren(h('p', { className: 'gp-Muted' }, this.model.pool ? 'Nothing yet: no sessions or jobs of yours.' : ''));
       return;
     }
-    this._workloads.replaceChildren(
-      h(
-        'table',
-        { className: 'gp-Table' },
-        h('thead', {}, h('tr', {}, ['Name', 'State', 'GPUs', 'Queue', 'Reason', ''].map(t => h('th', {}, t)))),
-        h('tbody', {}, shown.map(w => this._workloadRow(w)))
-      )
-    );
+    this._workloads.replaceChildren(...shown.map(w => this._workloadCard(w)));
     if (focusedId) {
       const again = this._workloads.querySelector<HTMLInputElement>(`input[data-workload-id="${CSS.escape(focusedId)}"]`);
       again?.focus();
     }
   }
 
-  private _workloadRow(w: IWorkload): HTMLElement {
+  /** One workload as a card: the panel is often narrow, so no wide table. */
+  private _workloadCard(w: IWorkload): HTMLElement {
     const held = w.allocation?.gpus ?? 0;
     const thisServer = this.model.me?.session_workload_id === w.id;
     const where = (w.allocation?.shares ?? []).map(s => `${s.node}:${s.index}${s.fraction < 1 ? `×${s.fraction}` : ''}`).join(', ');
     const expected = untilText(w.expected_start);
     const gpusText =
       w.state === 'running' || w.state === 'stopping'
-        ? `${gpuCount(held)}${held !== w.gpus ? ` (asked ${w.gpus})` : ''}`
+        ? `${gpuCount(held)}${held !== w.gpus ? ` (asked ${gpuCount(w.gpus)})` : ''}`
         : `${gpuCount(w.gpus)} asked`;
+    const facts = [
+      `${w.kind} ${w.id}`,
+      thisServer ? 'this server' : null,
+      where ? `on ${where}` : null,
+      w.exit_code !== null && w.exit_code !== undefined ? `exit code ${w.exit_code}` : null,
+      w.preemptions ? `preempted ${w.preemptions}×` : null
+    ].filter(Boolean);
     return h(
-      'tr',
+      'div',
       { className: `gp-Row gp-state-${w.state}`, 'data-workload-id': w.id, 'data-state': w.state, 'data-kind': w.kind },
       h(
-        'td',
-        {},
-        h('div', { className: 'gp-WName' }, w.name || w.id),
-        h('div', { className: 'gp-Muted' }, `${w.kind} ${w.id}${thisServer ? ' · this server' : ''}`)
+        'div',
+        { className: 'gp-RowHead' },
+        h('span', { className: 'gp-WName' }, w.name || w.id),
+        h('span', { className: `gp-State gp-State-${w.state}` }, w.state),
+        h('span', { className: 'gp-WGpus' }, gpusText)
       ),
-      h('td', {}, h('span', { className: `gp-State gp-State-${w.state}` }, w.state), w.exit_code !== null && w.exit_code !== undefined ? h('div', { className: 'gp-Muted' }, `exit ${w.exit_code}`) : null),
-      h('td', { className: 'gp-WGpus' }, gpusText, where ? h('div', { className: 'gp-Muted' }, where) : null),
-      h('td', { className: 'gp-WQueue' }, w.queue_position ? `#${w.queue_position}` : ''),
-      h(
-        'td',
-        { className: 'gp-WReason' },
-        w.reason ?? '',
-        expected && w.state === 'pending' ? h('div', { className: 'gp-Muted' }, `expected to start ${expected}`) : null,
-        w.preemptions ? h('div', { className: 'gp-Muted' }, `preempted ${w.preemptions}×`) : null
-      ),
-      h('td', { className: 'gp-WActions' }, this._actions(w))
+      h('div', { className: 'gp-Muted' }, facts.join(' · ')),
+      w.state === 'pending'
+        ? h(
+            'div',
+            { className: 'gp-WWait' },
+            'queue position ',
+            h('b', { className: 'gp-WQueue' }, w.queue_position ? `#${w.queue_position}` : '?'),
+            expected ? ` · expected to start ${expected}` : ''
+          )
+        : null,
+      w.reason ? h('div', { className: 'gp-WReason' }, w.reason) : null,
+      h('div', { className: 'gp-WActions' }, this._actions(w))
     );
   }
 

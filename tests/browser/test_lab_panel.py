@@ -1,0 +1,173 @@
+"""The GPU pool panel in a real JupyterLab, started by a real hub with a GPU from the pool.
+
+alice (team vision, quota 4, on a pool of 8 GPUs) starts a session with one
+GPU through the hub's spawn form, sees it as hers in the panel and the status
+bar, submits an elastic job that queues because the pool is full, watches it
+start when bob frees his GPUs, shrinks it, stops it, is warned about her idle session GPU, and reads the
+service's own words when it refuses a job.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.helpers import login, wait_until
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+from playwright.sync_api import expect  # noqa: E402
+
+SLOW = 120_000  # ms: spawning and scheduling on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def alice_lab(browser, lab_hub):
+    """alice's JupyterLab, started through the spawn form with 1 GPU, with the GPU pool panel open."""
+    page = login(browser, lab_hub, "alice")
+    page.goto(lab_hub.url + "hub/spawn")
+    page.check('input[name="gpus"][value="1"]')
+    page.click('#spawn_form button[type="submit"]')
+    page.wait_for_url("**/user/alice/lab**", timeout=180_000)
+    page.wait_for_selector(".jp-LabShell", timeout=SLOW)
+    page.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
+    expect(page.locator("#gpupool-panel")).to_be_visible()
+    dismiss_news_toast(page)
+    yield page
+    page.context.close()
+
+
+def dismiss_news_toast(page, timeout_ms: int = 8000):
+    """JupyterLab asks whether to fetch Jupyter news; answer no so it does not cover the panel."""
+    no = page.locator(".Toastify__toast button", has_text="No")
+    try:
+        no.first.click(timeout=timeout_ms)
+    except Exception:
+        pass  # not asked (already answered, or news disabled)
+
+
+def alice_session(hub) -> dict:
+    sessions = [w for w in hub.client("alice").workloads()["workloads"] if w["kind"] == "session" and w["state"] == "running"]
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+def job_row(page, name: str):
+    return page.locator("#gpupool-panel .gp-Row").filter(has=page.locator(".gp-WName", has_text=name))
+
+
+def test_session_gpu_is_marked_mine_in_the_grid_and_the_status_bar(alice_lab, lab_hub):
+    page = alice_lab
+    session = alice_session(lab_hub)
+    assert session["allocation"]["gpus"] == 1
+    uuid = session["allocation"]["shares"][0]["gpu_uuid"]
+
+    mine = page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')
+    expect(mine).to_have_count(1, timeout=SLOW)
+    expect(mine).to_have_attribute("data-gpu-uuid", uuid)
+    # The other seven simulated GPUs are free, and the pool says it is simulated.
+    expect(page.locator('#gpupool-panel .gp-Gpu[data-look="free"]')).to_have_count(7)
+    expect(page.locator("#gpupool-panel .gp-Simulated").first).to_be_visible()
+
+    row = page.locator(f'#gpupool-panel .gp-Row[data-workload-id="{session["id"]}"]')
+    expect(row).to_have_attribute("data-state", "running")
+    expect(row).to_contain_text("this server")
+    expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · no reading")
+
+
+def test_job_queues_starts_resizes_and_stops(alice_lab, lab_hub, screenshot):
+    page = alice_lab
+    hub = lab_hub
+    # Fill the rest of the pool: carol takes nlp's quota (4), bob the rest of vision's (3).
+    carol = hub.client("carol").submit(name="carol-train", kind="job", command=["sleep", "900"], gpus=4)
+    bob = hub.client("bob").submit(name="bob-train", kind="job", command=["sleep", "900"], gpus=3)
+    for user, job in (("carol", carol), ("bob", bob)):
+        wait_until(lambda: hub.client(user).workload(job["id"])["state"] == "running", what=f"{job['name']} to run")
+    expect(page.locator('#gpupool-panel .gp-Gpu[data-look="free"]')).to_have_count(0, timeout=SLOW)
+
+    # alice submits an elastic job from the panel: the pool is full, so it queues, with a reason.
+    form = page.locator("#gpupool-panel form.gp-Form")
+    form.locator('input[name="name"]').fill("resnet-elastic")
+    form.locator('input[name="command"]').fill("sleep 900")
+    form.locator('input[name="gpus"]').fill("2")
+    form.locator('input[name="min_gpus"]').fill("1")
+    form.locator('input[name="max_gpus"]').fill("2")
+    form.locator('button[data-action="submit"]').click()
+    expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("Submitted resnet-elastic")
+    row = job_row(page, "resnet-elastic")
+    expect(row).to_have_attribute("data-state", "pending", timeout=SLOW)
+    expect(row.locator(".gp-WQueue")).to_have_text("#1")
+    expect(row.locator(".gp-WReason")).not_to_be_empty()
+    dismiss_news_toast(page, 1000)
+    screenshot(page.locator("#gpupool-panel"), "lab-panel-queued")
+
+    # bob stops his job: alice's job starts on 2 GPUs without any reload of the page.
+    hub.client("bob").cancel(bob["id"])
+    expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
+    expect(row.locator(".gp-WQueue")).to_have_count(0)
+    expect(row.locator(".gp-WGpus")).to_contain_text("2 GPUs")
+    expect(page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')).to_have_count(3, timeout=SLOW)
+    job_id = row.get_attribute("data-workload-id")
+    assert hub.client("alice").workload(job_id)["allocation"]["gpus"] == 2
+
+    # Shrink it to 1 GPU from the panel: one of its cards goes back to the pool.
+    row.locator("input.gp-ResizeInput").fill("1")
+    row.locator('button[data-action="resize"]').click()
+    expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("resize resnet-elastic to 1 GPU", ignore_case=True)
+    expect(row.locator(".gp-WGpus")).to_contain_text("1 GPU", timeout=SLOW)
+    expect(page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')).to_have_count(2, timeout=SLOW)
+    assert hub.client("alice").workload(job_id)["allocation"]["gpus"] == 1
+    dismiss_news_toast(page, 1000)
+    screenshot(page, "lab-panel")
+    screenshot(page.locator("#gpupool-panel"), "lab-panel-detail")
+
+    # Stop it: its GPUs go back to the pool, the session keeps its own.
+    row.locator('button[data-action="cancel"]').click()
+    expect(row).to_have_attribute("data-state", "cancelled", timeout=SLOW)
+    expect(page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')).to_have_count(1, timeout=SLOW)
+    assert hub.client("alice").workload(job_id)["state"] == "cancelled"
+    hub.client("carol").cancel(carol["id"])
+
+
+def test_refusals_are_shown_in_the_services_words(alice_lab):
+    page = alice_lab
+    form = page.locator("#gpupool-panel form.gp-Form")
+    form.locator('input[name="name"]').fill("needs-h100")
+    form.locator('input[name="command"]').fill("python train.py")
+    form.locator('input[name="gpus"]').fill("1")
+    form.locator('input[name="min_gpus"]').fill("")
+    form.locator('input[name="max_gpus"]').fill("")
+    form.locator('input[name="gpu_model"]').fill("H100-80GB")
+    form.locator('button[data-action="submit"]').click()
+    notice = page.locator("#gpupool-panel .gp-Notice")
+    expect(notice).to_have_class("gp-Notice gp-NoticeError")
+    expect(notice).to_contain_text("no GPU in the pool is of model 'H100-80GB'")
+    expect(job_row(page, "needs-h100")).to_have_count(0)
+
+
+def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub):
+    from hub_ext.service.app import GpuPoolService
+    from hub_ext.service.reclaim import IdleReclaim
+
+    if IdleReclaim not in GpuPoolService.classes:
+        pytest.skip("the pool service does not run idle reclaim (IdleReclaim is not wired into GpuPoolService), so nobody is warned")
+    page = alice_lab
+    hub = lab_hub
+    session = alice_session(hub)
+    share = session["allocation"]["shares"][0]
+    agent = hub.client(token=hub.agent_token)
+    reading = {"uuid": share["gpu_uuid"], "index": share["index"], "utilization": 0, "memory_used_mib": 0, "processes": []}
+    agent.report_readings(share["node"], [reading])
+
+    def warned():
+        agent.report_readings(share["node"], [reading])
+        return page.locator(f'#gpupool-panel .gp-Warning[data-workload-id="{session["id"]}"]').count() == 1
+
+    wait_until(warned, timeout=60, interval=2, what="the panel to warn about alice's idle session GPU")
+    warning = page.locator(f'#gpupool-panel .gp-Warning[data-workload-id="{session["id"]}"]')
+    expect(warning).to_contain_text("Idle GPUs will be reclaimed")
+    expect(warning).to_contain_text("go back to the pool")
+    expect(page.locator('#gpupool-panel .gp-Events li[data-kind="warned"]').first).to_be_visible()
+
+    # Busy again: the service withdraws the warning and the panel drops it.
+    busy = dict(reading, utilization=85)
+    agent.report_readings(share["node"], [busy])
+    expect(warning).to_have_count(0, timeout=SLOW)
