@@ -43,6 +43,8 @@ class ClusterState:
     services: dict[str, dict] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     deletions: list[Deletion] = field(default_factory=list)
+    created: list[tuple[str, float]] = field(default_factory=list)  # (Job name, when)
+    gone: dict[str, float] = field(default_factory=dict)  # pod name -> when it disappeared
     # Seconds a job's process takes to exit after SIGTERM (writing its checkpoint).
     exit_after_sigterm: float = 0.2
     # Seconds a pod remained after SIGKILL where the kubelet is slow.
@@ -132,6 +134,7 @@ class JobsHandler(_Handler):
             return self.send({"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}, 409)
         job["metadata"].update({"namespace": namespace, "uid": f"uid-{name}"})
         self.state.jobs[name] = job
+        self.state.created.append((name, time.monotonic()))
         template = job["spec"]["template"]
         terms = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         node = terms[0]["matchFields"][0]["values"][0]
@@ -231,6 +234,7 @@ def _terminate(state: ClusterState, pod_name: str, grace: int) -> None:
     pod["metadata"]["deletionTimestamp"] = "2026-11-25T10:00:00Z"
     if grace == 0:
         state.pods.pop(pod_name, None)
+        state.gone[pod_name] = time.monotonic()
         return
     running = pod["status"]["phase"] in ("Running", "Pending")
     gone_after = (min(state.exit_after_sigterm, grace) if running else 0) + state.kubelet_delay
@@ -238,6 +242,7 @@ def _terminate(state: ClusterState, pod_name: str, grace: int) -> None:
     async def remove():
         await asyncio.sleep(gone_after)
         state.pods.pop(pod_name, None)
+        state.gone[pod_name] = time.monotonic()
 
     asyncio.get_running_loop().create_task(remove())
 
@@ -272,4 +277,28 @@ class ApiServerStandIn:
         if self.server is not None:
             self.server.stop()
             await self.server.close_all_connections()
+
+    # ---- for a server in another process (the pool service): serve from a thread
+
+    def start_in_thread(self) -> None:
+        import threading
+
+        ready = threading.Event()
+
+        def serve():
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.start())
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.stop())
+            self.loop.close()
+
+        self.thread = threading.Thread(target=serve, name="apiserver-standin", daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def stop_thread(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
