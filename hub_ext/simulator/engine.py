@@ -288,6 +288,7 @@ class Simulation:
         self.state.pending[w.id] = w
         self.state.pending_by_team.setdefault(w.team, {})[w.id] = w
         self._changed.add(w.team)
+        self.policy.submitted(w)
 
     def _running_job(self, workload_id: str, what: str) -> JobState:
         js = self.jobs.get(workload_id)
@@ -354,6 +355,7 @@ class Simulation:
         if js.first_start is None:
             js.first_start = self.now
         self._hold(js, Running(workload=w, allocation=allocation))
+        self.policy.started(w, allocation)
         self._begin_run(js, allocation.gpus)
         for hook in self.hooks:
             hook.on_start(self, js, self.now)
@@ -365,6 +367,7 @@ class Simulation:
         self._take(allocation, workload_id)
         js.done = min(js.progress_at(self.now), js.job.duration)  # a resize checkpoints first: nothing lost
         self._hold(js, Running(workload=js.workload, allocation=allocation))
+        self.policy.resized(js.workload, allocation)
         self._begin_run(js, allocation.gpus)
 
     def _stop(self, js: JobState, outcome: str) -> None:
@@ -385,6 +388,7 @@ class Simulation:
             js.done = min(js.run_done + js.rate * kept, js.job.duration)
             js.lost_gpu_seconds += (ran - kept) * js.held
         self._hold(js, None)
+        self.policy.stopped(js.workload)
         js.version += 1
         if outcome == "finished" or outcome == "stopped":
             js.state = FINISHED if outcome == "finished" else STOPPED

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import scheduler as core
-from ..scheduler.model import Decisions, Node, Pool, Running, SchedulerConfig, Snapshot, Team, Workload, WorkloadKind
+from ..scheduler.model import Allocation, Decisions, Node, Pool, Running, SchedulerConfig, Snapshot, Team, Workload, WorkloadKind
 from .cluster import Cluster, proportional_split
 from .trace import TraceJob
 
@@ -43,6 +43,14 @@ class QueueState:
 
 
 class Policy(abc.ABC):
+    """Turns trace jobs into workloads and engine state into decisions.
+
+    The engine tells a policy every change it applies (``submitted``,
+    ``started``, ``stopped``, ``resized``), so a policy may keep the core's
+    stateful ``Scheduler`` up to date by events instead of handing it a whole
+    snapshot each cycle (same decisions, less work per cycle).
+    """
+
     name: str = ""
     config: SchedulerConfig
 
@@ -67,64 +75,96 @@ class Policy(abc.ABC):
     def team_of(self, job: TraceJob) -> str:
         return job.team
 
+    def submitted(self, w: Workload) -> None:
+        """``w`` joined the queue (new, or back after a preemption or reclaim)."""
+
+    def started(self, w: Workload, allocation: Allocation) -> None:
+        """``w`` left the queue and holds ``allocation``."""
+
+    def stopped(self, w: Workload) -> None:
+        """``w`` released its GPUs (finished, preempted, reclaimed)."""
+
+    def resized(self, w: Workload, allocation: Allocation) -> None:
+        """``w`` holds ``allocation`` instead of what it held."""
+
     @abc.abstractmethod
     def decide(self, state: QueueState, now: float, changed_teams: Iterable[str]) -> list[Decisions]:
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
 
 
-class PoolPolicy(Policy):
-    name = "pool"
+class CorePolicy(Policy):
+    """The scheduler core on one or more (sub-)pools, kept up to date by events.
 
-    def __init__(self, cluster: Cluster, config: SchedulerConfig | None = None):
+    ``use_snapshots=True`` instead builds a full ``Snapshot`` per cycle and
+    calls ``schedule`` (the pure form): slower, used to check both forms agree.
+    """
+
+    def __init__(self, cluster: Cluster, config: SchedulerConfig, pools: dict[str, tuple[Pool, dict[str, Team]]], use_snapshots: bool = False):
         super().__init__(cluster)
-        self.config = config or SchedulerConfig()
-        self.teams = dict(cluster.teams)
+        self.config = config
+        self.pools = pools  # scheduler key -> (pool, teams)
+        self.use_snapshots = use_snapshots
+        self.schedulers = {key: core.Scheduler(pool, teams, config) for key, (pool, teams) in pools.items()}
+
+    def scheduler_key(self, team: str) -> str:
+        return "" if "" in self.schedulers else team
+
+    def submitted(self, w):
+        self.schedulers[self.scheduler_key(w.team)].submit(w)
+
+    def started(self, w, allocation):
+        self.schedulers[self.scheduler_key(w.team)].started(w, allocation)
+
+    def stopped(self, w):
+        self.schedulers[self.scheduler_key(w.team)].finished(w.id)
+
+    def resized(self, w, allocation):
+        self.schedulers[self.scheduler_key(w.team)].resized(w.id, allocation)
 
     def decide(self, state, now, changed_teams):
-        snapshot = Snapshot(
-            pool=self.cluster.pool,
-            teams=self.teams,
-            running=tuple(state.running.values()),
-            pending=tuple(state.pending.values()),
-            now=now,
-            config=self.config,
-        )
-        return [core.schedule(snapshot)]
+        keys = [""] if "" in self.schedulers else sorted(changed_teams)
+        if not self.use_snapshots:
+            return [self.schedulers[key].cycle(now) for key in keys]
+        decisions = []
+        for key in keys:
+            pool, teams = self.pools[key]
+            running = state.running if key == "" else state.running_by_team.get(key, {})
+            pending = state.pending if key == "" else state.pending_by_team.get(key, {})
+            snapshot = Snapshot(
+                pool=pool, teams=teams, running=tuple(running.values()), pending=tuple(pending.values()), now=now, config=self.config
+            )
+            decisions.append(core.schedule(snapshot))
+        return decisions
 
 
-class FifoPolicy(PoolPolicy):
+class PoolPolicy(CorePolicy):
+    name = "pool"
+
+    def __init__(self, cluster: Cluster, use_snapshots: bool = False):
+        super().__init__(cluster, SchedulerConfig(), {"": (cluster.pool, dict(cluster.teams))}, use_snapshots)
+
+
+class FifoPolicy(CorePolicy):
     name = "fifo"
 
-    def __init__(self, cluster: Cluster):
-        super().__init__(cluster, SchedulerConfig(ordering="fifo", preemption=False))
-        self.teams = {FIFO_TEAM: Team(name=FIFO_TEAM, quota=float(cluster.total_gpus))}
+    def __init__(self, cluster: Cluster, use_snapshots: bool = False):
+        teams = {FIFO_TEAM: Team(name=FIFO_TEAM, quota=float(cluster.total_gpus))}
+        super().__init__(cluster, SchedulerConfig(ordering="fifo", preemption=False), {"": (cluster.pool, teams)}, use_snapshots)
 
     def team_of(self, job):
         return FIFO_TEAM
 
 
-class StaticPolicy(Policy):
+class StaticPolicy(CorePolicy):
     name = "static"
 
-    def __init__(self, cluster: Cluster):
-        super().__init__(cluster)
-        self.config = SchedulerConfig(borrowing=False, preemption=False)
+    def __init__(self, cluster: Cluster, use_snapshots: bool = False):
         self.slices = static_slices(cluster)
-        self.teams = {name: Team(name=name, quota=float(sum(len(n.gpus) for n in pool.nodes))) for name, pool in self.slices.items()}
-
-    def decide(self, state, now, changed_teams):
-        decisions = []
-        for team in changed_teams:
-            snapshot = Snapshot(
-                pool=self.slices[team],
-                teams={team: self.teams[team]},
-                running=tuple(state.running_by_team.get(team, {}).values()),
-                pending=tuple(state.pending_by_team.get(team, {}).values()),
-                now=now,
-                config=self.config,
-            )
-            decisions.append(core.schedule(snapshot))
-        return decisions
+        pools = {
+            team: (pool, {team: Team(name=team, quota=float(sum(len(n.gpus) for n in pool.nodes)))})
+            for team, pool in self.slices.items()
+        }
+        super().__init__(cluster, SchedulerConfig(borrowing=False, preemption=False), pools, use_snapshots)
 
 
 def static_slices(cluster: Cluster) -> dict[str, Pool]:
@@ -154,7 +194,7 @@ def static_slices(cluster: Cluster) -> dict[str, Pool]:
 POLICIES = {p.name: p for p in (PoolPolicy, StaticPolicy, FifoPolicy)}
 
 
-def make_policy(name: str, cluster: Cluster) -> Policy:
+def make_policy(name: str, cluster: Cluster, use_snapshots: bool = False) -> Policy:
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
-    return POLICIES[name](cluster)
+    return POLICIES[name](cluster, use_snapshots=use_snapshots)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import replace
 
 from ..trace import Trace, TraceError, TraceJob
 from . import alibaba, philly, pollux, tiresias
@@ -71,7 +70,7 @@ def read_trace(
         raise TraceError(f"{os.path.basename(path)}: no jobs to replay (format {format}, excluded: {excluded or 'none'})")
     jobs.sort(key=lambda j: j.submitted_at)  # stable: equal times keep file order
     origin_s = jobs[0].submitted_at
-    jobs = [_shift(j, origin_s) for j in jobs]
+    jobs = [j.shifted(origin_s) for j in jobs]
     notes = list(module.NOTES)
     if module is pollux and pollux_workload:
         notes.append(f"only rows of {pollux_workload} (each workload is an independent 8-hour sample)")
@@ -84,12 +83,6 @@ def read_trace(
         notes=notes,
         excluded=excluded,
     )
-
-
-def _shift(job: TraceJob, origin_s: float) -> TraceJob:
-    if not origin_s:
-        return job
-    return replace(job, submitted_at=job.submitted_at - origin_s)
 
 
 def _describe_origin(origin_s: float) -> str:

@@ -103,33 +103,41 @@ def rows(path: str, aliases: dict[str, tuple[str, ...]], required: tuple[str, ..
     A missing required column is an error about the header, before any row.
     """
     with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = ((n, line) for n, line in enumerate(f, start=1) if line.strip() and not line.lstrip().startswith("#"))
-        try:
-            header_line, header_text = next(lines)
-        except StopIteration:
-            raise TraceError(f"{os.path.basename(path)}: the file is empty (no header row)") from None
-        header = [normalise(c) for c in next(csv.reader([header_text]))]
-        rename: dict[str, str] = {}
-        for canonical, others in aliases.items():
-            for name in (canonical, *others):
-                if name in header:
-                    rename[name] = canonical
-                    break
-        missing = [c for c in required if c not in rename.values()]
-        if missing:
-            raise TraceError(
-                f"{os.path.basename(path)}: line {header_line}: header lacks column(s) {', '.join(missing)} "
-                f"(found: {', '.join(header)})"
-            )
+        reader = csv.reader(f)
+        header: list[str] | None = None
+        header_line = 0
         number = 0
-        for line_no, text in lines:
-            number += 1
-            cells = next(csv.reader([text]))
-            if len(cells) != len(header):
-                yield Row(path, line_no, number, {"__bad__": f"has {len(cells)} fields, the header has {len(header)}"})
+        for cells in reader:
+            if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
                 continue
-            values = {rename[h]: c.strip() for h, c in zip(header, cells) if h in rename}
-            yield Row(path, line_no, number, values)
+            if header is None:
+                header = [normalise(c) for c in cells]
+                header_line = reader.line_num
+                rename = _renames(header, aliases)
+                missing = [c for c in required if c not in rename.values()]
+                if missing:
+                    raise TraceError(
+                        f"{os.path.basename(path)}: line {header_line}: header lacks column(s) {', '.join(missing)} "
+                        f"(found: {', '.join(header)})"
+                    )
+                continue
+            number += 1
+            if len(cells) != len(header):
+                yield Row(path, reader.line_num, number, {"__bad__": f"has {len(cells)} fields, the header has {len(header)}"})
+                continue
+            yield Row(path, reader.line_num, number, {rename[h]: c.strip() for h, c in zip(header, cells) if h in rename})
+        if header is None:
+            raise TraceError(f"{os.path.basename(path)}: the file is empty (no header row)")
+
+
+def _renames(header: list[str], aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    rename: dict[str, str] = {}
+    for canonical, others in aliases.items():
+        for name in (canonical, *others):
+            if name in header:
+                rename[name] = canonical
+                break
+    return rename
 
 
 def check_shape(row: Row) -> None:
