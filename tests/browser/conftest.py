@@ -170,11 +170,14 @@ def page_for(browser):
 
 @pytest.fixture
 def screenshot(tmp_path):
-    """``screenshot(page_or_locator, name)``: saved in tmp, and into docs/ when asked to update them."""
+    """``screenshot(page_or_locator, name, full_page=False)``: saved in tmp, and into docs/ when asked to update them."""
 
-    def take(target, name: str) -> Path:
+    def take(target, name: str, full_page: bool = False) -> Path:
         path = tmp_path / f"{name}.png"
-        target.screenshot(path=str(path))
+        if full_page:
+            target.screenshot(path=str(path), full_page=True)
+        else:
+            target.screenshot(path=str(path))
         if os.environ.get("GPUPOOL_UPDATE_SCREENSHOTS") == "1":
             DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, DOC_SCREENSHOTS / f"{name}.png")

@@ -151,7 +151,7 @@
     const held = (g.holders || []).length > 0;
     const idle = held && g.idle_seconds !== null && g.idle_seconds !== undefined && g.idle_seconds >= 60;
     const look = !held ? 'free' : g.state === 'partial' ? 'partial' : 'used';
-    const util = g.utilization !== null && g.utilization !== undefined ? Math.round(g.utilization) + '%' : '–';
+    const util = g.utilization !== null && g.utilization !== undefined ? 'busy ' + Math.round(g.utilization) + '%' : 'no reading';
     const mem =
       g.memory_used_mib !== null && g.memory_used_mib !== undefined
         ? `${Math.round(g.memory_used_mib / 1024)}/${Math.round(g.memory_mib / 1024)} GiB`
@@ -160,7 +160,7 @@
       'div',
       { className: `gpu ${look}${idle ? ' idle' : ''}`, 'data-gpu-uuid': g.uuid, 'data-look': look, title: g.uuid },
       h('div', { className: 'gpu-head' }, h('b', {}, 'GPU ' + g.index), h('span', {}, g.model)),
-      h('div', { className: 'gpu-use' }, `busy ${util} · ${mem}`),
+      h('div', { className: 'gpu-use' }, `${util} · ${mem}`),
       look === 'partial' ? h('div', { className: 'bar' }, h('span', { style: `width:${Math.round(g.used_fraction * 100)}%` })) : null,
       h(
         'div',
