@@ -24,6 +24,8 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from .capacity import Capacity
 from .cycle import run_cycle
 from .elastic import smallest_size
@@ -31,6 +33,7 @@ from .fairshare import protection_key, team_of
 from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, Workload
 from .ordering import TeamQueue, fifo_key, queue_key, sorted_add, sorted_remove
 from .placement import view_key
+from .reasons import is_valid
 
 
 class Scheduler:
@@ -49,6 +52,7 @@ class Scheduler:
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
         self._demand: dict[str, dict] = {}
+        self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
@@ -77,6 +81,8 @@ class Scheduler:
         if w.id in self.pending or w.id in self.running:
             raise ValueError(f"workload {w.id} is already known to the scheduler")
         self.pending[w.id] = w
+        if not is_valid(w):
+            self.invalid.add(w.id)
         self.queues.setdefault(w.team, TeamQueue()).add(w)
         sorted_add(self.fifo, w, fifo_key)
         self.capacity.view(view_key(w))
@@ -84,23 +90,43 @@ class Scheduler:
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once (sorts each queue once)."""
+        pending, queues, fifo, invalid = self.pending, self.queues, self.fifo, self.invalid
+        running = self.running
         touched: set[tuple[str, str]] = set()
+        views = set()
         for w in workloads:
-            if w.id in self.pending or w.id in self.running:
-                raise ValueError(f"workload {w.id} is already known to the scheduler")
-            self.pending[w.id] = w
-            q = self.queues.get(w.team)
+            wid = w.id
+            if wid in pending or wid in running:
+                raise ValueError(f"workload {wid} is already known to the scheduler")
+            pending[wid] = w
+            g = w.gpus
+            if w.min_gpus is not None or w.max_gpus is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
+                if not is_valid(w):
+                    invalid.add(wid)
+            team = w.team
+            q = queues.get(team)
             if q is None:
-                q = self.queues[w.team] = TeamQueue()
-            q.users.setdefault(w.user, []).append(w)
+                q = queues[team] = TeamQueue()
+            lst = q.users.get(w.user)
+            if lst is None:
+                lst = q.users[w.user] = []
+            lst.append(w)
             q.count += 1
-            touched.add((w.team, w.user))
-            self.fifo.append(w)
-            self._demand.pop(w.team, None)
+            touched.add((team, w.user))
+            fifo.append(w)
+            views.add((w.gpu_model, w.min_gpu_memory_mib))
+        for team in {t for t, _ in touched}:
+            self._demand.pop(team, None)
+        by_submit = attrgetter("submitted_at", "id")
+        by_priority = attrgetter("priority")
         for team, user in touched:
-            self.queues[team].users[user].sort(key=queue_key)
-        self.fifo.sort(key=fifo_key)
-        for vk in {view_key(w) for w in workloads}:
+            lst = queues[team].users[user]
+            # (-priority, submitted_at, id), as queue_key, with C-level keys:
+            # a stable sort by submit time, then by priority, highest first.
+            lst.sort(key=by_submit)
+            lst.sort(key=by_priority, reverse=True)
+        fifo.sort(key=by_submit)
+        for vk in views:
             self.capacity.view(vk)
 
     def cancel(self, workload_id: str) -> Workload | None:
@@ -108,6 +134,7 @@ class Scheduler:
         w = self.pending.pop(workload_id, None)
         if w is None:
             return None
+        self.invalid.discard(workload_id)
         q = self.queues[w.team]
         q.remove(w)
         if not q.count:

@@ -56,6 +56,8 @@ class View:
 
     def nodes_needed(self, gpus: int) -> int | None:
         """Fewest nodes that could ever hold ``gpus`` cards; None if the pool is too small."""
+        if self.totals_desc and gpus <= self.totals_desc[0]:
+            return 1
         total = 0
         for i, t in enumerate(self.totals_desc):
             total += t

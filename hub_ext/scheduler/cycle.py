@@ -32,7 +32,8 @@ from .fairshare import OK, check, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Resize, Start, Workload
 from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
-from .reasons import EndState, LazyPending, is_valid
+from .preemption import fmt
+from .reasons import EndState, LazyPending
 
 
 class Cycle:
@@ -56,6 +57,7 @@ class Cycle:
         self.whole_fail: dict[tuple, float] = {}  # view key -> smallest gang that did not fit
         self.room_fail: dict[tuple, float] = {}  # (team, view key, entitled) -> smallest that found no room
         self.view_key = view_key
+        self.start_reasons: dict[tuple, str] = {}  # the same few sentences for thousands of starts
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
 
@@ -104,18 +106,24 @@ class Cycle:
 
     def try_start(self, w: Workload, starving: bool = False) -> bool:
         """Start ``w`` if its team may and it fits (making room if allowed)."""
-        if not is_valid(w):
+        if w.id in self.st.invalid:
             return False
-        team = team_of(self.st.teams, w.team)
+        team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
         usage = self.usage.get(w.team, 0.0)
-        sizes = []
-        for g in elastic.start_sizes(w):
-            code, over = check(team, usage, g, w, self.config)
-            if code == OK:
-                sizes.append((g, over))
-        if not sizes:
-            return False
-        v = self.cap.view(view_key(w))
+        if w.min_gpus is None:  # not elastic: one size (the common case, kept short)
+            code, over = check(team, usage, w.gpus, w, self.config)
+            if code != OK:
+                return False
+            sizes = ((w.gpus, over),)
+        else:
+            sizes = []
+            for g in elastic.start_sizes(w):
+                code, over = check(team, usage, g, w, self.config)
+                if code == OK:
+                    sizes.append((g, over))
+            if not sizes:
+                return False
+        v = self.cap.views.get((w.gpu_model, w.min_gpu_memory_mib)) or self.cap.view(view_key(w))
         for g, over in sizes:
             placed = self._place(w, v, g)
             if placed is not None:
@@ -151,27 +159,32 @@ class Cycle:
             shares = tuple([cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
         self.started.add(w.id)
-        team = team_of(self.st.teams, w.team)
-        from .preemption import fmt
+        short = w.min_gpus is not None and gpus < w.gpus - EPSILON
+        why = (w.team, over, starving, bool(self.reservations), short and (gpus, w.gpus))
+        reason = self.start_reasons.get(why)
+        if reason is None:
+            reason = self.start_reasons[why] = self._start_reason(w, gpus, over, starving, short)
+        self.starts.append(Start(workload_id=w.id, allocation=Allocation(w.id, shares, self.now), reason=reason, over_quota=over))
 
+    def _start_reason(self, w: Workload, gpus: float, over: bool, starving: bool, short: bool) -> str:
+        team = team_of(self.st.teams, w.team)
         if over:
-            borrowed = min(gpus, self.usage[w.team] - team.quota)
-            reason = f"borrowed {fmt(borrowed)} idle GPU{'s' if borrowed != 1 else ''} beyond team {w.team}'s quota of {fmt(team.quota)} (preemptible)"
+            reason = f"borrowed idle GPUs beyond team {w.team}'s quota of {fmt(team.quota)} (preemptible)"
         else:
             reason = f"within team {w.team}'s quota of {fmt(team.quota)}"
         if starving:
             reason += f"; waited longer than {fmt(self.config.reservation_after_s)} s, so it went first"
         elif self.reservations:
             reason += "; backfilled around a reservation"
-        if w.is_elastic and gpus < w.gpus - EPSILON:
+        if short:
             reason += f"; elastic: started with {fmt(gpus)} of the {fmt(w.gpus)} GPUs asked"
-        self.starts.append(Start(workload_id=w.id, allocation=Allocation(w.id, shares, self.now), reason=reason, over_quota=over))
+        return reason
 
     # ------------------------------------------------------------ the whole cycle
 
     def never_starts(self, w: Workload) -> bool:
         """Could not start even on an empty pool: invalid, too big, beyond its team's limit."""
-        if not is_valid(w):
+        if w.id in self.st.invalid:
             return True
         limit = team_of(self.st.teams, w.team).limit
         g = elastic.smallest_size(w)

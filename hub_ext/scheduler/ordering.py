@@ -190,18 +190,47 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> 
     """The whole pending queue in the order GPUs would be offered.
 
     ``first`` (starving workloads, oldest first) go ahead; the rest follow in
-    fair order, each pick counted as if it started.
+    fair order, each pick counted as if it started: the order a FairCursor
+    walks when every pick is admitted, computed with two sorts instead.
+
+    Why sorting gives the same order: a team's key depends only on its own
+    picks, and a user's only on their own, so the walk is a merge of
+    independent streams. A user's keys never decrease (priority first, then
+    usage that only grows), so their merge is a sort. A team's keys may
+    dip (a small workload fitting back under the quota); a heap merge emits
+    such an item right after its predecessor, which is what sorting by the
+    running maximum of the stream's keys (then by position) does.
     """
-    seen = {w.id for w in first}
+    skip = {w.id for w in first}
+    entries = []
+    for team in queues:
+        t = team_of(teams, team)
+        items = []
+        for user, lst in queues[team].items():
+            used = user_usage.get((team, user), 0.0)
+            for w in lst:
+                if w.id in skip:
+                    continue
+                items.append(((-w.priority, used, w.submitted_at, w.id), w))
+                used = round(used + w.gpus, 9)
+        items.sort(key=_first)
+        used = usage.get(team, 0.0)
+        top = None
+        for seq, (_, w) in enumerate(items):
+            key = (team_share(t, used, w.min_gpus if w.min_gpus is not None and w.is_elastic else w.gpus), w.submitted_at, team)
+            if top is None or key > top:
+                top = key
+            entries.append((top, seq, w))
+            used = round(used + w.gpus, 9)
+    entries.sort(key=_first_two)
     out = list(first)
-    cur = FairCursor(queues, teams, dict(usage), dict(user_usage), skip=seen)
-    while True:
-        pick = cur.next()
-        if pick is None:
-            return out
-        user, w = pick
-        out.append(w)
-        cur.usage[w.team] = round(cur.usage.get(w.team, 0.0) + w.gpus, 9)
-        key = (w.team, user)
-        cur.user_usage[key] = round(cur.user_usage.get(key, 0.0) + w.gpus, 9)
-        cur.done_with(w.team)
+    out.extend(e[2] for e in entries)
+    return out
+
+
+def _first(item):
+    return item[0]
+
+
+def _first_two(item):
+    return item[0], item[1]

@@ -66,6 +66,7 @@ class EndState:
     def capture(cls, cycle) -> "EndState":
         st = cycle.st
         e = cls()
+        e._said = {}
         e.now = cycle.now
         e.config = st.config
         e.teams = st.teams
@@ -110,9 +111,6 @@ class EndState:
     # ------------------------------------------------------------ sentences
 
     def explain(self, w: Workload) -> str:
-        if not is_valid(w):
-            span = f" (elastic {w.min_gpus}..{w.max_gpus})" if w.min_gpus is not None or w.max_gpus is not None else ""
-            return f"asks for {fmt(w.gpus)} GPUs{span}: ask for a whole number of GPUs, or a fraction below 1 of one GPU"
         if w.id in self.preempt_reason:
             return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
         if w.id in self.reservations:
@@ -125,6 +123,18 @@ class EndState:
         blocker = self.fifo_blocker
         if blocker is not None and w.id != blocker.id:
             return f"first come, first served: waits behind {blocker.id}, submitted earlier, which cannot start yet"
+        # Everything else depends only on what the workload asks: thousands of
+        # pending workloads share a few hundred sentences.
+        sig = (w.team, w.gpus, w.min_gpus, w.max_gpus, w.preemptible, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib, w.kind)
+        text = self._said.get(sig)
+        if text is None:
+            text = self._said[sig] = self._explain(w)
+        return text
+
+    def _explain(self, w: Workload) -> str:
+        if not is_valid(w):
+            span = f" (elastic {w.min_gpus}..{w.max_gpus})" if w.min_gpus is not None or w.max_gpus is not None else ""
+            return f"asks for {fmt(w.gpus)} GPUs{span}: ask for a whole number of GPUs, or a fraction below 1 of one GPU"
         cfg = self.config
         team = team_of(self.teams, w.team)
         usage = self.usage.get(w.team, 0.0)
