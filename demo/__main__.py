@@ -33,6 +33,8 @@ DEFAULT_STATE = REPO / ".gpupool" / "demo"
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
+        # As the proxy binds: a port left in TIME_WAIT by the last run is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -52,12 +54,10 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
         if process.poll() is not None:
             return False
         try:
+            # Only the hub answers 200 here: the proxy alone answers 404 until the hub's route is in.
             with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status < 500:
+                if r.status == 200:
                     return True
-        except urllib.error.HTTPError as e:
-            if e.code < 500:
-                return True
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.3)
@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             print(tail(log_path), file=sys.stderr)
             code = 1
         else:
+            released = release_left_over_sessions(settings, int(env["GPUPOOL_DEMO_SERVICE_PORT"]))
+            if released:
+                print(f"[demo] gave back the GPUs of {released} notebook session(s) left from the last run", file=sys.stderr)
             print(banner(settings, url, settings.pool_note()), flush=True)
             while hub.poll() is None:
                 time.sleep(0.5)
@@ -184,6 +187,35 @@ def main(argv: list[str] | None = None) -> int:
         log.close()
     print("[demo] stopped", file=sys.stderr)
     return code
+
+
+def release_left_over_sessions(settings: DemoSettings, service_port: int) -> int:
+    """Cancel notebook sessions still active in the pool from the last run.
+
+    The hub stops its servers when it stops (cleanup_servers), but it stops the pool
+    service first, so those servers could not give their GPUs back then.
+    """
+    from hub_ext.client import PoolClient, PoolError
+
+    client = PoolClient(f"http://127.0.0.1:{service_port}/services/gpupool/", settings.spawner_token)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            workloads = client.workloads()["workloads"]
+            break
+        except PoolError:
+            if time.monotonic() > deadline:
+                return 0
+            time.sleep(0.5)
+    released = 0
+    for w in workloads:
+        if w["kind"] == "session" and w["state"] in ("pending", "running", "stopping"):
+            try:
+                client.cancel(w["id"])
+                released += 1
+            except PoolError:
+                pass
+    return released
 
 
 def finish(hub: subprocess.Popen, grace: float) -> None:

@@ -107,6 +107,9 @@ c.Spawner.server_token_scopes = [
     "access:services!service=gpupool",
 ]
 c.Spawner.poll_interval = 10
+if os.getuid() == 0:
+    # Containers and CI machines often run everything as root; Jupyter refuses that unless told.
+    c.Spawner.args = ["--allow-root"]
 
 # Each demo user finds the example training script in their home.
 for user in users + [DEMO_ADMIN]:

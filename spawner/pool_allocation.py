@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - JupyterHub 5
 
 
 GPU_OPTION_KEYS = frozenset({"gpus", "team", "gpu_model"})
+ACTIVE_STATES = frozenset({"pending", "running", "stopping"})
 ENDED_STATES = frozenset({"completed", "failed", "cancelled"})
 
 # Progress percentages on the spawn page. A queue has no honest percentage,
@@ -271,6 +272,7 @@ class PoolAllocationMixin(LoggingConfigurable):
             "team": request.team,
             "gpu_model": request.gpu_model,
         }
+        await self._cancel_left_over_sessions(client)
         try:
             workload = await client.submit(spec)
         except PoolError as e:
@@ -287,6 +289,23 @@ class PoolAllocationMixin(LoggingConfigurable):
         await self._learn_which_gpus_are_real(client)
         self._emit_progress(self._allocated_message(workload), PROGRESS_ALLOCATED)
         self._emit_progress("Starting the server", PROGRESS_STARTING)
+
+    async def _cancel_left_over_sessions(self, client: AsyncPoolClient) -> None:
+        """Cancel this server's sessions that outlived it.
+
+        A server has at most one session; one still active while the server is being started
+        was left by a stop that could not reach the service (a hub shutting down stops the
+        service before the servers), and would hold its GPUs for ever.
+        """
+        try:
+            answer = await client.workloads(user=self.user.name)
+        except PoolError as e:
+            self.log.warning("%s: could not look for left-over sessions: %s", self._log_name, e)
+            return
+        for w in list_of(answer, "workloads"):
+            if w.get("kind") == "session" and w.get("name") == self._workload_name() and w.get("state") in ACTIVE_STATES:
+                self.log.warning("%s: releasing %s, left over from a server that is gone", self._log_name, w["id"])
+                await self._release(client, workload_id=w["id"])
 
     def _workload_name(self) -> str:
         return f"notebook-{self.name}" if self.name else "notebook"

@@ -1,0 +1,116 @@
+"""`python -m demo` (what `./dev.sh up` runs): comes up, logs in with what it prints, stops everything on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from hub_ext.client import PoolClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_demo(state: Path, port: int) -> tuple[subprocess.Popen, str]:
+    if not (Path(sys.executable).parent / "configurable-http-proxy").exists():
+        pytest.skip("configurable-http-proxy is not installed beside this Python (./dev.sh up installs it)")
+    proc = subprocess.Popen([sys.executable, "-m", "demo", "--state-dir", str(state), "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("=" * 20) and any("demo is up" in l for l in lines):
+            return proc, "".join(lines)
+    proc.kill()
+    raise AssertionError("the demo did not come up:\n" + "".join(lines) + (state / "jupyterhub.log").read_text()[-3000:])
+
+
+def stop_demo(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    out, _ = proc.communicate(timeout=90)
+    return out
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"DEMO_GPUPOOL_RUN={run_id}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def login(url: str, user: str, password: str) -> requests.Session:
+    s = requests.Session()
+    s.get(url + "hub/login", timeout=30)
+    r = s.post(url + "hub/login", data={"username": user, "password": password, "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
+    assert r.status_code == 200 and "/hub/login" not in r.url, f"login as {user} failed: {r.url}"
+    return s
+
+
+def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tmp_path):
+    state = tmp_path / "demo"
+    proc, banner = start_demo(state, free_port())
+    run_id = None
+    try:
+        url = re.search(r"demo is up:\s+(\S+)", banner).group(1)
+        password = re.search(r"  password: (\S+)", banner).group(1)
+        admin_password = re.search(r"admin:\s+admin\s+password: (\S+)", banner).group(1)
+        assert url.startswith("http://127.0.0.1:")
+        assert "alice (vision)" in banner and "carol (nlp)" in banner
+
+        s = login(url, "alice", password)
+        form = s.get(url + "hub/spawn", timeout=30).text
+        assert "24 GPUs free now (simulated pool" in form or "of 24 GPUs free now" in form
+        login(url, "admin", admin_password)
+
+        settings = json.loads((state / "settings.json").read_text())
+        admin = PoolClient(url + "services/gpupool/", settings["spawner_token"])
+        nodes = {n["name"]: len(n["gpus"]) for n in admin.pool()["nodes"]}
+        assert nodes == {"dgx1-1": 8, "dgx2-1": 16}
+        # A job that would run for ten minutes: Ctrl-C must not leave it behind.
+        job = admin.submit(user="alice", kind="job", gpus=1, command=["sleep", "600"], workdir=str(tmp_path))
+        time.sleep(2)
+        for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"600" in cmd and b"sleep" in cmd:
+                run_id = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"DEMO_GPUPOOL_RUN=")), None)
+        assert run_id, f"{job['id']}'s process does not carry the demo's run marker"
+    finally:
+        out = stop_demo(proc)
+    assert proc.returncode == 0, out
+    assert "[demo] stopped" in out
+    assert processes_of_run(run_id) == []
+
+    # A second run keeps the passwords and comes up again.
+    proc, banner2 = start_demo(state, free_port())
+    try:
+        assert re.search(r"  password: (\S+)", banner2).group(1) == password
+    finally:
+        stop_demo(proc)
