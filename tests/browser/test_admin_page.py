@@ -94,11 +94,14 @@ def test_admin_sees_the_services_refusal_of_a_bad_quota(admin_hub, page_for):
     page.goto(admin_hub.pool_url + "admin")
     row = page.locator('#teams tr[data-team="nlp"]')
     expect(row).to_be_visible(timeout=SLOW)
-    row.locator('input[name="over_quota_weight"]').fill("-1")
+    quota = row.locator('input[name="quota"]').input_value()
+    row.locator('input[name="limit"]').fill("0.5")
     row.locator('button[data-action="save-team"]').click()
     notice = page.locator("#notice")
     expect(notice).to_have_class("notice notice-error")
-    expect(notice).to_contain_text("Could not save team nlp")
+    expect(notice).to_contain_text(f"Could not save team nlp: limit (0.5) is below the quota ({quota})")
+    team = next(t for t in admin_hub.client("ada").teams()["teams"] if t["name"] == "nlp")
+    assert team["limit"] is None
 
 
 def test_plain_user_cannot_reach_the_admin_page(admin_hub, page_for):
