@@ -15,28 +15,44 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from dataclasses import dataclass
 
 from .trace import Trace
 
 
+@dataclass(frozen=True)
+class PackedQueue:
+    utilisation: float  # held GPU-time / capacity over the window: the ceiling
+    finished: int  # jobs it finishes inside the window
+    mean_jct_s: float | None  # over those jobs (a reference, not a bound: it runs in submit order)
+
+
 def work_conserving_utilisation(trace: Trace, total_gpus: float, end: float | None = None) -> float:
     """Held GPU-time / capacity over ``[0, end)`` (``end`` None: until the last job finishes)."""
+    return packed_queue(trace, total_gpus, end).utilisation
+
+
+def packed_queue(trace: Trace, total_gpus: float, end: float | None = None) -> PackedQueue:
+    """Replay ``trace`` through the one perfectly packed queue described above."""
     jobs = trace.jobs
     free = float(total_gpus)
     # Waiting jobs by size, each in submit order: the earliest job that fits is found in O(sizes).
     waiting: dict[float, deque] = {}
-    finishing: list = []  # heap of (finish time, gpus)
+    finishing: list = []  # heap of (finish time, gpus, submitted_at)
+    jcts: list[float] = []
     used_gs = held = now = 0.0
     i = 0
     horizon = math.inf if end is None else end
     while i < len(jobs) or finishing:
         t = min(jobs[i].submitted_at if i < len(jobs) else math.inf, finishing[0][0] if finishing else math.inf)
-        if t > horizon:
+        if t >= horizon:  # the window is [0, end), as in the engine
             break
         used_gs += held * (t - now)
         now = t
         while finishing and finishing[0][0] <= t:
-            held -= heapq.heappop(finishing)[1]
+            done_at, g, submitted = heapq.heappop(finishing)
+            held -= g
+            jcts.append(done_at - submitted)
         while i < len(jobs) and jobs[i].submitted_at <= t:
             if jobs[i].gpus <= total_gpus:  # a job bigger than the pool never runs anywhere
                 waiting.setdefault(jobs[i].gpus, deque()).append(i)
@@ -51,7 +67,11 @@ def work_conserving_utilisation(trace: Trace, total_gpus: float, end: float | No
             waiting[g].popleft()
             free -= g
             held += g
-            heapq.heappush(finishing, (now + jobs[k].duration, g))
+            heapq.heappush(finishing, (now + jobs[k].duration, g, jobs[k].submitted_at))
     stop = now if end is None else end
     used_gs += held * (stop - now)
-    return used_gs / (total_gpus * stop) if stop > 0 else 0.0
+    return PackedQueue(
+        utilisation=used_gs / (total_gpus * stop) if stop > 0 else 0.0,
+        finished=len(jcts),
+        mean_jct_s=sum(jcts) / len(jcts) if jcts else None,
+    )
