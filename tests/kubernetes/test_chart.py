@@ -109,6 +109,19 @@ def test_agent_runs_on_every_pool_node_and_only_there(chart):
     assert "lab.example.org/gpu-pool" in config_file(objects, "gpupool-hub-config", "gpupool.py")
 
 
+def test_network_policies_only_widen_z2jh_policies_that_exist(chart):
+    def policed(objects):
+        return {o["spec"]["podSelector"]["matchLabels"]["component"] for (kind, _), o in objects.items() if kind == "NetworkPolicy"}
+
+    assert policed(render(chart)) == {"singleuser-server", "hub", "proxy"}
+    # Where Z2JH has no egress policy for the hub, adding one would cut the hub's other traffic.
+    assert policed(render(chart, {"jupyterhub": {"hub": {"networkPolicy": {"enabled": False}}}})) == {"singleuser-server", "proxy"}
+    for (kind, _), policy in render(chart).items():
+        if kind == "NetworkPolicy":
+            (rule,) = policy["spec"]["egress"]
+            assert rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "service"
+
+
 def test_agent_can_be_turned_off(chart):
     objects = render(chart, {"agent": {"enabled": False}})
     assert not any(kind == "DaemonSet" for kind, _ in objects)
