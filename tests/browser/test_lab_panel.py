@@ -171,3 +171,48 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub):
     busy = dict(reading, utilization=85)
     agent.report_readings(share["node"], [busy])
     expect(warning).to_have_count(0, timeout=SLOW)
+
+
+def test_lab_outside_the_pool_says_so_in_plain_words(browser, installed_extension, tmp_path):
+    """A JupyterLab not started by the gpupool spawner (no GPUPOOL_URL) explains itself instead of failing quietly."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    from tests.fixtures.hub import free_port
+
+    port, token = free_port(), "browser-test-token"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPUPOOL_", "JUPYTERHUB_"))}
+    args = [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"]
+    if os.getuid() == 0:
+        args.append("--allow-root")
+    with open(tmp_path / "lab.log", "wb") as log:
+        lab = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+
+        def up():
+            try:
+                return requests.get(url + "api/status", params={"token": token}, timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(up, timeout=90, what="a plain JupyterLab to answer")
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        try:
+            page.goto(f"{url}lab?token={token}")
+            page.wait_for_selector(".jp-LabShell", timeout=SLOW)
+            page.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
+            error = page.locator("#gpupool-panel .gp-Error")
+            expect(error).to_be_visible(timeout=SLOW)
+            expect(error).to_contain_text("not connected to a GPU pool")
+            expect(page.locator(".gp-Status")).to_have_text("GPU: pool unreachable")
+        finally:
+            page.close()
+    finally:
+        lab.terminate()
+        lab.wait(30)
