@@ -130,3 +130,19 @@ async def test_a_session_never_spans_nodes(hub):
         await spawner.allocate_gpus()
     assert spawner.workload_id is None
     assert running_gpus(hub, "alice") == 0
+
+
+async def test_fraction_pod_is_capped_at_its_share_of_the_card(hub):
+    spawner = make_spawner(hub, "carol")
+    spawner.gpu_placement.fraction_enforcement = "hami-core"
+    spawner.user_options = {"gpus": "0.5"}
+    await spawner.allocate_gpus()
+    try:
+        (share,) = hub.client(token=hub.spawner_token).workload(spawner.workload_id)["allocation"]["shares"]
+        env = pod_env((await pod_of(spawner))["spec"])
+        assert env["NVIDIA_VISIBLE_DEVICES"] == share["gpu_uuid"]
+        # Half of a 40 GB card, whether the service states the share or the spawner derives it.
+        assert env["CUDA_DEVICE_MEMORY_LIMIT"] == "20480m"
+        assert env["CUDA_DEVICE_SM_LIMIT"] == "50"
+    finally:
+        await spawner._release()
