@@ -139,6 +139,12 @@ class PoolAllocationMixin(LoggingConfigurable):
         has died its GPUs go back to the pool at once instead of at JupyterHub's next poll.""",
     ).tag(config=True)
 
+    pool_check_interval = Float(
+        10.0,
+        help="""Seconds between checks that a running server's session is still running in the pool;
+        a session the pool ended (e.g. an admin stopped it there) gets its server stopped.""",
+    ).tag(config=True)
+
     mps_enabled = Bool(
         False,
         help="""An NVIDIA MPS daemon runs on the GPU nodes: servers on a fraction of a card get
@@ -383,7 +389,9 @@ class PoolAllocationMixin(LoggingConfigurable):
         call ``clear_state()`` (which forgets it) when they find the server gone.
         """
         workload_id = workload_id or self.workload_id
-        released = self.__dict__.setdefault("_released_ids", set())
+        released = getattr(self, "_released_ids", None)
+        if released is None:
+            released = self._released_ids = set()
         if not workload_id or workload_id in released:
             return
         client = client or self._pool_client()
@@ -430,12 +438,34 @@ class PoolAllocationMixin(LoggingConfigurable):
     async def _release_when_dead(self) -> None:
         # JupyterHub notices a dead server only at its next poll (30 s by default);
         # the GPUs should not sit idle that long.
+        last_pool_check = time.monotonic()
         while self.workload_id:
             await asyncio.sleep(self.release_check_interval)
             try:
                 await self.poll()
+                if self.workload_id and time.monotonic() - last_pool_check >= self.pool_check_interval:
+                    last_pool_check = time.monotonic()
+                    await self._stop_if_pool_ended_session()
             except Exception:
                 self.log.exception("%s: checking the server failed", self._log_name)
+
+    async def _stop_if_pool_ended_session(self) -> None:
+        """A session the pool ended (an admin stopped it) must not keep using its cards."""
+        workload_id = self.workload_id
+        try:
+            workload = await self._pool_client().workload(workload_id)
+        except PoolNotFound:
+            workload = {"state": "cancelled", "reason": "no longer known to the pool"}
+        except PoolError:
+            return  # the service restarting says nothing about the session
+        if workload.get("state") in ENDED_STATES and self.workload_id == workload_id:
+            self.log.warning(
+                "%s: the pool ended %s (%s); stopping the server, which no longer holds GPUs",
+                self._log_name, workload_id, workload.get("reason") or workload.get("state"),
+            )
+            self._released_ids = getattr(self, "_released_ids", set()) | {workload_id}
+            self.workload_id = None
+            await self.stop()
 
     # ------------------------------------------------------------ environment
 

@@ -23,6 +23,7 @@ c.PoolAllocationMixin.pool_url = POOL_URL
 c.PoolAllocationMixin.pool_token = SPAWNER_TOKEN
 c.PoolAllocationMixin.queue_poll_interval = 0.3
 c.PoolAllocationMixin.release_check_interval = 0.5
+c.PoolAllocationMixin.pool_check_interval = 1
 c.SimpleLocalProcessSpawner.home_dir_template = STATE_DIR + "/homes/{username}"
 c.Spawner.cmd = [PYTHON, "-m", "jupyterhub.singleuser"]
 if os.getuid() == 0:

@@ -159,3 +159,22 @@ def test_two_users_racing_for_the_last_gpu_one_starts_one_queues(hub):
     wait_ready(hub, winner)
     model = server_model(hub, loser)
     assert model is not None and model["pending"] == "spawn" and not model["ready"]
+
+
+def test_a_session_the_pool_ends_stops_its_server(hub):
+    spawn(hub, "alice", gpus=1)
+    wait_ready(hub, "alice")
+    (session,) = workloads_of(hub, "alice", state="running")
+    pid = int(server_environ(hub, "alice")["_pid"])
+    pool_admin(hub).cancel(session["id"])  # an admin stops the session in the pool
+
+    def server_process_gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z"
+
+    # The server does not keep using cards the pool has given to someone else.
+    wait_for(server_process_gone, 20, "the server stopped")
+    assert used_gpus(hub) == 0
