@@ -8,6 +8,12 @@ replays the same trace on the same number of GPUs over the same window.
 Any real policy packs worse (node boundaries) or wastes work (preemption),
 so its utilisation of *useful* GPU-time is at or below this figure in
 practice; the figure is the ceiling to read each policy's utilisation against.
+
+Elastic jobs run here at the size they ask for. The core may start an
+elastic job smaller and grow it later, filling gaps a rigid queue leaves, so
+on a trace of elastic jobs (pollux) a policy can exceed this figure: there
+it is a reference, not a ceiling. (Starting elastic jobs smaller without
+growing them later would lower it instead: a job started on one GPU crawls.)
 """
 
 from __future__ import annotations
