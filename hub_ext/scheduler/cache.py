@@ -53,6 +53,10 @@ class Scheduler:
         self._ranked: dict[str, list[Running]] = {}
         self._demand: dict[str, dict] = {}
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
+        # Copy-on-write: a cycle's lazy pending list reads the queue lists as
+        # they were; the first change to a list after that copies it.
+        self._shared = False
+        self._own: set[int] = set()
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
@@ -83,14 +87,16 @@ class Scheduler:
         self.pending[w.id] = w
         if not is_valid(w):
             self.invalid.add(w.id)
-        self.queues.setdefault(w.team, TeamQueue()).add(w)
-        sorted_add(self.fifo, w, fifo_key)
+        q = self.queues.setdefault(w.team, TeamQueue())
+        self._writable(q, w.user)
+        q.add(w)
+        sorted_add(self._writable_fifo(), w, fifo_key)
         self.capacity.view(view_key(w))
         self._demand.pop(w.team, None)
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once (sorts each queue once)."""
-        pending, queues, fifo, invalid = self.pending, self.queues, self.fifo, self.invalid
+        pending, queues, fifo, invalid = self.pending, self.queues, self._writable_fifo(), self.invalid
         running = self.running
         touched: set[tuple[str, str]] = set()
         views = set()
@@ -110,6 +116,8 @@ class Scheduler:
             lst = q.users.get(w.user)
             if lst is None:
                 lst = q.users[w.user] = []
+            elif (team, w.user) not in touched:
+                lst = self._writable(q, w.user)
             lst.append(w)
             q.count += 1
             touched.add((team, w.user))
@@ -136,10 +144,11 @@ class Scheduler:
             return None
         self.invalid.discard(workload_id)
         q = self.queues[w.team]
+        self._writable(q, w.user)
         q.remove(w)
         if not q.count:
             del self.queues[w.team]
-        sorted_remove(self.fifo, w, fifo_key)
+        sorted_remove(self._writable_fifo(), w, fifo_key)
         self._demand.pop(w.team, None)
         return w
 
@@ -204,6 +213,27 @@ class Scheduler:
             self.started(self.pending[s.workload_id], s.allocation)
         for rz in grows:
             self.resized(rz.workload_id, rz.allocation)
+
+    # ------------------------------------------------------------ copy-on-write queues
+
+    def share_queues(self) -> tuple[list[Workload], dict[str, dict[str, list[Workload]]]]:
+        """The queues as they are now, for a reader that keeps them (no copy)."""
+        self._shared = True
+        self._own = set()
+        return self.fifo, {t: dict(q.users) for t, q in self.queues.items() if q.count}
+
+    def _writable_fifo(self) -> list[Workload]:
+        if self._shared and id(self.fifo) not in self._own:
+            self.fifo = list(self.fifo)
+            self._own.add(id(self.fifo))
+        return self.fifo
+
+    def _writable(self, q: TeamQueue, user: str) -> list[Workload] | None:
+        lst = q.users.get(user)
+        if lst is not None and self._shared and id(lst) not in self._own:
+            lst = q.users[user] = list(lst)
+            self._own.add(id(lst))
+        return lst
 
     # ------------------------------------------------------------ the cycle
 

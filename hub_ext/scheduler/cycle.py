@@ -60,6 +60,7 @@ class Cycle:
         self.start_reasons: dict[tuple, str] = {}  # the same few sentences for thousands of starts
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
+        self._entitled: bool | None = None  # does any team wait for work within its quota?
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -79,7 +80,7 @@ class Cycle:
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
     def usage_changed(self, team: str) -> None:
-        self._lent = self._reclaim = None
+        self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()
         self.room_fail.clear()
         if self.cursor is not None:
@@ -159,6 +160,7 @@ class Cycle:
             shares = tuple([cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
         self.started.add(w.id)
+        self._entitled = None
         short = w.min_gpus is not None and gpus < w.gpus - EPSILON
         why = (w.team, over, starving, bool(self.reservations), short and (gpus, w.gpus))
         reason = self.start_reasons.get(why)
@@ -200,7 +202,21 @@ class Cycle:
         v = self.cap.view((None, None))
         if v.free_total or v.partial:
             return False
-        return not self.lent_or_held() and not self.reclaimable()
+        return not self.lent_or_held() and not (self.reclaimable() and self.anyone_entitled())
+
+    def anyone_entitled(self) -> bool:
+        """Does any team wait for work that fits within its quota (and so may reclaim)?"""
+        if self._entitled is None:
+            st = self.st
+            self._entitled = False
+            for name, q in st.queues.items():
+                if not q.count:
+                    continue
+                smallest = min(d[0] for d in st.demand(name).values())
+                if self.usage.get(name, 0.0) + smallest <= team_of(st.teams, name).quota + EPSILON:
+                    self._entitled = True
+                    break
+        return self._entitled
 
     def lent_or_held(self) -> bool:
         """Could any workload make room (lent elastic GPUs, a borrower's reservation)?"""

@@ -63,9 +63,6 @@ class TeamQueue:
         if not lst:
             del self.users[w.user]
 
-    def frozen(self) -> dict[str, list[Workload]]:
-        return {u: list(lst) for u, lst in self.users.items()}
-
 
 class FairCursor:
     """Walks the fair order; the caller updates usage for the picks it admits.

@@ -75,13 +75,17 @@ class EndState:
         e.started = set(cycle.started)
         e.preempted = [st.running[wid].workload for wid in sorted(cycle.gone)]
         e.fifo_blocker = cycle.fifo_blocker
-        e.fifo = list(st.fifo)
-        e.queues = {t: q.frozen() for t, q in st.queues.items() if q.count}
+        e.fifo, e.queues = st.share_queues()  # kept as they are: the scheduler copies on change
         # Preempted work is pending again once the decisions are applied.
         e.preempt_reason = {p.workload_id: p.reason for p in cycle.preempts}
+        if e.preempted:
+            e.fifo = list(e.fifo)
         for w in e.preempted:
             sorted_add(e.fifo, w, fifo_key)
-            sorted_add(e.queues.setdefault(w.team, {}).setdefault(w.user, []), w, queue_key)
+            users = e.queues.setdefault(w.team, {})
+            lst = list(users.get(w.user, ()))
+            sorted_add(lst, w, queue_key)
+            users[w.user] = lst
         e.count = len(st.pending) - len(cycle.started) + len(e.preempted)
         cap = cycle.cap
         e.views = {vk: ViewSummary(cap, v) for vk, v in cap.views.items()}
