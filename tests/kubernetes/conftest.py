@@ -8,40 +8,14 @@ starts its own API stand-in) keeps them off any real cluster.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-CHART = REPO / "helm" / "jupyterhub-gpupool"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-sys.path.insert(0, str(HERE))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "offline", "cluster": {"server": server}}],
-                "users": [{"name": "offline", "user": {"token": "not-a-real-token"}}],
-                "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline", "namespace": "jhub"}}],
-                "current-context": "offline",
-            }
-        )
-    )
-    return path
+from k8s_testenv import CHART, free_port, write_kubeconfig  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,7 +21,7 @@ from traitlets.config import Config
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go library for Python) is not installed")
 
-from conftest import CHART  # noqa: E402
+from k8s_testenv import CHART  # noqa: E402
 
 EXAMPLE = CHART / "examples" / "two-team-lab.yaml"
 OVERLAY = CHART / "examples" / "z2jh-overlay.yaml"

@@ -12,8 +12,8 @@ import asyncio
 import time
 
 import pytest
-from apiserver_standin import ApiServerStandIn, ClusterState
-from conftest import write_kubeconfig
+from apiserver_standin import ApiServerStandIn
+from k8s_testenv import write_kubeconfig
 from traitlets.config import Config
 
 from hub_ext.service.runners.base import JobLaunch

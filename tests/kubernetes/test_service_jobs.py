@@ -17,7 +17,7 @@ import time
 
 import pytest
 from apiserver_standin import ApiServerStandIn
-from conftest import write_kubeconfig
+from k8s_testenv import write_kubeconfig
 from k8s_manifests import check_object, pod_env
 
 from tests.fixtures.hub import start_hub
