@@ -44,6 +44,7 @@ from .context import PoolContext
 from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
+from .reclaim import IdleReclaim, register_metrics
 from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
@@ -113,7 +114,7 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, LocalRunner]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -154,12 +155,17 @@ class GpuPoolService(Application):
             loop_holder["loop"].poke()
 
         supervisor = JobSupervisor(store, runner, on_change=on_job_change, parent=self)
-        loop = SchedulingLoop(store, supervisor, parent=self)
+        reclaim = IdleReclaim(
+            store, threshold_percent=inventory.idle_threshold_percent, on_change=lambda: loop_holder["loop"].poke(), parent=self
+        )
+        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, parent=self)
         loop_holder["loop"] = loop
         pool = PoolContext(
-            store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth, inventory=inventory
+            store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
+            inventory=inventory, reclaim=reclaim,
         )
         metrics.register_store(store)
+        register_metrics(reclaim)
         return pool, self.make_web_app(pool, auth.make_hub_auth())
 
     def make_web_app(self, pool: PoolContext, hub_auth) -> web.Application:
@@ -232,6 +238,7 @@ class GpuPoolService(Application):
         self.log.info("gpupool service stopping (running jobs keep running; a restart adopts them)")
         server.stop()
         await pool.loop.stop()
+        await pool.reclaim.close()
         await pool.jobs.close()
         pool.store.dispose()
         self.log.info("gpupool service stopped in %.2fs", time.monotonic() - started)

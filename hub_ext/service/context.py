@@ -12,6 +12,7 @@ from .auth import PoolAuth
 from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
+from .reclaim import IdleReclaim
 from .store import Store
 from .teams import Teams
 from .workloads import WorkloadRules
@@ -26,3 +27,4 @@ class PoolContext:
     teams: Teams
     auth: PoolAuth
     inventory: Inventory
+    reclaim: IdleReclaim

@@ -50,10 +50,11 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
 
-    def __init__(self, store: Store, supervisor: JobSupervisor, **kwargs):
+    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.supervisor = supervisor
+        self.reclaim = reclaim  # IdleReclaim: runs around every cycle, in the same transaction
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -82,12 +83,17 @@ class SchedulingLoop(LoggingConfigurable):
             if pending_actions:
                 actions.extend(pending_actions)
             started = time.perf_counter()
+            server_actions = []
             try:
                 now = time.time()
                 with self.store.write() as db:
+                    if self.reclaim is not None:
+                        actions.extend(self.reclaim.before_cycle(db, now))
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config)
                     decisions = _schedule_function()(snapshot)
                     actions.extend(apply_decisions(db, decisions, rows, now))
+                    if self.reclaim is not None:
+                        server_actions = self.reclaim.after_cycle(db, now)
                 self.last_error = None
                 metrics.record_cycle(decisions, time.perf_counter() - started)
             except OvercommitError as e:
@@ -97,6 +103,8 @@ class SchedulingLoop(LoggingConfigurable):
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()
+        if server_actions:
+            self.reclaim.carry_out(server_actions)
         await self.supervisor.execute(actions.stop, actions.start)
 
     def poke(self) -> None:

@@ -65,19 +65,6 @@ def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
     }
 
 
-def workload_idle_seconds(w: WorkloadRow, gpus: dict[str, GpuRow], now: float) -> float | None:
-    """How long every card of a running workload has been idle; None when unknown or busy."""
-    if w.state != "running" or not w.shares:
-        return None
-    idle = []
-    for s in w.shares:
-        g = gpus.get(s.gpu_uuid)
-        if g is None or g.idle_since is None:
-            return None
-        idle.append(now - max(g.idle_since, w.started_at or g.idle_since))
-    return round(max(0.0, min(idle)), 1)
-
-
 def load_workloads(db: Session, *, user: str | None = None, state: str | None = None, seqs=None) -> list[WorkloadRow]:
     q = select(WorkloadRow).options(selectinload(WorkloadRow.shares)).order_by(WorkloadRow.seq)
     if user is not None:

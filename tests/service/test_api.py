@@ -14,7 +14,7 @@ import sys
 import pytest
 import requests
 
-from hub_ext.client import PoolBadRequest, PoolConflict, PoolError, PoolForbidden
+from hub_ext.client import PoolBadRequest, PoolConflict, PoolError
 
 from .conftest import wait_for
 

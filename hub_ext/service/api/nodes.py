@@ -64,7 +64,6 @@ class ReadingsHandler(APIHandler):
         readings, simulated = check_readings(self.json_object())
         now = time.time()
         inventory = self.pool.inventory
-        threshold = inventory.idle_threshold_percent
         added = False
         with self.pool.store.write() as db:
             node = db.get(NodeRow, name)
@@ -87,12 +86,10 @@ class ReadingsHandler(APIHandler):
                         continue
                     g = GpuRow(uuid=r["uuid"], index=r["index"], model=r["model"], memory_mib=int(r["memory_total_mib"] or 0))
                     node.gpus.append(g)
-                g.utilization = r["utilization"]
                 g.memory_used_mib = None if r["memory_used_mib"] is None else int(r["memory_used_mib"])
                 g.processes = r["processes"]
-                g.reading_at = now
-                busy = r["utilization"] is None or r["utilization"] >= threshold
-                g.idle_since = None if busy else (g.idle_since or now)
+                # utilisation, reading time and the idle streak: the reclaim policy's definition of idle
+                self.pool.reclaim.apply_reading(g, r["utilization"], now)
             node.last_reading_at = now
             if added:
                 record(db, "node-added", f"node {name} joined the pool with {len(node.gpus)} GPU(s), reported by {self.me.name}",

@@ -7,7 +7,7 @@ import time
 
 from ..errors import ApiError, bad_request, forbidden
 from ..runners.local import read_log
-from ..views import STATES, gpu_index, load_workloads, workload_idle_seconds, workload_view
+from ..views import STATES, gpu_index, load_workloads, workload_view
 from ..workloads import get_workload
 from .base import APIHandler
 from .me import known_teams
@@ -29,7 +29,8 @@ class WorkloadsHandler(APIHandler):
         with self.pool.store.read() as db:
             rows = load_workloads(db, user=user, state=state)
             gpus = gpu_index(db) if any(w.state == "running" for w in rows) else {}
-            views = [workload_view(w, workload_idle_seconds(w, gpus, now)) for w in rows]
+            idle = self.pool.reclaim.workload_idle_seconds
+            views = [workload_view(w, idle(w, gpus, now)) for w in rows]
         self.write_json({"workloads": views})
 
     async def post(self):
@@ -65,7 +66,7 @@ class WorkloadHandler(APIHandler):
         with self.pool.store.read() as db:
             w = get_workload(db, workload_id)
             self.check_owner(w)
-            self.write_json(workload_view(w, workload_idle_seconds(w, gpu_index(db), time.time())))
+            self.write_json(workload_view(w, self.pool.reclaim.workload_idle_seconds(w, gpu_index(db), time.time())))
 
     async def delete(self, workload_id):
         with self.pool.store.write() as db:

@@ -1,6 +1,6 @@
 """Persistence of the pool service: the ORM module (``orm``) and its Alembic migrations."""
 
-from .orm import (  # noqa: F401
+from .orm import (
     EventRow,
     GpuRow,
     NodeRow,
@@ -11,3 +11,7 @@ from .orm import (  # noqa: F401
     format_workload_id,
     parse_workload_id,
 )
+
+__all__ = [
+    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+]
