@@ -94,9 +94,12 @@ export class PoolModel {
     return warnings;
   }
 
-  private _noteEvents(fresh: IPoolEvent[]): void {
-    for (const e of fresh) {
+  private _noteEvents(all: IPoolEvent[], user: string): void {
+    for (const e of all) {
       this._lastEventId = Math.max(this._lastEventId ?? 0, e.id);
+    }
+    const fresh = all.filter(e => e.user === user);
+    for (const e of fresh) {
       if (!e.workload_id) {
         continue;
       }
@@ -117,10 +120,11 @@ export class PoolModel {
         this.api.workloads(),
         this.api.events(this._lastEventId)
       ]);
-      this._noteEvents(events.events);
+      // Admins are answered with everyone's work: the panel is about mine.
+      this._noteEvents(events.events, me.user);
       this.me = me;
       this.pool = pool;
-      this.workloads = workloads;
+      this.workloads = workloads.filter(w => w.user === me.user);
       this.error = null;
       this.refreshedAt = new Date();
     } catch (reason) {
