@@ -280,6 +280,18 @@ def test_hub_config_makes_a_working_hub_with_the_pool_spawner(chart):
     assert "nlp-lab" in hub.load_groups
 
 
+@pytest.mark.parametrize("preset", ["unset", "lazily updated"])
+def test_hub_config_keeps_team_members_however_they_were_set(chart, preset):
+    c = Config()
+    if preset == "lazily updated":
+        c.JupyterHub.load_groups.update({"nlp-lab": {"users": ["noam"]}})
+    objects = render(chart, example_values())
+    c = exec_config(config_file(objects, "gpupool-hub-config", "gpupool.py"), HUB_ENV, c)
+    groups = c.JupyterHub.load_groups
+    assert set(groups) == {"vision-lab", "nlp-lab"}
+    assert groups["nlp-lab"] == ({"users": ["noam"]} if preset == "lazily updated" else {"users": []})
+
+
 async def test_hub_config_reaches_the_spawner_and_its_pods(chart):
     from types import SimpleNamespace
 
@@ -311,7 +323,13 @@ def test_service_config_configures_the_real_service_classes(chart, tmp_path):
     from hub_ext.service.runners.kubernetes import KubernetesGpuPlacement, KubernetesJobRunner
 
     objects = render(chart, example_values())
-    c = exec_config(config_file(objects, "gpupool-service", "gpupool_service_config.py"), {})
+    # Loaded the way the service's pod loads it: `gpupool service --config FILE`.
+    path = tmp_path / "gpupool_service_config.py"
+    path.write_text(config_file(objects, "gpupool-service", "gpupool_service_config.py"))
+    app = GpuPoolService()
+    app.initialize([f"--config={path}"])
+    c = app.config
+    assert app.runner_class == "hub_ext.service.runners.kubernetes.KubernetesJobRunner"
     # Every trait the chart sets exists on the class it names: a renamed trait fails here.
     from hub_ext.service import auth, inventory, jobs, loop, teams
 
