@@ -105,10 +105,9 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
         shares = self._shares()
         if not shares:
             return self.gpu_placement.without_gpus()
-        if self._gpu_uuids_real is None:
-            real = None  # restored from state after a hub restart: tell real cards by their UUIDs
-        else:
-            real = all(self._gpu_uuids_real.get(s.get("gpu_uuid")) for s in shares)
+        known = [(self._gpu_uuids_real or {}).get(s.get("gpu_uuid")) for s in shares]
+        # Unknown (restored after a hub restart, or the pool could not be read): tell real cards by their UUIDs.
+        real = None if any(k is None for k in known) else all(known)
         ids = [str(s.get("index")) if real is False else str(s.get("gpu_uuid")) for s in shares]
         fraction = memory = None
         if self._is_fraction(shares):
