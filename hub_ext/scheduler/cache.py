@@ -63,10 +63,33 @@ class Scheduler:
         s = cls(snap.pool, snap.teams, snap.config)
         # Index everything at once rather than event by event: same state, less work.
         s.capacity = Capacity(snap.pool, [sh for r in snap.running for sh in r.allocation.shares])
-        for r in snap.running:
-            s.started(r.workload, r.allocation, indexed=True)
+        s._add_running(snap.running)
         s.submit_many(snap.pending)
         return s
+
+    def _add_running(self, runs) -> None:
+        """Register running work whose shares the capacity index already holds."""
+        running, team_running, usage, user_usage = self.running, self.team_running, self.usage, self.user_usage
+        views = set()
+        for r in runs:
+            w = r.workload
+            if w.id in running or w.id in self.pending:
+                raise ValueError(f"workload {w.id} is already known to the scheduler")
+            running[w.id] = r
+            tr = team_running.get(w.team)
+            if tr is None:
+                tr = team_running[w.team] = {}
+            tr[w.id] = r
+            if w.min_gpus is not None and w.is_elastic:
+                self.elastic_running.add(w.id)
+            views.add((w.gpu_model, w.min_gpu_memory_mib))
+            g = r.allocation.gpus
+            usage[w.team] = round(usage.get(w.team, 0.0) + g, 9)
+            key = (w.team, w.user)
+            user_usage[key] = round(user_usage.get(key, 0.0) + g, 9)
+        self._ranked.clear()
+        for vk in views:
+            self.capacity.view(vk)
 
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(
@@ -95,12 +118,16 @@ class Scheduler:
         self._demand.pop(w.team, None)
 
     def submit_many(self, workloads) -> None:
-        """Submit many workloads at once (sorts each queue once)."""
-        pending, queues, fifo, invalid = self.pending, self.queues, self._writable_fifo(), self.invalid
-        running = self.running
-        touched: set[tuple[str, str]] = set()
+        """Submit many workloads at once: one sort instead of one insertion each."""
+        pending, queues, invalid, running = self.pending, self.queues, self.invalid, self.running
+        by_submit = attrgetter("submitted_at", "id")
+        incoming = sorted(workloads, key=by_submit)
+        # (-priority, submitted_at, id), as queue_key, with C-level keys: stable sorts.
+        by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
+        fresh: set[int] = set()  # lists created here: already in order
+        merged: set[tuple[str, str]] = set()  # lists that had work before: re-sorted
         views = set()
-        for w in workloads:
+        for w in by_queue:
             wid = w.id
             if wid in pending or wid in running:
                 raise ValueError(f"workload {wid} is already known to the scheduler")
@@ -109,31 +136,29 @@ class Scheduler:
             if w.min_gpus is not None or w.max_gpus is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
                 if not is_valid(w):
                     invalid.add(wid)
-            team = w.team
-            q = queues.get(team)
+            q = queues.get(w.team)
             if q is None:
-                q = queues[team] = TeamQueue()
+                q = queues[w.team] = TeamQueue()
             lst = q.users.get(w.user)
             if lst is None:
                 lst = q.users[w.user] = []
-            elif (team, w.user) not in touched:
+                fresh.add(id(lst))
+            elif id(lst) not in fresh and (w.team, w.user) not in merged:
                 lst = self._writable(q, w.user)
+                merged.add((w.team, w.user))
             lst.append(w)
             q.count += 1
-            touched.add((team, w.user))
-            fifo.append(w)
             views.add((w.gpu_model, w.min_gpu_memory_mib))
-        for team in {t for t, _ in touched}:
+        for team, user in merged:
+            self.queues[team].users[user].sort(key=queue_key)
+        for team in {w.team for w in incoming}:
             self._demand.pop(team, None)
-        by_submit = attrgetter("submitted_at", "id")
-        by_priority = attrgetter("priority")
-        for team, user in touched:
-            lst = queues[team].users[user]
-            # (-priority, submitted_at, id), as queue_key, with C-level keys:
-            # a stable sort by submit time, then by priority, highest first.
-            lst.sort(key=by_submit)
-            lst.sort(key=by_priority, reverse=True)
-        fifo.sort(key=by_submit)
+        if self.fifo:
+            fifo = self._writable_fifo()
+            fifo.extend(incoming)
+            fifo.sort(key=by_submit)
+        else:
+            self.fifo = incoming
         for vk in views:
             self.capacity.view(vk)
 

@@ -130,8 +130,8 @@ class Cycle:
             if placed is not None:
                 self._start(w, g, over, placed, starving)
                 return True
-        lent = self.lent_or_held()
-        reclaim = self.reclaimable()
+        lent = self.lent()
+        reclaim = self.reclaimable() or self.soft_held()
         for g, over in sizes:
             if not (lent or (reclaim and not over)):
                 continue
@@ -202,7 +202,7 @@ class Cycle:
         v = self.cap.view((None, None))
         if v.free_total or v.partial:
             return False
-        return not self.lent_or_held() and not (self.reclaimable() and self.anyone_entitled())
+        return not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled())
 
     def anyone_entitled(self) -> bool:
         """Does any team wait for work that fits within its quota (and so may reclaim)?"""
@@ -218,14 +218,18 @@ class Cycle:
                     break
         return self._entitled
 
-    def lent_or_held(self) -> bool:
-        """Could any workload make room (lent elastic GPUs, a borrower's reservation)?"""
+    def lent(self) -> bool:
+        """Do elastic jobs hold lent GPUs (which any workload that may start can take back)?"""
         if self._lent is None:
             st = self.st
             self._lent = any(
                 wid not in self.gone and elastic.growth_gpus(st.running[wid].workload, len(self.shares_of(wid))) for wid in st.elastic_running
             )
-        return self._lent or any(not r.hard and r.held for r in self.reservations.values())
+        return self._lent
+
+    def soft_held(self) -> bool:
+        """Does a borrower's reservation hold GPUs (which work within quota may take)?"""
+        return any(not r.hard and r.held for r in self.reservations.values())
 
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""
@@ -244,8 +248,8 @@ class Cycle:
         within = usage + smallest <= team.quota + EPSILON
         if not within and not self.config.borrowing:
             return True
-        lent = self.lent_or_held()
-        reclaim = self.reclaimable()
+        lent = self.lent()
+        reclaim = self.reclaimable() or self.soft_held()
         inf = float("inf")
         for vk, (least, least_whole, has_fraction) in demand.items():
             v = self.cap.view(vk)

@@ -69,6 +69,10 @@ def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
         for g in cap.free_cards_on(v, n)[: gpus - len(held)]:
             cap.take(g, 1.0, float(cap.gpu_mem[g]))
             held.append(g)
+    if not held and cycle.reservations:
+        # Nothing free to hold: only the oldest such workload is marked; it
+        # gets the next GPUs that free up anyway (starving work goes first).
+        return None
     res = Reservation(w, gpus, nodes, held, hard)
     cycle.reservations[w.id] = res
     return res
