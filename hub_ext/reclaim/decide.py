@@ -54,9 +54,10 @@ def workload_idle_seconds(running: Running, gpus: Mapping[str, GpuIdle], idle: I
 
 
 def _minutes(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 120:
-        return f"{minutes} min"
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
 
 

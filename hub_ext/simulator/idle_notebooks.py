@@ -38,7 +38,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from ..reclaim import GpuIdle, IdleDefinition, IdlePolicy, PolicySettings, ReclaimState, decide
-from ..scheduler.model import WorkloadKind
 from .engine import FINISHED, RUNNING, JobState, Simulation, SimulationHooks, SimulationResult
 from .report import mean, percentile, summarise
 from .trace import Trace, TraceJob
@@ -240,35 +239,50 @@ class IdleReclaimHook(SimulationHooks):
         state = self.states.get(wid)
         if a.busy_at(p):
             end = a.busy_end(p)
-            return now + (end - p) + policy.idle_limit_s if end < a.length else None
+            return max(now + 1e-3, now + (end - p) + policy.idle_limit_s) if end < a.length else None
         idle_since_wall = now - (p - max(a.idle_since(p), self._run_from.get(wid, 0.0)))
         nxt = a.next_busy(p)
         to_busy = now + (nxt - p) if nxt is not None else None
         if state is None or state.warned_at is None:
-            t = max(now, idle_since_wall + policy.idle_limit_s)
+            t = idle_since_wall + policy.idle_limit_s
         else:
-            t = max(now, state.warned_at + policy.grace_s)
-            if t == now:  # due, waiting for someone to need the GPUs
-                t = now + self.recheck_s
-        return min(t, to_busy) if to_busy is not None else t
+            t = state.warned_at + policy.grace_s
+        if t <= now:
+            # Due now, yet the policy did nothing: the card is busy with another
+            # holder, rounding put the limit a hair ahead, or ("when_waiting")
+            # nobody needs the GPUs. Look again a little later, never at now.
+            t = now + self.recheck_s
+        t = min(t, to_busy) if to_busy is not None else t
+        # Session clock and virtual clock round differently: never look again
+        # at the same instant (that would loop), a millisecond is enough.
+        return max(t, now + 1e-3)
 
-    def _gpu_states(self, sim: Simulation, now: float) -> dict[str, GpuIdle]:
-        """Card-level readings as an agent would report them: busy if any holder computes."""
+    def _gpu_states(self, sessions, sim: Simulation, now: float) -> dict[str, GpuIdle]:
+        """Card-level readings of the sessions' GPUs as an agent would report them: busy if any holder computes."""
         busy: dict[str, bool] = defaultdict(bool)
         since: dict[str, float] = defaultdict(float)
-        for wid, running in sim.state.running.items():
+        shared = set()
+        for running in sessions:
+            wid = running.workload.id
             js = sim.jobs[wid]
-            a = self.activities.get(wid)
+            a = self.activities[wid]
+            p = self._clock(js, now)
+            computing = a.busy_at(p)
+            started = None if computing else now - (p - max(a.idle_since(p), self._run_from.get(wid, 0.0)))
             for share in running.allocation.shares:
-                if a is None:  # a batch job computes all the time
-                    busy[share.gpu_uuid] = True
-                    continue
-                p = self._clock(js, now)
-                if a.busy_at(p):
+                if share.fraction < 1:
+                    shared.add(share.gpu_uuid)
+                if computing:
                     busy[share.gpu_uuid] = True
                 else:
-                    started = now - (p - max(a.idle_since(p), self._run_from.get(wid, 0.0)))
                     since[share.gpu_uuid] = max(since[share.gpu_uuid], started)
+        if shared:
+            # A fraction of a card: a batch job on the rest of it keeps the card busy.
+            for wid, running in sim.state.running.items():
+                if wid not in self.activities:
+                    for share in running.allocation.shares:
+                        if share.gpu_uuid in shared:
+                            busy[share.gpu_uuid] = True
         out = {}
         for uuid in set(busy) | set(since):
             if busy[uuid]:
@@ -280,11 +294,11 @@ class IdleReclaimHook(SimulationHooks):
     def _look(self, sim: Simulation) -> None:
         now = sim.now
         self._scheduled.discard(now)
-        sessions = [r for wid, r in sim.state.running.items() if r.workload.kind is WorkloadKind.SESSION and wid in self.activities]
+        sessions = [sim.state.running[wid] for wid in self._run_from]
         if not sessions:
             return
         waiting = sum(w.gpus for w in sim.state.pending.values())
-        d = decide(sessions, self._gpu_states(sim, now), self.states, self.settings, now, waiting)
+        d = decide(sessions, self._gpu_states(sessions, sim, now), self.states, self.settings, now, waiting)
         for w in d.warnings:
             self.states[w.workload_id] = ReclaimState(warned_at=now)
             self.figures.warnings += 1
