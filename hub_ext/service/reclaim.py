@@ -94,10 +94,6 @@ def gpu_idle_state(g: GpuRow) -> GpuIdle:
     return GpuIdle(reading_at=g.reading_at, utilization=g.utilization, idle_since=g.idle_since)
 
 
-def _minutes(seconds: float) -> str:
-    return f"{round(seconds / 60)} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 @dataclass(frozen=True)
 class ServerAction:
     """Stop (and maybe restart without GPUs) one session's server, after the cycle commits."""
