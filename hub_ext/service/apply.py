@@ -14,15 +14,16 @@ processes to stop and which to start once the transaction has committed.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
 from . import events, metrics
+from .snapshot import ActiveWorkload
 from .store import GpuRow, ShareRow, WorkloadRow
+from .views import load_workloads
 
 
 class OvercommitError(RuntimeError):
@@ -44,17 +45,16 @@ class JobActions:
         return bool(self.stop or self.start)
 
 
-def _set_shares(db: Session, w: WorkloadRow, allocation: Allocation | None, gpus: dict[str, GpuRow]) -> None:
+def _set_shares(w: WorkloadRow, allocation: Allocation | None, gpu_index: dict[str, int]) -> None:
     w.shares.clear()
     if allocation is None:
         return
     for s in allocation.shares:
-        g = gpus.get(s.gpu_uuid)
         w.shares.append(
             ShareRow(
                 node_name=s.node,
                 gpu_uuid=s.gpu_uuid,
-                gpu_index=g.index if g is not None else -1,
+                gpu_index=gpu_index.get(s.gpu_uuid, -1),
                 fraction=s.fraction,
                 memory_mib=s.memory_mib,
             )
@@ -78,18 +78,19 @@ def release(w: WorkloadRow, actions: JobActions) -> None:
 def check_capacity(db: Session) -> None:
     """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1)."""
     db.flush()
-    held: dict[str, float] = defaultdict(float)
-    for uuid, fraction in db.execute(select(ShareRow.gpu_uuid, ShareRow.fraction)):
-        held[uuid] += fraction
-    over = {uuid: total for uuid, total in held.items() if total > 1 + EPSILON}
+    total = func.sum(ShareRow.fraction)
+    over = db.execute(select(ShareRow.gpu_uuid, total).group_by(ShareRow.gpu_uuid).having(total > 1 + EPSILON)).all()
     if over:
-        detail = ", ".join(f"{u} held {t:g} times" for u, t in sorted(over.items()))
+        detail = ", ".join(f"{u} held {t:g} times" for u, t in sorted(over))
         raise OvercommitError(f"refusing decisions that would overcommit GPUs: {detail}")
 
 
-def apply_decisions(db: Session, decisions: Decisions, rows: dict[str, WorkloadRow], now: float) -> JobActions:
+def apply_decisions(db: Session, decisions: Decisions, active: dict[str, ActiveWorkload], now: float) -> JobActions:
     actions = JobActions()
-    gpus = {g.uuid: g for g in db.scalars(select(GpuRow))}
+    touched = {d.workload_id for d in (*decisions.preemptions, *decisions.resizes, *decisions.starts)}
+    rows = {w.id: w for w in load_workloads(db, seqs=[active[wid].seq for wid in touched if wid in active])} if touched else {}
+    new_uuids = {s.gpu_uuid for d in (*decisions.resizes, *decisions.starts) for s in d.allocation.shares}
+    gpu_index = {u: i for u, i in db.execute(select(GpuRow.uuid, GpuRow.index).where(GpuRow.uuid.in_(new_uuids)))} if new_uuids else {}
 
     for p in decisions.preemptions:
         w = rows.get(p.workload_id)
@@ -104,14 +105,14 @@ def apply_decisions(db: Session, decisions: Decisions, rows: dict[str, WorkloadR
         kind = "reclaimed" if "idle" in p.reason.lower() else "preempted"
         events.record(db, kind, p.reason, w, details={"for_workload_id": p.for_workload_id}, at=now)
 
-    shrinks = [r for r in decisions.resizes if r.workload_id in rows and r.allocation.gpus < rows[r.workload_id].allocated_gpus]
+    shrinks = [r for r in decisions.resizes if r.workload_id in active and r.allocation.gpus < active[r.workload_id].allocated]
     grows = [r for r in decisions.resizes if r not in shrinks]
     for r in shrinks + grows:
         w = rows.get(r.workload_id)
         if w is None or w.state != "running":
             continue
         before = w.allocated_gpus
-        _set_shares(db, w, r.allocation, gpus)
+        _set_shares(w, r.allocation, gpu_index)
         stop_process(w, actions)
         if w.kind == "job":
             actions.start.append(w.seq)
@@ -124,7 +125,7 @@ def apply_decisions(db: Session, decisions: Decisions, rows: dict[str, WorkloadR
         w = rows.get(s.workload_id)
         if w is None or w.state != "pending":
             continue
-        _set_shares(db, w, s.allocation, gpus)
+        _set_shares(w, s.allocation, gpu_index)
         w.state = "running"
         w.started_at = now
         w.reason = s.reason
@@ -139,15 +140,21 @@ def apply_decisions(db: Session, decisions: Decisions, rows: dict[str, WorkloadR
             details={"gpus": s.allocation.gpus, "nodes": list(s.allocation.nodes), "over_quota": s.over_quota}, at=now,
         )
 
-    pending_positions = {p.workload_id: p for p in decisions.pending}
-    for w in rows.values():
-        if w.state != "pending":
+    # Queue positions and reasons: written only where they changed (most do not, cycle to cycle).
+    changed = []
+    for p in decisions.pending:
+        if p.workload_id in rows:  # preempted in this cycle: its row is loaded, set it there
+            w = rows[p.workload_id]
+            if w.state == "pending":
+                w.queue_position, w.reason = p.position, p.reason
             continue
-        p = pending_positions.get(w.id)
-        if p is None:
+        known = active.get(p.workload_id)
+        if known is None or known.state != "pending":
             continue
-        w.queue_position = p.position
-        w.reason = p.reason
+        if (known.queue_position, known.reason) != (p.position, p.reason):
+            changed.append({"seq": known.seq, "queue_position": p.position, "reason": p.reason})
+    if changed:
+        db.execute(update(WorkloadRow), changed)
 
     check_capacity(db)
     return actions

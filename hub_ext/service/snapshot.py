@@ -7,8 +7,10 @@ decisions, so the world cannot change between the two.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ..scheduler.model import (
     GPU,
@@ -23,7 +25,7 @@ from ..scheduler.model import (
     Workload,
     WorkloadKind,
 )
-from .store import NodeRow, TeamRow, WorkloadRow
+from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 
 
 def workload_model(w: WorkloadRow) -> Workload:
@@ -53,30 +55,74 @@ def allocation_model(w: WorkloadRow) -> Allocation:
 
 
 def pool_model(db: Session) -> Pool:
-    nodes = []
-    for n in db.scalars(select(NodeRow).options(selectinload(NodeRow.gpus)).order_by(NodeRow.name)):
-        gpus = tuple(GPU(uuid=g.uuid, index=g.index, model=g.model, memory_mib=g.memory_mib) for g in n.gpus)
-        nodes.append(Node(name=n.name, gpus=gpus, simulated=n.simulated, schedulable=n.schedulable))
-    return Pool(nodes=tuple(nodes))
+    rows = db.execute(
+        select(NodeRow.name, NodeRow.simulated, NodeRow.schedulable, GpuRow.uuid, GpuRow.index, GpuRow.model, GpuRow.memory_mib)
+        .outerjoin(GpuRow, GpuRow.node_name == NodeRow.name)
+        .order_by(NodeRow.name, GpuRow.index)
+    )
+    nodes: dict[str, tuple[bool, bool, list[GPU]]] = {}
+    for name, simulated, schedulable, uuid, index, model, memory in rows:
+        entry = nodes.setdefault(name, (simulated, schedulable, []))
+        if uuid is not None:
+            entry[2].append(GPU(uuid=uuid, index=index, model=model, memory_mib=memory))
+    return Pool(nodes=tuple(Node(name=n, gpus=tuple(g), simulated=sim, schedulable=sch) for n, (sim, sch, g) in nodes.items()))
 
 
-def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Snapshot, dict[str, WorkloadRow]]:
-    """The snapshot, and the rows of the workloads in it by id (for applying decisions)."""
+@dataclass(frozen=True)
+class ActiveWorkload:
+    """What applying decisions needs to know of a workload in the snapshot, without loading its row."""
+
+    seq: int
+    state: str
+    queue_position: int | None
+    reason: str | None
+    allocated: float
+
+
+# Columns read for every active workload (a plain select: ORM objects for thousands of rows cost too much per cycle).
+_COLUMNS = (
+    WorkloadRow.seq, WorkloadRow.user, WorkloadRow.team, WorkloadRow.kind, WorkloadRow.state, WorkloadRow.gpus,
+    WorkloadRow.submitted_at, WorkloadRow.started_at, WorkloadRow.priority, WorkloadRow.preemptible,
+    WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
+    WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
+)
+ACTIVE = ("pending", "running", "stopping")
+
+
+def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Snapshot, dict[str, ActiveWorkload]]:
+    """The snapshot, and what applying needs of each workload in it, by id."""
     teams = {
         t.name: Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit)
         for t in db.scalars(select(TeamRow))
     }
-    rows = list(
-        db.scalars(
-            select(WorkloadRow)
-            .options(selectinload(WorkloadRow.shares))
-            .where(WorkloadRow.state.in_(("pending", "running", "stopping")))
-            .order_by(WorkloadRow.submitted_at, WorkloadRow.seq)
+    shares: dict[int, list[GpuShare]] = {}
+    share_rows = db.execute(
+        select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
+        .join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
+        .where(WorkloadRow.state.in_(ACTIVE))
+        .order_by(ShareRow.id)
+    )
+    for seq, node, uuid, fraction, memory in share_rows:
+        shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
+    running: list[Running] = []
+    pending: list[Workload] = []
+    index: dict[str, ActiveWorkload] = {}
+    rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
+    for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason) in rows:
+        wid = format_workload_id(seq)
+        if gpus_cap is not None and max_gpus is not None:
+            max_gpus = min(max_gpus, gpus_cap)
+        w = Workload(
+            id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
+            priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
+            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem,
         )
-    )
-    running = tuple(
-        Running(workload=workload_model(w), allocation=allocation_model(w)) for w in rows if w.state != "pending" and w.shares
-    )
-    pending = tuple(workload_model(w) for w in rows if w.state == "pending")
-    snapshot = Snapshot(pool=pool_model(db), teams=teams, running=running, pending=pending, now=now, config=config)
-    return snapshot, {w.id: w for w in rows}
+        held = shares.get(seq, [])
+        index[wid] = ActiveWorkload(seq, state, position, reason, sum(s.fraction for s in held))
+        if state == "pending":
+            pending.append(w)
+        elif held:
+            running.append(Running(workload=w, allocation=Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)))
+    snapshot = Snapshot(pool=pool_model(db), teams=teams, running=tuple(running), pending=tuple(pending), now=now, config=config)
+    return snapshot, index

@@ -93,47 +93,58 @@ def pool_view(db: Session, now: float | None = None) -> dict:
         holders[uuid].append(
             {"workload_id": format_workload_id(seq), "user": user, "team": team, "kind": kind, "fraction": fraction}
         )
-    nodes = []
+    nodes: dict[str, dict] = {}
     totals = {"gpus": 0, "free": 0.0, "used": 0.0, "idle": 0}
-    for node in db.scalars(select(NodeRow).options(selectinload(NodeRow.gpus)).order_by(NodeRow.name)):
-        gpus = []
-        for g in node.gpus:
-            held = holders.get(g.uuid, [])
-            used = min(1.0, sum(h["fraction"] for h in held))
-            state = "free" if used <= EPSILON else ("used" if used >= 1 - EPSILON else "partial")
-            idle_seconds = None if g.idle_since is None else round(max(0.0, now - g.idle_since), 1)
-            gpus.append(
-                {
-                    "node": node.name,
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "model": g.model,
-                    "memory_mib": g.memory_mib,
-                    "simulated": node.simulated,
-                    "state": state,
-                    "used_fraction": round(used, 6),
-                    "holders": held,
-                    "utilization": g.utilization,
-                    "memory_used_mib": g.memory_used_mib,
-                    "idle_seconds": idle_seconds,
-                    "reading_at": iso(g.reading_at),
-                }
-            )
-            totals["gpus"] += 1
-            totals["used"] += used
-            totals["free"] += 1 - used
-            if held and idle_seconds is not None:
-                totals["idle"] += 1
-        nodes.append(
+    rows = db.execute(
+        select(
+            NodeRow.name, NodeRow.simulated, NodeRow.schedulable, NodeRow.source, NodeRow.last_reading_at,
+            GpuRow.uuid, GpuRow.index, GpuRow.model, GpuRow.memory_mib, GpuRow.utilization, GpuRow.memory_used_mib,
+            GpuRow.idle_since, GpuRow.reading_at,
+        )
+        .outerjoin(GpuRow, GpuRow.node_name == NodeRow.name)
+        .order_by(NodeRow.name, GpuRow.index)
+    )
+    for (name, simulated, schedulable, source, last_reading_at,
+         uuid, index, model, memory, utilization, memory_used, idle_since, reading_at) in rows:
+        node = nodes.get(name)
+        if node is None:
+            node = nodes[name] = {
+                "name": name,
+                "simulated": simulated,
+                "schedulable": schedulable,
+                "source": source,
+                "last_reading_at": iso(last_reading_at),
+                "gpus": [],
+            }
+        if uuid is None:
+            continue
+        held = holders.get(uuid, [])
+        used = min(1.0, sum(h["fraction"] for h in held))
+        state = "free" if used <= EPSILON else ("used" if used >= 1 - EPSILON else "partial")
+        idle_seconds = None if idle_since is None else round(max(0.0, now - idle_since), 1)
+        node["gpus"].append(
             {
-                "name": node.name,
-                "simulated": node.simulated,
-                "schedulable": node.schedulable,
-                "source": node.source,
-                "last_reading_at": iso(node.last_reading_at),
-                "gpus": gpus,
+                "node": name,
+                "index": index,
+                "uuid": uuid,
+                "model": model,
+                "memory_mib": memory,
+                "simulated": simulated,
+                "state": state,
+                "used_fraction": round(used, 6),
+                "holders": held,
+                "utilization": utilization,
+                "memory_used_mib": memory_used,
+                "idle_seconds": idle_seconds,
+                "reading_at": iso(reading_at),
             }
         )
+        totals["gpus"] += 1
+        totals["used"] += used
+        totals["free"] += 1 - used
+        if held and idle_seconds is not None:
+            totals["idle"] += 1
+    nodes = list(nodes.values())
     totals["used"] = round(totals["used"], 6)
     totals["free"] = round(totals["free"], 6)
     return {
