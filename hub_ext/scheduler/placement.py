@@ -105,8 +105,8 @@ def place_fraction(cap: Capacity, v: View, w: Workload) -> tuple[int, float] | N
 def largest_fraction_room(cap: Capacity, v: View) -> tuple[float, float]:
     """(most free compute, most free memory) on any one usable card of a view."""
     if v.free_total:
-        best_mem = max((cap.gpu_mem[g] for n in range(len(v.node_free)) if v.node_free[n] for g in cap.free_cards_on(v, n)), default=0)
-        return 1.0, float(best_mem)
+        # an untouched card: report the view's largest card memory (no scan of the pool)
+        return 1.0, float(max(cap.classes[c][1] for c in v.classes))
     best = (0.0, 0.0)
     for g in v.partial:
         cand = (cap.free_frac[g], cap.free_mem[g])

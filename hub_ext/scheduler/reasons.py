@@ -36,13 +36,17 @@ def is_valid(w: Workload) -> bool:
     return True
 
 
+# Free blocks a reason may quote: a gang spans at most this many nodes in a sentence.
+MAX_BLOCKS = 64
+
+
 class ViewSummary:
     __slots__ = ("free", "blocks", "eligible", "view", "room", "free_with_holds", "blocks_with_holds")
 
     def __init__(self, cap, v):
         self.view = v
         self.free = v.free_total
-        self.blocks = v.largest_blocks(len(v.totals_desc))
+        self.blocks = v.largest_blocks(MAX_BLOCKS)
         self.eligible = sum(v.totals_desc)
         self.room = largest_fraction_room(cap, v)
         self.free_with_holds = self.free
@@ -98,7 +102,7 @@ class EndState:
                     cap.give(g, 1.0, float(cap.gpu_mem[g]))
             for vk, v in cap.views.items():
                 e.views[vk].free_with_holds = v.free_total
-                e.views[vk].blocks_with_holds = v.largest_blocks(len(v.totals_desc))
+                e.views[vk].blocks_with_holds = v.largest_blocks(MAX_BLOCKS)
         return e
 
     # ------------------------------------------------------------ order
