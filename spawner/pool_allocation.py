@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - JupyterHub 5
 
 
 GPU_OPTION_KEYS = frozenset({"gpus", "team", "gpu_model"})
-ACTIVE_STATES = frozenset({"pending", "running", "stopping"})
+ACTIVE_STATES = ("pending", "running", "stopping")
 ENDED_STATES = frozenset({"completed", "failed", "cancelled"})
 
 # Progress percentages on the spawn page. A queue has no honest percentage,
@@ -304,11 +304,12 @@ class PoolAllocationMixin(LoggingConfigurable):
         service before the servers), and would hold its GPUs for ever.
         """
         try:
-            answer = await client.workloads(user=self.user.name)
+            # Only the active ones: a user's finished workloads may be thousands.
+            answers = await asyncio.gather(*(client.workloads(user=self.user.name, state=state) for state in ACTIVE_STATES))
         except PoolError as e:
             self.log.warning("%s: could not look for left-over sessions: %s", self._log_name, e)
             return
-        for w in list_of(answer, "workloads"):
+        for w in (w for answer in answers for w in list_of(answer, "workloads")):
             if w.get("kind") == "session" and w.get("name") == self._workload_name() and w.get("state") in ACTIVE_STATES:
                 self.log.warning("%s: releasing %s, left over from a server that is gone", self._log_name, w["id"])
                 await self._release(client, workload_id=w["id"])

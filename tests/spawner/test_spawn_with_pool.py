@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from hub_ext.client import PoolConflict, PoolNotFound
 from tests.fixtures.hub import start_hub
 from tests.spawner.hubtools import (
     SPAWNER_CONFIG,
@@ -60,7 +61,10 @@ def clean_pool(hub):
     admin = pool_admin(hub)
     for w in admin.workloads()["workloads"]:
         if w["state"] in ("pending", "running"):
-            admin.cancel(w["id"])
+            try:
+                admin.cancel(w["id"])
+            except (PoolConflict, PoolNotFound):
+                pass  # it ended meanwhile
 
 
 def fill_pool(hub, gpus: int, user: str = "carol") -> dict:
