@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,10 +14,13 @@ def register(subparsers) -> None:
     p.add_argument("--db-url", help="database URL (default: SQLite in the state folder)")
     p.add_argument("--state-dir", help="folder for the SQLite database and job logs")
     p.add_argument(
-        "traitlets",
-        nargs=argparse.REMAINDER,
-        help="further options as --Class.option=value, e.g. --SchedulingLoop.tick_seconds=2",
+        "--set",
+        action="append",
+        default=[],
+        metavar="Class.option=value",
+        help="any other option (repeatable), e.g. --set SchedulingLoop.tick_seconds=2",
     )
+    p.add_argument("--help-all", action="store_true", help="list every option of the service, with its help, and exit")
     p.set_defaults(func=run)
 
 
@@ -33,5 +34,7 @@ def run(args) -> int:
         argv.append(f"--GpuPoolService.db_url={args.db_url}")
     if args.state_dir:
         argv.append(f"--GpuPoolService.state_dir={args.state_dir}")
-    argv.extend(a for a in args.traitlets if a != "--")
+    argv.extend(f"--{item}" for item in args.set)
+    if args.help_all:
+        argv.append("--help-all")
     return main(argv)
