@@ -70,16 +70,22 @@ class NodeAgent:
         self.interval_s = interval_s
         self.proc_root = proc_root
         self.clock = clock
+        self._pool_readable = True
 
     def _holders(self) -> dict[str, tuple[str, ...]]:
-        if self.client is None:
+        if self.client is None or not self._pool_readable:
             return {}
         try:
             return holders_by_gpu(self.client.pool(), self.node)
+        except PoolForbidden as e:
+            # An agent token needs only custom:gpupool:agent; reading allocations
+            # also needs custom:gpupool:use. Say so once, then stop asking.
+            self._pool_readable = False
+            log.warning("cannot read the pool's allocations (%s); attributing GPU processes by their environment only", e)
         except PoolError as e:
             # Attribution by allocation is a help, not a need: report anyway.
             log.warning("could not read the pool's allocations (%s); attributing processes by environment only", e)
-            return {}
+        return {}
 
     def collect(self) -> dict:
         """This node's readings as the service's ``api/nodes/{name}/readings`` takes them."""

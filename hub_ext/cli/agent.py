@@ -11,7 +11,7 @@ import sys
 import threading
 
 from ..agent import DEFAULT_INTERVAL_S, NodeAgent
-from ..client import PoolClient, PoolError
+from ..client import PoolClient, PoolError, PoolForbidden
 from ..gpus import BACKENDS, GpuBackendUnavailable, GpuInfo, open_backend
 from ..gpus.simulated import ScriptError
 
@@ -46,7 +46,14 @@ def _declared_gpus(client: PoolClient | None, node: str) -> tuple[GpuInfo, ...] 
     """The cards the service declares for ``node``, so a simulated script need not repeat them."""
     if client is None:
         return None
-    pool = client.pool()
+    try:
+        pool = client.pool()
+    except PoolForbidden:
+        logging.getLogger("gpupool.agent").warning(
+            "this token cannot read the pool (it needs custom:gpupool:use besides custom:gpupool:agent): "
+            "the GPU script must declare the node's GPUs itself"
+        )
+        return None
     gpus = [g for n in pool.get("nodes") or () if n.get("name") == node for g in n.get("gpus") or ()]
     gpus += [g for g in pool.get("gpus") or () if g.get("node") == node]
     if not gpus:

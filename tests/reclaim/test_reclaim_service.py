@@ -1,0 +1,189 @@
+"""Idle reclaim through the real service: a real hub, the gpupool service, readings over HTTP.
+
+Each test uses its own node (asked for by GPU model) so readings of one test
+never touch another's GPUs. The policy is shortened to seconds: warn after
+2 s idle, reclaim 4 s later; readings older than 2 s are missing data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.hub import start_hub
+
+REPO = Path(__file__).resolve().parents[2]
+LIMIT, GRACE, STALE = 2.0, 4.0, 2.0
+QUICK_RECLAIM = f"""
+c.IdleReclaim.idle_limit_seconds = {LIMIT}
+c.IdleReclaim.grace_seconds = {GRACE}
+c.IdleReclaim.stale_after_seconds = {STALE}
+c.IdleReclaim.mode = "immediate"
+c.Inventory.idle_threshold_percent = 5
+"""
+POOL = [
+    {"name": "quiet", "gpus": 1, "model": "P100", "memory_mib": 16384},
+    {"name": "control", "gpus": 1, "model": "K80", "memory_mib": 12288},
+    {"name": "mixed", "gpus": 3, "model": "V100", "memory_mib": 32768},
+    {"name": "agentnode", "gpus": 2, "model": "T4", "memory_mib": 16384},
+]
+TEAMS = {"vision": {"quota": 8}, "nlp": {"quota": 8}}
+USERS = {"alice": ["vision"], "bob": ["vision"], "carol": ["nlp"], "erin": ["nlp"], "ada": []}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    hub = start_hub(tmp_path_factory.mktemp("reclaimhub"), pool=POOL, teams=TEAMS, users=USERS, admins=("ada",), service_config=QUICK_RECLAIM)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def admin(hub):
+    client = hub.client(token=hub.spawner_token)
+    yield client
+    for w in client.workloads()["workloads"]:
+        if w["state"] in ("pending", "running", "stopping"):
+            client.cancel(w["id"])
+
+
+def wait_for(predicate, timeout, what, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Reporter:
+    """Plays a node agent: reports ``utilization[uuid]`` for a node every half second until stopped."""
+
+    def __init__(self, hub, node: str, utilization: dict[str, float | None], model: str):
+        self.client = hub.client(token=hub.agent_token)
+        self.node, self.utilization, self.model = node, utilization, model
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            gpus = [{"index": i, "uuid": u, "model": self.model, "utilization": util, "memory_used_mib": 0}
+                    for i, (u, util) in enumerate(sorted(self.utilization.items()))]
+            self.client.report_readings(self.node, gpus)
+            self._stop.wait(0.5)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def kinds(client, workload_id) -> list[str]:
+    return [e["kind"] for e in client.events(workload_id=workload_id)["events"]]
+
+
+def uuids(workload) -> list[str]:
+    return [s["gpu_uuid"] for s in workload["allocation"]["shares"]]
+
+
+def node_uuids(client, node) -> list[str]:
+    return [g["uuid"] for n in client.pool()["nodes"] if n["name"] == node for g in n["gpus"]]
+
+
+def test_nothing_happens_to_a_session_when_the_agent_stops_reporting(hub, admin):
+    quiet = admin.submit(user="erin", kind="session", name="quiet", gpus=1, gpu_model="P100")
+    control = admin.submit(user="carol", kind="session", name="control", gpus=1, gpu_model="K80")
+    assert quiet["state"] == control["state"] == "running"
+    with Reporter(hub, "control", {uuids(control)[0]: 0.0}, "K80"):
+        with Reporter(hub, "quiet", {uuids(quiet)[0]: 0.0}, "P100") as quiet_agent:
+            wait_for(lambda: "warned" in kinds(admin, quiet["id"]), 30, "the quiet session's warning")
+            quiet_agent.stop()  # the node's agent dies after the warning
+        stopped_at = time.monotonic()
+        # The control session, idle and reported, is reclaimed in the meantime: the wait was long enough.
+        wait_for(lambda: "reclaimed" in kinds(admin, control["id"]), 30, "the reported idle session to be reclaimed")
+        while time.monotonic() - stopped_at < GRACE + STALE + 2:
+            time.sleep(0.3)
+    after = admin.workload(quiet["id"])
+    assert "reclaimed" not in kinds(admin, quiet["id"])
+    assert after["state"] == "running" and uuids(after) == uuids(quiet)
+    assert after["idle_seconds"] is None  # no recent reading: not idle, unknown
+    gpu = next(g for n in admin.pool()["nodes"] if n["name"] == "quiet" for g in n["gpus"])
+    assert gpu["idle_seconds"] is None
+
+
+def test_busy_sessions_and_one_idle_on_one_of_two_gpus_are_never_warned(hub, admin):
+    busy = admin.submit(user="alice", kind="session", name="busy", gpus=1, gpu_model="V100")
+    half = admin.submit(user="bob", kind="session", name="half", gpus=2, gpu_model="V100")
+    control = admin.submit(user="carol", kind="session", name="control", gpus=1, gpu_model="K80")
+    readings = {uuids(busy)[0]: 60.0, uuids(half)[0]: 0.0, uuids(half)[1]: 40.0}
+    started = time.monotonic()
+    with Reporter(hub, "mixed", readings, "V100"), Reporter(hub, "control", {uuids(control)[0]: 0.0}, "K80"):
+        wait_for(lambda: "reclaimed" in kinds(admin, control["id"]), 30, "the idle control session to be reclaimed")
+        while time.monotonic() - started < LIMIT + GRACE + 2:
+            time.sleep(0.3)
+        for w in (busy, half):
+            assert not {"warned", "reclaimed"} & set(kinds(admin, w["id"])), kinds(admin, w["id"])
+            assert admin.workload(w["id"])["state"] == "running"
+        assert admin.workload(busy["id"])["idle_seconds"] == 0.0
+
+
+def test_the_agent_reports_and_an_idle_sessions_gpu_goes_to_the_waiting_user(hub, admin, tmp_path):
+    idle = admin.submit(user="alice", kind="session", name="idle", gpus=1, gpu_model="T4")
+    busy = admin.submit(user="carol", kind="session", name="busy", gpus=1, gpu_model="T4")
+    waiting = admin.submit(user="bob", kind="session", name="waiting", gpus=1, gpu_model="T4")
+    assert (idle["state"], busy["state"], waiting["state"]) == ("running", "running", "pending")
+    script = tmp_path / "t4.json"
+    # The agent's token has only the agent scope, so the script declares the node's cards
+    # (a declared count gives the same UUIDs the service gives them).
+    cards = [{"model": "T4", "memory_mib": 16384}] * 2
+    script.write_text(json.dumps({"gpus": cards, "utilization": {uuids(idle)[0]: [[0, 0]], uuids(busy)[0]: [[0, 85]]}}))
+    env = dict(os.environ, GPUPOOL_URL=hub.service_url, GPUPOOL_TOKEN=hub.agent_token, PYTHONPATH=str(REPO))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "hub_ext.cli.main", "agent", "--backend", "simulated", "--script", str(script), "--node", "agentnode", "--interval", "0.5"],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for(lambda: "reclaimed" in kinds(admin, idle["id"]), 40, "the idle session to be reclaimed")
+        events = kinds(admin, idle["id"])
+        assert events.index("warned") < events.index("reclaimed")
+        got = wait_for(lambda: (w := admin.workload(waiting["id"]))["state"] == "running" and w, 30, "the waiting session to start")
+        assert uuids(got) == uuids(idle)
+        assert admin.workload(idle["id"])["allocation"] is None
+        assert not {"warned", "reclaimed"} & set(kinds(admin, busy["id"]))
+        # The user is told why, in words, in their own event log.
+        mine = hub.client("alice").events(workload_id=idle["id"])["events"]
+        reclaimed = next(e for e in mine if e["kind"] == "reclaimed")
+        assert "idle" in reclaimed["message"] and "GPU" in reclaimed["message"]
+    finally:
+        agent.terminate()  # SIGTERM, as the hub, systemd or the kubelet stop it
+        out, _ = agent.communicate(timeout=10)
+        print(out)  # shown by pytest when the test fails
+    assert agent.returncode == 0, out
+
+
+def test_idle_time_per_gpu_and_per_session_in_the_pool_api_and_metrics(hub, admin):
+    idle = admin.submit(user="erin", kind="session", name="measured", gpus=1, gpu_model="P100")
+    uuid = uuids(idle)[0]
+    with Reporter(hub, "quiet", {uuid: 0.0}, "P100"):
+        wait_for(lambda: (admin.workload(idle["id"])["idle_seconds"] or 0) >= 1, 20, "idle time to show")
+        gpu = next(g for n in admin.pool()["nodes"] if n["name"] == "quiet" for g in n["gpus"])
+        assert gpu["idle_seconds"] >= 1 and gpu["utilization"] == 0.0
+        text = admin.metrics()
+    lines = [line for line in text.splitlines() if line.startswith("gpupool_workload_idle_seconds{") and f'workload="{idle["id"]}"' in line]
+    assert lines and float(lines[0].rsplit(" ", 1)[1]) >= 1
+    assert any(line.startswith("gpupool_gpu_idle_seconds{") and uuid in line for line in text.splitlines())
