@@ -488,7 +488,7 @@ class PoolAllocationMixin(LoggingConfigurable):
             str(s.get("gpu_uuid")) if real.get(s.get("gpu_uuid")) else str(s.get("index")) for s in shares
         )
         total = sum(float(s.get("fraction") or 1.0) for s in shares)
-        env["GPUPOOL_GPUS"] = fraction_text(total) if total < 1 else str(int(round(total)))
+        env["GPUPOOL_GPUS"] = f"{total:g}" if total < 1 else str(int(round(total)))
         env["GPUPOOL_NODES"] = ",".join(dict.fromkeys(str(s.get("node")) for s in shares))
         if len(shares) == 1 and float(shares[0].get("fraction") or 1.0) < 1:
             share = shares[0]

@@ -39,6 +39,7 @@ def test_real_gpus_are_named_by_uuid_so_a_reordered_bus_cannot_swap_cards():
 def test_a_fraction_records_its_share_and_gets_mps_limits_only_where_mps_runs():
     plain = spawner_holding([share(1, 0.25, memory=4096)]).allocation_env()
     assert plain["GPUPOOL_GPU_FRACTION"] == "0.25" and plain["GPUPOOL_GPU_MEMORY_MIB"] == "4096"
+    assert plain["GPUPOOL_GPUS"] == "0.25"  # a number frameworks and scripts can read
     assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in plain
     mps = spawner_holding([share(1, 0.25, memory=4096)], mps_enabled=True, mps_pipe_directory="/run/mps").allocation_env()
     assert mps["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "25"
