@@ -87,11 +87,12 @@ def choice_states(
         elif now:
             states.append(ChoiceState(choice, label, f"free now; {waiting} request(s) already queued may go first", True, True))
         else:
-            why = (
-                f"would queue: at most {most_free_on_a_node} free on one node"
-                if need_whole
-                else "would queue: no card has that share free"
-            )
+            if not need_whole:
+                why = "would queue: no card has that share free"
+            elif most_free_on_a_node == 0:
+                why = "would queue: no GPU is free now"
+            else:
+                why = f"would queue: at most {most_free_on_a_node} free on one node"
             if waiting:
                 why += f", {waiting} request(s) queued"
             states.append(ChoiceState(choice, label, why, False, True))
