@@ -222,6 +222,13 @@ class Scheduler:
     def set_config(self, config: SchedulerConfig) -> None:
         self.config = config
 
+    def set_pool(self, pool: Pool) -> None:
+        """Nodes were added, removed or marked (un)schedulable: re-index capacity."""
+        self.pool = pool
+        self.capacity = Capacity(pool, [sh for r in self.running.values() for sh in r.allocation.shares])
+        for w in list(self.pending.values()) + [r.workload for r in self.running.values()]:
+            self.capacity.view(view_key(w))
+
     def apply(self, decisions: Decisions) -> None:
         """Apply decisions in the contract's order, as a caller would."""
         for p in decisions.preemptions:

@@ -65,6 +65,21 @@ def random_workload(rng: random.Random, i: int, names: list[str], now: float) ->
     )
 
 
+def test_pool_changes_are_reindexed():
+    from hub_ext.scheduler import Node, Pool
+
+    from .helpers import job, running
+
+    p = pool(("a", 8), ("b", 8))
+    live = Scheduler(p, teams(("t", 16)))
+    live.started(job("r", "t", 4), running(job("r", "t", 4), "a/0", "a/1", "a/2", "a/3").allocation)
+    live.submit(job("w", "t", 8, at=1))
+    live.set_pool(Pool((p.nodes[0], Node("b", p.nodes[1].gpus, schedulable=False))))
+    d = live.cycle(10.0)
+    assert d.starts == () and "largest free block is 4" in d.pending[0].reason
+    assert d == schedule(live.snapshot(10.0))
+
+
 def run_world(seed: int, config: SchedulerConfig, cycles: int = 12):
     rng = random.Random(seed)
     p, t = random_world(rng)
@@ -89,6 +104,15 @@ def run_world(seed: int, config: SchedulerConfig, cycles: int = 12):
             victim = by_id[pr.workload_id].workload
             assert victim.preemptible
             assert usage[victim.team] > t.get(victim.team, _zero).quota + EPSILON, "preempted work within its team's quota"
+        # Only work beyond a quota is preempted: a team loses at most the one
+        # workload that straddles its quota below it, never work well within it.
+        lost: dict[str, list[float]] = {}
+        for pr in d.preemptions:
+            r = by_id[pr.workload_id]
+            lost.setdefault(r.workload.team, []).append(r.allocation.gpus)
+        for team, sizes in lost.items():
+            quota = t.get(team, _zero).quota
+            assert usage[team] - sum(sizes) > quota - max(sizes) - EPSILON, f"team {team} preempted below its quota"
         pending_ids = {w.id for w in snapshot.pending}
         assert {s.workload_id for s in d.starts} <= pending_ids
         snapshot = apply(snapshot, d)
