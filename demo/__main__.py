@@ -82,7 +82,7 @@ def banner(settings: DemoSettings, url: str, pool_note: str) -> str:
             "",
             f"  users:    {users}",
             f"  password: {settings.user_password}",
-            f"  admin:    {settings.admin_user}  password: {settings.admin_password}",
+            f"  admin:    {settings.admin_user} (both teams, administers the pool)  password: {settings.admin_password}",
             f"  pool:     {pool_note}",
             "",
             "  In JupyterLab's terminal:  gpupool submit --gpus 1 -- python examples/train.py",

@@ -51,7 +51,8 @@ c.SharedPasswordAuthenticator.admin_password = env["GPUPOOL_DEMO_ADMIN_PASSWORD"
 c.Authenticator.admin_users = {DEMO_ADMIN}
 c.Authenticator.allowed_users = set(users)
 # A team is a JupyterHub group of the same name (the service's Teams.groups_are_teams).
-c.JupyterHub.load_groups = {team: {"users": members} for team, members in DEMO_TEAMS.items()}
+# The admin is in both teams, so their spawn form shows the team choice.
+c.JupyterHub.load_groups = {team: {"users": members + [DEMO_ADMIN]} for team, members in DEMO_TEAMS.items()}
 
 # ---------------------------------------------------------------- the pool service
 service_url = f"http://127.0.0.1:{service_port}"

@@ -77,14 +77,16 @@ def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tm
     try:
         url = re.search(r"demo is up:\s+(\S+)", banner).group(1)
         password = re.search(r"  password: (\S+)", banner).group(1)
-        admin_password = re.search(r"admin:\s+admin\s+password: (\S+)", banner).group(1)
+        admin_password = re.search(r"admin:\s+admin .*password: (\S+)", banner).group(1)
         assert url.startswith("http://127.0.0.1:")
         assert "alice (vision)" in banner and "carol (nlp)" in banner
 
         s = login(url, "alice", password)
         form = s.get(url + "hub/spawn", timeout=30).text
         assert "24 GPUs free now (simulated pool" in form or "of 24 GPUs free now" in form
-        login(url, "admin", admin_password)
+        admin_form = login(url, "admin", admin_password).get(url + "hub/spawn", timeout=30).text
+        assert re.search(r'<select[^>]*name="team"', admin_form)  # in both teams: asked which one
+        assert '<option value="nlp">' in admin_form and '<option value="vision">' in admin_form
 
         settings = json.loads((state / "settings.json").read_text())
         admin = PoolClient(url + "services/gpupool/", settings["spawner_token"])
