@@ -268,6 +268,7 @@ class PoolAllocationMixin(LoggingConfigurable):
         request = self.requested_gpus()
         self.gpu_request = request
         if not request.gpus:
+            self._emit_progress("Starting the server (no GPU)", PROGRESS_STARTING)
             return
         client = self._pool_client()
         spec = {
