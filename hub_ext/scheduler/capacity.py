@@ -192,6 +192,11 @@ class Capacity:
                 if d:
                     key = (v, n)
                     moves[key] = moves.get(key, 0) + d
+        self._move(moves)
+
+    @staticmethod
+    def _move(moves: dict) -> None:
+        """Move each (view, node) to the bucket of its new untouched-card count."""
         for (v, n), d in moves.items():
             if not d:
                 continue
@@ -221,11 +226,22 @@ class Capacity:
         self._apply(((g, self.free_frac[g] + frac, self.free_mem[g] + mem),))
 
     def take_cards(self, gids) -> None:
-        """Take whole untouched cards (a gang) in one batch."""
-        if self.saved is not None:
-            for g in gids:
-                self._remember(g)
-        self._apply([(g, 0.0, 0.0) for g in gids])
+        """Take whole untouched cards (what place_whole returns) in one batch."""
+        saved = self.saved
+        ff, fm = self.free_frac, self.free_mem
+        gnode, gclass, sched, cviews = self.gpu_node, self.gpu_class, self.schedulable, self.class_views
+        moves: dict = {}
+        for g in gids:
+            if saved is not None and g not in saved:
+                saved[g] = (ff[g], fm[g])
+            ff[g] = 0.0
+            fm[g] = 0.0
+            n = gnode[g]
+            if sched[n]:
+                for v in cviews[gclass[g]]:
+                    key = (v, n)
+                    moves[key] = moves.get(key, 0) - 1
+        self._move(moves)
 
     def begin(self) -> None:
         """Start remembering changes, so that ``rollback`` can undo them."""

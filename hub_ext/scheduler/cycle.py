@@ -157,7 +157,8 @@ class Cycle:
             shares = (GpuShare(cap.node_names[cap.gpu_node[g]], cap.gpu_uuid[g], w.gpus, int(round(mem))),)
         else:
             cap.take_cards(placed)
-            shares = tuple([cap.whole_share(g) for g in placed])
+            cached = cap._whole_shares
+            shares = tuple([cached[g] or cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
         self.started.add(w.id)
         self._entitled = None
@@ -301,8 +302,9 @@ class Cycle:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip={w.id for w in self.starving_first})
+        everything = self.cap.view((None, None))
         while True:
-            if self.nothing_can_start():
+            if not (everything.free_total or everything.partial) and self.nothing_can_start():
                 return
             pick = cur.next()
             if pick is None:
