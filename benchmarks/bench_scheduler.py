@@ -35,7 +35,6 @@ from hub_ext.scheduler import (  # noqa: E402
     Pool,
     Scheduler,
     SchedulerConfig,
-    Snapshot,
     Team,
     Workload,
     WorkloadKind,

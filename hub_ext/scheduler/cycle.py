@@ -37,6 +37,11 @@ from .reasons import EndState, LazyPending
 
 
 class Cycle:
+    """The working state of one cycle: usage as decided so far, the starts,
+    preemptions and resizes made, reservations, and memos of what did not fit
+    (a gang of 8 that found no block stops the search for larger gangs until
+    GPUs are freed)."""
+
     def __init__(self, st, now: float):
         self.st = st
         self.now = now

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import apply, check_invariants, job, pool, reason, running, schedule, session, snap, teams
+from .helpers import apply, check_invariants, pool, reason, running, schedule, session, snap, teams
 
 T = teams(("vision", 4))
 
