@@ -142,6 +142,7 @@ def lab_hub(tmp_path_factory, installed_extension):
         service_config=LAB_SERVICE_CONFIG,
         pool=LAB_POOL,
         teams=LAB_TEAMS,
+        timeout=240,  # the machine may be busy with other test runs
     )
     yield hub
     # Stop users' servers through the hub first, so no JupyterLab outlives the test.

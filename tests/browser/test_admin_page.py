@@ -28,7 +28,7 @@ c.JupyterHub.template_paths = [gpupool_pages.HUB_TEMPLATES]
 
 @pytest.fixture(scope="module")
 def admin_hub(tmp_path_factory):
-    hub = start_hub(tmp_path_factory.mktemp("adminhub"), extra_config=NAV_CONFIG)
+    hub = start_hub(tmp_path_factory.mktemp("adminhub"), extra_config=NAV_CONFIG, timeout=240)
     yield hub
     hub.stop()
 

@@ -26,7 +26,7 @@ def alice_lab(browser, lab_hub):
     page.goto(lab_hub.url + "hub/spawn")
     page.check('input[name="gpus"][value="1"]')
     page.click('#spawn_form button[type="submit"]')
-    page.wait_for_url("**/user/alice/lab**", timeout=180_000)
+    page.wait_for_url("**/user/alice/lab**", timeout=300_000)
     page.wait_for_selector(".jp-LabShell", timeout=SLOW)
     page.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
     expect(page.locator("#gpupool-panel")).to_be_visible()
@@ -143,7 +143,7 @@ def test_refusals_are_shown_in_the_services_words(alice_lab):
     expect(job_row(page, "needs-h100")).to_have_count(0)
 
 
-def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub):
+def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub, screenshot):
     from hub_ext.service.app import GpuPoolService
     from hub_ext.service.reclaim import IdleReclaim
 
@@ -166,6 +166,8 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub):
     expect(warning).to_contain_text("Idle GPUs will be reclaimed")
     expect(warning).to_contain_text("go back to the pool")
     expect(page.locator('#gpupool-panel .gp-Events li[data-kind="warned"]').first).to_be_visible()
+    dismiss_news_toast(page, 1000)
+    screenshot(page.locator("#gpupool-panel"), "lab-panel-warning")
 
     # Busy again: the service withdraws the warning and the panel drops it.
     busy = dict(reading, utilization=85)
