@@ -64,6 +64,9 @@ WARNED, WARNING_WITHDRAWN, RECLAIMED, FLAGGED, FLAG_WITHDRAWN, RECLAIM_FAILED = 
     "warned", "warning-withdrawn", "reclaimed", "flagged", "flag-withdrawn", "reclaim-failed",
 )
 
+# A session being reclaimed: "stopping", with this reason, until its server is gone.
+RECLAIMING_REASON = "being reclaimed: "
+
 # traitlet name -> IdlePolicy field: what a team may override.
 TEAM_SETTINGS = {
     "enabled": "enabled",
@@ -264,7 +267,12 @@ class IdleReclaim(LoggingConfigurable):
         help="How long to wait for the hub to stop a reclaimed session's server before giving its GPUs back anyway.",
     ).tag(config=True)
 
-    retry_seconds = Float(60.0, help="Seconds before a reclaim the hub refused is tried again.").tag(config=True)
+    retry_seconds = Float(
+        300.0,
+        help="""Seconds before a reclaim the hub refused (e.g. the service lacks the admin:servers
+        scope) is tried again. The session keeps running meanwhile; admins see one
+        "reclaim-failed" event.""",
+    ).tag(config=True)
 
     def __init__(self, store: Store, threshold_percent: float = 1.0, on_change: Callable[[], None] | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -275,7 +283,9 @@ class IdleReclaim(LoggingConfigurable):
         self._states: dict[str, ReclaimState] | None = None  # loaded from the event log on the first cycle
         self._in_flight: dict[str, asyncio.Task] = {}
         self._give_back: set[str] = set()  # stopped (or serverless) sessions whose GPUs go back next cycle
+        self._reclaiming: dict[str, tuple[str, dict]] = {}  # session -> the "reclaimed" event to record once it is stopped
         self._retry_at: dict[str, float] = {}
+        self._reported_failures: set[str] = set()
         self.idle_by_workload: dict[str, float | None] = {}
 
     def _build_settings(self) -> PolicySettings:
@@ -345,10 +355,14 @@ class IdleReclaim(LoggingConfigurable):
             return actions
         seqs = [int(wid[2:]) for wid in self._give_back]
         for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.seq.in_(seqs))):
+            message, details = self._reclaiming.pop(w.id, ("GPUs idle: the session was stopped and its GPUs went back to the pool", {}))
             if w.state == "stopping":
                 release(w, actions)
                 w.state = "cancelled"
                 w.finished_at = now
+            # (When the spawner gave the GPUs back first, the session is already cancelled.)
+            w.reason = "reclaimed: " + message
+            events.record(db, RECLAIMED, message, w, details=details, at=now)
         self._give_back.clear()
         return actions
 
@@ -394,21 +408,24 @@ class IdleReclaim(LoggingConfigurable):
 
         todo = []
         for r in d.reclaims:
+            if self._retry_at.get(r.workload_id, 0) > now:
+                continue  # the hub refused a moment ago: try again after retry_seconds
             w = by_id[r.workload_id]
             what = "stopped (your files are kept)" if r.action == "stop" else "restarted without GPUs"
             message = f"{r.reason}: the session is {what} and its {r.gpus:g} GPU(s) go back to the pool"
+            # The GPUs stay held until the server is gone (the "reclaimed" event says so then):
+            # a process still on a card must not share it with the next user.
             w.state = "stopping"
-            w.reason = f"reclaimed: {r.reason}"
-            events.record(db, RECLAIMED, message, w, details={"action": r.action, "idle_seconds": round(r.idle_seconds), "gpus": r.gpus}, at=now)
-            self._states.pop(w.id, None)
+            w.reason = f"{RECLAIMING_REASON}{r.reason}"
+            self._reclaiming[w.id] = (message, {"action": r.action, "idle_seconds": round(r.idle_seconds), "gpus": r.gpus})
             todo.append(ServerAction(w.id, w.user, server_name_of(w), r.action))
 
         # Reclaims left half-done by a restart (or refused by the hub): try again.
         for w in rows:
-            if w.state == "stopping" and w.kind == "session" and w.reason and w.reason.startswith("reclaimed:") and w.id not in self._in_flight:
+            if w.state == "stopping" and w.kind == "session" and (w.reason or "").startswith(RECLAIMING_REASON) and w.id not in self._in_flight:
                 if w.id in (a.workload_id for a in todo) or self._retry_at.get(w.id, 0) > now:
                     continue
-                todo.append(ServerAction(w.id, w.user, server_name_of(w), "stop"))
+                todo.append(ServerAction(w.id, w.user, server_name_of(w), self.settings.for_team(w.team).action))
         for wid in list(self._states):
             if wid not in by_id:
                 del self._states[wid]
@@ -432,31 +449,44 @@ class IdleReclaim(LoggingConfigurable):
 
     async def _carry_out(self, a: ServerAction) -> None:
         hub = self._hub()
-        try:
-            if hub is not None and a.server is not None:
+        if hub is None or a.server is None:
+            self.log.info("reclaimed %s: no server behind it, giving its GPUs back", a.workload_id)
+        else:
+            try:
                 found = await hub.stop(a.user, a.server)
-                if found:
-                    stopped = await hub.wait_stopped(a.user, a.server, self.server_stop_timeout_seconds)
-                    if not stopped:
-                        self.log.warning("%s's server %r did not stop within %gs; giving its GPUs back anyway", a.user, a.server, self.server_stop_timeout_seconds)
-                    if a.action == "restart_without_gpus":
-                        await hub.start(a.user, a.server, {"gpus": "0"})
-                self.log.info("reclaimed %s: %s's server %r %s", a.workload_id, a.user, a.server,
-                              ("restarted without GPUs" if a.action == "restart_without_gpus" else "stopped") if found else "was not running")
-            else:
-                self.log.info("reclaimed %s: no server behind it, giving its GPUs back", a.workload_id)
-        except HubError as e:
-            self.log.error("could not reclaim %s: %s (trying again in %gs)", a.workload_id, e, self.retry_seconds)
-            self._retry_at[a.workload_id] = time.time() + self.retry_seconds
-            with self.store.write() as db:
-                w = db.get(WorkloadRow, int(a.workload_id[2:]))
-                if w is not None:
-                    events.record(db, RECLAIM_FAILED, f"could not stop the session's server: {e}", w)
-            return
+                if found and not await hub.wait_stopped(a.user, a.server, self.server_stop_timeout_seconds):
+                    self.log.warning("%s's server %r did not stop within %gs; giving its GPUs back anyway", a.user, a.server, self.server_stop_timeout_seconds)
+            except HubError as e:
+                # The server still runs on its GPUs: they cannot go to anyone else.
+                self._failed(a, f"could not stop the session's server: {e}", still_running=True)
+                return
+            if found and a.action == "restart_without_gpus":
+                try:
+                    await hub.start(a.user, a.server, {"gpus": "0"})
+                except HubError as e:
+                    self._failed(a, f"stopped the session's server but could not restart it without GPUs: {e}", still_running=False)
+            self.log.info("reclaimed %s: %s's server %r %s", a.workload_id, a.user, a.server,
+                          ("restarted without GPUs" if a.action == "restart_without_gpus" else "stopped") if found else "was not running")
         self._retry_at.pop(a.workload_id, None)
         self._give_back.add(a.workload_id)
         if self.on_change:
             self.on_change()
+
+    def _failed(self, a: ServerAction, message: str, still_running: bool) -> None:
+        """Tell admins once; a session whose server still runs goes back to running and is retried later."""
+        self.log.error("reclaim of %s: %s", a.workload_id, message)
+        with self.store.write() as db:
+            w = db.get(WorkloadRow, int(a.workload_id[2:]))
+            if w is None:
+                return
+            if still_running and w.state == "stopping":
+                self._reclaiming.pop(w.id, None)
+                w.state = "running"
+                w.reason = f"idle, but the reclaim failed (retrying every {self.retry_seconds:g}s): {message}"
+                self._retry_at[a.workload_id] = time.time() + self.retry_seconds
+            if a.workload_id not in self._reported_failures:
+                self._reported_failures.add(a.workload_id)
+                events.record(db, RECLAIM_FAILED, message, w)
 
     async def close(self) -> None:
         for task in list(self._in_flight.values()):

@@ -25,7 +25,7 @@ c.IdleReclaim.team_overrides = {"nlp": {"action": "restart_without_gpus"}}
 SERVICE_MAY_STOP_SERVERS = """
 for _role in c.JupyterHub.load_roles:
     if _role["name"] == "gpupool-service":
-        _role["scopes"] = _role["scopes"] + ["admin:servers", "read:servers"]
+        _role["scopes"] = sorted(set(_role["scopes"]) | {"admin:servers", "read:servers"})
 """
 
 

@@ -38,9 +38,21 @@ TEAMS = {"vision": {"quota": 8}, "nlp": {"quota": 8}}
 USERS = {"alice": ["vision"], "bob": ["vision"], "carol": ["nlp"], "erin": ["nlp"], "ada": []}
 
 
+# This hub's service may not stop users' servers (as when an admin forgot the scopes):
+# a reclaim of a session named like a server must fail visibly and keep the session.
+SERVICE_MAY_NOT_STOP_SERVERS = """
+for _role in c.JupyterHub.load_roles:
+    if _role["name"] == "gpupool-service":
+        _role["scopes"] = [s for s in _role["scopes"] if s not in ("admin:servers", "servers")]
+"""
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    hub = start_hub(tmp_path_factory.mktemp("reclaimhub"), pool=POOL, teams=TEAMS, users=USERS, admins=("ada",), service_config=QUICK_RECLAIM)
+    hub = start_hub(
+        tmp_path_factory.mktemp("reclaimhub"), pool=POOL, teams=TEAMS, users=USERS, admins=("ada",),
+        service_config=QUICK_RECLAIM + "c.IdleReclaim.retry_seconds = 3\n", extra_config=SERVICE_MAY_NOT_STOP_SERVERS,
+    )
     yield hub
     hub.stop()
 
@@ -136,3 +148,18 @@ def test_idle_time_per_gpu_and_per_session_in_the_pool_api_and_metrics(hub, admi
     lines = [line for line in text.splitlines() if line.startswith("gpupool_workload_idle_seconds{") and f'workload="{idle["id"]}"' in line]
     assert lines and float(lines[0].rsplit(" ", 1)[1]) >= 1
     assert any(line.startswith("gpupool_gpu_idle_seconds{") and uuid in line for line in text.splitlines())
+
+
+def test_a_reclaim_the_hub_refuses_keeps_the_session_running_and_tells_admins_once(hub, admin):
+    # Named as the spawners name a default server's session: the service asks the hub to stop it.
+    session = admin.submit(user="alice", kind="session", name="notebook", gpus=1, gpu_model="K80")
+    waiting = admin.submit(user="bob", kind="session", name="waiting", gpus=1, gpu_model="K80")
+    assert (session["state"], waiting["state"]) == ("running", "pending")
+    with Reporter(hub, "control", {uuids(session)[0]: 0.0}, "K80"):
+        wait_for(lambda: "reclaim-failed" in kinds(admin, session["id"]), 40, "the refused reclaim to be reported")
+        time.sleep(8)  # two more retries (retry_seconds = 3) fail too
+        events = kinds(admin, session["id"])
+        now = admin.workload(session["id"])
+    assert events.count("reclaim-failed") == 1 and "reclaimed" not in events  # it never was
+    assert now["state"] == "running" and uuids(now) == uuids(session) and "reclaim failed" in now["reason"]
+    assert admin.workload(waiting["id"])["state"] == "pending"  # the GPU is still in use: nobody else gets it
