@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .base import JobLaunch, JobStatus, Runner
@@ -79,6 +79,13 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         help="Python that runs the small wrapper process around each job.",
     ).tag(config=True)
 
+    run_as_user = Bool(
+        True,
+        help="""When the service runs as root and a job's user has a system account, run the job as
+        that account (its uid, groups, HOME), in its home unless the job names a workdir. Otherwise
+        (the demo, tests, users with no system account) jobs run as the service's own account.""",
+    ).tag(config=True)
+
     def __init__(self, state_dir: str = ".gpupool", **kwargs):
         super().__init__(**kwargs)
         self.jobs_dir = self.jobs_dir or os.path.join(state_dir, "jobs")
@@ -86,6 +93,17 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         os.makedirs(self.jobs_dir, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
         self._procs: dict[int, asyncio.subprocess.Process] = {}
+
+    def _account(self, user: str):
+        """The job user's system account when jobs should run as it, else None."""
+        if not self.run_as_user or os.geteuid() != 0:
+            return None
+        import pwd
+
+        try:
+            return pwd.getpwnam(user)
+        except KeyError:
+            return None
 
     def log_path_for(self, workload_id: str) -> str:
         return os.path.abspath(os.path.join(self.log_dir, f"{workload_id}.log"))
@@ -120,6 +138,15 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         env.update(launch.env)
         indices = next(iter(launch.gpus_by_node.values()), ())
         env["CUDA_VISIBLE_DEVICES"] = ",".join(indices)
+        account = self._account(launch.user)
+        workdir = launch.workdir
+        as_user: list[str] = []
+        if account is not None:
+            # The wrapper stays the service's (it writes the job's bookkeeping in the service's
+            # folders); only the job itself becomes the user.
+            as_user = ["--as-user", account.pw_name]
+            env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+            workdir = workdir or account.pw_dir
         log_path = launch.log_path or self.log_path_for(launch.workload_id)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         with open(log_path, "ab") as log:
@@ -131,12 +158,13 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
                 "-m",
                 "hub_ext.service.runners.local_wrapper",
                 os.path.join(folder, "exit"),
+                *as_user,
                 "--",
                 *launch.command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                cwd=launch.workdir or None,
+                cwd=workdir or None,
                 env=env,
                 start_new_session=True,
             )

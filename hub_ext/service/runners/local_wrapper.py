@@ -1,4 +1,4 @@
-"""Runs one job command and records how it ended: ``python -m hub_ext.service.runners.local_wrapper EXIT_FILE -- CMD...``.
+"""Runs one job command and records how it ended: ``python -m hub_ext.service.runners.local_wrapper EXIT_FILE [--as-user NAME] -- CMD...``.
 
 The service may die (kill -9 included) while a job runs; the job must not.
 This small parent outlives the service, passes SIGTERM/SIGINT on to the job
@@ -15,15 +15,24 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    as_user = None
+    if len(argv) >= 3 and argv[1] == "--as-user":
+        as_user, argv = argv[2], [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: local_wrapper EXIT_FILE -- CMD [ARGS...]", file=sys.stderr)
+        print("usage: local_wrapper EXIT_FILE [--as-user NAME] -- CMD [ARGS...]", file=sys.stderr)
         return 2
     exit_file, command = argv[0], argv[2:]
+    account = {}
+    if as_user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(as_user)
+        account = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(entry.pw_name, entry.pw_gid)}
     # Written first thing, so a service killed before it saved the handle can still find the job.
     with open(os.path.join(os.path.dirname(exit_file), "pid"), "w") as f:
         f.write(str(os.getpid()))
     try:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, **account)
     except OSError as e:
         print(f"gpupool: cannot run {command[0]!r}: {e}", file=sys.stderr, flush=True)
         code = 127
