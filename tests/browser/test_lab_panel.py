@@ -170,9 +170,13 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub, screenshot)
     screenshot(page.locator("#gpupool-panel"), "lab-panel-warning")
 
     # Busy again: the service withdraws the warning and the panel drops it.
+    expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · 0%")
+
+    # Busy again: the service withdraws the warning, the panel drops it, the status bar says how busy.
     busy = dict(reading, utilization=85)
     agent.report_readings(share["node"], [busy])
     expect(warning).to_have_count(0, timeout=SLOW)
+    expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · 85%", timeout=SLOW)
 
 
 def test_lab_outside_the_pool_says_so_in_plain_words(browser, installed_extension, tmp_path):
@@ -218,3 +222,26 @@ def test_lab_outside_the_pool_says_so_in_plain_words(browser, installed_extensio
     finally:
         lab.terminate()
         lab.wait(30)
+
+
+def test_the_lab_server_acts_only_as_its_user(alice_lab, lab_hub):
+    """alice's server forwards with her own token: it cannot stop bob's job, even when asked directly."""
+    hub = lab_hub
+    bob_job = hub.client("bob").submit(name="bob-private", kind="job", command=["sleep", "900"], gpus=1)
+    try:
+        status, body = alice_lab.evaluate(
+            """async (id) => {
+                const xsrf = (document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || '';
+                const r = await fetch(`${location.pathname.split('/lab')[0]}/gpupool/api/workloads/${id}`,
+                                      {method: 'DELETE', headers: {'X-XSRFToken': decodeURIComponent(xsrf)}});
+                return [r.status, await r.json()];
+            }""",
+            bob_job["id"],
+        )
+        assert status == 404, body
+        assert "of yours" in body["error"]
+        assert hub.client("bob").workload(bob_job["id"])["state"] in ("pending", "running")
+        # ...and her panel does not list it.
+        expect(alice_lab.locator(f'#gpupool-panel .gp-Row[data-workload-id="{bob_job["id"]}"]')).to_have_count(0)
+    finally:
+        hub.client("bob").cancel(bob_job["id"])
