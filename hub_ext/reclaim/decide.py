@@ -100,11 +100,12 @@ def decide(
         if not warned_this_streak:
             if idle_for >= policy.idle_limit_s:
                 reclaim_at = now + policy.grace_s if policy.mode == "immediate" else None
-                when = f"in {_minutes(policy.grace_s)}" if policy.mode == "immediate" else f"after {_minutes(policy.grace_s)}, when someone is waiting for GPUs"
                 what = "stopped (your files are kept)" if policy.action == "stop" else "restarted without GPUs"
-                warnings.append(
-                    Warn(w.id, idle_for, reclaim_at, f"GPUs idle (below {settings.idle.threshold_percent:g}%) for {_minutes(idle_for)}; the session will be {what} {when} unless they are used")
-                )
+                if policy.mode == "immediate":
+                    then = f"will be {what} in {_minutes(policy.grace_s)} unless they are used"
+                else:
+                    then = f"will be {what} if they stay unused for {_minutes(policy.grace_s)} while someone is waiting for GPUs"
+                warnings.append(Warn(w.id, idle_for, reclaim_at, f"GPUs idle (below {settings.idle.threshold_percent:g}%) for {_minutes(idle_for)}; the session {then}"))
             continue
         if now >= state.warned_at + policy.grace_s:
             due.append((idle_for, r, policy))
