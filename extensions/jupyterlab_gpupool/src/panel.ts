@@ -74,6 +74,11 @@ export class PoolPanel extends Widget {
 
   private _renderGrid(): void {
     const pool = this.model.pool;
+    const models = [...new Set((pool?.nodes ?? []).flatMap(n => n.gpus.map(g => g.model)))].sort();
+    if (models.join('\n') !== this._models.dataset.models) {
+      this._models.dataset.models = models.join('\n');
+      this._models.replaceChildren(...models.map(m => h('option', { value: m })));
+    }
     if (!pool) {
       this._grid.replaceChildren(h('p', { className: 'gp-Muted' }, this.model.error ? 'Pool not available.' : 'Loading the pool…'));
       return;
@@ -357,7 +362,7 @@ export class PoolPanel extends Widget {
     const gpus = h('input', { name: 'gpus', type: 'number', min: 0.05, step: 'any', value: 1, required: true }) as HTMLInputElement;
     const minGpus = h('input', { name: 'min_gpus', type: 'number', min: 1, step: 1, placeholder: 'min' }) as HTMLInputElement;
     const maxGpus = h('input', { name: 'max_gpus', type: 'number', min: 1, step: 1, placeholder: 'max' }) as HTMLInputElement;
-    const model = h('input', { name: 'gpu_model', type: 'text', placeholder: 'any model' }) as HTMLInputElement;
+    const model = h('input', { name: 'gpu_model', type: 'text', placeholder: 'any model', list: 'gp-gpu-models' }) as HTMLInputElement;
 
     const form = h(
       'form',
@@ -373,6 +378,7 @@ export class PoolPanel extends Widget {
       field('GPUs', gpus, 'a whole number, or a fraction below 1 to share a card'),
       h('div', { className: 'gp-Row2' }, field('Elastic: min GPUs', minGpus), field('max GPUs', maxGpus)),
       field('GPU model', model),
+      this._models,
       h('button', { type: 'submit', className: 'jp-mod-styled jp-mod-accept gp-Button', 'data-action': 'submit' }, 'Submit job')
     );
     return form;
@@ -430,4 +436,6 @@ export class PoolPanel extends Widget {
   private readonly _workloads = h('div', { className: 'gp-Workloads' });
   private readonly _events = h('ul', { className: 'gp-Events' });
   private readonly _resizeDrafts = new Map<string, string>();
+  /** The GPU models in the pool, offered in the job form. */
+  private readonly _models = h('datalist', { id: 'gp-gpu-models' });
 }
