@@ -92,9 +92,9 @@ def _installed_labextension() -> Path | None:
 @pytest.fixture(scope="session")
 def installed_extension() -> Path:
     """The extension JupyterLab will load, checked to be the build of the current sources."""
-    try:
-        import jupyterlab_gpupool  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab_gpupool") is None:
         pytest.fail(
             "jupyterlab_gpupool is not installed: .venv/bin/pip install extensions/jupyterlab_gpupool "
             "(see docs/lab-panel.md#building)"
