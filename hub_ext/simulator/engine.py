@@ -40,6 +40,8 @@ without changing this loop:
   counted under ``reclaims``, apart from the core's preemptions.
 - ``SimulationHooks``: ``on_start``/``on_stop`` are told each time a
   workload starts or stops, with the virtual time, to keep its own state.
+- ``Simulation.submit(job)``: a job that arrives now but is not in the trace
+  (a user coming back to a reclaimed session); it is queued like an arrival.
 """
 
 from __future__ import annotations
@@ -162,6 +164,14 @@ class Simulation:
     def call_at(self, t: float, fn: Callable[[Simulation], None]) -> None:
         """Run ``fn(self)`` at virtual time ``t`` (not before now), before that moment's cycle."""
         self._push(max(t, self.now), "call", fn)
+
+    def submit(self, job: TraceJob) -> None:
+        """Queue a job arriving now that is not in the trace (reported in ``jobs`` of the model that made it)."""
+        if job.id in self.jobs:
+            raise SimulationError(f"cannot submit {job.id}: a job of that id is already in the replay")
+        js = JobState(job=job, workload=self.policy.workload(job))
+        self.jobs[job.id] = js
+        self._enqueue(js)
 
     def stop_workload(self, workload_id: str, reason: str, requeue: bool = True) -> None:
         """Stop a running workload now: back to the queue (losing work since its checkpoint) or ended."""
