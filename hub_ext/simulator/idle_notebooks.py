@@ -22,9 +22,10 @@ reports side by side: GPU-hours sessions held, computed and held idle, the
 GPU-hours reclamation gave back, what users coming back waited, and what
 batch jobs gained (queueing delay, completion time, jobs finished).
 
-Uses the engine's extension point (``call_at``, ``stop_workload``,
-``SimulationHooks``); the one thing the engine lacks, a job that arrives
-during the replay (a user coming back), is ``Replay.submit`` below.
+Uses the engine's extension point: ``call_at`` (look again when a session
+may next be warned or reclaimed), ``stop_workload`` (the reclaim),
+``submit`` (the user coming back) and ``SimulationHooks`` (what sessions
+hold and compute).
 """
 
 from __future__ import annotations
@@ -155,14 +156,6 @@ def add_notebooks(trace: Trace, model: NotebookModel, until: float) -> tuple[Tra
         f"busy {model.mean_busy_fraction:.0%} of the time in bursts of {model.mean_busy_minutes:g} min; seed {model.seed})"
     ]
     return replace(trace, jobs=jobs, notes=notes), activities
-
-
-class Replay(Simulation):
-    def submit(self, job: TraceJob) -> None:
-        """A job that arrives now but is not in the trace (a user coming back to a reclaimed session)."""
-        js = JobState(job=job, workload=self.policy.workload(job))
-        self.jobs[job.id] = js
-        self._enqueue(js)
 
 
 @dataclass
@@ -339,7 +332,7 @@ def replay_with_notebooks(trace: Trace, activities: dict[str, Activity], cluster
     from .policies import make_policy
 
     hook = IdleReclaimHook(activities, settings, reclaim)
-    sim = Replay(trace, make_policy(policy_name, cluster), checkpoint_interval=checkpoint_interval, end=end, hooks=[hook])
+    sim = Simulation(trace, make_policy(policy_name, cluster), checkpoint_interval=checkpoint_interval, end=end, hooks=[hook])
     result = sim.run()
     hook.finish(sim)
     # Returns are not in the trace: add them so every session is accounted for.
