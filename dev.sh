@@ -27,7 +27,9 @@ apt_install() {
 }
 
 inputs_hash() {
-  cat pyproject.toml extensions/*/pyproject.toml extensions/*/package.json 2>/dev/null | sha256sum | cut -d' ' -f1
+  # The extension is rebuilt when its sources change, not only its manifests.
+  cat pyproject.toml extensions/*/pyproject.toml extensions/*/package.json \
+    $(find extensions/*/src extensions/*/style -type f 2>/dev/null | sort) 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
 bootstrap() {
