@@ -57,7 +57,7 @@ from ..reclaim import (
 from . import events
 from .apply import JobActions, release
 from .snapshot import allocation_model, workload_model
-from .store import EventRow, GpuRow, NodeRow, Store, WorkloadRow
+from .store import EventRow, GpuRow, NodeRow, Store, WorkloadRow, format_workload_id, parse_workload_id
 
 # Event kinds this module writes (the lab panel and the admin page show them).
 WARNED, WARNING_WITHDRAWN, RECLAIMED, FLAGGED, FLAG_WITHDRAWN, RECLAIM_FAILED = (
@@ -330,7 +330,7 @@ class IdleReclaim(LoggingConfigurable):
         )
         states: dict[str, ReclaimState] = {}
         for seq, kind, at in db.execute(latest):
-            wid = f"w-{seq}"
+            wid = format_workload_id(seq)
             s = states.get(wid, ReclaimState())
             if kind == WARNED:
                 s = ReclaimState(warned_at=at, flagged_at=s.flagged_at)
@@ -353,7 +353,7 @@ class IdleReclaim(LoggingConfigurable):
         actions = JobActions()
         if not self._give_back:
             return actions
-        seqs = [int(wid[2:]) for wid in self._give_back]
+        seqs = [parse_workload_id(wid) for wid in self._give_back]
         for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.seq.in_(seqs))):
             message, details = self._reclaiming.pop(w.id, ("GPUs idle: the session was stopped and its GPUs went back to the pool", {}))
             if w.state == "stopping":
@@ -476,7 +476,7 @@ class IdleReclaim(LoggingConfigurable):
         """Tell admins once; a session whose server still runs goes back to running and is retried later."""
         self.log.error("reclaim of %s: %s", a.workload_id, message)
         with self.store.write() as db:
-            w = db.get(WorkloadRow, int(a.workload_id[2:]))
+            w = db.get(WorkloadRow, parse_workload_id(a.workload_id))
             if w is None:
                 return
             if still_running and w.state == "stopping":
