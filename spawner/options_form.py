@@ -63,6 +63,7 @@ def choice_states(
     largest_node = max(size_by_node.values(), default=0)
     team_info = next((t for t in (teams or []) if t.get("name") == team), None)
     limit = team_info.get("limit") if team_info else None
+    team_usage = float(team_info.get("usage") or 0.0) if team_info else 0.0
     waiting = len(queue or [])
 
     states = []
@@ -82,6 +83,11 @@ def choice_states(
             states.append(ChoiceState(choice, label, f"not possible: team {team} is limited to {float(limit):g} GPUs", False, False))
             continue
         now = (most_free_on_a_node >= choice) if need_whole else (largest_free_fraction + FREE_EPSILON >= choice)
+        if limit is not None and team_usage + choice > float(limit) + FREE_EPSILON:
+            # Free cards do not help a team at its limit: it waits for its own work to end.
+            why = f"would queue: team {team} uses {team_usage:g} of its limit of {float(limit):g} GPUs"
+            states.append(ChoiceState(choice, label, why, False, True))
+            continue
         if now and waiting == 0:
             states.append(ChoiceState(choice, label, "free now", True, True))
         elif now:

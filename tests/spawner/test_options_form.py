@@ -42,6 +42,15 @@ def test_a_team_limit_rules_out_bigger_requests():
     assert "team vision is limited to 3 GPUs" in s[4].note
 
 
+def test_a_team_at_its_limit_queues_although_cards_are_free():
+    p = pool(*[gpu("a", i) for i in range(8)])
+    teams = [{"name": "vision", "quota": 2, "limit": 4, "usage": 3}]
+    s = states_by_gpus(pool=p, teams=teams, queue=[], team="vision", fractions=[0.5], max_whole=4)
+    assert s[1].startable_now and s[0.5].startable_now
+    assert not s[2].startable_now and s[2].possible
+    assert "team vision uses 3 of its limit of 4 GPUs" in s[2].note
+
+
 def test_queued_requests_are_mentioned():
     p = pool(gpu("a", 0, 1.0))
     s = states_by_gpus(pool=p, teams=[], queue=[{"id": "w-1"}, {"id": "w-2"}], team=None, fractions=[0.5], max_whole=1)
