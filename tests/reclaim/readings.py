@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from hub_ext.client import PoolUnavailable
+
 
 def wait_for(predicate, timeout, what, interval=0.2):
     deadline = time.monotonic() + timeout
@@ -30,7 +32,10 @@ class Reporter:
         while not self._stop.is_set():
             gpus = [{"index": i, "uuid": u, "model": self.model, "utilization": util, "memory_used_mib": 0}
                     for i, (u, util) in enumerate(sorted(self.utilization.items()))]
-            self.client.report_readings(self.node, gpus)
+            try:
+                self.client.report_readings(self.node, gpus)
+            except PoolUnavailable:
+                pass  # the service is restarting: try again, as the real agent does
             self._stop.wait(0.5)
 
     def __enter__(self):

@@ -8,6 +8,7 @@ never touch another's GPUs. The policy is shortened to seconds: warn after
 from __future__ import annotations
 
 import json
+import signal
 import os
 import subprocess
 import sys
@@ -163,3 +164,19 @@ def test_a_reclaim_the_hub_refuses_keeps_the_session_running_and_tells_admins_on
     assert events.count("reclaim-failed") == 1 and "reclaimed" not in events  # it never was
     assert now["state"] == "running" and uuids(now) == uuids(session) and "reclaim failed" in now["reason"]
     assert admin.workload(waiting["id"])["state"] == "pending"  # the GPU is still in use: nobody else gets it
+
+
+def test_a_restarted_service_remembers_the_warning_and_the_idle_time(hub_factory):
+    # Readings must not go stale while the service restarts, or the idle time would rightly start over.
+    config = "c.IdleReclaim.idle_limit_seconds = 2\nc.IdleReclaim.grace_seconds = 6\nc.IdleReclaim.stale_after_seconds = 60\nc.IdleReclaim.mode = 'immediate'\n"
+    hub = hub_factory(pool=[{"name": "solo", "gpus": 1, "model": "T4"}], teams={"vision": {"quota": 1}}, service_config=config)
+    admin = hub.client(token=hub.spawner_token)
+    session = admin.submit(user="alice", kind="session", name="remembered", gpus=1)
+    with Reporter(hub, "solo", {uuids(session)[0]: 0.0}, "T4"):
+        wait_for(lambda: "warned" in kinds(admin, session["id"]), 30, "the warning")
+        old = hub.service_pid()
+        os.kill(old, signal.SIGKILL)  # no chance to save anything on the way out
+        hub.wait_for_service(timeout=60, not_pid=old)
+        wait_for(lambda: "reclaimed" in kinds(admin, session["id"]), 30, "the reclaim after the restart")
+    events = kinds(admin, session["id"])
+    assert events.count("warned") == 1, events  # the new process knew of the warning
