@@ -78,12 +78,26 @@ c.JupyterHub.services = [
     },
     {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},
 ]
+if env.get("GPUPOOL_DEMO_POOL") == "nvml":
+    # Real cards: the node agent reports their utilisation, memory and processes (idle reclaim, the
+    # pool page). A simulated pool gets no agent: made-up utilisation would only mislead.
+    c.JupyterHub.services.append(
+        {
+            "name": "gpupool-agent",
+            "command": [sys.executable, "-m", "hub_ext.cli.main", "agent", "--backend", "nvml", "--url", pool_url],
+            "environment": {"PYTHONPATH": str(REPO), RUN_MARKER: run_id},
+        }
+    )
 c.JupyterHub.load_roles = [
     {"name": "gpupool-user", "groups": list(DEMO_TEAMS), "scopes": ["custom:gpupool:use", "access:services!service=gpupool"]},
     {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users"]},
 ]
+if env.get("GPUPOOL_DEMO_POOL") == "nvml":
+    c.JupyterHub.load_roles.append(
+        {"name": "gpupool-agent", "services": ["gpupool-agent"], "scopes": ["custom:gpupool:agent", "access:services!service=gpupool"]}
+    )
 
 # ---------------------------------------------------------------- notebook servers
 c.JupyterHub.spawner_class = "spawner.local.SimpleGpuLocalProcessSpawner"
