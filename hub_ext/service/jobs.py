@@ -23,6 +23,8 @@ import os
 import time
 from typing import Awaitable, Callable
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -226,9 +228,6 @@ class JobSupervisor(LoggingConfigurable):
     async def reconcile(self) -> None:
         """Make processes match the database after a start (see the module docstring)."""
         with self.store.read() as db:
-            from sqlalchemy import select
-            from sqlalchemy.orm import selectinload
-
             rows = list(
                 db.scalars(
                     select(WorkloadRow)

@@ -216,6 +216,9 @@ class Store:
         if self.dialect == "sqlite":
             _sqlite_serialised_writes(self.engine, wal=":memory:" not in url and url != "sqlite://")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Counts this process's committed writes: views computed at the same
+        # generation are still right (see api/pool.py).
+        self.generation = 0
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -233,6 +236,7 @@ class Store:
                 if self.dialect == "postgresql":
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
                 yield session
+        self.generation += 1
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (run at every start)."""
