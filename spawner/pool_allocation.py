@@ -512,10 +512,10 @@ class PoolAllocationMixin(LoggingConfigurable):
 
     async def gpu_options_form(self) -> str:
         """The spawn form: team, GPUs (none / fraction / whole) and model, with what is free now."""
-        client = self._pool_client()
         try:
+            client = self._pool_client()
             pool, teams, queue = await asyncio.gather(client.pool(), client.teams(), client.queue())
-        except PoolError as e:
+        except (PoolError, SpawnException) as e:
             self.log.warning("%s: pool service unavailable for the form: %s", self._log_name, e)
             pool, teams, queue = None, None, None
         teams = list_of(teams, "teams")

@@ -77,3 +77,17 @@ def test_form_still_works_without_the_pool_service():
                                max_whole=2, default_gpus=0, offer_models=True)
     assert "status is not available right now" in html
     assert html.count('type="radio"') == 4 and "disabled" not in html
+
+
+def test_the_spawner_still_shows_its_form_when_the_pool_is_not_configured_or_down():
+    import asyncio
+
+    from spawner.local import SimpleGpuLocalProcessSpawner
+
+    class User:
+        name = "alice"
+        groups: list = []
+
+    for url in ("", "http://127.0.0.1:9/services/gpupool/"):  # unset; nothing listening
+        html = asyncio.run(SimpleGpuLocalProcessSpawner(user=User(), pool_url=url).gpu_options_form())
+        assert "status is not available right now" in html and 'value="1"' in html
