@@ -27,6 +27,8 @@ c.IdleReclaim.idle_limit_seconds = {LIMIT}
 c.IdleReclaim.grace_seconds = {GRACE}
 c.IdleReclaim.stale_after_seconds = {STALE}
 c.IdleReclaim.mode = "immediate"
+c.IdleReclaim.job_flag_after_seconds = 3
+c.IdleReclaim.team_overrides = {{"hpc": {{"mode": "when_waiting"}}}}
 c.Inventory.idle_threshold_percent = 5
 """
 POOL = [
@@ -35,8 +37,8 @@ POOL = [
     {"name": "mixed", "gpus": 3, "model": "V100", "memory_mib": 32768},
     {"name": "agentnode", "gpus": 2, "model": "T4", "memory_mib": 16384},
 ]
-TEAMS = {"vision": {"quota": 8}, "nlp": {"quota": 8}}
-USERS = {"alice": ["vision"], "bob": ["vision"], "carol": ["nlp"], "erin": ["nlp"], "ada": []}
+TEAMS = {"vision": {"quota": 8}, "nlp": {"quota": 8}, "hpc": {"quota": 8}}
+USERS = {"alice": ["vision"], "bob": ["vision"], "carol": ["nlp"], "erin": ["nlp"], "frank": ["hpc"], "ada": []}
 
 
 # This hub's service may not stop users' servers (as when an admin forgot the scopes):
@@ -180,3 +182,29 @@ def test_a_restarted_service_remembers_the_warning_and_the_idle_time(hub_factory
         wait_for(lambda: "reclaimed" in kinds(admin, session["id"]), 30, "the reclaim after the restart")
     events = kinds(admin, session["id"])
     assert events.count("warned") == 1, events  # the new process knew of the warning
+
+
+def test_when_waiting_keeps_an_idle_session_until_someone_needs_its_gpu(hub, admin):
+    # Team hpc reclaims only when someone waits (a team override of the pool's "immediate").
+    idle = admin.submit(user="frank", kind="session", name="patient", gpus=1, gpu_model="K80")
+    with Reporter(hub, "control", {uuids(idle)[0]: 0.0}, "K80"):
+        wait_for(lambda: "warned" in kinds(admin, idle["id"]), 30, "the warning")
+        time.sleep(GRACE + 2)
+        assert "reclaimed" not in kinds(admin, idle["id"])  # nobody waits: kept
+        assert admin.workload(idle["id"])["state"] == "running"
+        waiting = admin.submit(user="bob", kind="session", name="needs-k80", gpus=1, gpu_model="K80")
+        assert waiting["state"] == "pending"
+        got = wait_for(lambda: (w := admin.workload(waiting["id"]))["state"] == "running" and w, 30, "the waiting session to get the GPU")
+    assert uuids(got) == uuids(idle) and "reclaimed" in kinds(admin, idle["id"])
+
+
+def test_an_idle_batch_job_is_flagged_to_admins_and_never_reclaimed(hub, admin):
+    job = admin.submit(user="erin", kind="job", name="stuck", gpus=1, gpu_model="P100",
+                       command=[sys.executable, "-c", "import time; time.sleep(120)"])
+    assert job["state"] == "running"
+    with Reporter(hub, "quiet", {uuids(job)[0]: 0.0}, "P100"):
+        wait_for(lambda: "flagged" in kinds(admin, job["id"]), 30, "the idle job to be flagged")
+        time.sleep(LIMIT + GRACE + 1)
+        events = kinds(admin, job["id"])
+        assert events.count("flagged") == 1 and not {"warned", "reclaimed"} & set(events)
+        assert admin.workload(job["id"])["state"] == "running"
