@@ -143,40 +143,57 @@ class JobSupervisor(LoggingConfigurable):
                 return
             await asyncio.wait(busy)
 
+    def _launch_now(self, seq: int):
+        """(launch, GPU uuids, allocation key) for a running job with no process yet; None otherwise."""
+        with self.store.read() as db:
+            w = db.get(WorkloadRow, seq)
+            if w is None or w.state != "running" or w.runner_handle or not w.shares:
+                return None
+            key = sorted((s.gpu_uuid, s.fraction) for s in w.shares)
+            return self.launch_for(w), {s.gpu_uuid for s in w.shares}, key
+
     async def start(self, seq: int) -> None:
-        """Start the job's process on its current allocation, once the GPUs are clear."""
+        """Start the job's process on its current allocation, once the GPUs are clear.
+
+        If the allocation changes while this waits or starts (resized, preempted,
+        cancelled), the process just started is stopped and the job is started
+        again on what it holds then, if anything.
+        """
         if seq in self._starting:
-            return
+            return  # the start in progress re-reads the allocation before it finishes
         self._starting.add(seq)
         try:
-            with self.store.read() as db:
-                w = db.get(WorkloadRow, seq)
-                if w is None or w.state != "running" or w.runner_handle or not w.shares:
+            while True:
+                planned = self._launch_now(seq)
+                if planned is None:
                     return
-                uuids = {s.gpu_uuid for s in w.shares}
-                launch = self.launch_for(w)
-                shares_key = sorted((s.gpu_uuid, s.fraction) for s in w.shares)
-            await self._wait_for_stops_on(uuids)
-            try:
-                handle = await self.runner.start(launch)
-            except Exception as e:
-                self.log.exception("Could not start job w-%s", seq)
-                await self._finish(seq, None, failed_reason=f"could not start: {e}")
-                return
-            with self.store.write() as db:
-                w = db.get(WorkloadRow, seq)
-                still_wanted = (
-                    w is not None
-                    and w.state == "running"
-                    and not w.runner_handle
-                    and sorted((s.gpu_uuid, s.fraction) for s in w.shares) == shares_key
-                )
+                launch, uuids, key = planned
+                await self._wait_for_stops_on(uuids)
+                current = self._launch_now(seq)
+                if current is None:
+                    return
+                if current[2] != key:
+                    continue
+                try:
+                    handle = await self.runner.start(launch)
+                except Exception as e:
+                    self.log.exception("Could not start job w-%s", seq)
+                    await self._finish(seq, None, failed_reason=f"could not start: {e}")
+                    return
+                with self.store.write() as db:
+                    w = db.get(WorkloadRow, seq)
+                    still_wanted = (
+                        w is not None
+                        and w.state == "running"
+                        and not w.runner_handle
+                        and sorted((s.gpu_uuid, s.fraction) for s in w.shares) == key
+                    )
+                    if still_wanted:
+                        w.runner_handle = handle
+                        w.log_path = w.log_path or launch.log_path
                 if still_wanted:
-                    w.runner_handle = handle
-                    w.log_path = w.log_path or launch.log_path
-            if still_wanted:
-                self.watch(seq, handle)
-            else:  # cancelled or preempted while it was starting
+                    self.watch(seq, handle)
+                    return
                 self.stop_in_background(seq, handle, uuids)
         finally:
             self._starting.discard(seq)
