@@ -92,7 +92,7 @@ c.JupyterHub.load_roles = [
     {"name": "gpupool-user", "groups": list(DEMO_TEAMS), "scopes": ["custom:gpupool:use", "access:services!service=gpupool"]},
     {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
-    {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users"]},
+    {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users", "admin:servers", "read:servers"]},
 ]
 if env.get("GPUPOOL_DEMO_POOL") == "nvml":
     c.JupyterHub.load_roles.append(
