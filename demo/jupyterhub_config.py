@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from demo.settings import DEMO_ADMIN, DEMO_TEAMS, RUN_MARKER  # noqa: E402
 from hub_ext.service.auth import CUSTOM_SCOPES  # noqa: E402
+from hub_ext.service.pages import HUB_TEMPLATES  # noqa: E402
 
 env = os.environ
 state = Path(env["GPUPOOL_DEMO_STATE"])
@@ -43,6 +44,9 @@ c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 # Ctrl-C stops the servers too: the demo leaves nothing running behind it.
 c.JupyterHub.cleanup_servers = True
+
+# Admins get a "GPU pool" link in the hub's navigation bar to the pool's admin page.
+c.JupyterHub.template_paths = [HUB_TEMPLATES]
 
 # ---------------------------------------------------------------- people
 c.JupyterHub.authenticator_class = "shared-password"
