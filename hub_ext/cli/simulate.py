@@ -35,6 +35,14 @@ def register(subparsers) -> None:
         help="seconds between a job's checkpoints; a preempted job loses the work since its last one "
         "(0: never lose work; 'never': start over) (default: 1800)",
     )
+    p.add_argument(
+        "--cycle-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="run at most one scheduling cycle per S virtual seconds, as a service loop with a period would "
+        "(0: a cycle at every event; default 0)",
+    )
     p.add_argument("--start-day", type=float, default=0.0, help="skip this many days of the trace first (default: 0)")
     p.add_argument(
         "--days",
@@ -101,6 +109,7 @@ def run(args) -> int:
                 checkpoint_interval=args.checkpoint_interval,
                 end=length,
                 progress=not args.no_progress,
+                cycle_interval=args.cycle_interval,
             )
             summaries.append(summary)
             print(format_summary(summary))

@@ -6,7 +6,10 @@ events at the same virtual time are applied together, then the policy runs
 one scheduling cycle and its decisions are applied: preemptions and shrinks
 first, then starts and grows (starts may use GPUs the preemptions freed). The
 clock then jumps to the next event; nothing happens between events, so a
-replay costs one cycle per distinct event time, not per second.
+replay costs one cycle per distinct event time, not per second. With
+``cycle_interval`` > 0 events are still applied at their own times (so GPU
+accounting stays exact) but cycles run at most once per interval, as a
+service loop with a period would: events in between wait for the next tick.
 
 Work model. A job's work is ``duration`` seconds at the GPUs it asked for; an
 elastic job held at g GPUs progresses at g/asked of that speed. Jobs save a
@@ -130,9 +133,11 @@ class Simulation:
         end: float | None = None,
         hooks: Iterable[SimulationHooks] = (),
         progress: bool = False,
+        cycle_interval: float = 0.0,
     ):
         """``end``: stop the clock there (jobs still pending or running are reported unfinished); None: run until
-        nothing is left to happen."""
+        nothing is left to happen. ``cycle_interval``: at most one scheduling cycle per this many virtual
+        seconds, as a service loop with a period would run (0: a cycle at every event time)."""
         if checkpoint_interval < 0:
             raise ValueError("checkpoint_interval must be >= 0 (0: never lose work; inf: no checkpoints)")
         self.trace = trace
@@ -158,6 +163,11 @@ class Simulation:
         self._team_gs: dict[str, float] = {}
         self.samples: list[Sample] = []
         self.cycles = 0
+        if cycle_interval < 0:
+            raise ValueError("cycle_interval must be >= 0")
+        self.cycle_interval = cycle_interval
+        self._next_cycle_at = 0.0
+        self._tick_pending = False
 
     # ------------------------------------------------------------ extension point
 
@@ -194,7 +204,12 @@ class Simulation:
                 break
             self._advance(t)
             self._apply_events(t)
-            self._cycle()
+            if t >= self._next_cycle_at:
+                if self._cycle():
+                    self._next_cycle_at = t + self.cycle_interval
+            elif not self._tick_pending and self._changed:
+                self._push(self._next_cycle_at, "tick", None)
+                self._tick_pending = True
             if bar is not None and t - last_t >= 3600 and t <= bar.total:
                 bar.update(int(t) - int(last_t))
                 last_t = t
@@ -265,12 +280,14 @@ class Simulation:
                 js, version = payload
                 if js.state == RUNNING and js.version == version:
                     self._stop(js, "finished")
+            elif kind == "tick":
+                self._tick_pending = False
             else:
                 payload(self)
 
-    def _cycle(self) -> None:
+    def _cycle(self) -> bool:
         if not self._changed:
-            return
+            return False
         changed, self._changed = self._changed, set()
         self.cycles += 1
         all_decisions = self.policy.decide(self.state, self.now, changed)
@@ -289,6 +306,7 @@ class Simulation:
                 if r.workload_id not in shrunk:
                     self._resize(r.workload_id, r.allocation)
         self.samples.append(Sample(self.now, self.allocated, len(self.state.pending)))
+        return True
 
     # ------------------------------------------------------------ state changes
 

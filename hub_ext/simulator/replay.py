@@ -20,14 +20,17 @@ def replay(
     checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL_S,
     end: float | None = None,
     progress: bool = False,
+    cycle_interval: float = 0.0,
 ) -> tuple[SimulationResult, dict]:
     """Replay ``trace`` on ``cluster`` (teams checked or derived) under one policy; the raw result and its summary."""
     cluster = cluster.with_teams_for(trace)
     result = Simulation(
-        trace, make_policy(policy, cluster), checkpoint_interval=checkpoint_interval, end=end, progress=progress
+        trace, make_policy(policy, cluster), checkpoint_interval=checkpoint_interval, end=end, progress=progress,
+        cycle_interval=cycle_interval,
     ).run()
     summary = summarise(result)
     summary["cluster"] = cluster.describe()
+    summary["cycle_interval_s"] = cycle_interval
     return result, summary
 
 

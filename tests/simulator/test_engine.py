@@ -189,3 +189,26 @@ def test_extension_point_reclaims_a_running_session_and_counts_busy_time():
     s = summarise(result)
     assert s["busy_utilisation"] == pytest.approx(s["utilisation"] * 0.25)
     assert s["reclaims"] == 1
+
+
+def test_plotted_series_averages_to_the_reported_utilisation():
+    t = trace(*(job(f"j{i}", 37 * i, 100 + 61 * (i % 6), gpus=1 + i % 4) for i in range(50)))
+    result = Simulation(t, Scripted(fill_in_order), end=2000).run()
+    s = summarise(result, series_points=97)
+    series = s["series"]
+    assert len(series["utilisation"]) == 97
+    assert sum(series["utilisation"]) / 97 == pytest.approx(s["utilisation"], rel=1e-3)
+    assert max(series["queue"]) == max(sample.pending for sample in result.samples)
+
+
+def test_cycle_interval_batches_events_into_periodic_cycles():
+    t = trace(job("a", 0, 100), job("b", 10, 100), job("c", 20, 100), job("d", 130, 5))
+    policy = Scripted(fill_in_order)
+    result = Simulation(t, policy, cycle_interval=60).run()
+    starts = {j.job.id: j.first_start for j in result.jobs}
+    # a starts at once; b and c wait for the tick at 60; a's end at 100 waits for the tick at 120;
+    # d (arriving at 130) for the tick at 180.
+    assert starts == {"a": 0, "b": 60, "c": 60, "d": 180}
+    # Finishes are applied at their own time (a at 100) even though the next cycle waits for its tick.
+    assert next(j for j in result.jobs if j.job.id == "a").finished_at == 100
+    assert [c[0] for c in policy.calls] == [0, 60, 120, 180, 240]
