@@ -286,7 +286,6 @@ class IdleReclaim(LoggingConfigurable):
         self._reclaiming: dict[str, tuple[str, dict]] = {}  # session -> the "reclaimed" event to record once it is stopped
         self._retry_at: dict[str, float] = {}
         self._reported_failures: set[str] = set()
-        self.idle_by_workload: dict[str, float | None] = {}
 
     def _build_settings(self) -> PolicySettings:
         try:
@@ -386,7 +385,6 @@ class IdleReclaim(LoggingConfigurable):
             IdlePolicy(enabled=False), self.settings.idle
         )
         d = decide(running, gpus, self._states, settings, now, waiting_gpus)
-        self.idle_by_workload = d.idle_seconds
 
         for warn in d.warnings:
             w = by_id[warn.workload_id]
