@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from hub_ext.simulator.cluster import load_cluster
+from hub_ext.simulator.cluster import load_cluster, seed_cluster
 from hub_ext.simulator.data import CLUSTERS, TRACES, resolve
 from hub_ext.simulator.engine import FINISHED, PENDING, RUNNING, Simulation, SimulationHooks
 from hub_ext.simulator.policies import make_policy, static_slices
@@ -12,7 +14,7 @@ from hub_ext.simulator.readers import read_trace
 from hub_ext.simulator.replay import replay
 from hub_ext.simulator.report import summarise
 
-from .helpers import cluster, job, trace
+from .helpers import NO_SHARED, SHARED_TRACES, cluster, job, trace
 
 HOUR = 3600.0
 
@@ -124,3 +126,13 @@ def test_event_fed_scheduler_decides_as_the_pure_snapshot_form(sample_half_day, 
         return [(j.job.id, j.state, j.first_start, j.finished_at, j.preemptions) for j in r.jobs]
 
     assert outcome(False) == outcome(True)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_TRACES), reason=NO_SHARED)
+def test_a_busy_day_of_the_full_philly_trace_replays_under_every_policy():
+    t = read_trace(os.path.join(SHARED_TRACES, "philly_2017-09-04_2017-10-22.csv")).window(30 * 86400, 86400)
+    c = seed_cluster(16, 8).with_teams_for(t)
+    for policy in ("pool", "static", "fifo"):
+        _, s = replay(t, c, policy, end=86400)
+        assert s["jobs"] == len(t.jobs) == s["finished"] + s["unfinished"] > 1000
+        assert 0 < s["utilisation"] <= 1
