@@ -51,7 +51,8 @@ class Scheduler:
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
-        self._demand: dict[str, dict] = {}
+        self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
+        self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
@@ -115,7 +116,7 @@ class Scheduler:
         q.add(w)
         sorted_add(self._writable_fifo(), w, fifo_key)
         self.capacity.view(view_key(w))
-        self._demand.pop(w.team, None)
+        self._ask(w, 1)
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once: one sort instead of one insertion each."""
@@ -149,10 +150,9 @@ class Scheduler:
             lst.append(w)
             q.count += 1
             views.add((w.gpu_model, w.min_gpu_memory_mib))
+            self._ask(w, 1)
         for team, user in merged:
             self.queues[team].users[user].sort(key=queue_key)
-        for team in {w.team for w in incoming}:
-            self._demand.pop(team, None)
         if self.fifo:
             fifo = self._writable_fifo()
             fifo.extend(incoming)
@@ -174,7 +174,7 @@ class Scheduler:
         if not q.count:
             del self.queues[w.team]
         sorted_remove(self._writable_fifo(), w, fifo_key)
-        self._demand.pop(w.team, None)
+        self._ask(w, -1)
         return w
 
     def started(self, w: Workload, allocation: Allocation, indexed: bool = False) -> None:
@@ -298,21 +298,29 @@ class Scheduler:
                 return True
         return False
 
+    def _ask(self, w: Workload, n: int) -> None:
+        asks = self._asks.setdefault(w.team, {})
+        key = ((w.gpu_model, w.min_gpu_memory_mib), smallest_size(w), w.is_fraction)
+        left = asks.get(key, 0) + n
+        if left:
+            asks[key] = left
+        else:
+            del asks[key]
+            if not asks:
+                del self._asks[w.team]
+        self._demand.pop(w.team, None)
+
     def demand(self, team: str) -> dict:
         """Per view: (smallest size, smallest whole gang, any fractions) of a team's queue."""
         d = self._demand.get(team)
         if d is None:
             d = {}
-            q = self.queues.get(team)
-            for lst in (q.users.values() if q else ()):
-                for w in lst:
-                    vk = view_key(w)
-                    g = smallest_size(w)
-                    least, whole, frac = d.get(vk, (float("inf"), None, False))
-                    if w.is_fraction:
-                        frac = True
-                    else:
-                        whole = g if whole is None else min(whole, g)
-                    d[vk] = (min(least, g), whole, frac)
+            for (vk, g, fraction), _ in self._asks.get(team, {}).items():
+                least, whole, frac = d.get(vk, (float("inf"), None, False))
+                if fraction:
+                    frac = True
+                else:
+                    whole = g if whole is None else min(whole, g)
+                d[vk] = (min(least, g), whole, frac)
             self._demand[team] = d
         return d

@@ -148,6 +148,10 @@ class SchedulerConfig:
     # A pending workload waiting longer than this gets a reservation; later,
     # smaller work may only backfill where it does not delay it.
     reservation_after_s: float = 3600.0
+    # How many starving workloads may hold GPUs at once (oldest first). Held
+    # GPUs stay idle until the reservation fills, so one (as in EASY
+    # backfilling) keeps the pool busy; None: every starving workload.
+    max_reservations: int | None = 1
     # Elastic jobs grow into idle GPUs, and are shrunk before anyone is preempted.
     elastic: bool = True
 

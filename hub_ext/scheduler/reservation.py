@@ -3,7 +3,9 @@
 A workload pending longer than ``config.reservation_after_s`` is *starving*.
 Each cycle (fair ordering only) starving workloads go first, oldest first:
 one that fits starts; one that is blocked only by free capacity (its team may
-start it) gets a **reservation**: the nodes closest to fitting it (most free
+start it) gets a **reservation**, up to ``config.max_reservations`` of them
+(default 1, the oldest, as in EASY backfilling: every reservation idles the
+GPUs it holds, and the next oldest gets its turn once the first starts): the nodes closest to fitting it (most free
 eligible cards; for a gang larger than a node, the fewest such nodes) and
 their free cards, up to what it needs, are held for it. Later work in the
 same cycle cannot use held cards, so it **backfills** only onto GPUs the
@@ -50,6 +52,9 @@ def starving(fifo: list[Workload], now: float, after_s: float | None):
 
 
 def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
+    limit = cycle.config.max_reservations
+    if limit is not None and len(cycle.reservations) >= limit:
+        return None
     cap = cycle.cap
     k_nodes = v.nodes_needed(gpus)
     if k_nodes is None:

@@ -65,3 +65,21 @@ def test_no_reservations_when_switched_off():
     d = schedule(s)
     assert "small" in started_ids(d)
     assert not any(p.reserved for p in d.pending)
+
+
+def two_starving(**cfg):
+    """Two big jobs starve; three nodes each have some GPUs free."""
+    run = [running(job(f"nlp-{n}{i}", "nlp", 1, at=i), f"{n}/{i}") for n, busy in (("a", 4), ("b", 5), ("c", 6)) for i in range(busy)]
+    now = 10 * HOUR
+    pend = [job("big-old", "vision", 8, at=now - 3 * HOUR), job("big-new", "vision", 8, at=now - 2 * HOUR), job("small", "bio", 3, at=now - 60)]
+    p = pool(("a", 8), ("b", 8), ("c", 8))
+    return schedule(snap(p, teams(("vision", 16), ("nlp", 16), ("bio", 0)), run, pend, now=now, reservation_after_s=HOUR, **cfg))
+
+
+@pytest.mark.parametrize("limit,reserved,small_starts", [(1, ["big-old"], True), (None, ["big-old", "big-new"], False)])
+def test_only_the_oldest_holds_gpus_by_default(limit, reserved, small_starts):
+    d = two_starving(max_reservations=limit)
+    assert [p.workload_id for p in d.pending if p.reserved] == reserved
+    assert "4 of 8 GPUs held on a" in reason(d, "big-old")
+    # with one reservation, the rest of the free GPUs stay usable for backfill
+    assert ("small" in started_ids(d)) == small_starts
