@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from traitlets import Bool, Dict, Enum, Float, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -54,15 +54,18 @@ from ..reclaim import (
     observe,
     workload_idle_seconds,
 )
+from ..scheduler.model import Allocation, GpuShare, Running, Workload, WorkloadKind
 from . import events
 from .apply import JobActions, release
 from .snapshot import allocation_model, workload_model
-from .store import EventRow, GpuRow, NodeRow, Store, WorkloadRow, format_workload_id, parse_workload_id
+from .store import EventRow, GpuRow, NodeRow, ShareRow, Store, WorkloadRow, format_workload_id, parse_workload_id
 
 # Event kinds this module writes (the lab panel and the admin page show them).
 WARNED, WARNING_WITHDRAWN, RECLAIMED, FLAGGED, FLAG_WITHDRAWN, RECLAIM_FAILED = (
     "warned", "warning-withdrawn", "reclaimed", "flagged", "flag-withdrawn", "reclaim-failed",
 )
+
+NO_STATE = ReclaimState()
 
 # A session being reclaimed: "stopping", with this reason, until its server is gone.
 RECLAIMING_REASON = "being reclaimed: "
@@ -78,14 +81,14 @@ TEAM_SETTINGS = {
 }
 
 
-def server_name_of(w: WorkloadRow) -> str | None:
+def server_name_of(name: str | None) -> str | None:
     """The JupyterHub server a session workload belongs to: "" for the default server.
 
     The spawners name a session's workload "notebook" (default server) or
     "notebook-<server name>"; any other session was submitted by hand and has
     no server to stop (None).
     """
-    name = w.name or ""
+    name = name or ""
     if name == "notebook":
         return ""
     if name.startswith("notebook-"):
@@ -262,6 +265,12 @@ class IdleReclaim(LoggingConfigurable):
     def _hub_api_token_default(self):
         return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
+    check_seconds = Float(
+        5.0,
+        help="""Run the idle policy at most this often. Scheduling cycles also run on every
+        submit and exit; warnings and reclaims need no more precision than this.""",
+    ).tag(config=True)
+
     server_stop_timeout_seconds = Float(
         120.0,
         help="How long to wait for the hub to stop a reclaimed session's server before giving its GPUs back anyway.",
@@ -286,6 +295,8 @@ class IdleReclaim(LoggingConfigurable):
         self._reclaiming: dict[str, tuple[str, dict]] = {}  # session -> the "reclaimed" event to record once it is stopped
         self._retry_at: dict[str, float] = {}
         self._reported_failures: set[str] = set()
+        self._checked_at = float("-inf")
+        self._models: dict[str, tuple] = {}  # workload id -> (what it was built from, Running)
 
     def _build_settings(self) -> PolicySettings:
         try:
@@ -365,50 +376,91 @@ class IdleReclaim(LoggingConfigurable):
         self._give_back.clear()
         return actions
 
+    def _active(self, db: Session, now: float):
+        """What the policy looks at: running workloads it can act on, their GPUs' states,
+        GPUs waited for, and light rows (by id) of those workloads and of sessions being reclaimed.
+
+        Only workloads idle on some GPU, or warned or flagged before (to withdraw), can
+        change anything; the rest are not even read, so a pool of busy GPUs costs
+        next to nothing however big it is. Plain columns, not ORM objects: the few
+        workloads the policy acts on are loaded whole later.
+        """
+        waiting_gpus = db.scalar(select(func.coalesce(func.sum(WorkloadRow.gpus), 0.0)).where(WorkloadRow.state == "pending")) or 0.0
+        # Subqueries, not IN lists of ids: building a long IN list costs more than the query.
+        idle_holders = select(ShareRow.workload_seq).join(GpuRow, GpuRow.uuid == ShareRow.gpu_uuid).where(GpuRow.idle_since.is_not(None))
+        considered = WorkloadRow.seq.in_(idle_holders.scalar_subquery())
+        stated = [parse_workload_id(wid) for wid, state in self._states.items() if state != NO_STATE]
+        if stated:
+            considered = or_(considered, WorkloadRow.seq.in_(stated))
+        columns = (WorkloadRow.seq, WorkloadRow.state, WorkloadRow.kind, WorkloadRow.user, WorkloadRow.team, WorkloadRow.name,
+                   WorkloadRow.reason, WorkloadRow.gpus, WorkloadRow.submitted_at, WorkloadRow.started_at)
+        rows = {format_workload_id(a.seq): a for a in db.execute(select(*columns).where(or_(WorkloadRow.state == "stopping", considered)))}
+        running_considered = and_(WorkloadRow.state == "running", considered)
+        shares: dict[int, list[tuple]] = {}
+        for seq, node, uuid, fraction in db.execute(
+            select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction)
+            .join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq).where(running_considered).order_by(ShareRow.id)
+        ):
+            shares.setdefault(seq, []).append((node, uuid, fraction))
+        gpus: dict[str, GpuIdle] = {}
+        if shares:
+            for uuid, reading_at, utilization, idle_since in db.execute(
+                select(GpuRow.uuid, GpuRow.reading_at, GpuRow.utilization, GpuRow.idle_since)
+                .join(ShareRow, ShareRow.gpu_uuid == GpuRow.uuid).join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
+                .where(running_considered)
+            ):
+                gpus[uuid] = GpuIdle(reading_at=reading_at, utilization=utilization, idle_since=idle_since)
+        running, cache = [], {}
+        for wid, a in rows.items():
+            if a.state == "running" and a.seq in shares:
+                # The same workload on the same cards as last time: reuse its model (building
+                # frozen models for hundreds of idle sessions every cycle is most of the cost).
+                key = (a.team, a.started_at, tuple(shares[a.seq]))
+                known = self._models.get(wid)
+                if known is None or known[0] != key:
+                    workload = Workload(id=wid, user=a.user, team=a.team, kind=WorkloadKind(a.kind), gpus=a.gpus, submitted_at=a.submitted_at)
+                    allocation = Allocation(wid, tuple(GpuShare(node=n, gpu_uuid=u, fraction=f) for n, u, f in shares[a.seq]), a.started_at or a.submitted_at)
+                    known = (key, Running(workload, allocation))
+                cache[wid] = known
+                running.append(known[1])
+        self._models = cache
+        return running, gpus, waiting_gpus, rows
+
     def after_cycle(self, db: Session, now: float) -> list[ServerAction]:
         """Run the policy on the running workloads; record its decisions; say which servers to stop."""
         if self._states is None:
             self._states = self._load_states(db)
-        rows = list(
-            db.scalars(
-                select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state.in_(("pending", "running", "stopping")))
-            )
-        )
-        by_id = {w.id: w for w in rows}
-        running = [
-            _running(w) for w in rows if w.state == "running" and w.shares
-        ]
-        waiting_gpus = sum(w.gpus for w in rows if w.state == "pending")
-        uuids = {s.gpu_uuid for w in rows for s in w.shares}
-        gpus = {g.uuid: gpu_idle_state(g) for g in db.scalars(select(GpuRow).where(GpuRow.uuid.in_(uuids)))} if uuids else {}
-        settings = self.settings if self.enabled else PolicySettings(
-            IdlePolicy(enabled=False), self.settings.idle
-        )
+        elif now - self._checked_at < self.check_seconds:
+            return []  # cycles run on every submit and exit; idle time moves in seconds
+        self._checked_at = now
+        running, gpus, waiting_gpus, active = self._active(db, now)
+        settings = self.settings if self.enabled else PolicySettings(IdlePolicy(enabled=False), self.settings.idle)
         d = decide(running, gpus, self._states, settings, now, waiting_gpus)
 
+        def row(wid: str) -> WorkloadRow:
+            return db.get(WorkloadRow, parse_workload_id(wid))
+
         for warn in d.warnings:
-            w = by_id[warn.workload_id]
-            self._states[w.id] = ReclaimState(warned_at=now, flagged_at=self._states.get(w.id, ReclaimState()).flagged_at)
-            events.record(db, WARNED, warn.reason, w, details={"idle_seconds": round(warn.idle_seconds), "reclaim_at": warn.reclaim_at}, at=now)
+            self._states[warn.workload_id] = ReclaimState(warned_at=now, flagged_at=self._states.get(warn.workload_id, ReclaimState()).flagged_at)
+            events.record(db, WARNED, warn.reason, row(warn.workload_id),
+                          details={"idle_seconds": round(warn.idle_seconds), "reclaim_at": warn.reclaim_at}, at=now)
         for withdraw in d.withdrawals:
-            w = by_id[withdraw.workload_id]
-            s = self._states.get(w.id, ReclaimState())
+            s = self._states.get(withdraw.workload_id, ReclaimState())
             if withdraw.what == "warning":
-                self._states[w.id] = ReclaimState(warned_at=None, flagged_at=s.flagged_at)
-                events.record(db, WARNING_WITHDRAWN, f"warning withdrawn: {withdraw.reason}", w, at=now)
+                self._states[withdraw.workload_id] = ReclaimState(warned_at=None, flagged_at=s.flagged_at)
+                events.record(db, WARNING_WITHDRAWN, f"warning withdrawn: {withdraw.reason}", row(withdraw.workload_id), at=now)
             else:
-                self._states[w.id] = ReclaimState(warned_at=s.warned_at, flagged_at=None)
-                events.record(db, FLAG_WITHDRAWN, f"flag withdrawn: {withdraw.reason}", w, at=now)
+                self._states[withdraw.workload_id] = ReclaimState(warned_at=s.warned_at, flagged_at=None)
+                events.record(db, FLAG_WITHDRAWN, f"flag withdrawn: {withdraw.reason}", row(withdraw.workload_id), at=now)
         for flag in d.flags:
-            w = by_id[flag.workload_id]
-            self._states[w.id] = ReclaimState(warned_at=self._states.get(w.id, ReclaimState()).warned_at, flagged_at=now)
-            events.record(db, FLAGGED, flag.reason, w, details={"idle_seconds": round(flag.idle_seconds)}, at=now)
+            self._states[flag.workload_id] = ReclaimState(warned_at=self._states.get(flag.workload_id, ReclaimState()).warned_at, flagged_at=now)
+            events.record(db, FLAGGED, flag.reason, row(flag.workload_id), details={"idle_seconds": round(flag.idle_seconds)}, at=now)
 
         todo = []
         for r in d.reclaims:
             if self._retry_at.get(r.workload_id, 0) > now:
                 continue  # the hub refused a moment ago: try again after retry_seconds
-            w = by_id[r.workload_id]
+            w = row(r.workload_id)
             what = "stopped (your files are kept)" if r.action == "stop" else "restarted without GPUs"
             message = f"{r.reason}: the session is {what} and its {r.gpus:g} GPU(s) go back to the pool"
             # The GPUs stay held until the server is gone (the "reclaimed" event says so then):
@@ -416,17 +468,19 @@ class IdleReclaim(LoggingConfigurable):
             w.state = "stopping"
             w.reason = f"{RECLAIMING_REASON}{r.reason}"
             self._reclaiming[w.id] = (message, {"action": r.action, "idle_seconds": round(r.idle_seconds), "gpus": r.gpus})
-            todo.append(ServerAction(w.id, w.user, server_name_of(w), r.action))
+            todo.append(ServerAction(w.id, w.user, server_name_of(w.name), r.action))
 
         # Reclaims left half-done by a restart (or refused by the hub): try again.
-        for w in rows:
-            if w.state == "stopping" and w.kind == "session" and (w.reason or "").startswith(RECLAIMING_REASON) and w.id not in self._in_flight:
-                if w.id in (a.workload_id for a in todo) or self._retry_at.get(w.id, 0) > now:
+        planned = {a.workload_id for a in todo}
+        for wid, a in active.items():
+            if a.state == "stopping" and a.kind == "session" and (a.reason or "").startswith(RECLAIMING_REASON):
+                if wid in planned or wid in self._in_flight or self._retry_at.get(wid, 0) > now:
                     continue
-                todo.append(ServerAction(w.id, w.user, server_name_of(w), self.settings.for_team(w.team).action))
-        for wid in list(self._states):
-            if wid not in by_id:
-                del self._states[wid]
+                todo.append(ServerAction(wid, a.user, server_name_of(a.name), self.settings.for_team(a.team).action))
+        for wid, state in list(self._states.items()):
+            a = active.get(wid)
+            if state == NO_STATE or (a is not None and a.state not in ("running", "stopping")):
+                del self._states[wid]  # nothing standing, or the workload has ended
         return todo
 
     # ------------------------------------------------------------ after commit
@@ -504,9 +558,7 @@ class IdleReclaim(LoggingConfigurable):
         return workload_idle_seconds(_running(w), states, self.settings.idle, now)
 
 
-def _running(w: WorkloadRow):
-    from ..scheduler.model import Running
-
+def _running(w: WorkloadRow) -> Running:
     return Running(workload=workload_model(w), allocation=allocation_model(w))
 
 
