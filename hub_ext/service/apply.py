@@ -85,7 +85,14 @@ def check_capacity(db: Session) -> None:
         raise OvercommitError(f"refusing decisions that would overcommit GPUs: {detail}")
 
 
-def apply_decisions(db: Session, decisions: Decisions, active: dict[str, ActiveWorkload], now: float) -> JobActions:
+def _too_spread(w: WorkloadRow, allocation: Allocation, max_job_nodes: int | None) -> bool:
+    return w.kind == "job" and max_job_nodes is not None and len(allocation.nodes) > max_job_nodes
+
+
+def apply_decisions(
+    db: Session, decisions: Decisions, active: dict[str, ActiveWorkload], now: float, max_job_nodes: int | None = None
+) -> JobActions:
+    """Apply ``decisions``; a job is never given GPUs on more than ``max_job_nodes`` nodes (what its runner can run)."""
     actions = JobActions()
     touched = {d.workload_id for d in (*decisions.preemptions, *decisions.resizes, *decisions.starts)}
     rows = {w.id: w for w in load_workloads(db, seqs=[active[wid].seq for wid in touched if wid in active])} if touched else {}
@@ -109,8 +116,8 @@ def apply_decisions(db: Session, decisions: Decisions, active: dict[str, ActiveW
     grows = [r for r in decisions.resizes if r not in shrinks]
     for r in shrinks + grows:
         w = rows.get(r.workload_id)
-        if w is None or w.state != "running":
-            continue
+        if w is None or w.state != "running" or _too_spread(w, r.allocation, max_job_nodes):
+            continue  # an elastic job grows only where its runner can follow
         before = w.allocated_gpus
         _set_shares(w, r.allocation, gpu_index)
         stop_process(w, actions)
@@ -123,7 +130,7 @@ def apply_decisions(db: Session, decisions: Decisions, active: dict[str, ActiveW
 
     for s in decisions.starts:
         w = rows.get(s.workload_id)
-        if w is None or w.state != "pending":
+        if w is None or w.state != "pending" or _too_spread(w, s.allocation, max_job_nodes):
             continue
         _set_shares(w, s.allocation, gpu_index)
         w.state = "running"

@@ -91,7 +91,7 @@ class SchedulingLoop(LoggingConfigurable):
                         actions.extend(self.reclaim.before_cycle(db, now))
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config)
                     decisions = _schedule_function()(snapshot)
-                    actions.extend(apply_decisions(db, decisions, rows, now))
+                    actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
                 self.last_error = None

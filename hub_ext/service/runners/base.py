@@ -38,6 +38,10 @@ class JobStatus:
 class Runner(abc.ABC):
     """One backend that runs batch jobs."""
 
+    #: How many nodes one job may span (None: any). The service does not apply a
+    #: scheduler decision that would give a job GPUs on more nodes than this.
+    max_nodes: int | None = None
+
     @abc.abstractmethod
     async def start(self, launch: JobLaunch) -> str:
         """Start the job; return an opaque handle the service stores (survives restarts)."""

@@ -64,6 +64,7 @@ class _ConfigurableRunnerMeta(type(LoggingConfigurable), type(Runner)):
 
 
 class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta):
+    max_nodes = 1  # a process runs on this one machine
     jobs_dir = Unicode(
         "",
         help="Folder for the jobs' pid and exit-code files (default: <state_dir>/jobs).",
