@@ -26,13 +26,14 @@ DEFAULT_INTERVAL_S = 15.0
 def holders_by_gpu(pool: Mapping, node: str) -> dict[str, tuple[str, ...]]:
     """GPU uuid -> ids of the workloads holding it on ``node``, from ``api/pool``."""
     out: dict[str, tuple[str, ...]] = {}
-    for gpu in _pool_gpus(pool):
+    for gpu in pool_gpus(pool):
         if gpu.get("node") == node:
             out[gpu["uuid"]] = tuple(h["workload_id"] for h in gpu.get("holders") or () if h.get("workload_id"))
     return out
 
 
-def _pool_gpus(pool: Mapping):
+def pool_gpus(pool: Mapping):
+    """Every GPU of an ``api/pool`` answer, each with its node's name."""
     # api/pool lists GPUs per node; each GPU names its node (docs/architecture.md).
     for node in pool.get("nodes") or ():
         for gpu in node.get("gpus") or ():

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from ..agent import DEFAULT_INTERVAL_S, NodeAgent
+from ..agent.agent import pool_gpus
 from ..client import PoolClient, PoolError, PoolForbidden
 from ..gpus import BACKENDS, GpuBackendUnavailable, GpuInfo, open_backend
 from ..gpus.simulated import ScriptError
@@ -54,8 +55,7 @@ def _declared_gpus(client: PoolClient | None, node: str) -> tuple[GpuInfo, ...] 
             "the GPU script must declare the node's GPUs itself"
         )
         return None
-    gpus = [g for n in pool.get("nodes") or () if n.get("name") == node for g in n.get("gpus") or ()]
-    gpus += [g for g in pool.get("gpus") or () if g.get("node") == node]
+    gpus = [g for g in pool_gpus(pool) if g.get("node") == node]
     if not gpus:
         return None
     return tuple(GpuInfo(index=g["index"], uuid=g["uuid"], model=g["model"], memory_mib=g["memory_mib"]) for g in sorted(gpus, key=lambda g: g["index"]))

@@ -208,3 +208,18 @@ def test_an_idle_batch_job_is_flagged_to_admins_and_never_reclaimed(hub, admin):
         events = kinds(admin, job["id"])
         assert events.count("flagged") == 1 and not {"warned", "reclaimed"} & set(events)
         assert admin.workload(job["id"])["state"] == "running"
+
+
+def test_a_simulated_agent_with_pool_access_takes_its_cards_from_the_service(hub, tmp_path):
+    script = tmp_path / "no-cards.json"
+    script.write_text(json.dumps({"utilization": {"*": [[0, 12]]}}))  # no "gpus": the service's declaration counts
+    env = dict(os.environ, GPUPOOL_URL=hub.service_url, GPUPOOL_TOKEN=hub.spawner_token, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-m", "hub_ext.cli.main", "agent", "--backend", "simulated", "--script", str(script), "--node", "agentnode", "--once", "--print"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    cards = json.loads(out.stdout)["gpus"]
+    declared = {g["uuid"]: g["model"] for n in hub.client(token=hub.spawner_token).pool()["nodes"] if n["name"] == "agentnode" for g in n["gpus"]}
+    assert {g["uuid"]: g["model"] for g in cards} == declared and len(cards) == 2
+    assert all(g["utilization"] == 12.0 and g["memory_total_mib"] == 16384 for g in cards)
