@@ -91,6 +91,7 @@ class JobState:
     finished_at: float | None = None
     preemptions: int = 0
     reclaims: int = 0
+    resizes: int = 0
     lost_gpu_seconds: float = 0.0  # held GPU-time thrown away by preemptions and reclaims
     version: int = 0  # bumps whenever the finish time changes; stale finish events are ignored
 
@@ -394,6 +395,7 @@ class Simulation:
         self._release(old)
         self._take(allocation, workload_id)
         js.done = min(js.progress_at(self.now), js.job.duration)  # a resize checkpoints first: nothing lost
+        js.resizes += 1
         self._hold(js, Running(workload=js.workload, allocation=allocation))
         self.policy.resized(js.workload, allocation)
         self._begin_run(js, allocation.gpus)

@@ -87,6 +87,7 @@ def summarise(result: SimulationResult, series_points: int = 500) -> dict:
         "preemptions": sum(j.preemptions for j in jobs),
         "jobs_preempted": sum(1 for j in jobs if j.preemptions),
         "reclaims": sum(j.reclaims for j in jobs),
+        "resizes": sum(j.resizes for j in jobs),
         "lost_gpu_hours": sum(j.lost_gpu_seconds for j in jobs) / 3600,
         "teams": teams,
         "cycles": result.cycles,
@@ -154,6 +155,8 @@ def format_summary(s: dict) -> str:
         ("queueing delay (to first start)", f"mean {_dur(s['mean_queueing_delay_s'])}, p95 {_dur(s['p95_queueing_delay_s'])}"),
         ("preemptions", f"{s['preemptions']} ({s['jobs_preempted']} jobs; {s['lost_gpu_hours']:.1f} GPU-hours of work lost)"),
     ]
+    if s["resizes"]:
+        rows.append(("elastic resizes", f"{s['resizes']}"))
     if s["reclaims"] or s["stopped_by_hook"]:
         rows.append(("reclaims / stopped", f"{s['reclaims']} / {s['stopped_by_hook']}"))
     width = max(len(k) for k, _ in rows)
