@@ -54,7 +54,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..scheduler.model import EPSILON, Allocation, Decisions, Running, Workload
+from ..scheduler.model import EPSILON, Allocation, Running, Workload
 from .policies import Policy, QueueState
 from .trace import Trace, TraceJob
 
