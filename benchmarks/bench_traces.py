@@ -53,6 +53,7 @@ class Case:
     days: float | None
     units: int  # cluster size in units of (2 x DGX-1 + 1 x DGX-2) = 32 GPUs
     why: str
+    slow: bool = False  # minutes, not seconds: run only when named with --only
 
     def cluster_shape(self) -> tuple[int, int]:
         return 2 * self.units, self.units
@@ -61,6 +62,8 @@ class Case:
 CASES = [
     Case("philly", os.path.join(SHARED, "philly_2017-09-04_2017-10-22.csv"), "last", 40, 24,
          "the last 40 days of the shared Philly trace; teams are its virtual clusters"),
+    Case("philly-busy", os.path.join(SHARED, "philly_2017-09-04_2017-10-22.csv"), "last", 40, 16,
+         "the same 40 days of Philly on a smaller cluster, so queues hold thousands of jobs", slow=True),
     Case("alibaba", os.path.join(SHARED, "alibaba_openb_pod_list_default.csv"), "all", None, 1,
          "the whole 149 days (clock stops at the last submission); GPU pods only; teams are QoS classes; fractions from gpu_milli"),
     Case("pollux", os.path.join(SHARED, "pollux_workloads.csv"), "first", 1, 2,
@@ -185,7 +188,9 @@ def targets(r: dict) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", action="append", help="replay only these traces (philly, alibaba, pollux, tiresias)")
+    parser.add_argument(
+        "--only", action="append", help="replay only these (philly, alibaba, pollux, tiresias; philly-busy runs only when named: minutes)"
+    )
     parser.add_argument("--checkpoint-interval", type=float, default=1800.0, help="seconds between checkpoints (default 1800)")
     parser.add_argument(
         "--cycle-interval", type=float, default=0.0, help="at most one scheduling cycle per this many virtual seconds (default 0: every event)"
@@ -194,7 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--progress", action="store_true", help="show a progress bar per replay")
     args = parser.parse_args(argv)
     if os.path.isdir(SHARED):
-        cases = [c for c in CASES if not args.only or c.name in args.only]
+        cases = [c for c in CASES if (c.name in args.only if args.only else not c.slow)]
     else:
         print(f"note: {SHARED} is absent, so the shared traces are skipped; replaying only the shipped Philly sample")
         cases = [SAMPLE]
