@@ -45,6 +45,7 @@ from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
 from .reclaim import IdleReclaim, register_metrics
+from .reconcile import ServerReconcile
 from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
@@ -114,7 +115,7 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -163,6 +164,7 @@ class GpuPoolService(Application):
         pool = PoolContext(
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
+            reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
         )
         metrics.register_store(store)
         register_metrics(reclaim)
@@ -222,6 +224,7 @@ class GpuPoolService(Application):
         server = HTTPServer(app, xheaders=True)
         server.listen(port, ip)
         pool.loop.start()
+        pool.reconcile.start()
         self.log.info("gpupool service listening on http://%s:%d%s (database: %s)", ip, port,
                       app.settings["service_prefix"], pool.store.engine.url.render_as_string(hide_password=True))
         stop = asyncio.Event()
@@ -237,6 +240,7 @@ class GpuPoolService(Application):
         started = time.monotonic()
         self.log.info("gpupool service stopping (running jobs keep running; a restart adopts them)")
         server.stop()
+        await pool.reconcile.stop()
         await pool.loop.stop()
         await pool.reclaim.close()
         await pool.jobs.close()

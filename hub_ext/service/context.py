@@ -13,6 +13,7 @@ from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
 from .reclaim import IdleReclaim
+from .reconcile import ServerReconcile
 from .store import Store
 from .teams import Teams
 from .workloads import WorkloadRules
@@ -28,3 +29,4 @@ class PoolContext:
     auth: PoolAuth
     inventory: Inventory
     reclaim: IdleReclaim
+    reconcile: ServerReconcile | None = None
