@@ -15,9 +15,11 @@ request stays. Left alone, such sessions hold (or wait for) GPUs for ever.
 
 A spawn waits in the pool's queue inside the spawner's pre-spawn hook, while
 the hub reports the server as ``pending: "spawn"``, so a queued spawn counts
-as a live server. The hub is asked first and the database read after, and a
-session submitted less than ``grace_seconds`` before the hub answered is left
-alone: it may belong to a spawn the answer did not see yet. Sessions submitted
+as a live server. The database is read first and the hub asked after, so
+every session looked at was submitted before the hub answered, and its spawn
+(pending in the hub before the session is submitted) shows in the answer.
+Sessions younger than ``grace_seconds`` are left alone all the same, a margin
+for what this reasoning misses (clocks, a hub still starting up). Sessions submitted
 by hand (named other than "notebook"/"notebook-<server>") have no server and
 are never touched; nor are sessions being reclaimed for idleness (``stopping``,
 handled by ``IdleReclaim``). When the hub cannot be asked, or the service's
@@ -104,9 +106,8 @@ class ServerReconcile(LoggingConfigurable):
 
     grace_seconds = Float(
         60.0,
-        help="""Sessions submitted less than this many seconds before the hub was asked are left
-        alone: their spawn may be too new for the hub's answer. Keep it above the time from a
-        spawn starting to its session being submitted (the spawner's options and hooks).""",
+        help="""Sessions submitted less than this many seconds ago are left alone, a margin while a
+        spawn and the hub's view of it settle (a hub still starting up, clocks).""",
     ).tag(config=True)
 
     concurrency = Integer(
@@ -138,9 +139,9 @@ class ServerReconcile(LoggingConfigurable):
         if not await hub.can_read_servers():
             self._warn_once("scope", "cannot compare sessions with servers: give the gpupool service the read:servers scope")
             return []
-        asked_at = time.time()
-        # A session submitted after this may belong to a spawn the hub's answer does not show yet.
-        newest = asked_at - self.grace_seconds
+        # Sessions first, the hub after: a spawn is pending in the hub before it submits its
+        # session, so every session read here has its live spawn in the answers below.
+        newest = time.time() - self.grace_seconds
         sessions = [s for s in self._sessions() if server_name_of(s[3]) is not None and s[4] <= newest]
         live_by_user: dict[str, set[str] | None] = {}
         limit = asyncio.Semaphore(max(1, self.concurrency))
