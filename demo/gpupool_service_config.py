@@ -29,3 +29,13 @@ else:
 c.Teams.teams = DEMO_QUOTAS
 # A demo shows preemption within seconds, not after half a minute.
 c.JobSupervisor.grace_seconds = 10
+
+# Idle reclaim, spelled out so docs/quickstart.md can say what a demo user meets. A session's idle
+# time starts when it gets its GPUs, never earlier, so a fresh notebook on a GPU the script keeps
+# idle is warned after an hour and, a quarter of an hour later, stopped (files kept) only while
+# someone waits for GPUs: nothing happens to it in a demo's first minutes.
+c.IdleReclaim.enabled = True
+c.IdleReclaim.idle_limit_seconds = 3600
+c.IdleReclaim.grace_seconds = 900
+c.IdleReclaim.mode = "when_waiting"
+c.IdleReclaim.action = "stop"

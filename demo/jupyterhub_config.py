@@ -16,7 +16,7 @@ DEMO = Path(__file__).resolve().parent
 REPO = DEMO.parent
 sys.path.insert(0, str(REPO))
 
-from demo.settings import DEMO_ADMIN, DEMO_TEAMS, RUN_MARKER  # noqa: E402
+from demo.settings import DEMO_ADMIN, DEMO_SIMULATED_NODES, DEMO_TEAMS, RUN_MARKER  # noqa: E402
 from hub_ext.service.auth import CUSTOM_SCOPES  # noqa: E402
 from hub_ext.service.pages import HUB_TEMPLATES  # noqa: E402
 
@@ -82,13 +82,23 @@ c.JupyterHub.services = [
     },
     {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},
 ]
+# Node agents report what the GPUs are doing (utilisation, memory, processes: idle reclaim, the
+# pool page, the lab panel). Real cards: one agent reading NVML on this machine. The simulated
+# pool: one agent per declared node, playing demo/simulated_gpus.json (some cards busy, some
+# idle, some alternating), so the pages show utilisation and idle markers without hardware.
 if env.get("GPUPOOL_DEMO_POOL") == "nvml":
-    # Real cards: the node agent reports their utilisation, memory and processes (idle reclaim, the
-    # pool page). A simulated pool gets no agent: made-up utilisation would only mislead.
+    agents = {"gpupool-agent": ["--backend", "nvml"]}
+else:
+    agents = {
+        f"gpupool-agent-{node['name']}": ["--backend", "simulated", "--script", str(DEMO / "simulated_gpus.json"), "--node", node["name"]]
+        for node in DEMO_SIMULATED_NODES
+    }
+for agent_name, agent_args in agents.items():
+    # A managed service: the hub gives each agent its own token ($JUPYTERHUB_API_TOKEN).
     c.JupyterHub.services.append(
         {
-            "name": "gpupool-agent",
-            "command": [sys.executable, "-m", "hub_ext.cli.main", "agent", "--backend", "nvml", "--url", pool_url],
+            "name": agent_name,
+            "command": [sys.executable, "-m", "hub_ext.cli.main", "agent", *agent_args, "--url", pool_url],
             "environment": {"PYTHONPATH": str(REPO), RUN_MARKER: run_id},
         }
     )
@@ -97,11 +107,10 @@ c.JupyterHub.load_roles = [
     {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users", "admin:servers", "read:servers"]},
+    # custom:gpupool:use lets an agent read the pool: a simulated agent takes its node's cards from
+    # it, and any agent attributes processes it cannot inspect by allocation (docs/node-agent.md).
+    {"name": "gpupool-agent", "services": list(agents), "scopes": ["custom:gpupool:agent", "custom:gpupool:use", "access:services!service=gpupool"]},
 ]
-if env.get("GPUPOOL_DEMO_POOL") == "nvml":
-    c.JupyterHub.load_roles.append(
-        {"name": "gpupool-agent", "services": ["gpupool-agent"], "scopes": ["custom:gpupool:agent", "access:services!service=gpupool"]}
-    )
 
 # ---------------------------------------------------------------- notebook servers
 c.JupyterHub.spawner_class = "spawner.local.SimpleGpuLocalProcessSpawner"

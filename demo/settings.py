@@ -58,7 +58,8 @@ class DemoSettings:
             models = sorted({g["model"] for g in self.real_gpus})
             return f"this machine's {len(self.real_gpus)} NVIDIA GPU(s) ({', '.join(models)}), found through NVML"
         nodes = ", ".join(f"{n['name']} ({n['gpus']} x {n['model']})" for n in DEMO_SIMULATED_NODES)
-        return f"simulated (no NVIDIA GPU found here): {nodes}"
+        return (f"simulated (no NVIDIA GPU found here): {nodes};\n"
+                "            utilisation is simulated too (demo/simulated_gpus.json: GPUs 0-1 of each node busy, 2-3 alternating, the rest idle)")
 
     def stop_leftover_processes(self) -> int:
         """SIGKILL processes this run started that outlived the hub (they carry our run id)."""

@@ -70,6 +70,17 @@ def login(url: str, user: str, password: str) -> requests.Session:
     return s
 
 
+def simulated_readings(client: PoolClient, nodes: set[str], timeout: float = 60) -> dict:
+    """(node, index) -> GPU of api/pool, once every node's agent has reported."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pool = client.pool()
+        if all(n["name"] not in nodes or n.get("last_reading_at") for n in pool["nodes"]):
+            return {(n["name"], g["index"]): g for n in pool["nodes"] for g in n["gpus"]}
+        assert time.monotonic() < deadline, f"no readings from the demo's simulated agents: {pool['nodes']}"
+        time.sleep(1)
+
+
 def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tmp_path):
     state = tmp_path / "demo"
     proc, banner = start_demo(state, free_port())
@@ -92,6 +103,12 @@ def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tm
         admin = PoolClient(url + "services/gpupool/", settings["spawner_token"])
         nodes = {n["name"]: len(n["gpus"]) for n in admin.pool()["nodes"]}
         assert nodes == {"dgx1-1": 8, "dgx2-1": 16}
+        assert "utilisation is simulated" in banner
+        gpus = simulated_readings(admin, {"dgx1-1", "dgx2-1"})
+        for node in ("dgx1-1", "dgx2-1"):
+            busy, idle = gpus[(node, 0)], gpus[(node, 5)]  # demo/simulated_gpus.json: 0 busy, 4 and up idle
+            assert busy["utilization"] > 50 and busy["idle_seconds"] in (None, 0)
+            assert idle["utilization"] == 0 and idle["idle_seconds"] is not None
         # A job that would run for ten minutes: Ctrl-C must not leave it behind.
         job = admin.submit(user="alice", kind="job", gpus=1, command=["sleep", "600"], workdir=str(tmp_path))
         time.sleep(2)
