@@ -54,6 +54,7 @@ class Scheduler:
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
+        self._shapes: dict[str, tuple] = {}  # pending workload -> request_shape
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
         self._shared = False
@@ -168,6 +169,7 @@ class Scheduler:
         if w is None:
             return None
         self.invalid.discard(workload_id)
+        self._shapes.pop(workload_id, None)
         q = self.queues[w.team]
         self._writable(q, w.user)
         q.remove(w)
@@ -297,6 +299,18 @@ class Scheduler:
             if used > team_of(self.teams, name).quota + EPSILON:
                 return True
         return False
+
+    def request_shape(self, w: Workload) -> tuple | None:
+        """Everything a failed start attempt reads from ``w`` (not its id,
+        user or priority): equal shapes fail alike. None for invalid work."""
+        shape = self._shapes.get(w.id)
+        if shape is None:
+            if w.id in self.invalid:
+                return None
+            shape = self._shapes[w.id] = (
+                w.team, w.kind, w.gpus, w.preemptible, w.min_gpus, w.max_gpus, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib,
+            )
+        return shape
 
     def _ask(self, w: Workload, n: int) -> None:
         asks = self._asks.setdefault(w.team, {})

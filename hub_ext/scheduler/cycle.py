@@ -66,6 +66,14 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
+        # Requests that failed since the last start or reservation. A failed
+        # try_start changes nothing (make_room undoes its trials), so an
+        # identical request fails the same way until something is decided:
+        # thousands of queued copies of a few shapes cost one try each.
+        self._failed: set = set()
+        self._failed_at: tuple = (0, 0)
+        self._stuck_at: tuple | None = None  # nothing_can_start() is True as of this version
+        self._free_at: tuple | None = None  # ... is False as of this version
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -188,6 +196,27 @@ class Cycle:
             reason += f"; elastic: started with {fmt(gpus)} of the {fmt(w.gpus)} GPUs asked"
         return reason
 
+    def attempt(self, w: Workload, starving: bool = False) -> bool:
+        """``try_start``, answering at once for a request shaped like one that
+        already failed with nothing decided since (the same answer)."""
+        # (starts, reservations) changes whenever a decision changes the state:
+        # preemptions and shrinks come with a start, a reservation holds cards.
+        version = (len(self.starts), len(self.reservations))
+        failed = self._failed
+        if version != self._failed_at:
+            failed.clear()
+            self._failed_at = version
+        key = self.st.request_shape(w)
+        if key is not None:
+            key = (key, starving)
+            if key in failed:
+                return False
+        if self.try_start(w, starving):
+            return True
+        if key is not None and (len(self.starts), len(self.reservations)) == version:
+            failed.add(key)
+        return False
+
     # ------------------------------------------------------------ the whole cycle
 
     def never_starts(self, w: Workload) -> bool:
@@ -205,10 +234,21 @@ class Cycle:
 
     def nothing_can_start(self) -> bool:
         """No free capacity and no way to make any: the rest only needs reasons."""
+        version = (len(self.starts), len(self.reservations))
+        if version == self._free_at:
+            return False
+        if version == self._stuck_at:
+            return True
         v = self.cap.view((None, None))
         if v.free_total or v.partial:
+            self._free_at = version
             return False
-        return not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled())
+        stuck = not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled())
+        if stuck:
+            self._stuck_at = version
+        else:
+            self._free_at = version
+        return stuck
 
     def anyone_entitled(self) -> bool:
         """Does any team wait for work that fits within its quota (and so may reclaim)?"""
@@ -285,7 +325,7 @@ class Cycle:
                     if self.nothing_can_start():
                         break
                     self.starving_first.append(w)
-                    self.try_start(w, starving=True)
+                    self.attempt(w, starving=True)
                 self._fair_loop()
             if cfg.elastic and st.elastic_running:
                 elastic.grow(self)
@@ -315,7 +355,7 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
-            if not self.try_start(w) and self.team_hopeless(w.team):
+            if not self.attempt(w) and self.team_hopeless(w.team):
                 cur.drop(w.team)
                 continue
             cur.done_with(w.team)
