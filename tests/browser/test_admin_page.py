@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.browser.helpers import wait_until
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.hub import start_hub
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -43,7 +43,7 @@ def test_admin_changes_quotas_and_the_queue_reacts(admin_hub, page_for, screensh
     alice_jobs = [hub.client("alice").submit(name=f"vision-{i}", kind="job", command=["sleep", "900"], gpus=1) for i in range(3)]
     carol_jobs = [hub.client("carol").submit(name=f"nlp-{i}", kind="job", command=["sleep", "900"], gpus=1) for i in range(3)]
     for user, job in [("alice", j) for j in alice_jobs] + [("carol", j) for j in carol_jobs]:
-        wait_until(lambda: state_of(hub, user, job) == "running", what=f"{job['name']} to run")
+        wait_for(lambda: state_of(hub, user, job) == "running", what=f"{job['name']} to run")
     bob_job = hub.client("bob").submit(name="bob-waits", kind="job", command=["sleep", "900"], gpus=1)
     assert state_of(hub, "bob", bob_job) == "pending"
 

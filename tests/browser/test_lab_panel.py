@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import login, wait_until
+from tests.browser.helpers import login
+from tests.fixtures.waiting import wait_for
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 from playwright.sync_api import expect  # noqa: E402
@@ -80,7 +81,7 @@ def test_job_queues_starts_resizes_and_stops(alice_lab, lab_hub, screenshot):
     carol = hub.client("carol").submit(name="carol-train", kind="job", command=["sleep", "900"], gpus=4)
     bob = hub.client("bob").submit(name="bob-train", kind="job", command=["sleep", "900"], gpus=3)
     for user, job in (("carol", carol), ("bob", bob)):
-        wait_until(lambda: hub.client(user).workload(job["id"])["state"] == "running", what=f"{job['name']} to run")
+        wait_for(lambda: hub.client(user).workload(job["id"])["state"] == "running", what=f"{job['name']} to run")
     expect(page.locator('#gpupool-panel .gp-Gpu[data-look="free"]')).to_have_count(0, timeout=SLOW)
 
     # alice submits an elastic job from the panel: the pool is full, so it queues, with a reason.
@@ -161,7 +162,7 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub, screenshot)
         agent.report_readings(share["node"], [reading])
         return page.locator(f'#gpupool-panel .gp-Warning[data-workload-id="{session["id"]}"]').count() == 1
 
-    wait_until(warned, timeout=60, interval=2, what="the panel to warn about alice's idle session GPU")
+    wait_for(warned, timeout=60, interval=2, what="the panel to warn about alice's idle session GPU")
     warning = page.locator(f'#gpupool-panel .gp-Warning[data-workload-id="{session["id"]}"]')
     expect(warning).to_contain_text("Idle GPUs will be reclaimed")
     expect(warning).to_contain_text("go back to the pool")
@@ -207,7 +208,7 @@ def test_lab_outside_the_pool_says_so_in_plain_words(browser, installed_extensio
             except requests.RequestException:
                 return False
 
-        wait_until(up, timeout=90, what="a plain JupyterLab to answer")
+        wait_for(up, timeout=90, what="a plain JupyterLab to answer")
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         try:
             page.goto(f"{url}lab?token={token}")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext.client import PoolConflict, PoolNotFound
 from tests.fixtures.hub import start_hub
-from tests.spawner.hubtools import gpupool_cli, pool_admin, used_gpus, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.spawner.hubtools import cancel_active_workloads, gpupool_cli, pool_admin, used_gpus
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = str(REPO / "examples" / "train.py")
@@ -33,13 +33,7 @@ def hub(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def clean_pool(hub):
     yield
-    admin = pool_admin(hub)
-    for w in admin.workloads()["workloads"]:
-        if w["state"] in ("pending", "running"):
-            try:
-                admin.cancel(w["id"])
-            except (PoolConflict, PoolNotFound):
-                pass  # it ended meanwhile
+    cancel_active_workloads(pool_admin(hub))
     wait_for(lambda: used_gpus(hub) == 0, 30, "the pool empty again")
 
 

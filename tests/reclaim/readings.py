@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from hub_ext.client import PoolUnavailable
-
-
-def wait_for(predicate, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Reporter:

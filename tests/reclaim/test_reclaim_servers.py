@@ -8,8 +8,9 @@ import time
 import pytest
 
 from tests.fixtures.hub import start_hub
-from tests.reclaim.readings import Reporter, kinds, uuids, wait_for
-from tests.spawner.hubtools import SPAWNER_CONFIG, server_environ, server_model, spawn, stop_server, wait_ready
+from tests.fixtures.waiting import wait_for
+from tests.reclaim.readings import Reporter, kinds, uuids
+from tests.spawner.hubtools import SPAWNER_CONFIG, cancel_active_workloads, pool_admin, server_environ, server_model, spawn, stop_server, wait_ready
 
 POOL = [{"name": "node-a", "gpus": 1, "model": "A100-40GB", "memory_mib": 40960}]
 TEAMS = {"vision": {"quota": 1}, "nlp": {"quota": 1}}
@@ -41,14 +42,12 @@ def hub(tmp_path_factory):
 
 @pytest.fixture
 def admin(hub):
-    client = hub.client(token=hub.spawner_token)
+    client = pool_admin(hub)
     yield client
     for user in USERS:
         if server_model(hub, user) is not None:
             stop_server(hub, user)
-    for w in client.workloads()["workloads"]:
-        if w["state"] in ("pending", "running", "stopping"):
-            client.cancel(w["id"])
+    cancel_active_workloads(client)
 
 
 def running_session(admin, user):

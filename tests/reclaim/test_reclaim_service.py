@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.hub import start_hub
-from tests.reclaim.readings import Reporter, kinds, uuids, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.reclaim.readings import Reporter, kinds, uuids
+from tests.spawner.hubtools import cancel_active_workloads, pool_admin
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT, GRACE, STALE = 2.0, 4.0, 2.0
@@ -62,11 +64,9 @@ def hub(tmp_path_factory):
 
 @pytest.fixture
 def admin(hub):
-    client = hub.client(token=hub.spawner_token)
+    client = pool_admin(hub)
     yield client
-    for w in client.workloads()["workloads"]:
-        if w["state"] in ("pending", "running", "stopping"):
-            client.cancel(w["id"])
+    cancel_active_workloads(client)
 
 
 def test_nothing_happens_to_a_session_when_the_agent_stops_reporting(hub, admin):

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
+from tests.fixtures.waiting import wait_for  # noqa: F401 - the service tests import it from here
+
 from .openapi_check import CheckedClient, OpenAPIDocument
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition", show=None):
-    """Poll ``predicate`` until it returns something truthy; return that (``show()`` explains a timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {show()}" if show else ""))
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

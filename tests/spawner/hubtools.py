@@ -13,6 +13,9 @@ from pathlib import Path
 
 import requests
 
+from hub_ext.client import PoolConflict, PoolNotFound
+from tests.fixtures.waiting import wait_for  # noqa: F401 - the hub tests import it from here
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Appended to the fixture's jupyterhub_config.py (tests/fixtures/hub.py defines POOL_URL & co).
@@ -70,20 +73,19 @@ def stop_server(hub, user: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 def pool_admin(hub):
     """A PoolClient with the spawner's admin token: sees every workload."""
     return hub.client(token=hub.spawner_token)
+
+
+def cancel_active_workloads(client) -> None:
+    """Cancel every workload still queued, running or stopping: a test leaves the pool to the next."""
+    for w in client.workloads()["workloads"]:
+        if w["state"] in ("pending", "running", "stopping"):
+            try:
+                client.cancel(w["id"])
+            except (PoolConflict, PoolNotFound):
+                pass  # it ended meanwhile
 
 
 def workloads_of(hub, user: str, state: str | None = None) -> list[dict]:

@@ -15,11 +15,12 @@ import time
 
 import pytest
 
-from hub_ext.client import PoolConflict, PoolNotFound
 from tests.fixtures.hub import start_hub
+from tests.fixtures.waiting import wait_for
 from tests.spawner.hubtools import (
     SPAWNER_CONFIG,
     ProgressReader,
+    cancel_active_workloads,
     gpupool_cli,
     pool_admin,
     server_environ,
@@ -27,7 +28,6 @@ from tests.spawner.hubtools import (
     spawn,
     stop_server,
     used_gpus,
-    wait_for,
     wait_ready,
     workloads_of,
 )
@@ -58,13 +58,7 @@ def clean_pool(hub):
     for user in ("alice", "bob", "carol"):
         if server_model(hub, user) is not None:
             stop_server(hub, user)
-    admin = pool_admin(hub)
-    for w in admin.workloads()["workloads"]:
-        if w["state"] in ("pending", "running"):
-            try:
-                admin.cancel(w["id"])
-            except (PoolConflict, PoolNotFound):
-                pass  # it ended meanwhile
+    cancel_active_workloads(pool_admin(hub))
 
 
 def fill_pool(hub, gpus: int, user: str = "carol") -> dict:
