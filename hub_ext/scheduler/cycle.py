@@ -57,6 +57,7 @@ class Cycle:
         self.resize_reason: dict[str, str] = {}
         self.reservations: dict = {}
         self.starving_first: list[Workload] = []
+        self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
         self.whole_fail: dict[tuple, float] = {}  # view key -> smallest gang that did not fit
@@ -70,7 +71,7 @@ class Cycle:
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
         # thousands of queued copies of a few shapes cost one try each.
-        self._failed: set = set()
+        self._failed: tuple[set, set] = (set(), set())  # shapes that failed [not starving, starving]
         self._failed_at: tuple = (0, 0)
         self._stuck_at: tuple | None = None  # nothing_can_start() is True as of this version
         self._free_at: tuple | None = None  # ... is False as of this version
@@ -202,15 +203,14 @@ class Cycle:
         # (starts, reservations) changes whenever a decision changes the state:
         # preemptions and shrinks come with a start, a reservation holds cards.
         version = (len(self.starts), len(self.reservations))
-        failed = self._failed
         if version != self._failed_at:
-            failed.clear()
+            self._failed[0].clear()
+            self._failed[1].clear()
             self._failed_at = version
+        failed = self._failed[starving]
         key = self.st.request_shape(w)
-        if key is not None:
-            key = (key, starving)
-            if key in failed:
-                return False
+        if key is not None and key in failed:
+            return False
         if self.try_start(w, starving):
             return True
         if key is not None and (len(self.starts), len(self.reservations)) == version:
@@ -321,11 +321,7 @@ class Cycle:
                         self.fifo_blocker = w
                         break
             else:
-                for w in reservation.starving(st.fifo, self.now, cfg.reservation_after_s):
-                    if self.nothing_can_start():
-                        break
-                    self.starving_first.append(w)
-                    self.attempt(w, starving=True)
+                self._starving_loop()
                 self._fair_loop()
             if cfg.elastic and st.elastic_running:
                 elastic.grow(self)
@@ -343,10 +339,39 @@ class Cycle:
             resizes.append(Resize(workload_id=wid, allocation=Allocation(wid, shares, old.started_at), reason=self.resize_reason[wid]))
         return Decisions(starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end))
 
+    def _starving_loop(self) -> None:
+        """Starving workloads first, oldest first (reservation.starving).
+
+        Thousands may wait in a few shapes: one whose shape already failed
+        with nothing decided since costs a few comparisons here (the same
+        answer as ``attempt``, without the call)."""
+        after = self.config.reservation_after_s
+        if after is None:
+            return
+        cutoff = self.now - after
+        self.starving_until = cutoff
+        starts, reservations, shapes, failed = self.starts, self.reservations, self.st._shapes, self._failed[1]
+        first = self.starving_first
+        seen = None
+        for w in self.st.fifo:
+            if w.submitted_at > cutoff:
+                return
+            version = (len(starts), len(reservations))
+            if version != seen:
+                # nothing_can_start() changes only with a decision
+                seen = version
+                if self.nothing_can_start():
+                    return  # the fair loop stops at once too: same state
+            first.append(w)
+            if version == self._failed_at and shapes.get(w.id) in failed:
+                continue
+            self.attempt(w, starving=True)
+
     def _fair_loop(self) -> None:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
-        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip={w.id for w in self.starving_first})
+        # Starving work (submitted up to starving_until) went first: skipped here.
+        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until)
         everything = self.cap.view((None, None))
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start():

@@ -74,12 +74,12 @@ class FairCursor:
     are versioned and stale entries skipped.
     """
 
-    def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip: set[str] | None = None):
+    def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip_until: float | None = None):
         self.queues = queues
         self.teams = teams
         self.usage = usage
         self.user_usage = user_usage
-        self.skip = skip or set()
+        self.skip_until = skip_until  # workloads submitted up to then were seen already (starving)
         self.cursors: dict[tuple[str, str], int] = {}
         self.version: dict[str, int] = {}
         self.heap: list = []
@@ -93,8 +93,10 @@ class FairCursor:
         lst = self.queues[team][user]
         key = (team, user)
         i = self.cursors.get(key, 0)
-        if self.skip:
-            while i < len(lst) and lst[i].id in self.skip:
+        until = self.skip_until
+        if until is not None:
+            n = len(lst)
+            while i < n and lst[i].submitted_at <= until:
                 i += 1
             self.cursors[key] = i
         return lst[i] if i < len(lst) else None
