@@ -11,9 +11,19 @@ import time
 
 import pytest
 
-from hub_ext.client import PoolConflict, PoolNotFound
 from tests.fixtures.hub import start_hub
-from tests.spawner.hubtools import SPAWNER_CONFIG, pool_admin, server_model, spawn, stop_server, used_gpus, wait_for, wait_ready, workloads_of
+from tests.fixtures.waiting import wait_for
+from tests.spawner.hubtools import (
+    SPAWNER_CONFIG,
+    cancel_active_workloads,
+    pool_admin,
+    server_model,
+    spawn,
+    stop_server,
+    used_gpus,
+    wait_ready,
+    workloads_of,
+)
 
 POOL = [{"name": "node-a", "gpus": 2, "model": "A100-40GB", "memory_mib": 40960}]
 TEAMS = {"vision": {"quota": 2, "over_quota_weight": 1}, "nlp": {"quota": 2, "over_quota_weight": 1}}
@@ -50,13 +60,7 @@ def clean_pool(hub):
     for user in ("alice", "bob"):
         if server_model(hub, user) is not None:
             stop_server(hub, user)
-    admin = pool_admin(hub)
-    for w in admin.workloads()["workloads"]:
-        if w["state"] in ("pending", "running"):
-            try:
-                admin.cancel(w["id"])
-            except (PoolConflict, PoolNotFound):
-                pass
+    cancel_active_workloads(pool_admin(hub))
 
 
 def server_gone_events(hub, workload_id: str) -> list[dict]:
