@@ -77,7 +77,8 @@ def simulated_readings(client: PoolClient, nodes: set[str], timeout: float = 60)
         pool = client.pool()
         if all(n["name"] not in nodes or n.get("last_reading_at") for n in pool["nodes"]):
             return {(n["name"], g["index"]): g for n in pool["nodes"] for g in n["gpus"]}
-        assert time.monotonic() < deadline, f"no readings from the demo's simulated agents: {pool['nodes']}"
+        assert time.monotonic() < deadline, ("no readings from the demo's simulated agents: "
+                                                f"{[(n['name'], n.get('last_reading_at')) for n in pool['nodes']]}")
         time.sleep(1)
 
 
