@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from hub_ext.client import PoolClient
+from tests.fixtures.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,16 +71,15 @@ def login(url: str, user: str, password: str) -> requests.Session:
     return s
 
 
-def simulated_readings(client: PoolClient, nodes: set[str], timeout: float = 60) -> dict:
+def simulated_readings(client: PoolClient, nodes: set[str]) -> dict:
     """(node, index) -> GPU of api/pool, once every node's agent has reported."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def reported():
         pool = client.pool()
-        if all(n["name"] not in nodes or n.get("last_reading_at") for n in pool["nodes"]):
-            return {(n["name"], g["index"]): g for n in pool["nodes"] for g in n["gpus"]}
-        assert time.monotonic() < deadline, ("no readings from the demo's simulated agents: "
-                                                f"{[(n['name'], n.get('last_reading_at')) for n in pool['nodes']]}")
-        time.sleep(1)
+        return all(n["name"] not in nodes or n.get("last_reading_at") for n in pool["nodes"]) and pool
+
+    pool = wait_for(reported, timeout=60, what="readings from the demo's simulated agents")
+    return {(n["name"], g["index"]): g for n in pool["nodes"] for g in n["gpus"]}
 
 
 def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tmp_path):
