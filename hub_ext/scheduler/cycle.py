@@ -20,6 +20,10 @@ never start (no matching GPUs in the pool, larger than the pool or than its
 team's limit, invalid) is passed over rather than blocking the queue forever.
 Shrinking and preemption still apply when switched on.
 
+Long queues hold thousands of workloads in a few request shapes: a failed
+try changes nothing, so until something is decided a workload shaped like
+one that already failed fails at once (``Cycle.attempt``).
+
 The cycle works on the scheduler's live index and undoes everything at the
 end: the caller applies the decisions (see cache.py for the contract).
 Reasons for pending work are computed only when read (reasons.py).
