@@ -13,13 +13,24 @@ person to read.
 Defaults come from the environment: ``GPUPOOL_URL`` (the service's base URL,
 e.g. ``http://127.0.0.1:8000/services/gpupool/``) and
 ``JUPYTERHUB_API_TOKEN``.
+
+Restarts: while the service restarts (after a crash JupyterHub starts it
+again) the proxy answers 502/503 and direct connections are refused. Both
+clients retry such answers with backoff for up to ``retry_seconds`` (default
+$GPUPOOL_RETRY_SECONDS or 60), calling ``on_retry(message)`` with words a
+person can read ("the pool is restarting ..."), then raise ``PoolUnavailable``.
+Retrying is safe: every submission carries an idempotency key, so a retry
+of a submission that was stored returns the same workload.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import random
+import time
+import uuid
+from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
 __all__ = [
@@ -97,6 +108,52 @@ def _raise_for(status: int, text: str, url: str) -> None:
     raise _error_class(status)(message, status=status, body=body)
 
 
+#: Answers that mean "the service is not there right now" (the proxy's, during a restart).
+RETRY_STATUSES = (502, 503, 504)
+RESTARTING = "the pool is restarting"
+
+
+def _default_retry_seconds(value: float | None) -> float:
+    if value is not None:
+        return max(0.0, float(value))
+    try:
+        return max(0.0, float(os.environ.get("GPUPOOL_RETRY_SECONDS", "60")))
+    except ValueError:
+        return 60.0
+
+
+class _Backoff:
+    """Waits between retries: 0.25 s doubling to 4 s, with jitter, until ``seconds`` have passed."""
+
+    def __init__(self, seconds: float, on_retry: Callable[[str], None] | None):
+        self.deadline = time.monotonic() + seconds
+        self.started = time.monotonic()
+        self.delay = 0.25
+        self.on_retry = on_retry
+        self.tries = 0
+
+    def next_wait(self, why: str) -> float | None:
+        """Seconds to wait before the next try, or None when the time is up."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return None
+        wait = min(self.delay * (0.5 + random.random()), left)
+        self.delay = min(self.delay * 2, 4.0)
+        self.tries += 1
+        if self.on_retry is not None:
+            waited = time.monotonic() - self.started
+            self.on_retry(f"{RESTARTING} ({why}); trying again (waited {waited:.0f} s so far)")
+        return wait
+
+    def give_up(self, base_url: str, why: str) -> PoolUnavailable:
+        waited = time.monotonic() - self.started
+        tail = f" after retrying for {waited:.0f} s" if self.tries else ""
+        return PoolUnavailable(
+            f"cannot reach the pool service at {base_url}: {why}{tail}. "
+            f"If {RESTARTING}, try again in a minute; if this lasts, ask an admin to check the gpupool service."
+        )
+
+
 def _default_url(url: str | None) -> str:
     url = url or os.environ.get("GPUPOOL_URL")
     if not url:
@@ -115,12 +172,18 @@ def _clean(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+class _Retry(Exception):
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
 class _Endpoints:
     """Every endpoint of the service, once. ``_call`` is the transport."""
 
     base_url: str
 
-    def _call(self, method: str, path: str, params: dict | None = None, body: Any = None, raw: bool = False):
+    def _call(self, method: str, path: str, params: dict | None = None, body: Any = None, raw: bool = False, headers: dict | None = None):
         raise NotImplementedError
 
     # -- who am I
@@ -138,11 +201,16 @@ class _Endpoints:
         """My workloads (all workloads for admins), optionally filtered."""
         return self._call("GET", "api/workloads", params=_clean({"user": user, "state": state}))
 
-    def submit(self, spec: dict[str, Any] | None = None, **fields: Any):
-        """Submit a workload; ``spec`` and keyword fields are merged (see docs/api.md)."""
+    def submit(self, spec: dict[str, Any] | None = None, *, idempotency_key: str | None = None, **fields: Any):
+        """Submit a workload; ``spec`` and keyword fields are merged (see docs/api.md).
+
+        Sent with an idempotency key (a new one per call unless given), so the
+        client's own retries never submit twice.
+        """
         body = dict(spec or {})
         body.update(fields)
-        return self._call("POST", "api/workloads", body=_clean(body))
+        key = idempotency_key or body.pop("idempotency_key", None) or str(uuid.uuid4())
+        return self._call("POST", "api/workloads", body=_clean(body), headers={"Idempotency-Key": key})
 
     def workload(self, workload_id: str):
         return self._call("GET", f"api/workloads/{quote(str(workload_id), safe='')}")
@@ -214,31 +282,51 @@ class _Endpoints:
 class PoolClient(_Endpoints):
     """Synchronous client: ``PoolClient(url, token).pool()``."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0, session=None):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        session=None,
+        retry_seconds: float | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ):
         import requests
 
         self.base_url = _default_url(url)
         self.token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN")
         self.timeout = timeout
+        self.retry_seconds = _default_retry_seconds(retry_seconds)
+        self.on_retry = on_retry
         self._session = session or requests.Session()
 
-    def _call(self, method, path, params=None, body=None, raw=False):
+    def _call(self, method, path, params=None, body=None, raw=False, headers=None):
         import requests
 
         url = self.base_url + path
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if self.token:
             headers["Authorization"] = f"token {self.token}"
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body)
-        try:
-            r = self._session.request(
-                method, url, params=params or None, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as e:
-            raise PoolUnavailable(f"cannot reach the pool service at {self.base_url}: {e}") from e
+        backoff = _Backoff(self.retry_seconds, self.on_retry)
+        while True:
+            try:
+                r = self._session.request(
+                    method, url, params=params or None, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
+            except (requests.ConnectionError, requests.Timeout) as e:
+                why = f"{type(e).__name__}: {e}"
+            else:
+                if r.status_code not in RETRY_STATUSES:
+                    break
+                why = f"HTTP {r.status_code}"
+            wait = backoff.next_wait(why)
+            if wait is None:
+                raise backoff.give_up(self.base_url, why)
+            time.sleep(wait)
         if r.status_code >= 300:
             _raise_for(r.status_code, r.text, url)
         if raw:
@@ -258,18 +346,40 @@ class PoolClient(_Endpoints):
 class AsyncPoolClient(_Endpoints):
     """The same endpoints as coroutines: ``await AsyncPoolClient(url, token).pool()``."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry_seconds: float | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ):
         self.base_url = _default_url(url)
         self.token = token if token is not None else os.environ.get("JUPYTERHUB_API_TOKEN")
         self.timeout = timeout
+        self.retry_seconds = _default_retry_seconds(retry_seconds)
+        self.on_retry = on_retry
 
-    async def _call(self, method, path, params=None, body=None, raw=False):
+    async def _call(self, method, path, params=None, body=None, raw=False, headers=None):
+        import asyncio
+
+        backoff = _Backoff(self.retry_seconds, self.on_retry)
+        while True:
+            try:
+                return await self._call_once(method, path, params, body, raw, headers)
+            except _Retry as e:
+                wait = backoff.next_wait(e.why)
+                if wait is None:
+                    raise backoff.give_up(self.base_url, e.why) from None
+                await asyncio.sleep(wait)
+
+    async def _call_once(self, method, path, params, body, raw, extra_headers):
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
         url = self.base_url + path
         if params:
             url += "?" + urlencode(params)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if self.token:
             headers["Authorization"] = f"token {self.token}"
         data = None
@@ -290,10 +400,12 @@ class AsyncPoolClient(_Endpoints):
         try:
             r = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (OSError, HTTPClientError) as e:
-            raise PoolUnavailable(f"cannot reach the pool service at {self.base_url}: {e}") from e
+            raise _Retry(f"{type(e).__name__}: {e}") from e
         text = r.body.decode("utf-8", "replace") if r.body else ""
         if r.code == 599:
-            raise PoolUnavailable(f"cannot reach the pool service at {self.base_url}: {r.error}")
+            raise _Retry(str(r.error))
+        if r.code in RETRY_STATUSES:
+            raise _Retry(f"HTTP {r.code}")
         if r.code >= 300:
             _raise_for(r.code, text, url)
         if raw:

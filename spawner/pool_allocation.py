@@ -174,7 +174,12 @@ class PoolAllocationMixin(LoggingConfigurable):
                 reason="gpupool-config",
                 status_code=500,
             )
-        return AsyncPoolClient(self.pool_url, self.pool_token or None, timeout=15.0)
+        return AsyncPoolClient(self.pool_url, self.pool_token or None, timeout=15.0, on_retry=self._pool_restarting)
+
+    def _pool_restarting(self, message: str) -> None:
+        """The client retries while the pool service restarts: say so on the spawn page and in the log."""
+        self.log.warning("gpupool for %s: %s", getattr(self.user, "name", "?"), message)
+        self._emit_progress(f"The GPU pool is restarting; waiting for it ({message.split('; ')[-1]})")
 
     def get_state(self):
         state = super().get_state()

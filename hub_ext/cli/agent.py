@@ -40,7 +40,12 @@ def _client(args) -> PoolClient | None:
         return None
     # GPUPOOL_TOKEN first: an agent pod or unit has its own token, and a
     # JUPYTERHUB_API_TOKEN it inherits (e.g. beside the hub) is the wrong one.
-    return PoolClient(args.url, args.token or os.environ.get("GPUPOOL_TOKEN"))
+    # Retry a restarting service for at most one interval: the next reading is fresher than this one.
+    retry = None if "GPUPOOL_RETRY_SECONDS" in os.environ else args.interval
+    return PoolClient(
+        args.url, args.token or os.environ.get("GPUPOOL_TOKEN"), retry_seconds=retry,
+        on_retry=lambda message: logging.getLogger("gpupool.agent").warning("%s", message),
+    )
 
 
 def _declared_gpus(client: PoolClient | None, node: str) -> tuple[GpuInfo, ...] | None:

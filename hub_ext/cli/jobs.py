@@ -81,7 +81,8 @@ def _gpu_count(text: str) -> float:
 
 
 def _client(args) -> PoolClient:
-    return PoolClient(args.url, args.token)
+    # While the service restarts, say so and keep trying (submits carry an idempotency key).
+    return PoolClient(args.url, args.token, on_retry=lambda message: print(f"gpupool: {message}", file=sys.stderr))
 
 
 def _run(args, action) -> int:

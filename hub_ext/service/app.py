@@ -43,6 +43,7 @@ from .auth import PoolAuth
 from .context import PoolContext
 from .inventory import Inventory
 from .jobs import JobSupervisor
+from .limits import InputLimits
 from .loop import SchedulingLoop
 from .reclaim import IdleReclaim, register_metrics
 from .reconcile import ServerReconcile
@@ -115,7 +116,8 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner,
+               InputLimits]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -161,10 +163,12 @@ class GpuPoolService(Application):
         )
         loop = SchedulingLoop(store, supervisor, reclaim=reclaim, parent=self)
         loop_holder["loop"] = loop
+        limits = InputLimits(parent=self)
         pool = PoolContext(
-            store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
+            store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(limits=limits, parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
+            limits=limits,
         )
         metrics.register_store(store)
         register_metrics(reclaim)
@@ -221,7 +225,8 @@ class GpuPoolService(Application):
         ip, port = self._bind()
         await pool.jobs.reconcile()
         await pool.loop.cycle()
-        server = HTTPServer(app, xheaders=True)
+        # Tornado drops bodies far beyond the limit unread; InputLimits answers 413 for the rest.
+        server = HTTPServer(app, xheaders=True, max_body_size=2 * pool.limits.max_body_bytes + (1 << 16))
         server.listen(port, ip)
         pool.loop.start()
         pool.reconcile.start()

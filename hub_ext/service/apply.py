@@ -36,10 +36,13 @@ class JobActions:
 
     stop: list[tuple[int, str]] = field(default_factory=list)  # (workload seq, runner handle)
     start: list[int] = field(default_factory=list)  # workload seqs whose job must be (re)started
+    # runner handle -> the GPUs its process was on: a new start waits only for stops on its own cards
+    stop_gpus: dict[str, set[str]] = field(default_factory=dict)
 
     def extend(self, other: JobActions) -> None:
         self.stop.extend(other.stop)
         self.start.extend(other.start)
+        self.stop_gpus.update(other.stop_gpus)
 
     def __bool__(self) -> bool:
         return bool(self.stop or self.start)
@@ -66,6 +69,7 @@ def stop_process(w: WorkloadRow, actions: JobActions) -> None:
     if w.kind == "job" and w.runner_handle:
         w.stop_handles = list(w.stop_handles or []) + [w.runner_handle]
         actions.stop.append((w.seq, w.runner_handle))
+        actions.stop_gpus[w.runner_handle] = {s.gpu_uuid for s in w.shares}
         w.runner_handle = None
 
 
@@ -119,8 +123,8 @@ def apply_decisions(
         if w is None or w.state != "running" or _too_spread(w, r.allocation, max_job_nodes):
             continue  # an elastic job grows only where its runner can follow
         before = w.allocated_gpus
+        stop_process(w, actions)  # while the shares still say which GPUs the process is on
         _set_shares(w, r.allocation, gpu_index)
-        stop_process(w, actions)
         if w.kind == "job":
             actions.start.append(w.seq)
         events.record(

@@ -28,12 +28,14 @@ from traitlets.config import LoggingConfigurable
 USE_SCOPE = "custom:gpupool:use"
 ADMIN_SCOPE = "custom:gpupool:admin"
 AGENT_SCOPE = "custom:gpupool:agent"
+METRICS_SCOPE = "custom:gpupool:metrics"
 
 #: The definitions to put in ``c.JupyterHub.custom_scopes``.
 CUSTOM_SCOPES = {
     USE_SCOPE: {"description": "Use the GPU pool: see the pool and queue, submit and manage your own workloads."},
     ADMIN_SCOPE: {"description": "Administer the GPU pool: all workloads, teams and quotas; act on behalf of users."},
     AGENT_SCOPE: {"description": "Report GPU readings for nodes of the GPU pool (node agents)."},
+    METRICS_SCOPE: {"description": "Read the GPU pool's Prometheus metrics (a monitoring server's token)."},
 }
 
 
@@ -58,6 +60,10 @@ class Identity:
     @property
     def agent(self) -> bool:
         return self.admin or AGENT_SCOPE in self.scopes
+
+    @property
+    def metrics(self) -> bool:
+        return self.admin or METRICS_SCOPE in self.scopes
 
     def may_act_on(self, owner: str) -> bool:
         return self.admin or (self.can_use and self.kind == "user" and owner == self.name)
@@ -84,9 +90,11 @@ class PoolAuth(LoggingConfigurable):
     ).tag(config=True)
 
     metrics_require_auth = Bool(
-        False,
-        help="""Require a token with the admin scope for ``/metrics``. Off by default so a
-        Prometheus server inside the cluster can scrape without a token.""",
+        True,
+        help="""Require a token with the custom:gpupool:metrics (or admin) scope for ``/metrics``,
+        as JupyterHub does for its own metrics (read:metrics). Set False to let anyone who can
+        reach the service scrape without a token; the metrics name teams, nodes and GPUs, never
+        users or workloads.""",
     ).tag(config=True)
 
     group_cache_seconds = Float(

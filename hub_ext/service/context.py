@@ -6,11 +6,12 @@ own (traitlets) and does one job; this only lets handlers reach them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .auth import PoolAuth
 from .inventory import Inventory
 from .jobs import JobSupervisor
+from .limits import InputLimits
 from .loop import SchedulingLoop
 from .reclaim import IdleReclaim
 from .reconcile import ServerReconcile
@@ -30,3 +31,4 @@ class PoolContext:
     inventory: Inventory
     reclaim: IdleReclaim
     reconcile: ServerReconcile | None = None
+    limits: InputLimits = field(default_factory=InputLimits)

@@ -19,6 +19,7 @@ is still within its grace period.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Awaitable, Callable
@@ -102,9 +103,9 @@ class JobSupervisor(LoggingConfigurable):
 
     # ------------------------------------------------------------ acting on decisions
 
-    async def execute(self, stops: list[tuple[int, str]], starts: list[int]) -> None:
+    async def execute(self, stops: list[tuple[int, str]], starts: list[int], stop_gpus: dict[str, set[str]] | None = None) -> None:
         for seq, handle in stops:
-            self.stop_in_background(seq, handle)
+            self.stop_in_background(seq, handle, (stop_gpus or {}).get(handle))
         for seq in starts:
             await self.start(seq)
 
@@ -114,7 +115,9 @@ class JobSupervisor(LoggingConfigurable):
         watcher = self._watchers.pop(handle, None)
         if watcher is not None:
             watcher.cancel()
-        self._stopping_gpus[handle] = gpu_uuids or set()
+        # Unknown GPUs (a handle from before a restart that does not name them) count as all GPUs:
+        # waiting too long is better than two processes on one card.
+        self._stopping_gpus[handle] = gpu_uuids or _gpus_in_handle(handle)
         task = asyncio.ensure_future(self._stop(seq, handle))
         self._stopping[handle] = task
         return task
@@ -290,6 +293,16 @@ class JobSupervisor(LoggingConfigurable):
         for task in list(self._watchers.values()):
             task.cancel()
         self._watchers.clear()
+
+
+def _gpus_in_handle(handle: str) -> set[str]:
+    """The GPU uuids a runner wrote into a handle (the local runner does), else an empty set."""
+    try:
+        h = json.loads(handle)
+    except ValueError:
+        return set()
+    uuids = h.get("gpu_uuids") if isinstance(h, dict) else None
+    return {u for u in str(uuids).split(",") if u} if uuids else set()
 
 
 def _service_url_from_env() -> str:

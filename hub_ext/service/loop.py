@@ -105,7 +105,7 @@ class SchedulingLoop(LoggingConfigurable):
             self.last_cycle_at = time.time()
         if server_actions:
             self.reclaim.carry_out(server_actions)
-        await self.supervisor.execute(actions.stop, actions.start)
+        await self.supervisor.execute(actions.stop, actions.start, actions.stop_gpus)
 
     def poke(self) -> None:
         """Ask for a cycle soon, without waiting for it."""

@@ -574,11 +574,20 @@ class IdleCollector:
         gpu_idle = GaugeMetricFamily(
             "gpupool_gpu_idle_seconds", "Seconds a GPU has been below the idle threshold (absent: no recent reading).", labels=["node", "index", "uuid"]
         )
+        # Per team and kind, never per workload or user: label values stay as few as the teams
+        # (a label per workload would grow without bound and name what the API hides from others).
         workload_idle = GaugeMetricFamily(
-            "gpupool_workload_idle_seconds",
-            "Seconds every GPU of a running workload has been idle (0: busy; absent: no recent reading).",
-            labels=["workload", "user", "team", "kind"],
+            "gpupool_workloads_idle",
+            "Running workloads whose every GPU is idle now, per team and kind (absent: no recent reading).",
+            labels=["team", "kind"],
         )
+        workload_idle_max = GaugeMetricFamily(
+            "gpupool_workload_idle_seconds_max",
+            "The longest time a running workload of a team and kind has been idle (0: all busy).",
+            labels=["team", "kind"],
+        )
+        idle_counts: dict[tuple[str, str], int] = {}
+        idle_longest: dict[tuple[str, str], float] = {}
         with reclaim.store.read() as db:
             gpus = {g.uuid: g for g in db.scalars(select(GpuRow).join(NodeRow))}
             for g in gpus.values():
@@ -588,14 +597,20 @@ class IdleCollector:
             for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.state == "running")):
                 seconds = reclaim.workload_idle_seconds(w, gpus, now)
                 if seconds is not None:
-                    workload_idle.add_metric([w.id, w.user, w.team, w.kind], seconds)
+                    key = (w.team, w.kind)
+                    idle_counts[key] = idle_counts.get(key, 0) + (1 if seconds > 0 else 0)
+                    idle_longest[key] = max(idle_longest.get(key, 0.0), seconds)
             counts = db.execute(
                 select(EventRow.team, EventRow.kind, func.count())
                 .where(EventRow.kind.in_((WARNED, FLAGGED, RECLAIM_FAILED)))
                 .group_by(EventRow.team, EventRow.kind)
             ).all()
+        for key in sorted(idle_counts):
+            workload_idle.add_metric(list(key), idle_counts[key])
+            workload_idle_max.add_metric(list(key), idle_longest[key])
         yield gpu_idle
         yield workload_idle
+        yield workload_idle_max
         idle_events = CounterMetricFamily(
             "gpupool_idle_events", "Idle sessions warned, idle jobs flagged and reclaims the hub refused, per team.", labels=["team", "kind"]
         )

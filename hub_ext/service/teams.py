@@ -22,13 +22,22 @@ class TeamConfigError(ValueError):
     pass
 
 
+#: Bounds of a team's numbers: beyond them a value is a typo, and would break clients
+#: (JSON has no Infinity) or the fair-share arithmetic (1e308 * anything overflows).
+MAX_TEAM_GPUS = 100_000
+MAX_WEIGHT = 1000
+
+
 def check_team_numbers(quota, over_quota_weight, limit) -> str | None:
     """A message a person understands when a team's numbers make no sense, else None."""
-    for label, value in (("quota", quota), ("over_quota_weight", over_quota_weight)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return f"{label} must be a number"
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
-        return "limit must be a number of GPUs, or null for no limit"
+    from .limits import is_number
+
+    bounds = (("quota", quota, MAX_TEAM_GPUS, " GPUs"), ("over_quota_weight", over_quota_weight, MAX_WEIGHT, ""))
+    for label, value, top, unit in bounds:
+        if not is_number(value) or value > top:
+            return f"{label} must be a number between 0 and {top:,}{unit}, not {str(value)[:40]}"
+    if limit is not None and (not is_number(limit) or limit > MAX_TEAM_GPUS):
+        return f"limit must be a number of GPUs between 0 and {MAX_TEAM_GPUS:,}, or null for no limit, not {str(limit)[:40]}"
     if quota is not None and quota < 0:
         return "quota must be 0 or more GPUs"
     if over_quota_weight is not None and over_quota_weight < 0:

@@ -7,8 +7,8 @@ behind. Messages say what was wrong and what would be accepted.
 
 from __future__ import annotations
 
-import math
-import shlex
+import hashlib
+import json
 import time
 
 from sqlalchemy import select
@@ -20,17 +20,23 @@ from ..scheduler.model import EPSILON
 from . import events
 from .apply import JobActions, release, stop_process
 from .errors import ApiError, bad_request, conflict, not_found
-from .store import NodeRow, TeamRow, WorkloadRow, parse_workload_id
+from .limits import InputLimits, is_number, number
+from .store import NodeRow, SubmitKeyRow, TeamRow, WorkloadRow, parse_workload_id
 from .views import FINISHED_STATES
 
 SUBMIT_FIELDS = {
     "name", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "gpu_memory_mib",
     "priority", "preemptible", "command", "env", "workdir", "team", "user",
+    "idempotency_key",
 }
+
+#: No node has more GPUs than this, nor more memory per GPU (MiB): larger requests are typos.
+MAX_GPUS = 1024
+MAX_GPU_MEMORY_MIB = 1 << 24
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v)
 
 
 def _whole(v) -> bool:
@@ -57,6 +63,10 @@ class WorkloadRules(LoggingConfigurable):
 
     max_name_length = Integer(200, help="Longest workload name accepted.").tag(config=True)
 
+    def __init__(self, limits: InputLimits | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.limits = limits or InputLimits(parent=self.parent)
+
     # ------------------------------------------------------------ submit
 
     def check_shape(self, body: dict) -> dict:
@@ -67,14 +77,8 @@ class WorkloadRules(LoggingConfigurable):
         if unknown:
             raise bad_request(f"unknown field(s): {', '.join(unknown)}; a workload has: {', '.join(sorted(SUBMIT_FIELDS))}")
         spec = dict(body)
-        command = spec.get("command")
-        if isinstance(command, str):
-            try:
-                command = shlex.split(command)
-            except ValueError as e:
-                raise bad_request(f"command could not be split into words: {e}") from None
-        if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
-            raise bad_request("command must be a list of strings, e.g. [\"python\", \"train.py\"]")
+        limits = self.limits
+        command = limits.check_command(spec.get("command"))
         spec["command"] = command or None
         kind = spec.get("kind") or ("job" if command else "session")
         if kind not in ("job", "session"):
@@ -86,8 +90,10 @@ class WorkloadRules(LoggingConfigurable):
             raise bad_request("a session is started by the hub's spawner and takes no command; submit a job to run a command")
 
         gpus = spec.get("gpus", 1)
-        if not _is_number(gpus):
-            raise bad_request(f"gpus must be a number (a whole number of GPUs, or a fraction of one), not {gpus!r}")
+        if not _is_number(gpus) or gpus > MAX_GPUS:
+            raise bad_request(
+                f"gpus must be a number up to {MAX_GPUS} (a whole number of GPUs, or a fraction of one), not {str(gpus)[:40]}"
+            )
         if gpus <= 0:
             raise bad_request(f"gpus must be more than 0 (got {gpus:g}); a workload without GPUs does not need the pool")
         if gpus < 1 and gpus < self.min_fraction - EPSILON:
@@ -101,11 +107,8 @@ class WorkloadRules(LoggingConfigurable):
         spec["gpus"] = float(gpus)
 
         for field in ("min_gpus", "max_gpus", "min_gpu_memory_mib", "gpu_memory_mib"):
-            v = spec.get(field)
-            if v is not None and (not _whole(v) or v < 1):
-                raise bad_request(f"{field} must be a whole number of at least 1, not {v!r}")
-            if v is not None:
-                spec[field] = int(v)
+            top = MAX_GPUS if field.endswith("gpus") else MAX_GPU_MEMORY_MIB
+            spec[field] = number(spec.get(field), field, 1, top, whole=True, nullable=True)
         lo, hi = spec.get("min_gpus"), spec.get("max_gpus")
         if (lo is None) != (hi is None):
             raise bad_request("an elastic job needs both min_gpus and max_gpus")
@@ -122,23 +125,18 @@ class WorkloadRules(LoggingConfigurable):
         priority = spec.get("priority", 0)
         if priority is None:
             priority = 0
-        if not _whole(priority) or abs(priority) > self.max_priority:
+        if not _whole(priority) or not -self.max_priority <= priority <= self.max_priority:
             raise bad_request(f"priority must be a whole number between -{self.max_priority} and {self.max_priority}")
         spec["priority"] = int(priority)
         preemptible = spec.get("preemptible", True)
         if not isinstance(preemptible, bool):
             raise bad_request("preemptible must be true or false")
         spec["preemptible"] = preemptible
-        name = spec.get("name")
-        if name is not None and (not isinstance(name, str) or len(name) > self.max_name_length):
-            raise bad_request(f"name must be text of at most {self.max_name_length} characters")
-        for field in ("team", "user", "gpu_model", "workdir"):
-            v = spec.get(field)
-            if v is not None and (not isinstance(v, str) or not v):
-                raise bad_request(f"{field} must be a non-empty string")
-        env = spec.get("env")
-        if env is not None and (not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
-            raise bad_request("env must be an object of strings, e.g. {\"SEED\": \"1\"}")
+        limits.check_text(spec.get("name"), "name", self.max_name_length, allow_empty=True)
+        for field in ("team", "user", "gpu_model", "idempotency_key"):
+            limits.check_text(spec.get(field), field)
+        limits.check_text(spec.get("workdir"), "workdir", limits.max_path_length)
+        env = limits.check_env(spec.get("env"))
         if env and kind != "job":
             raise bad_request("env is for jobs; a session's environment comes from its spawner")
         return spec
@@ -227,6 +225,32 @@ class WorkloadRules(LoggingConfigurable):
         )
         return w
 
+    # ------------------------------------------------------------ idempotency
+
+    @staticmethod
+    def digest(spec: dict, user: str) -> str:
+        """A fingerprint of a checked submission (without its key), to tell a retry from a different request."""
+        same = {k: v for k, v in spec.items() if k != "idempotency_key"}
+        return hashlib.sha256(json.dumps([user, same], sort_keys=True).encode()).hexdigest()
+
+    def submitted_before(self, db: Session, user: str, key: str | None, digest: str) -> WorkloadRow | None:
+        """The workload an earlier submission with this idempotency key made, if any (inside the write)."""
+        if not key:
+            return None
+        row = db.get(SubmitKeyRow, (user, key))
+        if row is None:
+            return None
+        if row.digest != digest:
+            raise conflict(
+                f"the idempotency key {key!r} was already used for a different submission ({format_id(row.workload_seq)}); "
+                "use a new key for a new workload"
+            )
+        return get_workload(db, format_id(row.workload_seq))
+
+    def remember_key(self, db: Session, w: WorkloadRow, key: str | None, digest: str, now: float | None = None) -> None:
+        if key:
+            db.add(SubmitKeyRow(user=w.user, key=key, workload_seq=w.seq, digest=digest, created_at=now or time.time()))
+
     # ------------------------------------------------------------ cancel
 
     def cancel(self, db: Session, w: WorkloadRow, by: str, now: float | None = None) -> JobActions:
@@ -266,8 +290,8 @@ class WorkloadRules(LoggingConfigurable):
         held = w.allocated_gpus
         if w.state == "running" and gpus < held - EPSILON:
             keep = list(w.shares)[:gpus]
+            stop_process(w, actions)  # while the shares still say which GPUs the process is on
             w.shares[:] = keep
-            stop_process(w, actions)
             actions.start.append(w.seq)
             events.record(
                 db, "resized", f"{held:g} -> {gpus} GPUs, asked by {by}", w, details={"from": held, "to": gpus, "by": by}, at=now
@@ -278,6 +302,10 @@ class WorkloadRules(LoggingConfigurable):
                 details={"from": held, "to": gpus, "by": by}, at=now,
             )
         return actions
+
+
+def format_id(seq: int) -> str:
+    return f"w-{seq}"
 
 
 def get_workload(db: Session, workload_id: str) -> WorkloadRow:

@@ -51,7 +51,8 @@ def test_unreachable_service_is_a_clear_error(tmp_path):
     with socket.socket() as s:  # a port that was free a moment ago and that nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = gpupool("--once", "--backend", "simulated", "--script", str(script), "--url", f"http://127.0.0.1:{port}/services/gpupool/")
+    out = gpupool("--once", "--backend", "simulated", "--script", str(script), "--url", f"http://127.0.0.1:{port}/services/gpupool/",
+                  env_extra={"GPUPOOL_RETRY_SECONDS": "0"})
     assert out.returncode == 1 and "cannot reach the pool service" in out.stderr
 
 

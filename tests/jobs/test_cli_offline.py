@@ -53,9 +53,11 @@ def test_submit_refuses_a_nonsense_gpu_count_before_asking_the_pool():
 
 
 def test_an_unreachable_pool_is_reported_not_a_traceback():
-    out = gpupool("ls", env_extra={"GPUPOOL_URL": "http://127.0.0.1:9/services/gpupool/", "JUPYTERHUB_API_TOKEN": "x"})
+    env = {"GPUPOOL_URL": "http://127.0.0.1:9/services/gpupool/", "JUPYTERHUB_API_TOKEN": "x", "GPUPOOL_RETRY_SECONDS": "0"}
+    out = gpupool("ls", env_extra=env)
     assert out.returncode == 1
     assert out.stderr.startswith("gpupool: cannot reach the pool service at http://127.0.0.1:9/services/gpupool/")
+    assert "the pool is restarting" in out.stderr
     assert "Traceback" not in out.stderr
 
 

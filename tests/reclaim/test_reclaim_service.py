@@ -148,8 +148,10 @@ def test_idle_time_per_gpu_and_per_session_in_the_pool_api_and_metrics(hub, admi
         gpu = next(g for n in admin.pool()["nodes"] if n["name"] == "quiet" for g in n["gpus"])
         assert gpu["idle_seconds"] >= 1 and gpu["utilization"] == 0.0
         text = admin.metrics()
-    lines = [line for line in text.splitlines() if line.startswith("gpupool_workload_idle_seconds{") and f'workload="{idle["id"]}"' in line]
+    # Idle time per team and kind (bounded labels: no workload ids, no user names).
+    lines = [line for line in text.splitlines() if line.startswith('gpupool_workload_idle_seconds_max{kind="session",team="nlp"}')]
     assert lines and float(lines[0].rsplit(" ", 1)[1]) >= 1
+    assert idle["id"] not in text and 'user="' not in text
     assert any(line.startswith("gpupool_gpu_idle_seconds{") and uuid in line for line in text.splitlines())
 
 

@@ -73,10 +73,10 @@ class CheckedClient(PoolClient):
         self.document = document
         self.checked = 0
 
-    def _call(self, method, path, params=None, body=None, raw=False):
+    def _call(self, method, path, params=None, body=None, raw=False, headers=None):
         full_path = "/" + path.split("?")[0]
         try:
-            result = super()._call(method, path, params=params, body=body, raw=raw)
+            result = super()._call(method, path, params=params, body=body, raw=raw, headers=headers)
         except PoolError as e:
             if e.status and e.status < 500 and self.document.template_for(full_path):
                 self.document.check(method, full_path, e.status, e.body)

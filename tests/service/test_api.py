@@ -303,7 +303,7 @@ def test_agent_readings_show_in_the_pool(as_user):
 def test_metrics_report_gpus_and_queue(pool_hub, as_user, cleanup):
     w = as_user("alice").submit(job(gpus=1))
     cleanup.append(w["id"])
-    text = requests.get(pool_hub.service_url + "metrics", timeout=10).text
+    text = requests.get(pool_hub.service_url + "metrics", headers={"Authorization": f"token {pool_hub.token('ada')}"}, timeout=10).text
     assert 'gpupool_node_gpus{node="node-a",simulated="true"} 4.0' in text
     assert "gpupool_team_gpus_used" in text and "gpupool_queue_length" in text
     used = [line for line in text.splitlines() if line.startswith('gpupool_team_gpus_used{team="vision"}')]

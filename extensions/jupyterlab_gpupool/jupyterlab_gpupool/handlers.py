@@ -38,7 +38,8 @@ class PoolProxyHandler(APIHandler):
             )
         if not s.api_token:
             raise web.HTTPError(503, reason="this server has no JupyterHub token to show the GPU pool")
-        return AsyncPoolClient(s.pool_url, s.api_token, timeout=s.request_timeout)
+        # A short retry: the panel polls again anyway, and says "the pool is restarting" meanwhile.
+        return AsyncPoolClient(s.pool_url, s.api_token, timeout=s.request_timeout, retry_seconds=min(10.0, s.request_timeout))
 
     async def forward(self, call):
         try:
@@ -103,7 +104,9 @@ class WorkloadsHandler(PoolProxyHandler):
     @web.authenticated
     async def post(self):
         spec = self.json_body()
-        await self.forward(lambda c: c.submit(spec))
+        # The panel's own key when it sends one (its retries), else one per request (the client's retries).
+        key = self.request.headers.get("Idempotency-Key") or None
+        await self.forward(lambda c: c.submit(spec, idempotency_key=key))
 
 
 class WorkloadHandler(PoolProxyHandler):

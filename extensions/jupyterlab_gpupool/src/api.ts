@@ -177,8 +177,14 @@ export class PoolApi {
   }
 
   submit(job: IJobRequest): Promise<IWorkload> {
+    // One key per submission: a retry (of this server or of the pool client) returns the same job.
+    const key =
+      typeof crypto !== 'undefined' && 'randomUUID' in crypto
+        ? crypto.randomUUID()
+        : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
     return this.call<IWorkload>('workloads', {
       method: 'POST',
+      headers: { 'Idempotency-Key': key },
       body: JSON.stringify({ kind: 'job', ...job })
     });
   }

@@ -24,6 +24,7 @@ SCOPE_MESSAGES = {
     "use": "this needs the custom:gpupool:use scope (ask an admin to give you the gpupool-user role)",
     "admin": "only gpupool admins may do this (custom:gpupool:admin scope)",
     "agent": "only node agents may report readings (custom:gpupool:agent scope)",
+    "metrics": "reading the metrics needs the custom:gpupool:metrics scope (or admin); see docs/service.md",
 }
 
 
@@ -71,7 +72,7 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
             raise forbidden(f"{model['name']} may not access the gpupool service (needs access:services!service=gpupool)")
         me = identity_from_model(model, self.pool.auth.admin_users)
-        allowed = {"use": me.can_use, "admin": me.admin, "agent": me.agent}[needed]
+        allowed = {"use": me.can_use, "admin": me.admin, "agent": me.agent, "metrics": me.metrics}[needed]
         if not allowed:
             raise forbidden(SCOPE_MESSAGES[needed])
         self.me: Identity = me
@@ -82,13 +83,11 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
     # ------------------------------------------------------------ helpers
 
     def json_body(self) -> Any:
+        """The body's JSON value, within ``InputLimits`` (size, depth, strict numbers, no NUL)."""
         raw = self.request.body
         if not raw:
             raise ApiError(400, "the request needs a JSON body")
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"the body is not valid JSON: {e}") from None
+        return self.pool.limits.parse_body(raw)
 
     def json_object(self) -> dict:
         body = self.json_body()
@@ -97,8 +96,11 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         return body
 
     def write_json(self, value: Any, status: int = 200) -> None:
+        # Strict JSON only: a NaN or Infinity that slipped into the database fails here,
+        # loudly, rather than breaking every client that parses the answer.
+        text = json.dumps(value, allow_nan=False)
         self.set_status(status)
-        self.finish(json.dumps(value))
+        self.finish(text)
 
     def check_owner(self, w: WorkloadRow) -> None:
         """404, not 403, for someone else's workload: its existence is not theirs to know."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from ..errors import bad_request
+from ..limits import MAX_ID, query_int, query_text
 from ..store import EventRow, parse_workload_id
 from ..views import event_view
 from .base import APIHandler
@@ -15,20 +16,11 @@ MAX_EVENTS = 1000
 class EventsHandler(APIHandler):
     scopes = {"GET": "use"}
 
-    def _int_arg(self, name: str, default: int | None) -> int | None:
-        raw = self.get_argument(name, None)
-        if raw is None or raw == "":
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be a whole number, not {raw!r}") from None
-
     async def get(self):
-        since = self._int_arg("since", 0)
-        limit = min(self._int_arg("limit", MAX_EVENTS) or MAX_EVENTS, MAX_EVENTS)
+        since = query_int(self, "since", 0, 0, MAX_ID)
+        limit = query_int(self, "limit", MAX_EVENTS, 1, MAX_EVENTS)
         q = select(EventRow).where(EventRow.id > since).order_by(EventRow.id).limit(limit)
-        workload = self.get_argument("workload", None)
+        workload = query_text(self, "workload")
         if workload:
             seq = parse_workload_id(workload)
             if seq is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from ..errors import bad_request
+from ..limits import query_text
 from ..usage_history import WINDOWS, usage_history
 from .base import APIHandler
 
@@ -17,7 +18,7 @@ class HistoryHandler(APIHandler):
     scopes = {"GET": "admin"}
 
     async def get(self):
-        window = self.get_argument("window", "day")
+        window = query_text(self, "window", "day")
         if window not in WINDOWS:
             raise bad_request(f"unknown window {window!r}: use one of {', '.join(WINDOWS)}")
         with self.pool.store.read() as db:

@@ -1,4 +1,4 @@
-"""``metrics``: Prometheus metrics (open, or admins only with ``PoolAuth.metrics_require_auth``)."""
+"""``metrics``: Prometheus metrics (a token with the metrics scope, or open with ``PoolAuth.metrics_require_auth = False``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import APIHandler
 
 
 class MetricsHandler(APIHandler):
-    scopes = {"GET": "admin"}
+    scopes = {"GET": "metrics"}
 
     async def prepare(self):
         if self.pool.auth.metrics_require_auth:

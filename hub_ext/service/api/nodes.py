@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import math
+import re
 import time
 
-from ..errors import bad_request, not_found
+from ..errors import bad_request, conflict, not_found
 from ..events import record
 from ..store import GpuRow, NodeRow
 from .base import APIHandler
 
+from ..limits import is_number
+
 MAX_GPUS_PER_NODE = 64
+MAX_MEMORY_MIB = 1 << 24
+NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$")
 
 
 def _number_or_none(v, field: str, where: str, lo: float = 0, hi: float | None = None):
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (hi is not None and v > hi):
+    if not is_number(v) or v < lo or (hi is not None and v > hi):
         bound = f"between {lo:g} and {hi:g}" if hi is not None else f"{lo:g} or more"
         raise bad_request(f"{where}.{field} must be a number {bound}, or null when unknown")
     return v
@@ -35,10 +39,10 @@ def check_readings(body: dict) -> tuple[list[dict], bool | None]:
         if not isinstance(g, dict):
             raise bad_request(f"{where} must be an object")
         uuid, index = g.get("uuid"), g.get("index")
-        if not isinstance(uuid, str) or not uuid:
-            raise bad_request(f"{where}.uuid must be the GPU's UUID")
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise bad_request(f"{where}.index must be the GPU's index (0 or more)")
+        if not isinstance(uuid, str) or not uuid or len(uuid) > 255:
+            raise bad_request(f"{where}.uuid must be the GPU's UUID (at most 255 characters)")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1024:
+            raise bad_request(f"{where}.index must be the GPU's index (0 to 1023)")
         processes = g.get("processes") or []
         if not isinstance(processes, list) or not all(isinstance(p, dict) for p in processes):
             raise bad_request(f"{where}.processes must be a list of objects")
@@ -47,9 +51,9 @@ def check_readings(body: dict) -> tuple[list[dict], bool | None]:
             {
                 "uuid": uuid,
                 "index": index,
-                "model": model if isinstance(model, str) and model else "unknown",
-                "memory_total_mib": _number_or_none(g.get("memory_total_mib"), "memory_total_mib", where),
-                "memory_used_mib": _number_or_none(g.get("memory_used_mib"), "memory_used_mib", where),
+                "model": model[:255] if isinstance(model, str) and model else "unknown",
+                "memory_total_mib": _number_or_none(g.get("memory_total_mib"), "memory_total_mib", where, 0, MAX_MEMORY_MIB),
+                "memory_used_mib": _number_or_none(g.get("memory_used_mib"), "memory_used_mib", where, 0, MAX_MEMORY_MIB),
                 "utilization": _number_or_none(g.get("utilization"), "utilization", where, 0, 100),
                 "processes": processes[:256],
             }
@@ -61,6 +65,8 @@ class ReadingsHandler(APIHandler):
     scopes = {"POST": "agent"}
 
     async def post(self, name):
+        if not NODE_NAME.match(name):
+            raise bad_request("a node name is 1-253 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
         readings, simulated = check_readings(self.json_object())
         now = time.time()
         inventory = self.pool.inventory
@@ -84,6 +90,16 @@ class ReadingsHandler(APIHandler):
                     if node.source != "agent":
                         unknown.append(r["uuid"])
                         continue
+                    elsewhere = db.get(GpuRow, r["uuid"])
+                    if elsewhere is not None:
+                        # One card, two nodes: a copied agent configuration or a wrong --node. Never
+                        # move a card (and whoever holds it) on one report's word.
+                        raise conflict(
+                            f"GPU {r['uuid']} is already registered on node {elsewhere.node_name!r}; "
+                            f"this agent reports it for node {name!r}. Run the agent of this machine with "
+                            f"--node {elsewhere.node_name} if that is this machine, or check that the agent reads its own "
+                            f"GPUs (a GPU UUID belongs to one card). The card stays on {elsewhere.node_name!r}."
+                        )
                     g = GpuRow(uuid=r["uuid"], index=r["index"], model=r["model"], memory_mib=int(r["memory_total_mib"] or 0))
                     node.gpus.append(g)
                 g.memory_used_mib = None if r["memory_used_mib"] is None else int(r["memory_used_mib"])

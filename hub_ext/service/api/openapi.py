@@ -91,21 +91,25 @@ SCHEMAS = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "maxLength": 200},
             "kind": {"enum": ["session", "job"], "description": "Default: job when a command is given, else session."},
-            "gpus": {"type": "number", "exclusiveMinimum": 0, "description": "Whole GPUs, or a fraction of one GPU (0.1 to 1)."},
-            "min_gpus": {"type": "integer", "minimum": 1, "description": "Elastic jobs: the fewest GPUs it can run on."},
-            "max_gpus": {"type": "integer", "minimum": 1, "description": "Elastic jobs: the most GPUs it can use."},
-            "gpu_model": {"type": "string"},
-            "min_gpu_memory_mib": {"type": "integer", "minimum": 1},
-            "gpu_memory_mib": {"type": "integer", "minimum": 1, "description": "For a fraction: its memory share."},
-            "priority": {"type": "integer"},
+            "gpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024, "description": "Whole GPUs, or a fraction of one GPU (0.1 to 1)."},
+            "min_gpus": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "Elastic jobs: the fewest GPUs it can run on."},
+            "max_gpus": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "Elastic jobs: the most GPUs it can use."},
+            "gpu_model": {"type": "string", "minLength": 1, "maxLength": 255},
+            "min_gpu_memory_mib": {"type": "integer", "minimum": 1, "maximum": 16777216},
+            "gpu_memory_mib": {"type": "integer", "minimum": 1, "maximum": 16777216, "description": "For a fraction: its memory share."},
+            "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "description": "Between -WorkloadRules.max_priority and max_priority (default 1000)."},
             "preemptible": {"type": "boolean"},
-            "command": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}},
-            "workdir": {"type": "string"},
-            "team": {"type": "string", "description": "Needed when the user is in several teams."},
-            "user": {"type": "string", "description": "Admins only: submit on behalf of this user."},
+            "command": {"oneOf": [{"type": "array", "items": {"type": "string"}, "maxItems": 4096}, {"type": "string", "maxLength": 65536}],
+                        "description": "At most 64 KiB and 4,096 words (InputLimits); no NUL characters."},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 256,
+                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}, "description": "At most 256 variables, 64 KiB."},
+            "workdir": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "team": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Needed when the user is in several teams."},
+            "user": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Admins only: submit on behalf of this user."},
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255,
+                                "description": "As the Idempotency-Key header: a retry with the same key returns the first workload."},
         },
     },
     "Holder": {
@@ -181,9 +185,9 @@ SCHEMAS = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "quota": {"type": "number", "minimum": 0},
-            "over_quota_weight": {"type": "number", "minimum": 0},
-            "limit": {"type": ["number", "null"], "minimum": 0},
+            "quota": {"type": "number", "minimum": 0, "maximum": 100000},
+            "over_quota_weight": {"type": "number", "minimum": 0, "maximum": 1000},
+            "limit": {"type": ["number", "null"], "minimum": 0, "maximum": 100000},
         },
     },
     "Event": {
@@ -207,15 +211,16 @@ SCHEMAS = {
             "simulated": {"type": "boolean"},
             "gpus": {
                 "type": "array",
+                "maxItems": 64,
                 "items": {
                     "type": "object",
                     "required": ["uuid", "index"],
                     "properties": {
-                        "uuid": {"type": "string"},
-                        "index": {"type": "integer", "minimum": 0},
+                        "uuid": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "index": {"type": "integer", "minimum": 0, "maximum": 1023},
                         "model": {"type": "string"},
-                        "memory_total_mib": NULLABLE_NUM,
-                        "memory_used_mib": NULLABLE_NUM,
+                        "memory_total_mib": {"type": ["number", "null"], "minimum": 0, "maximum": 16777216},
+                        "memory_used_mib": {"type": ["number", "null"], "minimum": 0, "maximum": 16777216},
                         "utilization": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
                         "processes": {"type": "array", "items": {"type": "object"}},
                     },
@@ -244,6 +249,9 @@ def _op(summary: str, scope: str, ok: dict, *, ok_status: str = "200", body: dic
     op = {"summary": summary, "x-gpupool-scope": scope, "responses": responses}
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        # Every body: strict JSON (no NaN/Infinity), nested at most 32 deep, no NUL (InputLimits).
+        responses.setdefault("400", _json(ERROR, "bad input"))
+        responses["413"] = _json(ERROR, "the body is larger than InputLimits.max_body_bytes (1 MiB)")
     if params:
         op["parameters"] = params
     return op
@@ -251,6 +259,18 @@ def _op(summary: str, scope: str, ok: dict, *, ok_status: str = "200", body: dic
 
 def _created_too(op: dict) -> dict:
     op["responses"]["201"] = _json(_ref("Team"), "the team, newly created")
+    return op
+
+
+def _idempotent(op: dict) -> dict:
+    """Submissions take an idempotency key; a retry with it answers 200 with the first workload."""
+    op["parameters"] = op.get("parameters", []) + [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+        "description": "Any unique text per submission (e.g. a UUID); a retry with the same key returns the first "
+                       "workload (200) instead of submitting again; the same key with a different submission: 409.",
+    }]
+    op["responses"]["200"] = op["responses"]["201"] | {"description": "a retry: the workload this key submitted before"}
     return op
 
 
@@ -280,7 +300,8 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
                 _query("user", {"type": "string"}, "admins: only this user's workloads"),
                 _query("state", {"enum": ["pending", "running", "stopping", "completed", "failed", "cancelled"]}, "only this state"),
             ]),
-            "post": _op("Submit a workload", "use", _json(workload, "the new workload, after one scheduling cycle"), ok_status="201", body=_ref("Submission")),
+            "post": _idempotent(_op("Submit a workload", "use", _json(workload, "the new workload, after one scheduling cycle"), ok_status="201",
+                                    body=_ref("Submission"), errors=("400", "409"))),
         },
         "/api/workloads/{workload_id}": {
             "get": _op("One workload", "owner", _json(workload, "the workload"), params=[WID], errors=("404",)),
@@ -293,7 +314,7 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
         "/api/workloads/{workload_id}/logs": {
             "get": _op("A batch job's output from a byte offset", "owner", _json({
                 "type": "object", "required": ["text", "offset"], "properties": {"text": {"type": "string"}, "offset": {"type": "integer"}},
-            }, "log text and the offset to read from next"), params=[WID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset")], errors=("400", "404", "409")),
+            }, "log text and the offset to read from next"), params=[WID, _query("offset", {"type": "integer", "minimum": 0, "maximum": 2**53}, "byte offset")], errors=("400", "404", "409")),
         },
         "/api/queue": {"get": _op("Pending workloads in start order", "use", _json({
             "type": "object", "required": ["queue", "length"],
@@ -311,7 +332,7 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
             "type": "object", "required": ["events", "last_id"],
             "properties": {"events": {"type": "array", "items": _ref("Event")}, "last_id": {"type": "integer"}},
         }, "events after `since`"), params=[
-            _query("since", {"type": "integer"}, "only events with a larger id"),
+            _query("since", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "only events with a larger id"),
             _query("workload", {"type": "string"}, "only this workload's events"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
         ])},

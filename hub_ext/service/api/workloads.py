@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
 
 from ..errors import ApiError, bad_request, forbidden
+from ..limits import MAX_INTEGER, query_int, query_text
 from ..runners.local import read_log
 from ..views import STATES, gpu_index, load_workloads, workload_view
 from ..workloads import get_workload
@@ -17,8 +20,8 @@ class WorkloadsHandler(APIHandler):
     scopes = {"GET": "use", "POST": "use"}
 
     async def get(self):
-        user = self.get_argument("user", None) or None
-        state = self.get_argument("state", None) or None
+        user = query_text(self, "user")
+        state = query_text(self, "state")
         if state is not None and state not in STATES:
             raise bad_request(f"state must be one of: {', '.join(STATES)}")
         if not self.me.admin:
@@ -35,7 +38,10 @@ class WorkloadsHandler(APIHandler):
 
     async def post(self):
         rules = self.pool.rules
-        spec = rules.check_shape(self.json_body())
+        # Parsing and checking are linear and bounded (InputLimits), and done off the event loop
+        # so that the largest accepted body never holds up other requests.
+        spec = await asyncio.get_running_loop().run_in_executor(None, lambda: rules.check_shape(self.json_body()))
+        key = self._idempotency_key(spec)
         user = spec.pop("user", None) or self.me.name
         if user != self.me.name and not self.me.admin:
             raise forbidden("only gpupool admins may submit on behalf of another user")
@@ -48,15 +54,37 @@ class WorkloadsHandler(APIHandler):
             if groups is None:
                 raise bad_request(f"the hub has no user {user!r}")
         member_of = self.pool.teams.teams_of(user, groups, known_teams(self.pool))
+        digest = rules.digest(spec, user)
         with self.pool.store.write() as db:
+            earlier = rules.submitted_before(db, user, key, digest)
+            if earlier is not None:
+                # A retry of a submission that was stored: the same workload, not a second one.
+                self.set_header("Idempotent-Replayed", "true")
+                self.write_json(workload_view(earlier), status=200)
+                return
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
             rules.check_fits(db, spec, team)
             w = rules.create(db, spec, user, team)
+            rules.remember_key(db, w, key, digest)
             seq = w.seq
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             w = get_workload(db, f"w-{seq}")
             self.write_json(workload_view(w), status=201)
+
+
+    def _idempotency_key(self, spec: dict) -> str | None:
+        """The submission's idempotency key: the ``Idempotency-Key`` header or the body's ``idempotency_key``."""
+        header = self.request.headers.get_list("Idempotency-Key")
+        body_key = spec.pop("idempotency_key", None)
+        if len(header) > 1:
+            raise bad_request("send one Idempotency-Key header")
+        key = header[0].strip() if header else None
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,255}", key):
+            raise bad_request("the Idempotency-Key header must be 1-255 printable ASCII characters without spaces (e.g. a UUID)")
+        if key and body_key and key != body_key:
+            raise bad_request("the Idempotency-Key header and the body's idempotency_key differ; send one of them")
+        return key or body_key
 
 
 class WorkloadHandler(APIHandler):
@@ -101,10 +129,7 @@ class LogsHandler(APIHandler):
     scopes = {"GET": "use"}
 
     async def get(self, workload_id):
-        try:
-            offset = int(self.get_argument("offset", "0"))
-        except ValueError:
-            raise bad_request("offset must be a whole number of bytes") from None
+        offset = query_int(self, "offset", 0, 0, MAX_INTEGER)
         with self.pool.store.read() as db:
             w = get_workload(db, workload_id)
             self.check_owner(w)
@@ -117,7 +142,7 @@ class LogsHandler(APIHandler):
             text = await self.pool.jobs.runner.logs(handle, offset)
         else:
             text = ""
-        self.write_json({"text": text, "offset": max(0, offset) + len(text.encode())})
+        self.write_json({"text": text, "offset": offset + len(text.encode())})
 
 
 handlers = [

@@ -171,6 +171,9 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
             )
         self._procs[proc.pid] = proc
         handle = {"dir": folder, "pid": proc.pid, "start": _proc_start_ticks(proc.pid), "log": log_path}
+        if launch.env.get("GPUPOOL_GPU_UUIDS"):
+            # Which cards the process uses, so a later stop (even after a restart) holds up only their next job.
+            handle["gpu_uuids"] = launch.env["GPUPOOL_GPU_UUIDS"]
         with open(os.path.join(folder, "handle.json"), "w") as f:
             json.dump(handle, f)
         return json.dumps(handle, sort_keys=True)

@@ -6,6 +6,7 @@ from .orm import (
     NodeRow,
     ShareRow,
     Store,
+    SubmitKeyRow,
     TeamRow,
     WorkloadRow,
     format_workload_id,
@@ -13,5 +14,5 @@ from .orm import (
 )
 
 __all__ = [
-    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "SubmitKeyRow", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
 ]

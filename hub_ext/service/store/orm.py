@@ -172,7 +172,22 @@ def parse_workload_id(workload_id: str) -> int | None:
     text_id = workload_id[2:] if workload_id.startswith("w-") else workload_id
     if not text_id.isdigit() or len(text_id) > 18:
         return None
-    return int(text_id)
+    seq = int(text_id)
+    # The column is a 32-bit integer on PostgreSQL: a larger id names no workload.
+    return seq if seq < 2**31 else None
+
+
+class SubmitKeyRow(Base):
+    """An idempotency key a user sent with a submission: a retry with it returns the same workload."""
+
+    __tablename__ = "submit_keys"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    workload_seq: Mapped[int] = mapped_column(ForeignKey("workloads.seq", ondelete="CASCADE"), index=True)
+    # sha256 of the submission as checked: the same key with a different submission is refused.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 # ---------------------------------------------------------------- engine and sessions
