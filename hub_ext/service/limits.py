@@ -230,9 +230,8 @@ def query_text(handler, name: str, default: str | None = None) -> str | None:
     values = handler.get_query_arguments(name)
     if len(values) > 1:
         raise bad_request(f"{name} may be given once, not {len(values)} times")
-    if not values or values[0] == "":
-        return default
-    return values[0]
+    # An empty value is a value ("?state=" is not a state), not an absent argument.
+    return values[0] if values else default
 
 
 def query_int(handler, name: str, default: int | None, lo: int, hi: int) -> int | None:

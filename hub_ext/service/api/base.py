@@ -76,6 +76,24 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         if not allowed:
             raise forbidden(SCOPE_MESSAGES[needed])
         self.me: Identity = me
+        self.check_query_arguments()
+
+    def check_query_arguments(self) -> None:
+        """Refuse query arguments the OpenAPI document does not list for this operation.
+
+        A misspelt filter (``?stat=running``) must not silently return everything: the
+        document is the list of what each operation takes, so a new argument is documented
+        there first.
+        """
+        from .openapi import query_parameters
+
+        known = query_parameters(self.settings.get("service_prefix", "/"), self.request.path, self.request.method)
+        if known is None:
+            return  # not an operation of the document (pages, metrics)
+        unknown = sorted(set(self.request.query_arguments) - known - {"token", "_xsrf"})
+        if unknown:
+            takes = ", ".join(sorted(known)) or "none"
+            raise ApiError(400, f"unknown query argument(s): {', '.join(u[:40] for u in unknown[:5])}; this takes: {takes}")
 
     def get_current_user(self):
         return getattr(self, "_cached_hub_user", None)

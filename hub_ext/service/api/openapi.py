@@ -9,6 +9,8 @@ callers without it: a new endpoint cannot escape the check.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 
 from .base import APIHandler
 
@@ -368,6 +370,25 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
         "security": [{"hubToken": []}],
         "paths": paths,
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _query_parameters_by_operation(server_url: str) -> list[tuple[re.Pattern, str, frozenset[str]]]:
+    out = []
+    for template, item in build_document(server_url)["paths"].items():
+        pattern = re.compile("^" + re.escape(server_url.rstrip("/")) + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+        for method, op in item.items():
+            names = frozenset(p["name"] for p in op.get("parameters", []) if p.get("in") == "query")
+            out.append((pattern, method.upper(), names))
+    return out
+
+
+def query_parameters(server_url: str, path: str, method: str) -> frozenset[str] | None:
+    """The query arguments the document lists for this request's operation; None if it is not one."""
+    for pattern, op_method, names in _query_parameters_by_operation(server_url):
+        if op_method == method and pattern.match(path):
+            return names
+    return None
 
 
 class OpenAPIHandler(APIHandler):

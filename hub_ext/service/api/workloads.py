@@ -20,7 +20,7 @@ class WorkloadsHandler(APIHandler):
     scopes = {"GET": "use", "POST": "use"}
 
     async def get(self):
-        user = query_text(self, "user")
+        user = query_text(self, "user") or None
         state = query_text(self, "state")
         if state is not None and state not in STATES:
             raise bad_request(f"state must be one of: {', '.join(STATES)}")
