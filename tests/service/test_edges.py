@@ -259,7 +259,8 @@ def test_a_start_does_not_wait_for_a_stop_on_other_cards(hub, admin, cleanup):
     alice = PoolClient(hub.service_url, hub.token("alice"), timeout=120)
     stubborn = alice.submit(command=[sys.executable, "-c", IGNORES_TERM], gpus=1, gpu_model="V100-32GB")
     cleanup.append(stubborn["id"])
-    wait_for(lambda: hub.job_processes().get(stubborn["id"]), what="the stubborn job's process")
+    # Its SIGTERM handler is in place once it has said so.
+    wait_for(lambda: "stubborn" in alice.logs(stubborn["id"])["text"], what="the stubborn job to ignore SIGTERM")
     alice.cancel(stubborn["id"])  # it ignores SIGTERM: it keeps its V100 for the whole grace period
     started = time.monotonic()
     other = PoolClient(hub.service_url, hub.token("carol"), timeout=120).submit(job(), gpus=1, gpu_model="A100-40GB")
