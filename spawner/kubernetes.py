@@ -38,7 +38,7 @@ from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
 
 from hub_ext.client import PoolError
-from hub_ext.service.runners.kubernetes import LABEL_WORKLOAD, KubernetesGpuPlacement, PodGpus, label_value
+from hub_ext.kube_placement import LABEL_WORKLOAD, KubernetesGpuPlacement, PodGpus, label_value
 
 from .pool_allocation import PROGRESS_STARTING, PoolAllocationMixin, SpawnException, iter_pool_gpus
 

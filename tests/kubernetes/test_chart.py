@@ -258,7 +258,7 @@ def test_hub_config_makes_a_working_hub_with_the_pool_spawner(chart):
 
     objects = render(chart, example_values())
     c = exec_config(config_file(objects, "gpupool-hub-config", "gpupool.py"), HUB_ENV, z2jh_like_config())
-    from hub_ext.service.runners.kubernetes import KubernetesGpuPlacement
+    from hub_ext.kube_placement import KubernetesGpuPlacement
 
     # Every trait the chart sets exists on the class it names: a renamed trait fails here.
     for cls in (GpuPoolKubeSpawner, KubernetesGpuPlacement):
@@ -320,7 +320,8 @@ async def test_hub_config_reaches_the_spawner_and_its_pods(chart):
 def test_service_config_configures_the_real_service_classes(chart, tmp_path):
     from hub_ext.service.app import GpuPoolService
     from hub_ext.service.runners.base import JobLaunch
-    from hub_ext.service.runners.kubernetes import KubernetesGpuPlacement, KubernetesJobRunner
+    from hub_ext.kube_placement import KubernetesGpuPlacement
+    from hub_ext.service.runners.kubernetes import KubernetesJobRunner
 
     objects = render(chart, example_values())
     # Loaded the way the service's pod loads it: `gpupool service --config FILE`.

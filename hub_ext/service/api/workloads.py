@@ -50,7 +50,8 @@ class WorkloadsHandler(APIHandler):
         member_of = self.pool.teams.teams_of(user, groups, known_teams(self.pool))
         with self.pool.store.write() as db:
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
-            rules.check_fits(db, spec, team)
+            runner = self.pool.jobs.runner
+            rules.check_fits(db, spec, team, job_nodes=(runner.max_nodes, runner.description))
             w = rules.create(db, spec, user, team)
             seq = w.seq
         await self.pool.loop.cycle()
