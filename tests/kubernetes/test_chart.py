@@ -1,11 +1,9 @@
 """The Helm chart, rendered offline by Helm's own Go library (helm-python-sdk).
 
-Every rendered object is validated against the Kubernetes API schema. The
-Zero to JupyterHub chart (a dependency fetched by `helm dependency update`
-from hub.jupyter.org) cannot be downloaded here, so only this chart's own
-templates are rendered; the hub side is checked by running the hub
-configuration file this chart renders against the real spawner and service
-classes.
+Every rendered object is validated against the Kubernetes API schema. Here
+only this chart's own templates are rendered (fast, for each value); the whole
+deployment with its Zero to JupyterHub dependency, and Z2JH's hub loading this
+chart's configuration, are in test_whole_chart.py.
 """
 
 from __future__ import annotations
