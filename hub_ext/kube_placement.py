@@ -302,8 +302,13 @@ class KubernetesGpuPlacement(LoggingConfigurable):
         # The driver's CDI edits give the cards; the toolkit's legacy hook (a CUDA image sets
         # NVIDIA_VISIBLE_DEVICES=all) must give none besides them.
         parts.env["NVIDIA_VISIBLE_DEVICES"] = "void"
-        # The driver shows the container only its claimed cards (CUDA numbers them from 0), so
-        # no CUDA_VISIBLE_DEVICES: on a gang's template it would name other nodes' cards.
+        self.set_claimed_count(parts, len(uuids))
+
+    def set_claimed_count(self, parts: PodGpus, count: int) -> None:
+        """The container sees only its ``count`` claimed cards, which CUDA numbers from 0 (host
+        indices or other nodes' UUIDs, as on a gang's one template, would name no card)."""
+        parts.claim_spec = self.claim_spec_for(parts.claim_uuids, count)
+        parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
 
     def claim_spec_for(self, uuids, count: int) -> dict:
         """A ResourceClaim ``spec`` for ``count`` of the cards ``uuids`` (see ``dra_claim_spec``)."""

@@ -239,7 +239,7 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             # gang's cards; UUIDs are unique, so on its node a pod can only get that node's cards.
             uuids = [u for gpus in placements.values() for u in gpus.claim_uuids]
             gang = self.placement.for_gpus("", uuids, real=True)
-            gang.claim_spec = self.placement.claim_spec_for(uuids, counts.pop())
+            self.placement.set_claimed_count(gang, counts.pop())
             return gang
         # The toolkit modes name cards in an environment variable fixed per template: only
         # cards with the same NVML indices on every node can be named once for all.
