@@ -15,9 +15,10 @@ import pytest
 from apiserver_standin import ApiServerStandIn
 from k8s_manifests import check_object, pod_env
 from k8s_testenv import write_kubeconfig
-from test_service_jobs import pods_of, submit, wait_for, workload
+from test_service_jobs import pods_of, submit, workload
 
 from tests.fixtures.hub import start_hub
+from tests.fixtures.waiting import wait_for
 
 NODES = ("dgx-a", "dgx-b", "dgx-c")
 POOL = [
