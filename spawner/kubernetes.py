@@ -15,7 +15,14 @@ and batch jobs reach their GPUs the same way):
 - for a fraction, the memory enforcement the nodes offer (HAMi-core or MPS),
   or only the recorded share and framework hints where they offer none;
 - a server without GPUs gets ``NVIDIA_VISIBLE_DEVICES=void`` and is kept off the
-  pool's nodes by their taint.
+  pool's nodes by their taint;
+- with Dynamic Resource Allocation (``device_list_strategy = "dra"``), a
+  ResourceClaim selecting exactly the allocated cards by UUID, created before
+  the pod and owned by it (Kubernetes deletes it with the pod; the spawner
+  deletes it when the server stops).
+
+While the pool holds a spawn in its queue no pod exists; once it has GPUs, the
+pod's events (scheduling, image pulls, failures) reach the spawn page in words.
 
 docs/kubernetes.md explains the choices.
 """
@@ -25,6 +32,8 @@ from __future__ import annotations
 import asyncio
 
 from kubernetes_asyncio.client.models import (
+    V1PodResourceClaim,
+    V1ResourceRequirements,
     V1Affinity,
     V1NodeAffinity,
     V1NodeSelector,
@@ -38,7 +47,19 @@ from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
 
 from hub_ext.client import PoolError
-from hub_ext.service.runners.kubernetes import LABEL_WORKLOAD, KubernetesGpuPlacement, PodGpus, label_value
+from hub_ext.kube_placement import (
+    DRA_GROUP,
+    DRA_PLURAL,
+    DRA_VERSION,
+    LABEL_WORKLOAD,
+    MANAGED_BY,
+    KubernetesGpuPlacement,
+    PodGpus,
+    dns_label,
+    ensure_claim,
+    label_value,
+    owner_reference,
+)
 
 from .pool_allocation import PROGRESS_STARTING, PoolAllocationMixin, SpawnException, iter_pool_gpus
 
@@ -135,7 +156,73 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
             # KubeSpawner counts from 0; the pool's phases took the bar to PROGRESS_STARTING.
             if "progress" in event:
                 event = {**event, "progress": PROGRESS_STARTING + (100 - PROGRESS_STARTING) * event["progress"] / 100}
+            if "raw_event" in event:
+                event = {**event, "message": pod_event_words(event["raw_event"])}
             yield event
+
+    # ------------------------------------------------------------ the claim (DRA)
+
+    def claim_name(self, gpus: PodGpus | None = None) -> str | None:
+        """The ResourceClaim of this server's pod (None without one): its own, named after the
+        pod and the workload (a new allocation never meets an old claim), or its card's shared one."""
+        gpus = gpus or self.pod_gpus()
+        if not self.workload_id:
+            return None
+        return gpus.claim_name(dns_label(f"{self.pod_name}-{self.workload_id}", limit=253))
+
+    def claim_manifest(self) -> dict | None:
+        gpus = self.pod_gpus()
+        name = self.claim_name(gpus)
+        if name is None:
+            return None
+        labels = {**MANAGED_BY, LABEL_WORKLOAD: label_value(self.workload_id), "gpupool.io/user": label_value(self.user.name)}
+        if gpus.claim_shared:
+            labels = {**MANAGED_BY, "gpupool.io/shared-card": "true"}
+        return gpus.claim_object(name, labels, {"gpupool.io/workload-id": self.workload_id})
+
+    async def start(self):
+        claim = self.claim_manifest()
+        if claim is None:
+            return await super().start()
+        api = self.api.api_client
+        # Before the pod: the scheduler places a pod only once its claims exist.
+        await ensure_claim(api, self.namespace, claim)
+        try:
+            result = await super().start()
+        except BaseException:
+            await asyncio.shield(self._delete_claim(claim))
+            raise
+        try:
+            pod = await self.api.read_namespaced_pod(self.pod_name, self.namespace)
+            # Owned by the pod: Kubernetes deletes the claim with it, whatever happens to the hub.
+            owner = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod.metadata.name, "uid": pod.metadata.uid}}
+            await ensure_claim(api, self.namespace, claim, owner_reference(owner))
+        except Exception:
+            self.log.exception("%s: could not make the pod own its ResourceClaim", self._log_name)
+        return result
+
+    async def stop(self, now=False):
+        claim = self.claim_manifest() if self.workload_id else None
+        try:
+            await super().stop(now=now)
+        finally:
+            if claim is not None:
+                await self._delete_claim(claim)
+
+    async def _delete_claim(self, claim: dict) -> None:
+        """Delete this server's own claim (a card's shared claim goes with its last owner)."""
+        from kubernetes_asyncio.client import CustomObjectsApi
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        if claim["metadata"]["labels"].get("gpupool.io/shared-card"):
+            return
+        try:
+            await CustomObjectsApi(self.api.api_client).delete_namespaced_custom_object(
+                DRA_GROUP, DRA_VERSION, self.namespace, DRA_PLURAL, claim["metadata"]["name"]
+            )
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("%s: could not delete ResourceClaim %s: %s", self._log_name, claim["metadata"]["name"], e)
 
     # ------------------------------------------------------------ the pod
 
@@ -169,6 +256,12 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
             spec.runtime_class_name = gpus.runtime_class_name
         if gpus.host_ipc:
             spec.host_ipc = True
+        claim = self.claim_name(gpus)
+        if claim is not None:
+            spec.resource_claims = list(spec.resource_claims or []) + [
+                get_k8s_model(V1PodResourceClaim, c) for c in gpus.pod_resource_claims(claim)
+            ]
+            _add_container_claims(spec.containers[0], gpus.container_claims())
         return pod
 
     # ------------------------------------------------------------ the form
@@ -177,6 +270,51 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
         if self.options_form or self.profile_list:  # an admin's own form wins
             return await super().get_options_form()
         return await self.gpu_options_form()
+
+
+def _add_container_claims(container, claims: list[dict]) -> None:
+    """Add ``claims`` to the container's ``resources``, keeping what is there: KubeSpawner's
+    ``extra_container_config`` may have replaced the whole block (as a model or a plain dict)."""
+    resources = container.resources
+    if resources is None:
+        resources = V1ResourceRequirements()
+    elif isinstance(resources, dict):
+        resources = get_k8s_model(V1ResourceRequirements, resources)
+    claim_type = V1ResourceRequirements.openapi_types["claims"][len("list["):-1]
+    from kubernetes_asyncio import client
+
+    model = getattr(client, claim_type)
+    resources.claims = list(resources.claims or []) + [get_k8s_model(model, c) for c in claims]
+    container.resources = resources
+
+
+# What a pod's events mean, for the spawn page (KubeSpawner shows the raw event text).
+_EVENT_WORDS = {
+    "Scheduled": "The pod is placed on its node",
+    "FailedScheduling": "Waiting for the pod to be placed",
+    "Pulling": "Pulling the image",
+    "Pulled": "The image is here",
+    "Created": "Created the container",
+    "Started": "Started the server",
+    "BackOff": "The container keeps failing",
+    "Failed": "The pod failed",
+    "FailedMount": "A volume could not be mounted",
+    "FailedCreatePodSandBox": "The node could not set the pod up",
+    "FailedPrepareDynamicResources": "The node could not prepare the pod's GPUs",
+    "Killing": "Stopping the container",
+}
+
+
+def pod_event_words(event: dict) -> str:
+    """A pod event in words for the spawn page: what it means, then what Kubernetes said."""
+    reason = event.get("reason") or ""
+    message = (event.get("message") or "").strip()
+    words = _EVENT_WORDS.get(reason)
+    if words is None:
+        words = reason or "Kubernetes"
+    if event.get("type") == "Warning" and reason not in ("FailedScheduling",):
+        words = f"{words} (warning)"
+    return f"{words}: {message}" if message else words
 
 
 def _require_node(spec, node_name: str) -> None:

@@ -61,8 +61,10 @@ class JobSupervisor(LoggingConfigurable):
 
     def launch_for(self, w: WorkloadRow) -> JobLaunch:
         gpus_by_node: dict[str, list[str]] = {}
+        uuids_by_node: dict[str, list[str]] = {}
         for s in w.shares:
             gpus_by_node.setdefault(s.node_name, []).append(str(s.gpu_index))
+            uuids_by_node.setdefault(s.node_name, []).append(str(s.gpu_uuid))
         fraction = w.allocated_gpus
         env = {
             "GPUPOOL_WORKLOAD_ID": w.id,
@@ -95,6 +97,7 @@ class JobSupervisor(LoggingConfigurable):
             env=env,
             workdir=w.workdir,
             log_path=w.log_path or self._default_log_path(w.id),
+            uuids_by_node={k: tuple(v) for k, v in uuids_by_node.items()},
         )
 
     def _default_log_path(self, workload_id: str) -> str | None:

@@ -162,16 +162,19 @@ class WorkloadRules(LoggingConfigurable):
             )
         raise bad_request(f"{user} is in several teams ({', '.join(member_of)}): say which one with \"team\"")
 
-    def check_fits(self, db: Session, spec: dict, team: TeamRow) -> None:
-        """Refuse what could never run: more GPUs than any node has, no matching card, over the team's limit."""
+    def check_fits(self, db: Session, spec: dict, team: TeamRow, job_nodes: tuple[int | None, str] = (1, "")) -> None:
+        """Refuse what could never run: more GPUs than any node has (than the nodes a job may span,
+        ``job_nodes``: the runner's ``max_nodes`` and its description), no matching card, over the team's limit."""
         gpus = spec["gpus"]
         model, min_mem = spec.get("gpu_model"), spec.get("min_gpu_memory_mib")
         biggest = 0
         models: set[str] = set()
+        per_node: list[int] = []
         for node in db.scalars(select(NodeRow).options(selectinload(NodeRow.gpus)).where(NodeRow.schedulable.is_(True))):
             fitting = [g for g in node.gpus if (model is None or g.model == model) and (min_mem is None or g.memory_mib >= min_mem)]
             models.update(g.model for g in node.gpus)
             biggest = max(biggest, len(fitting))
+            per_node.append(len(fitting))
             if spec.get("gpu_memory_mib") is not None and fitting and all(g.memory_mib < spec["gpu_memory_mib"] for g in fitting):
                 raise bad_request(f"gpu_memory_mib ({spec['gpu_memory_mib']}) is more than any matching GPU has")
         wanted = max(gpus, spec.get("min_gpus") or 0)
@@ -182,7 +185,22 @@ class WorkloadRules(LoggingConfigurable):
             if model and model not in models:
                 raise bad_request(f"no GPU in the pool is of model {model!r}; models here: {', '.join(sorted(models)) or 'none'}")
             raise bad_request(f"no schedulable node has GPUs {what}".strip() if what else "the pool has no schedulable GPUs")
-        if wanted > biggest:
+        max_nodes, runner = job_nodes
+        if spec.get("kind") == "job" and max_nodes != 1 and wanted > biggest and wanted == int(wanted):
+            # A gang of whole GPUs across nodes (fractions live on one card).
+            spread = sum(sorted(per_node, reverse=True)[:max_nodes] if max_nodes else per_node)
+            if wanted > spread:
+                raise bad_request(
+                    f"asks for {_gpus_text(wanted)} but the pool's nodes together have {spread} GPUs"
+                    + (f" {what}" if what else "") + f"; ask for at most {spread}"
+                )
+        elif wanted > biggest:
+            if spec.get("kind") == "job" and runner:
+                raise bad_request(
+                    f"asks for {_gpus_text(wanted)} but the largest node has {biggest} GPU{'s' if biggest != 1 else ''}"
+                    + (f" {what}" if what else "")
+                    + f"; {runner} runs a job on one node, so ask for at most {biggest}"
+                )
             raise bad_request(
                 f"asks for {_gpus_text(wanted)} but the largest node has {biggest} GPU{'s' if biggest != 1 else ''}"
                 + (f" {what}" if what else "")

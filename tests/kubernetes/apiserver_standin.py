@@ -6,7 +6,10 @@ keeps Jobs, pods and Services in memory and plays the two controllers the
 runner relies on, in the simplest way that keeps their observable contract:
 
 - the Job controller: a created Job gets one pod, running on the node its
-  affinity names; the Job's status follows its pod;
+  affinity names (an Indexed Job: one pod per index, on the nodes its affinity
+  names in turn, labelled with its index); the Job's status follows its pods;
+- ResourceClaims and ResourceClaimTemplates are stored as they come (create,
+  get, replace, list, delete), with their owners;
 - the kubelet: deleting a pod is SIGTERM; the pod goes away when the process
   exits (``exit_after_sigterm`` seconds) or when the grace period ends
   (SIGKILL), whichever is first. Every deletion is recorded with its grace.
@@ -41,6 +44,8 @@ class ClusterState:
     jobs: dict[str, dict] = field(default_factory=dict)
     pods: dict[str, dict] = field(default_factory=dict)
     services: dict[str, dict] = field(default_factory=dict)
+    # (plural, name) -> object, for resource.k8s.io/v1 claims and claim templates
+    claims: dict[tuple[str, str], dict] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
     deletions: list[Deletion] = field(default_factory=list)
     created: list[tuple[str, float]] = field(default_factory=list)  # (Job name, when)
@@ -137,22 +142,35 @@ class JobsHandler(_Handler):
         self.state.created.append((name, time.monotonic()))
         template = job["spec"]["template"]
         terms = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-        node = terms[0]["matchFields"][0]["values"][0]
-        pod_name = f"{name}-abcde"
+        nodes = terms[0]["matchFields"][0]["values"]
+        indexed = job["spec"].get("completionMode") == "Indexed"
         reason = self.state.new_pod_waiting_reason
-        self.state.pods[pod_name] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": namespace, "labels": {**template["metadata"]["labels"], "job-name": name},
-                         "annotations": template["metadata"].get("annotations") or {}},
-            "spec": {**template["spec"], "nodeName": node},
-            "status": {"phase": "Pending" if reason else "Running",
-                       "containerStatuses": [_container_status(running=not reason, waiting=reason)]},
-        }
+        for index in range(job["spec"].get("completions") or 1):
+            pod_name = f"{name}-{index}-abcde" if indexed else f"{name}-abcde"
+            labels = {**template["metadata"]["labels"], "job-name": name}
+            annotations = dict(template["metadata"].get("annotations") or {})
+            spec = {**template["spec"], "nodeName": nodes[index % len(nodes)]}
+            if indexed:
+                labels["batch.kubernetes.io/job-completion-index"] = str(index)
+                annotations["batch.kubernetes.io/job-completion-index"] = str(index)
+                spec["hostname"] = f"{name}-{index}"
+            self.state.pods[pod_name] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": namespace, "labels": labels, "annotations": annotations},
+                "spec": spec,
+                "status": {"phase": "Pending" if reason else "Running",
+                           "containerStatuses": [_container_status(running=not reason, waiting=reason)]},
+            }
         self.send(job, 201)
 
 
 class JobHandler(_Handler):
+    def get(self, namespace, name):
+        if name not in self.state.jobs:
+            return self.not_found("jobs.batch", name)
+        self.send(self.state.jobs[name])
+
     def delete(self, namespace, name):
         grace, policy = self.deletion_options()
         if name not in self.state.jobs:
@@ -210,17 +228,53 @@ class ServiceHandler(_Handler):
         self.send({"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
 
+class ClaimsHandler(_Handler):
+    def get(self, namespace, plural):
+        selector = self.get_query_argument("labelSelector", None)
+        items = [o for (p, _), o in self.state.claims.items() if p == plural and _matches(o, selector)]
+        self.send({"apiVersion": "resource.k8s.io/v1", "kind": "List", "metadata": {}, "items": items})
+
+    def post(self, namespace, plural):
+        claim = self.body()
+        key = (plural, claim["metadata"]["name"])
+        if key in self.state.claims:
+            return self.send({"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}, 409)
+        claim["metadata"].update({"namespace": namespace, "uid": f"uid-{key[1]}", "resourceVersion": "1"})
+        self.state.claims[key] = claim
+        self.send(claim, 201)
+
+
+class ClaimHandler(_Handler):
+    def get(self, namespace, plural, name):
+        if (plural, name) not in self.state.claims:
+            return self.not_found(plural, name)
+        self.send(self.state.claims[(plural, name)])
+
+    def put(self, namespace, plural, name):
+        live = self.state.claims.get((plural, name))
+        if live is None:
+            return self.not_found(plural, name)
+        claim = self.body()
+        if claim["metadata"].get("resourceVersion") != live["metadata"]["resourceVersion"]:
+            return self.send({"kind": "Status", "code": 409, "reason": "Conflict", "message": "changed"}, 409)
+        claim["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) + 1)
+        self.state.claims[(plural, name)] = claim
+        self.send(claim)
+
+    def delete(self, namespace, plural, name):
+        if self.state.claims.pop((plural, name), None) is None:
+            return self.not_found(plural, name)
+        self.state.deletions.append(Deletion(plural, name, None, None, time.monotonic()))
+        self.send({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+
 def _refresh_job_status(state: ClusterState, job: dict) -> None:
     pods = state.pods_of(job["metadata"]["name"])
     status: dict = {}
     for pod in pods:
         phase = pod["status"]["phase"]
-        if phase == "Succeeded":
-            status["succeeded"] = 1
-        elif phase == "Failed":
-            status["failed"] = 1
-        else:
-            status["active"] = 1
+        key = {"Succeeded": "succeeded", "Failed": "failed"}.get(phase, "active")
+        status[key] = status.get(key, 0) + 1
     job["status"] = status
 
 
@@ -262,6 +316,8 @@ class ApiServerStandIn:
                 (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", PodLogHandler, args),
                 (r"/api/v1/namespaces/([^/]+)/services", ServicesHandler, args),
                 (r"/api/v1/namespaces/([^/]+)/services/([^/]+)", ServiceHandler, args),
+                (r"/apis/resource.k8s.io/v1/namespaces/([^/]+)/(resourceclaims|resourceclaimtemplates)", ClaimsHandler, args),
+                (r"/apis/resource.k8s.io/v1/namespaces/([^/]+)/(resourceclaims|resourceclaimtemplates)/([^/]+)", ClaimHandler, args),
             ]
         )
         self.server: HTTPServer | None = None

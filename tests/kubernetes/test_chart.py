@@ -1,11 +1,9 @@
 """The Helm chart, rendered offline by Helm's own Go library (helm-python-sdk).
 
-Every rendered object is validated against the Kubernetes API schema. The
-Zero to JupyterHub chart (a dependency fetched by `helm dependency update`
-from hub.jupyter.org) cannot be downloaded here, so only this chart's own
-templates are rendered; the hub side is checked by running the hub
-configuration file this chart renders against the real spawner and service
-classes.
+Every rendered object is validated against the Kubernetes API schema. Here
+only this chart's own templates are rendered (fast, for each value); the whole
+deployment with its Zero to JupyterHub dependency, and Z2JH's hub loading this
+chart's configuration, are in test_whole_chart.py.
 """
 
 from __future__ import annotations
@@ -258,7 +256,7 @@ def test_hub_config_makes_a_working_hub_with_the_pool_spawner(chart):
 
     objects = render(chart, example_values())
     c = exec_config(config_file(objects, "gpupool-hub-config", "gpupool.py"), HUB_ENV, z2jh_like_config())
-    from hub_ext.service.runners.kubernetes import KubernetesGpuPlacement
+    from hub_ext.kube_placement import KubernetesGpuPlacement
 
     # Every trait the chart sets exists on the class it names: a renamed trait fails here.
     for cls in (GpuPoolKubeSpawner, KubernetesGpuPlacement):
@@ -320,7 +318,8 @@ async def test_hub_config_reaches_the_spawner_and_its_pods(chart):
 def test_service_config_configures_the_real_service_classes(chart, tmp_path):
     from hub_ext.service.app import GpuPoolService
     from hub_ext.service.runners.base import JobLaunch
-    from hub_ext.service.runners.kubernetes import KubernetesGpuPlacement, KubernetesJobRunner
+    from hub_ext.kube_placement import KubernetesGpuPlacement
+    from hub_ext.service.runners.kubernetes import KubernetesJobRunner
 
     objects = render(chart, example_values())
     # Loaded the way the service's pod loads it: `gpupool service --config FILE`.

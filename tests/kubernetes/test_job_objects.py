@@ -59,6 +59,59 @@ def test_job_on_one_node_gets_exactly_its_gpus(count):
     assert spec["containers"][0]["command"] == ["python", "train.py", "--epochs", "90"]
 
 
+@pytest.mark.parametrize("version", ["1.32.0", "1.33.0", "1.34.0"])
+def test_three_node_gang_is_one_indexed_job_and_a_headless_service_with_the_rendezvous(version):
+    # As the service launches it: each node's card indices, and their UUIDs.
+    by_node = {node: UUIDS[node][:4] for node in ("dgx1-a", "dgx2-a", "dgx2-b")}
+    gang = JobLaunch("w-300", "alice", ("torchrun", "--nproc-per-node=4", "train.py"),
+                     {n: ("0", "1", "2", "3") for n in by_node}, 12, env={"GPUPOOL_TEAM": "vision"},
+                     uuids_by_node={n: tuple(u) for n, u in by_node.items()})
+    objects = runner().build_objects(gang, "gpupool-w-300-k2x9a")
+    for obj in objects:
+        check_object(obj, version)
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    (job,) = jobs_of(objects)
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimit"]) == ("Indexed", 3, 3, 0)
+    pod = spec["template"]["spec"]
+    # One pod on each of the three nodes, any order, never two on one.
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert sorted(term["matchFields"][0]["values"]) == sorted(by_node)
+    (anti,) = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["labelSelector"]["matchLabels"] == {"gpupool.io/job-set": "gpupool-w-300-k2x9a"}
+    # The headless Service names the pods <job>-<index>.<service>: rank 0 is the master.
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert pod["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["selector"] == {"gpupool.io/job-set": "gpupool-w-300-k2x9a"}
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    master = f"{job['metadata']['name']}-0.{service['metadata']['name']}.jhub.svc"
+    values = {k: e.get("value") for k, e in env.items()}
+    assert values["MASTER_ADDR"] == values["PET_MASTER_ADDR"] == master
+    assert values["MASTER_PORT"] == values["PET_MASTER_PORT"] == "29500"
+    assert {p["port"] for p in service["spec"]["ports"]} == {29500}
+    assert values["WORLD_SIZE"] == values["PET_NNODES"] == values["GPUPOOL_NUM_NODES"] == "3"
+    # Each pod's rank is its completion index (torchrun reads PET_NODE_RANK; RANK for plain scripts).
+    index = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    for name in ("RANK", "PET_NODE_RANK", "GPUPOOL_NODE_RANK"):
+        assert env[name]["valueFrom"]["fieldRef"]["fieldPath"] == index
+    assert values["NVIDIA_VISIBLE_DEVICES"] == "0,1,2,3" and values["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
+
+
+def test_gang_whose_nodes_cards_differ_is_one_job_per_node():
+    # Different card indices per node cannot be one pod template in the toolkit modes.
+    gang = JobLaunch("w-301", "alice", ("python", "train.py"), {"dgx2-a": ("0", "1"), "dgx2-b": ("5", "6")}, 4,
+                     uuids_by_node={"dgx2-a": tuple(UUIDS["dgx2-a"][:2]), "dgx2-b": tuple(UUIDS["dgx2-b"][5:7])})
+    objects = runner().build_objects(gang, "gpupool-w-301-aaaaa")
+    for obj in objects:
+        check_object(obj)
+    jobs = jobs_of(objects)
+    envs = [pod_env(j["spec"]["template"]["spec"]) for j in jobs]
+    assert [e["RANK"] for e in envs] == ["0", "1"] and {e["WORLD_SIZE"] for e in envs} == {"2"}
+    assert [e["NVIDIA_VISIBLE_DEVICES"].split(",") for e in envs] == [UUIDS["dgx2-a"][:2], UUIDS["dgx2-b"][5:7]]
+    assert envs[0]["MASTER_ADDR"] == f"{jobs[0]['spec']['template']['spec']['hostname']}.gpupool-w-301-aaaaa.jhub.svc"
+
+
 def test_gang_across_two_nodes_is_one_job_per_node_with_ranks_and_rendezvous():
     objects = runner().build_objects(launch({"dgx2-a": UUIDS["dgx2-a"], "dgx2-b": UUIDS["dgx2-b"]}, 32))
     for obj in objects:

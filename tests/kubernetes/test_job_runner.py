@@ -128,7 +128,8 @@ async def test_gang_over_two_nodes_starts_and_stops_as_one(cluster):
 async def test_one_failed_rank_ends_the_gang(cluster):
     runner, state = cluster
     handle = await runner.start(launch(gpus_by_node={"dgx2-a": GPUS, "dgx2-b": GPUS}, count=16))
-    rank1 = next(n for n, p in state.pods.items() if p["metadata"]["labels"]["gpupool.io/rank"] == "1")
+    # One Indexed Job: the pod of index 1 is rank 1.
+    rank1 = next(n for n, p in state.pods.items() if p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "1")
     state.finish_pod(rank1, 137)
     status = await runner.status(handle)
     assert (status.running, status.exit_code) == (False, 137)

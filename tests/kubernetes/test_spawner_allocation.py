@@ -146,3 +146,76 @@ async def test_fraction_pod_is_capped_at_its_share_of_the_card(hub):
         assert env["CUDA_DEVICE_SM_LIMIT"] == "50"
     finally:
         await spawner._release()
+
+
+def pod_event(pod: str, kind: str, reason: str, message: str, n: int) -> dict:
+    return {"metadata": {"uid": f"ev-{n}"}, "involvedObject": {"kind": "Pod", "name": pod}, "type": kind, "reason": reason,
+            "message": message, "lastTimestamp": f"2026-12-04T10:00:0{n}Z", "eventTime": None}
+
+
+async def test_queued_spawn_has_no_pod_and_then_shows_the_pods_events_in_words(hub, monkeypatch):
+    holders = []
+    for user in ("alice", "carol"):  # every card of the pool
+        s = make_spawner(hub, user)
+        s.user_options = {"gpus": "2"}
+        await s.allocate_gpus()
+        holders.append(s)
+    bob = make_spawner(hub, "bob")
+    bob.events_enabled = True
+    bob.user_options = {"gpus": "1"}
+    # The events Kubernetes would send about bob's pod once it exists (no cluster here to watch).
+    events = [
+        pod_event(bob.pod_name, "Warning", "FailedScheduling",
+                  "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }.", 1),
+        pod_event(bob.pod_name, "Normal", "Scheduled", f"Successfully assigned jhub/{bob.pod_name} to dgx-a", 2),
+        pod_event(bob.pod_name, "Normal", "Pulling", 'Pulling image "quay.io/jupyter/base-notebook:latest"', 3),
+        pod_event("jupyter-someone-else", "Normal", "Pulling", "not bob's", 4),
+    ]
+    monkeypatch.setitem(GpuPoolKubeSpawner.reflectors, bob._get_reflector_key("events"), SimpleNamespace(events=events))
+
+    async def watching_events(replace=False):
+        return None
+
+    monkeypatch.setattr(bob, "_start_watching_events", watching_events)
+    waiting = asyncio.ensure_future(bob.allocate_gpus())
+    seen: list[dict] = []
+
+    async def read_progress():
+        async for event in bob.progress():
+            seen.append(event)
+
+    reader = asyncio.ensure_future(read_progress())
+    try:
+        await wait_until(lambda: any("Queued" in e["message"] for e in seen), 30)
+        # While the pool holds the spawn in its queue, KubeSpawner has not begun to make a pod.
+        assert not waiting.done() and bob._start_future is None
+        await holders[0]._release()
+        await asyncio.wait_for(waiting, timeout=30)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        bob._start_future = done  # the pod is up: KubeSpawner's progress reads its events once more and ends
+        await asyncio.wait_for(reader, timeout=30)
+    finally:
+        waiting.cancel()
+        reader.cancel()
+        for s in holders + [bob]:
+            await s._release()
+    messages = [e["message"] for e in seen]
+    got = next(i for i, m in enumerate(messages) if m.startswith("Got 1 GPU"))
+    assert messages[got + 1:] == [
+        "Starting the server",
+        "Waiting for the pod to be placed: 0/3 nodes are available: 1 node(s) had untolerated taint "
+        "{node.kubernetes.io/unreachable: }.",
+        f"The pod is placed on its node: Successfully assigned jhub/{bob.pod_name} to dgx-a",
+        'Pulling the image: Pulling image "quay.io/jupyter/base-notebook:latest"',
+    ]
+    bar = [e["progress"] for e in seen if "progress" in e]
+    assert bar == sorted(bar) and bar[-1] < 100  # the bar only moves on, from the pool's phases into the pod's
+
+
+async def wait_until(predicate, timeout: float) -> None:
+    """tests.fixtures.waiting.wait_for, for a test whose event loop must keep running meanwhile."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)

@@ -33,6 +33,12 @@ def test_me_says_who_i_am_and_my_teams(as_user):
     assert as_user("ada").me()["admin"] is True
 
 
+def test_local_runner_refuses_a_job_larger_than_one_node_saying_so(as_user):
+    # Together node-a and node-b have 6 GPUs, but the local runner runs a job on one machine.
+    with pytest.raises(PoolBadRequest, match=r"largest node has 4 GPUs; the local runner .* runs a job on one node, so ask for at most 4"):
+        as_user("alice").submit(job(gpus=6))
+
+
 def test_pool_lists_every_declared_gpu_as_simulated_and_free(as_user):
     pool = as_user("alice").pool()
     assert pool["simulated"] is True

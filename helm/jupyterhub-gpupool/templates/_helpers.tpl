@@ -82,8 +82,23 @@ capabilities:
   "pool_taint" .Values.pool.taint
   "runtime_class_name" .Values.pool.runtimeClassName
   "device_list_strategy" .Values.pool.deviceListStrategy
+  "dra_device_class_name" .Values.pool.dra.deviceClassName
   "fraction_enforcement" .Values.pool.fractionEnforcement
   "hami_core_library" .Values.pool.hamiCore.hostLibraryPath
   "mps_pipe_directory" .Values.pool.mps.pipeDirectory
   | toJson -}}
+{{- end -}}
+
+{{/* Values that cannot work fail the render, saying what to change. */}}
+{{- define "gpupool.validate" -}}
+{{- $strategies := list "envvar" "volume-mounts" "dra" }}
+{{- if not (has .Values.pool.deviceListStrategy $strategies) }}
+{{- fail (printf "pool.deviceListStrategy %q is not known: set envvar or volume-mounts (the NVIDIA container toolkit), or dra (Dynamic Resource Allocation with the NVIDIA DRA driver, Kubernetes 1.34+)" .Values.pool.deviceListStrategy) }}
+{{- end }}
+{{- if eq .Values.pool.deviceListStrategy "dra" }}
+{{- $version := .Values.kubernetesVersion | default .Capabilities.KubeVersion.Version }}
+{{- if not (semverCompare ">=1.34.0-0" $version) }}
+{{- fail (printf "pool.deviceListStrategy dra needs Kubernetes 1.34 or newer (resource.k8s.io/v1), and this cluster is %s: upgrade the cluster, or set pool.deviceListStrategy to envvar (the NVIDIA container toolkit, with the device plugin off on pool nodes)" $version) }}
+{{- end }}
+{{- end }}
 {{- end -}}

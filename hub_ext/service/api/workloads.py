@@ -63,7 +63,8 @@ class WorkloadsHandler(APIHandler):
                 self.write_json(workload_view(earlier), status=200)
                 return
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
-            rules.check_fits(db, spec, team)
+            runner = self.pool.jobs.runner
+            rules.check_fits(db, spec, team, job_nodes=(runner.max_nodes, runner.description))
             w = rules.create(db, spec, user, team)
             rules.remember_key(db, w, key, digest)
             seq = w.seq

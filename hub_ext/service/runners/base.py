@@ -26,6 +26,8 @@ class JobLaunch:
     env: dict[str, str] = field(default_factory=dict)  # extra environment (GPUPOOL_* variables)
     workdir: str | None = None
     log_path: str | None = None
+    # node name -> the UUIDs of its GPUs, in the order of ``gpus_by_node`` (empty: not known)
+    uuids_by_node: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,12 @@ class JobStatus:
 class Runner(abc.ABC):
     """One backend that runs batch jobs."""
 
-    #: How many nodes one job may span (None: any). The service does not apply a
-    #: scheduler decision that would give a job GPUs on more nodes than this.
+    #: How many nodes one job may span (None: any). The service refuses at submit a job
+    #: that could only run on more nodes than this, and does not apply a scheduler
+    #: decision that would give a job GPUs on more nodes than this.
     max_nodes: int | None = None
+    #: What runs jobs, in words, for refusals ("the local runner runs a job on one node").
+    description: str = "this runner"
 
     @abc.abstractmethod
     async def start(self, launch: JobLaunch) -> str:

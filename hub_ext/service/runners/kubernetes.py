@@ -1,265 +1,52 @@
-"""Batch jobs as Kubernetes Jobs, and how any pod gets the GPUs the pool gave it.
+"""Batch jobs as Kubernetes Jobs.
 
-Two pieces live here because both the service (batch jobs) and the hub's
-spawner (notebook sessions) build pods on pool GPUs, and they must build them
-the same way:
-
-``KubernetesGpuPlacement`` turns an allocation (a node, GPU UUIDs, maybe a
-fraction) into the parts of a pod that pin it there: node affinity on the
-node's name, a toleration of the pool's taint, the NVIDIA container toolkit's
-device selection, and for fractions the memory enforcement the nodes offer.
-
-The pool, not the NVIDIA device plugin, decides which GPUs a pod gets: pool
-nodes carry a label and a taint the pool owns, the device plugin does not
-advertise ``nvidia.com/gpu`` on them, and pods name their GPUs by UUID through
-the container toolkit (``NVIDIA_VISIBLE_DEVICES``, or the toolkit's
-volume-mount list). So the two can never disagree about which card is in use:
-only one of them hands cards out on a pool node. docs/kubernetes.md says why
-this and not device-plugin requests.
-
-``KubernetesJobRunner`` implements ``runners.base.Runner``: one Kubernetes Job
-per node of the allocation (``backoffLimit: 0``: the pool requeues, not
-Kubernetes), stopped by deleting its pods with the grace period the service
-asks for, which Kubernetes delivers as SIGTERM, then SIGKILL when it runs out,
-the same contract as local jobs.
+``KubernetesJobRunner`` implements ``runners.base.Runner``: a job's pods get
+their GPUs the way a notebook pod does (``hub_ext.kube_placement``, shared
+with the hub's spawner), a Job has ``backoffLimit: 0`` (the pool requeues,
+not Kubernetes), and a job is stopped by deleting its pods with the grace
+period the service asks for, which Kubernetes delivers as SIGTERM, then
+SIGKILL when it runs out, the same contract as local jobs.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import math
-import re
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
-
-import abc
 
 from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 from traitlets.traitlets import MetaHasTraits
 
-from .base import JobLaunch, JobStatus, Runner
+from hub_ext.kube_placement import (  # noqa: F401  (re-exported: the runner's public names)
+    LABEL_JOB_SET,
+    LABEL_RANK,
+    LABEL_USER,
+    LABEL_WORKLOAD,
+    MANAGED_BY,
+    KubernetesGpuPlacement,
+    PodGpus,
+    delete_claims,
+    dns_label,
+    ensure_claim,
+    is_gpu_uuid,
+    label_value,
+    owner_reference,
+)
 
-# Label keys the pool owns on the objects it creates.
-LABEL_WORKLOAD = "gpupool.io/workload"
-LABEL_JOB_SET = "gpupool.io/job-set"
-LABEL_RANK = "gpupool.io/rank"
-LABEL_USER = "gpupool.io/user"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "gpupool"}
+from .base import JobLaunch, JobStatus, Runner
 
 # A container waiting for one of these reasons will not start without someone
 # changing the job; holding GPUs for it helps nobody.
 FATAL_WAITING_REASONS = frozenset(
     {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "ImagePullBackOff"}
 )
+# The label and annotation an Indexed Job's pod carries its index in.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 # Exit status reported for a job whose container never started.
 EXIT_COULD_NOT_START = 127
-
-
-def dns_label(text: str, limit: int = 63) -> str:
-    """``text`` as a DNS-1123 label (object names, label values): lowercase, [a-z0-9-]."""
-    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return label[:limit].rstrip("-") or "x"
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: [A-Za-z0-9._-], at most 63, alphanumeric at both ends."""
-    value = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:63]
-    return value.strip("._-") or "x"
-
-
-def is_gpu_uuid(identifier: str) -> bool:
-    """Real GPUs are named by UUID (``GPU-…``, ``MIG-…``); simulated ones by index (or ``GPU-sim-…``)."""
-    return identifier.startswith(("GPU-", "MIG-")) and not identifier.startswith("GPU-sim-")
-
-
-@dataclass
-class PodGpus:
-    """The parts of a pod that give it its GPUs (plain Kubernetes API dicts)."""
-
-    env: dict[str, str] = field(default_factory=dict)
-    node_name: str | None = None  # pinned to this node (None: anywhere off the pool)
-    node_selector: dict[str, str] = field(default_factory=dict)
-    tolerations: list[dict] = field(default_factory=list)
-    volumes: list[dict] = field(default_factory=list)
-    volume_mounts: list[dict] = field(default_factory=list)
-    runtime_class_name: str | None = None
-    host_ipc: bool = False
-
-    def node_affinity_term(self) -> dict | None:
-        """A required node-selector term on the node's name (``metadata.name`` is the one field Kubernetes matches)."""
-        if not self.node_name:
-            return None
-        return {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [self.node_name]}]}
-
-
-class KubernetesGpuPlacement(LoggingConfigurable):
-    """How a pod on Kubernetes gets exactly the GPUs the pool allocated.
-
-    Used by the Kubernetes spawner (sessions) and the Kubernetes job runner
-    (batch jobs); configure it once as ``c.KubernetesGpuPlacement``.
-    """
-
-    pool_node_label = Dict(
-        {"gpupool.io/pool": "true"},
-        help="""Label every pool GPU node carries; pods on pool GPUs select it. The pool owns these
-        nodes' GPUs: the NVIDIA device plugin must not advertise nvidia.com/gpu on them.""",
-    ).tag(config=True)
-
-    pool_taint = Dict(
-        {"key": "gpupool.io/pool", "value": "true", "effect": "NoSchedule"},
-        help="""Taint on every pool GPU node (key, value, effect). Only pods the pool placed tolerate
-        it, so nothing else lands on the pool's GPUs; an empty dict means the nodes are not tainted.""",
-    ).tag(config=True)
-
-    runtime_class_name = Unicode(
-        "nvidia",
-        allow_none=True,
-        help="""RuntimeClass that runs containers through the NVIDIA container toolkit ("nvidia" with
-        the GPU operator). None where the nvidia runtime is the node's default.""",
-    ).tag(config=True)
-
-    device_list_strategy = Enum(
-        ["envvar", "volume-mounts"],
-        "envvar",
-        help="""How the container toolkit is told which GPUs a container gets.
-        "envvar": NVIDIA_VISIBLE_DEVICES holds the GPU UUIDs (the toolkit's default).
-        "volume-mounts": one /dev/null mount per GPU under /var/run/nvidia-container-devices, for
-        toolkits set to accept-nvidia-visible-devices-as-volume-mounts = true and
-        accept-nvidia-visible-devices-envvar-when-unprivileged = false (needs hostPath volumes).""",
-    ).tag(config=True)
-
-    fraction_enforcement = Enum(
-        ["none", "hami-core", "mps"],
-        "none",
-        help="""How a workload on a fraction of a card is held to its share.
-        "hami-core": HAMi-core's libvgpu.so (installed on every pool node at hami_core_library) is
-        preloaded and caps device memory and SM share. "mps": an NVIDIA MPS control daemon runs on
-        every pool node (pipe directory mps_pipe_directory) and caps memory and threads.
-        "none": nothing enforces the share; it is recorded in the environment (GPUPOOL_GPU_FRACTION,
-        GPUPOOL_GPU_MEMORY_MIB) and framework hints keep JAX/TensorFlow from taking the whole card.""",
-    ).tag(config=True)
-
-    hami_core_library = Unicode(
-        "/usr/local/vgpu/libvgpu.so",
-        help="Path of HAMi-core's libvgpu.so on the pool nodes (mounted at the same path in pods).",
-    ).tag(config=True)
-
-    hami_core_lock_directory = Unicode(
-        "/tmp/vgpulock",
-        help="Host directory HAMi-core uses to coordinate processes sharing a card.",
-    ).tag(config=True)
-
-    mps_pipe_directory = Unicode(
-        "/tmp/nvidia-mps",
-        help="CUDA_MPS_PIPE_DIRECTORY of the MPS control daemon on the pool nodes (mounted into pods).",
-    ).tag(config=True)
-
-    driver_capabilities = Unicode(
-        "compute,utility",
-        help="NVIDIA_DRIVER_CAPABILITIES of pods on pool GPUs (utility: nvidia-smi works inside).",
-    ).tag(config=True)
-
-    def without_gpus(self) -> PodGpus:
-        """A pod with no GPUs: kept off the pool's nodes, and blind to GPUs wherever it lands
-        (a CUDA image sets NVIDIA_VISIBLE_DEVICES=all, and nvidia may be a node's default runtime)."""
-        return PodGpus(env={"NVIDIA_VISIBLE_DEVICES": "void", "CUDA_VISIBLE_DEVICES": ""})
-
-    def for_gpus(
-        self,
-        node: str,
-        gpu_ids: list[str] | tuple[str, ...],
-        *,
-        real: bool | None = None,
-        fraction: float | None = None,
-        memory_mib: int | None = None,
-    ) -> PodGpus:
-        """The pod parts for ``gpu_ids`` (UUIDs, or indices of a simulated pool) on ``node``.
-
-        ``real``: whether the ids are cards present on the node (None: tell by their form).
-        ``fraction`` < 1 means one shared card; ``memory_mib`` is its memory share.
-        """
-        if not gpu_ids:
-            raise ValueError(f"no GPUs given for node {node}")
-        parts = PodGpus(node_name=node, node_selector=dict(self.pool_node_label))
-        if self.pool_taint:
-            toleration = {"key": self.pool_taint["key"], "operator": "Equal", "effect": self.pool_taint.get("effect", "NoSchedule")}
-            if self.pool_taint.get("value") is not None:
-                toleration["value"] = str(self.pool_taint["value"])
-            else:
-                toleration["operator"] = "Exists"
-            parts.tolerations.append(toleration)
-        if real is None:
-            real = all(is_gpu_uuid(g) for g in gpu_ids)
-        if not real:
-            # A declared (simulated) pool: there is no card to give, so give none.
-            parts.env.update({"NVIDIA_VISIBLE_DEVICES": "void", "GPUPOOL_SIMULATED_GPUS": ",".join(gpu_ids)})
-            self._fraction_hints(parts, fraction, memory_mib, enforce=False)
-            return parts
-        parts.runtime_class_name = self.runtime_class_name or None
-        parts.env["NVIDIA_DRIVER_CAPABILITIES"] = self.driver_capabilities
-        # The toolkit takes UUIDs or the node's NVML indices (the pool's indices come from NVML).
-        devices = [str(g) for g in gpu_ids]
-        if self.device_list_strategy == "envvar":
-            parts.env["NVIDIA_VISIBLE_DEVICES"] = ",".join(devices)
-        else:
-            parts.env["NVIDIA_VISIBLE_DEVICES"] = "/var/run/nvidia-container-devices"
-            for i, device in enumerate(devices):
-                name = f"gpupool-gpu-{i}"
-                parts.volumes.append({"name": name, "hostPath": {"path": "/dev/null"}})
-                parts.volume_mounts.append(
-                    {"name": name, "mountPath": f"/var/run/nvidia-container-devices/{device}", "readOnly": True}
-                )
-        # Inside the container the toolkit shows only these cards, numbered from 0; CUDA
-        # knows them by UUID as well, but host indices would name the wrong cards.
-        if all(is_gpu_uuid(d) for d in devices):
-            parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-        else:
-            parts.env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(devices)))
-        self._fraction_hints(parts, fraction, memory_mib, enforce=True)
-        return parts
-
-    def _fraction_hints(self, parts: PodGpus, fraction: float | None, memory_mib: int | None, enforce: bool) -> None:
-        if fraction is None or not 0 < fraction < 1:
-            return
-        env = parts.env
-        env["GPUPOOL_GPU_FRACTION"] = f"{fraction:g}"
-        if memory_mib:
-            env["GPUPOOL_GPU_MEMORY_MIB"] = str(int(memory_mib))
-        # Both frameworks grab (most of) a card's memory at start by default,
-        # which on a shared card starves the neighbours.
-        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-        percent = max(1, int(round(fraction * 100)))
-        mode = self.fraction_enforcement if enforce else "none"
-        if mode != "hami-core":
-            # HAMi-core makes the card look as big as the share; elsewhere JAX sees the whole card.
-            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.2f}"
-        env["GPUPOOL_GPU_ENFORCEMENT"] = mode
-        if mode == "hami-core":
-            env["LD_PRELOAD"] = self.hami_core_library
-            env["CUDA_DEVICE_SM_LIMIT"] = str(percent)
-            if memory_mib:
-                env["CUDA_DEVICE_MEMORY_LIMIT"] = f"{int(memory_mib)}m"
-            env["CUDA_DEVICE_MEMORY_SHARED_CACHE"] = "/tmp/vgpu/gpupool.cache"
-            # type File: a node without the library fails the pod visibly instead of running unenforced.
-            parts.volumes += [
-                {"name": "gpupool-hami-core", "hostPath": {"path": self.hami_core_library, "type": "File"}},
-                {"name": "gpupool-hami-lock", "hostPath": {"path": self.hami_core_lock_directory, "type": "DirectoryOrCreate"}},
-            ]
-            parts.volume_mounts += [
-                {"name": "gpupool-hami-core", "mountPath": self.hami_core_library, "readOnly": True},
-                {"name": "gpupool-hami-lock", "mountPath": self.hami_core_lock_directory},
-            ]
-        elif mode == "mps":
-            env["CUDA_MPS_PIPE_DIRECTORY"] = self.mps_pipe_directory
-            env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(percent)
-            if memory_mib:
-                # Device 0 is the one card the container sees.
-                env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={int(memory_mib)}M"
-            parts.host_ipc = True  # MPS clients share memory with the node's daemon
-            parts.volumes.append({"name": "gpupool-mps", "hostPath": {"path": self.mps_pipe_directory, "type": "Directory"}})
-            parts.volume_mounts.append({"name": "gpupool-mps", "mountPath": self.mps_pipe_directory})
 
 
 # ---------------------------------------------------------------- the job runner
@@ -271,6 +58,9 @@ class _ConfigurableRunnerMeta(MetaHasTraits, abc.ABCMeta):
 
 class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRunnerMeta):
     """Batch jobs as Kubernetes Jobs, created by the pool service through kubernetes_asyncio."""
+
+    max_nodes = None  # a gang runs across nodes: an Indexed Job, one pod per node
+    description = "the Kubernetes runner"
 
     namespace = Unicode(
         help="Namespace of the job objects. Default: the service's own namespace (in a pod), else 'default'.",
@@ -321,6 +111,11 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
     extra_volume_mounts = List(Dict(), help="Volume mounts of the job container.").tag(config=True)
     extra_labels = Dict(help="Extra labels of job objects and their pods.").tag(config=True)
 
+    rendezvous_port = Integer(
+        29500,
+        help="""Port of a multi-node job's rendezvous (MASTER_PORT; PyTorch's default), on its rank-0 pod.""",
+    ).tag(config=True)
+
     stop_poll_interval = Float(1.0, help="Seconds between looks while waiting for a stopped job's pods to go.").tag(config=True)
 
     status_poll_interval = Float(
@@ -361,12 +156,21 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         return f"{dns_label(f'gpupool-{workload_id}', limit=40)}-{suffix}"
 
     def build_objects(self, launch: JobLaunch, base: str | None = None) -> list[dict]:
-        """The Kubernetes objects for ``launch``: one Job per node, plus a headless Service
-        for rendezvous when the job spans several nodes. ``base`` names this start (default: a fresh name)."""
+        """The Kubernetes objects for ``launch``, ``base`` naming this start (default: a fresh name).
+
+        One node: one Job. Several nodes (a gang): a headless Service for the
+        rendezvous and one Indexed Job with a pod per node, or, where the nodes'
+        GPUs cannot be named by one pod template (toolkit modes with different
+        card indices per node, different GPU counts per node), one Job per node.
+        With Dynamic Resource Allocation, the ResourceClaims (or, for an Indexed
+        Job, the ResourceClaimTemplate) that select the cards come first.
+        """
         base = base or self.job_set_name(launch.workload_id)
-        nodes = list(launch.gpus_by_node.items())
+        nodes = list(launch.gpus_by_node)
         if not nodes:
             raise ValueError(f"{launch.workload_id}: an allocation without GPUs cannot run on pool nodes")
+        if self.max_nodes is not None and len(nodes) > self.max_nodes:
+            raise ValueError(f"{launch.workload_id}: spans {len(nodes)} nodes; this runner runs a job on at most {self.max_nodes}")
         labels = {
             **self.extra_labels,
             **MANAGED_BY,
@@ -377,85 +181,196 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         annotations = {"gpupool.io/workload-id": launch.workload_id, "gpupool.io/user": launch.user}
         fraction = launch.gpu_count if 0 < launch.gpu_count < 1 else None
         memory = launch.env.get("GPUPOOL_GPU_MEMORY_MIB")
+        memory_mib = int(memory) if memory else None
+        placements, reals = {}, {}
+        for node in nodes:
+            ids, reals[node] = launch_gpu_ids(launch, node)
+            placements[node] = self.placement.for_gpus(node, ids, real=reals[node], fraction=fraction, memory_mib=memory_mib)
         objects: list[dict] = []
-        multi_node = len(nodes) > 1
-        if multi_node:
+        if len(nodes) > 1:
             objects.append(
                 {
                     "apiVersion": "v1",
                     "kind": "Service",
                     "metadata": {"name": base, "labels": labels, "annotations": annotations},
-                    "spec": {"clusterIP": "None", "selector": {LABEL_JOB_SET: base}, "publishNotReadyAddresses": True},
+                    "spec": {
+                        "clusterIP": "None",
+                        "selector": {LABEL_JOB_SET: base},
+                        # Ranks find each other before they are ready.
+                        "publishNotReadyAddresses": True,
+                        "ports": [{"name": "rendezvous", "port": self.rendezvous_port, "targetPort": self.rendezvous_port}],
+                    },
                 }
             )
-        for rank, (node, gpu_ids) in enumerate(nodes):
-            ids, real = launch_gpu_ids(launch, node)
-            gpus = self.placement.for_gpus(node, ids, real=real, fraction=fraction, memory_mib=int(memory) if memory else None)
-            env = {
-                **launch.env,
-                **gpus.env,
-                "GPUPOOL_WORKLOAD_ID": launch.workload_id,
-                "GPUPOOL_GPUS": f"{launch.gpu_count:g}",
-                "GPUPOOL_NODE_RANK": str(rank),
-                "GPUPOOL_NUM_NODES": str(len(nodes)),
-            }
+            gang = self._gang_placement(launch, placements, reals)
+            if gang is not None:
+                return objects + self._indexed_job(launch, base, labels, annotations, nodes, gang)
+        for rank, node in enumerate(nodes):
+            gpus = placements[node]
+            name = f"{base}-{rank}"
+            claim = gpus.claim_name(name)
+            if claim is not None:
+                objects.append(gpus.claim_object(claim, self._claim_labels(labels, gpus), annotations))
+            env = self._rendezvous_env(launch, gpus, base, len(nodes), rank=rank)
+            pod_spec = self._pod_spec(launch, gpus, env, claim)
+            pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [gpus.node_affinity_term()]}}}
             pod_labels = {**labels, LABEL_RANK: str(rank)}
-            pod_spec: dict[str, Any] = {
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {"runAsUser": self.uid, "runAsGroup": self.gid, "runAsNonRoot": self.uid != 0},
-                "nodeSelector": gpus.node_selector,
-                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [gpus.node_affinity_term()]}}},
-                "tolerations": gpus.tolerations,
-                "containers": [
-                    {
-                        "name": "job",
-                        "image": self.image,
-                        "imagePullPolicy": self.image_pull_policy,
-                        "command": list(launch.command),
-                        "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())],
-                        "securityContext": {"allowPrivilegeEscalation": False},
-                        "volumeMounts": [*self.extra_volume_mounts, *gpus.volume_mounts],
-                    }
-                ],
-                "volumes": [*self.extra_volumes, *gpus.volumes],
-            }
-            container = pod_spec["containers"][0]
-            if launch.workdir:
-                container["workingDir"] = launch.workdir
-            if self.resources:
-                container["resources"] = self.resources
-            if self.service_account_name:
-                pod_spec["serviceAccountName"] = self.service_account_name
-            if gpus.runtime_class_name:
-                pod_spec["runtimeClassName"] = gpus.runtime_class_name
-            if gpus.host_ipc:
-                pod_spec["hostIPC"] = True
-            if multi_node:
-                pod_spec["hostname"] = f"{base}-{rank}"
+            if len(nodes) > 1:
+                pod_spec["hostname"] = name
                 pod_spec["subdomain"] = base
-                container["env"].append({"name": "GPUPOOL_MASTER_ADDR", "value": f"{base}-0.{base}.{self.namespace}.svc"})
-                container["env"].sort(key=lambda e: e["name"])
-            job_spec: dict[str, Any] = {
-                # The pool decides about retries (requeue after preemption), not Kubernetes.
-                "backoffLimit": 0,
-                "completions": 1,
-                "parallelism": 1,
-                "template": {"metadata": {"labels": pod_labels, "annotations": annotations}, "spec": pod_spec},
-            }
-            if self.ttl_seconds_after_finished is not None:
-                job_spec["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
+            objects.append(self._job(name, pod_labels, annotations, pod_spec, pods=1))
+        return objects
+
+    def _claim_labels(self, labels: dict, gpus: PodGpus) -> dict:
+        if gpus.claim_shared:
+            # A card's claim outlives one workload: it carries no workload's labels, and goes
+            # (garbage-collected) once the last workload owning it has gone.
+            return {**MANAGED_BY, "gpupool.io/shared-card": "true"}
+        return labels
+
+    def _gang_placement(self, launch: JobLaunch, placements: dict, reals: dict) -> PodGpus | None:
+        """One pod template's GPU parts for every node of a gang, or None where none fits all."""
+        counts = {len(ids) for ids in launch.gpus_by_node.values()}
+        if len(counts) != 1 or any(gpus.claim_shared for gpus in placements.values()):
+            return None
+        if any(gpus.claim_spec is not None for gpus in placements.values()):
+            # DRA: each pod's claim (from a template) asks for one node's count among all the
+            # gang's cards; UUIDs are unique, so on its node a pod can only get that node's cards.
+            uuids = [u for gpus in placements.values() for u in gpus.claim_uuids]
+            gang = self.placement.for_gpus("", uuids, real=True)
+            self.placement.set_claimed_count(gang, counts.pop())
+            return gang
+        # The toolkit modes name cards in an environment variable fixed per template: only
+        # cards with the same NVML indices on every node can be named once for all.
+        index_lists = {tuple(ids) for ids in launch.gpus_by_node.values()}
+        if len(index_lists) != 1 or len(set(reals.values())) != 1:
+            return None
+        return self.placement.for_gpus("", list(index_lists.pop()), real=next(iter(reals.values())))
+
+    def _indexed_job(self, launch, base, labels, annotations, nodes, gang: PodGpus) -> list[dict]:
+        objects: list[dict] = []
+        env = self._rendezvous_env(launch, gang, base, len(nodes), rank=None)
+        template = None
+        if gang.claim_spec is not None:
+            template = base
             objects.append(
                 {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "metadata": {"name": f"{base}-{rank}", "labels": pod_labels, "annotations": annotations},
-                    "spec": job_spec,
+                    "apiVersion": "resource.k8s.io/v1",
+                    "kind": "ResourceClaimTemplate",
+                    "metadata": {"name": base, "labels": labels, "annotations": annotations},
+                    "spec": {"metadata": {"labels": labels}, "spec": gang.claim_spec},
                 }
             )
+        pod_spec = self._pod_spec(launch, gang, env, None, claim_template=template)
+        pod_spec["affinity"] = {
+            # One pod on each of the gang's nodes: any of them, never two on one.
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(nodes)}]}]}},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {LABEL_JOB_SET: base}}, "topologyKey": "kubernetes.io/hostname"}]},
+        }
+        # Indexed Job pods are named <job>-<index> in the Service's subdomain.
+        pod_spec["subdomain"] = base
+        job = self._job(base, labels, annotations, pod_spec, pods=len(nodes))
+        job["spec"]["completionMode"] = "Indexed"
+        objects.append(job)
         return objects
+
+    def _rendezvous_env(self, launch: JobLaunch, gpus: PodGpus, base: str, nodes: int, rank: int | None) -> list[dict]:
+        """The job's environment: the service's, the pool's, and for a gang the PyTorch rendezvous
+        (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, and torchrun's own PET_* defaults, so a
+        plain ``torchrun --nproc-per-node=N train.py`` joins the gang). ``rank`` None: from the
+        pod's completion index (an Indexed Job)."""
+        env = {
+            **launch.env,
+            **gpus.env,  # the pool's GPU variables win over the service's
+            "GPUPOOL_WORKLOAD_ID": launch.workload_id,
+            "GPUPOOL_GPUS": f"{launch.gpu_count:g}",
+            "GPUPOOL_NUM_NODES": str(nodes),
+        }
+        ranked = ["GPUPOOL_NODE_RANK"]
+        if nodes > 1:
+            master = f"{base}-0.{base}.{self.namespace}.svc"
+            env.update(
+                {
+                    "GPUPOOL_MASTER_ADDR": master,
+                    "MASTER_ADDR": master,
+                    "MASTER_PORT": str(self.rendezvous_port),
+                    "WORLD_SIZE": str(nodes),
+                    "PET_MASTER_ADDR": master,
+                    "PET_MASTER_PORT": str(self.rendezvous_port),
+                    "PET_NNODES": str(nodes),
+                }
+            )
+            ranked += ["RANK", "PET_NODE_RANK"]
+        items = [{"name": k, "value": str(v)} for k, v in env.items() if k not in ranked]
+        for name in ranked:
+            if rank is None:
+                items.append({"name": name, "valueFrom": {"fieldRef": {
+                    "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}})
+            else:
+                items.append({"name": name, "value": str(rank)})
+        return sorted(items, key=lambda e: e["name"])
+
+    def _pod_spec(self, launch: JobLaunch, gpus: PodGpus, env: list[dict], claim: str | None,
+                  claim_template: str | None = None) -> dict:
+        container: dict[str, Any] = {
+            "name": "job",
+            "image": self.image,
+            "imagePullPolicy": self.image_pull_policy,
+            "command": list(launch.command),
+            "env": env,
+            "securityContext": {"allowPrivilegeEscalation": False},
+            "volumeMounts": [*self.extra_volume_mounts, *gpus.volume_mounts],
+        }
+        pod_spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"runAsUser": self.uid, "runAsGroup": self.gid, "runAsNonRoot": self.uid != 0},
+            "nodeSelector": gpus.node_selector,
+            "tolerations": gpus.tolerations,
+            "containers": [container],
+            "volumes": [*self.extra_volumes, *gpus.volumes],
+        }
+        if launch.workdir:
+            container["workingDir"] = launch.workdir
+        resources = dict(self.resources or {})
+        if claim is not None or claim_template is not None:
+            resources["claims"] = gpus.container_claims()
+            if claim is not None:
+                pod_spec["resourceClaims"] = gpus.pod_resource_claims(claim)
+            else:
+                pod_spec["resourceClaims"] = [{"name": gpus.container_claims()[0]["name"], "resourceClaimTemplateName": claim_template}]
+        if resources:
+            container["resources"] = resources
+        if self.service_account_name:
+            pod_spec["serviceAccountName"] = self.service_account_name
+        if gpus.runtime_class_name:
+            pod_spec["runtimeClassName"] = gpus.runtime_class_name
+        if gpus.host_ipc:
+            pod_spec["hostIPC"] = True
+        return pod_spec
+
+    def _job(self, name: str, labels: dict, annotations: dict, pod_spec: dict, pods: int) -> dict:
+        job_spec: dict[str, Any] = {
+            # The pool decides about retries (requeue after preemption), not Kubernetes; one
+            # failed pod fails the whole Job, and the Job controller stops the gang's others.
+            "backoffLimit": 0,
+            "completions": pods,
+            "parallelism": pods,
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        }
+        if self.ttl_seconds_after_finished is not None:
+            job_spec["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "spec": job_spec,
+        }
 
     # ------------------------------------------------------------ the API
 
@@ -506,17 +421,30 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         base = self.job_set_name(launch.workload_id)
         objects = self.build_objects(launch, base)
         created: list[dict] = []
+        claims = [o for o in objects if o["kind"] in ("ResourceClaim", "ResourceClaimTemplate")]
+        jobs: dict[str, dict] = {}
         try:
             for obj in objects:
+                if obj in claims:
+                    continue
                 try:
                     if obj["kind"] == "Service":
                         await core.create_namespaced_service(self.namespace, obj)
                     else:
-                        await batch.create_namespaced_job(self.namespace, obj)
+                        made = await batch.create_namespaced_job(self.namespace, obj)
+                        jobs[obj["metadata"]["name"]] = {**obj, "metadata": {**obj["metadata"], "uid": made.metadata.uid}}
                 except ApiException as e:
                     if e.status != 409:  # 409: left from a start the service did not see finish; it is ours
                         raise
+                    if obj["kind"] == "Job":
+                        live = await batch.read_namespaced_job(obj["metadata"]["name"], self.namespace)
+                        jobs[obj["metadata"]["name"]] = {**obj, "metadata": {**obj["metadata"], "uid": live.metadata.uid}}
                 created.append(obj)
+            for claim in claims:
+                # Owned by its Job: Kubernetes deletes it with the Job even if the pool never does.
+                job = jobs.get(claim["metadata"]["name"]) or next(iter(jobs.values()))
+                await ensure_claim(await self._client(), self.namespace, claim, owner_reference(job))
+                created.append(claim)
         except BaseException:
             # A gang starts whole or not at all.
             await self._delete_set(self.namespace, base, grace_seconds=0)
@@ -555,6 +483,9 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             except ApiException as e:
                 if e.status != 404:
                     raise
+        if self.placement.device_list_strategy == "dra":
+            # The workload's own claims (a card's shared claim goes with its last owner).
+            await delete_claims(await self._client(), namespace, selector)
         return pods.items
 
     async def find(self, workload_id: str) -> list[str]:
@@ -612,7 +543,7 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         if exit_code is None and jobs:
             if any(not _job_finished(job) for job in jobs):
                 return JobStatus(handle=handle, running=True)
-            if all((job.status.succeeded or 0) >= 1 for job in jobs):
+            if all(_job_succeeded(job) for job in jobs):
                 return JobStatus(handle=handle, running=False, exit_code=0)
             return JobStatus(handle=handle, running=False, exit_code=1)  # failed; its pod is already gone
         if exit_code is None:
@@ -631,7 +562,10 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
 
         namespace, base = self._parse_handle(handle)
         _, core = await self._apis()
-        pods = (await core.list_namespaced_pod(namespace, label_selector=f"{LABEL_JOB_SET}={base},{LABEL_RANK}=0")).items
+        pods = [
+            p for p in (await core.list_namespaced_pod(namespace, label_selector=f"{LABEL_JOB_SET}={base}")).items
+            if (p.metadata.labels or {}).get(LABEL_RANK, (p.metadata.labels or {}).get(COMPLETION_INDEX)) == "0"
+        ]
         if not pods:
             return ""
         try:
@@ -646,14 +580,20 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
 def launch_gpu_ids(launch: JobLaunch, node: str) -> tuple[list[str], bool]:
     """The GPU identifiers of ``launch`` on ``node``, and whether they are real cards.
 
-    ``gpus_by_node`` holds UUIDs for real cards, or indices with the cards'
-    UUIDs (in share order) in ``GPUPOOL_GPU_UUIDS``. On one node the UUIDs are
-    used; across nodes the indices (the toolkit takes NVML indices too).
-    Declared (simulated) cards have no hardware behind them.
+    Real cards are named by UUID (``uuids_by_node``, or ``gpus_by_node`` itself);
+    a launch that only has indices and the cards' UUIDs in share order
+    (``GPUPOOL_GPU_UUIDS``) gives UUIDs on one node and indices across nodes
+    (the toolkit takes NVML indices too). Declared (simulated) cards have no
+    hardware behind them.
     """
     ids = [str(g) for g in launch.gpus_by_node[node]]
     if all(is_gpu_uuid(g) for g in ids):
         return ids, True
+    by_node = [str(u) for u in launch.uuids_by_node.get(node, ())]
+    if by_node and len(by_node) == len(ids):
+        if all(is_gpu_uuid(u) for u in by_node):
+            return by_node, True
+        return ids, False
     uuids = [u for u in launch.env.get("GPUPOOL_GPU_UUIDS", "").split(",") if u]
     real = bool(uuids) and all(is_gpu_uuid(u) for u in uuids)
     if real and len(launch.gpus_by_node) == 1 and len(uuids) == len(ids):
@@ -661,9 +601,14 @@ def launch_gpu_ids(launch: JobLaunch, node: str) -> tuple[list[str], bool]:
     return ids, real
 
 
+def _job_succeeded(job) -> bool:
+    """Every pod of the Job succeeded (an Indexed Job of a gang has one per node)."""
+    wanted = (job.spec.completions if job.spec is not None else None) or 1
+    return bool(job.status and (job.status.succeeded or 0) >= wanted)
+
+
 def _job_finished(job) -> bool:
-    status = job.status
-    return bool(status and ((status.succeeded or 0) >= 1 or (status.failed or 0) >= 1))
+    return _job_succeeded(job) or bool(job.status and (job.status.failed or 0) >= 1)
 
 
 def _pod_running(pod) -> bool:

@@ -65,6 +65,7 @@ class _ConfigurableRunnerMeta(type(LoggingConfigurable), type(Runner)):
 
 class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta):
     max_nodes = 1  # a process runs on this one machine
+    description = "the local runner (processes on the service's machine; multi-node jobs need the Kubernetes runner)"
     jobs_dir = Unicode(
         "",
         help="Folder for the jobs' pid and exit-code files (default: <state_dir>/jobs).",
