@@ -48,6 +48,7 @@ class Scheduler:
         self.running: dict[str, Running] = {}
         self.team_running: dict[str, dict[str, Running]] = {}
         self.elastic_running: set[str] = set()
+        self.leaving: set[str] = set()  # preempted with notice: still holding GPUs
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
@@ -84,6 +85,8 @@ class Scheduler:
             tr[w.id] = r
             if w.min_gpus is not None and w.is_elastic:
                 self.elastic_running.add(w.id)
+            if r.leaving:
+                self.leaving.add(w.id)
             views.add((w.gpu_model, w.min_gpu_memory_mib))
             g = r.allocation.gpus
             usage[w.team] = round(usage.get(w.team, 0.0) + g, 9)
@@ -179,12 +182,14 @@ class Scheduler:
         self._ask(w, -1)
         return w
 
-    def started(self, w: Workload, allocation: Allocation, indexed: bool = False) -> None:
+    def started(self, w: Workload, allocation: Allocation, indexed: bool = False, leaving: bool = False) -> None:
         """A workload now holds ``allocation`` (leaves the queue if it was in it)."""
         self.cancel(w.id)
         if w.id in self.running:
             raise ValueError(f"workload {w.id} is already running")
-        r = Running(w, allocation)
+        r = Running(w, allocation, leaving)
+        if leaving:
+            self.leaving.add(w.id)
         self.running[w.id] = r
         self.team_running.setdefault(w.team, {})[w.id] = r
         self._ranked.pop(w.team, None)
@@ -207,6 +212,7 @@ class Scheduler:
             del self.team_running[w.team]
         self._ranked.pop(w.team, None)
         self.elastic_running.discard(workload_id)
+        self.leaving.discard(workload_id)
         self.capacity.give_shares(r.allocation.shares)
         self._use(w, -r.allocation.gpus)
         return r
@@ -216,6 +222,12 @@ class Scheduler:
         if r is None:
             raise KeyError(workload_id)
         self.started(r.workload, allocation)
+
+    def leave(self, workload_id: str) -> None:
+        """A running workload was preempted with notice: it keeps its GPUs until ``finished``."""
+        r = self.running[workload_id]
+        self.finished(workload_id)
+        self.started(r.workload, r.allocation, leaving=True)
 
     def set_team(self, team: Team) -> None:
         self.teams[team.name] = team

@@ -82,6 +82,7 @@ class EndState:
         e.fifo, e.queues = st.share_queues()  # kept as they are: the scheduler copies on change
         # Preempted work is pending again once the decisions are applied.
         e.preempt_reason = {p.workload_id: p.reason for p in cycle.preempts}
+        e.awaiting = dict(cycle.awaiting)
         if e.preempted:
             e.fifo = list(e.fifo)
         for w in e.preempted:
@@ -121,6 +122,11 @@ class EndState:
     def explain(self, w: Workload) -> str:
         if w.id in self.preempt_reason:
             return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
+        if w.id in self.awaiting:
+            return (
+                f"starts when {', '.join(self.awaiting[w.id])} (preempted for it, with notice) "
+                f"leave the GPUs it will get"
+            )
         if w.id in self.reservations:
             gpus, held, nodes, since = self.reservations[w.id]
             where = f" on {', '.join(nodes)}" if nodes else ""
