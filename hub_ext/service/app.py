@@ -164,7 +164,7 @@ class GpuPoolService(Application):
         pool = PoolContext(
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
-            reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
+            reconcile=ServerReconcile(store, hub=reclaim.hub, on_change=loop.poke, parent=self),
         )
         metrics.register_store(store)
         register_metrics(reclaim)

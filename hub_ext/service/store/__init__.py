@@ -7,11 +7,12 @@ from .orm import (
     ShareRow,
     Store,
     TeamRow,
+    UsageHistoryRow,
     WorkloadRow,
     format_workload_id,
     parse_workload_id,
 )
 
 __all__ = [
-    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "TeamRow", "UsageHistoryRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
 ]
