@@ -30,7 +30,7 @@ from .capacity import Capacity
 from .cycle import run_cycle
 from .elastic import smallest_size
 from .fairshare import protection_key, team_of
-from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, Workload
+from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, UsageHistory, Workload
 from .ordering import TeamQueue, fifo_key, queue_key, sorted_add, sorted_remove
 from .placement import view_key
 from .reasons import is_valid
@@ -49,6 +49,7 @@ class Scheduler:
         self.team_running: dict[str, dict[str, Running]] = {}
         self.elastic_running: set[str] = set()
         self.leaving: set[str] = set()  # preempted with notice: still holding GPUs
+        self.history: UsageHistory | None = None  # decayed past usage (decay.py), set by the caller
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
@@ -64,6 +65,7 @@ class Scheduler:
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
         s = cls(snap.pool, snap.teams, snap.config)
+        s.history = snap.history
         # Index everything at once rather than event by event: same state, less work.
         s.capacity = Capacity(snap.pool, [sh for r in snap.running for sh in r.allocation.shares])
         s._add_running(snap.running)
@@ -104,6 +106,7 @@ class Scheduler:
             pending=tuple(self.fifo),
             now=now,
             config=self.config,
+            history=self.history,
         )
 
     # ------------------------------------------------------------ events
@@ -232,6 +235,10 @@ class Scheduler:
     def set_team(self, team: Team) -> None:
         self.teams[team.name] = team
         self._ranked.pop(team.name, None)
+
+    def set_history(self, history: UsageHistory | None) -> None:
+        """Decayed past usage for the fair-share order (decay.DecayedUsage keeps it up to date)."""
+        self.history = history
 
     def set_config(self, config: SchedulerConfig) -> None:
         self.config = config

@@ -392,7 +392,8 @@ class Cycle:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
-        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until)
+        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
+                                       history=st.history, now=self.now, config=self.config)
         everything = self.cap.view((None, None))
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start():

@@ -44,12 +44,14 @@ from .context import PoolContext
 from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
+from .preemption import Preemption
 from .reclaim import IdleReclaim, register_metrics
 from .reconcile import ServerReconcile
 from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
+from .usage_decay import UsageDecay
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -115,7 +117,7 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner, Preemption, UsageDecay]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -159,7 +161,9 @@ class GpuPoolService(Application):
         reclaim = IdleReclaim(
             store, threshold_percent=inventory.idle_threshold_percent, on_change=lambda: loop_holder["loop"].poke(), parent=self
         )
-        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, parent=self)
+        preemption = Preemption(store, hub=reclaim.hub, on_change=lambda: loop_holder["loop"].poke(), parent=self)
+        decay = UsageDecay(parent=self)
+        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, preemption_rules=preemption, history=decay, parent=self)
         loop_holder["loop"] = loop
         pool = PoolContext(
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
@@ -243,6 +247,8 @@ class GpuPoolService(Application):
         await pool.reconcile.stop()
         await pool.loop.stop()
         await pool.reclaim.close()
+        if pool.loop.preemption_rules is not None:
+            await pool.loop.preemption_rules.close()
         await pool.jobs.close()
         pool.store.dispose()
         self.log.info("gpupool service stopped in %.2fs", time.monotonic() - started)
