@@ -8,7 +8,9 @@ The contract (docs/batch-jobs.md):
 1. Read the GPUs you were given from the environment on every start:
    ``CUDA_VISIBLE_DEVICES`` (which cards) and ``GPUPOOL_GPUS`` (how many).
 2. On SIGTERM (preemption, resize, cancel), finish the current step, write a
-   checkpoint, and exit within the grace period.
+   checkpoint, and exit within the grace period. A preempted job finds the
+   time of its stop in ``$GPUPOOL_PREEMPT_NOTICE_FILE`` (JSON: ``preempt_at``,
+   ``seconds_left``, ``reason``), written just before the SIGTERM.
 3. On start, resume from the checkpoint if there is one. After a resize the
    job restarts with a different GPU count: keep the global batch size and
    split it over the GPUs you have now.
@@ -43,8 +45,24 @@ class Preempted:
         def on_term(signum, frame):
             cls.requested = True
             print(f"received signal {signum}: checkpointing at the end of this step", flush=True)
+            notice = preemption_notice()
+            if notice is not None:
+                left = max(0.0, notice["preempt_at"] - time.time())
+                print(f"preemption notice: stopped in {left:.0f} s ({notice.get('reason', '')})", flush=True)
 
         signal.signal(signal.SIGTERM, on_term)
+
+
+def preemption_notice() -> dict | None:
+    """The pool's notice of a coming preemption (None when there is none): when the job will be stopped and why."""
+    path = os.environ.get("GPUPOOL_PREEMPT_NOTICE_FILE")
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def gpus_given() -> tuple[float, list[str]]:

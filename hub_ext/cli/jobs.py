@@ -225,8 +225,22 @@ def _where_or_why(w: dict) -> str:
         where = " ".join(f"{node}:{','.join(idx)}" for node, idx in by_node.items())
         if w.get("preemptions"):
             where += f" (preempted {w['preemptions']}x)"
-        return where
+        notice = _preempting_text(w)
+        return f"{notice}, on {where}" if notice else where
     return str(w.get("reason") or "")
+
+
+def _preempting_text(w: dict, now: float | None = None) -> str | None:
+    """"preempting in 2 min" for a workload preempted with notice."""
+    import time
+
+    at = _parse_time(w.get("preempt_at"))
+    if at is None:
+        return None
+    left = max(0.0, at - (time.time() if now is None else now))
+    if left >= 90:
+        return f"preempting in {round(left / 60):g} min"
+    return f"preempting in {int(left)} s"
 
 
 def _parse_time(value) -> float | None:

@@ -30,7 +30,7 @@ from .capacity import Capacity
 from .cycle import run_cycle
 from .elastic import smallest_size
 from .fairshare import protection_key, team_of
-from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, Workload
+from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, UsageHistory, Workload
 from .ordering import TeamQueue, fifo_key, queue_key, sorted_add, sorted_remove
 from .placement import view_key
 from .reasons import is_valid
@@ -48,6 +48,8 @@ class Scheduler:
         self.running: dict[str, Running] = {}
         self.team_running: dict[str, dict[str, Running]] = {}
         self.elastic_running: set[str] = set()
+        self.leaving: set[str] = set()  # preempted with notice: still holding GPUs
+        self.history: UsageHistory | None = None  # decayed past usage (decay.py), set by the caller
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
@@ -63,6 +65,7 @@ class Scheduler:
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
         s = cls(snap.pool, snap.teams, snap.config)
+        s.history = snap.history
         # Index everything at once rather than event by event: same state, less work.
         s.capacity = Capacity(snap.pool, [sh for r in snap.running for sh in r.allocation.shares])
         s._add_running(snap.running)
@@ -84,6 +87,8 @@ class Scheduler:
             tr[w.id] = r
             if w.min_gpus is not None and w.is_elastic:
                 self.elastic_running.add(w.id)
+            if r.leaving:
+                self.leaving.add(w.id)
             views.add((w.gpu_model, w.min_gpu_memory_mib))
             g = r.allocation.gpus
             usage[w.team] = round(usage.get(w.team, 0.0) + g, 9)
@@ -101,6 +106,7 @@ class Scheduler:
             pending=tuple(self.fifo),
             now=now,
             config=self.config,
+            history=self.history,
         )
 
     # ------------------------------------------------------------ events
@@ -179,12 +185,14 @@ class Scheduler:
         self._ask(w, -1)
         return w
 
-    def started(self, w: Workload, allocation: Allocation, indexed: bool = False) -> None:
+    def started(self, w: Workload, allocation: Allocation, indexed: bool = False, leaving: bool = False) -> None:
         """A workload now holds ``allocation`` (leaves the queue if it was in it)."""
         self.cancel(w.id)
         if w.id in self.running:
             raise ValueError(f"workload {w.id} is already running")
-        r = Running(w, allocation)
+        r = Running(w, allocation, leaving)
+        if leaving:
+            self.leaving.add(w.id)
         self.running[w.id] = r
         self.team_running.setdefault(w.team, {})[w.id] = r
         self._ranked.pop(w.team, None)
@@ -207,6 +215,7 @@ class Scheduler:
             del self.team_running[w.team]
         self._ranked.pop(w.team, None)
         self.elastic_running.discard(workload_id)
+        self.leaving.discard(workload_id)
         self.capacity.give_shares(r.allocation.shares)
         self._use(w, -r.allocation.gpus)
         return r
@@ -217,9 +226,19 @@ class Scheduler:
             raise KeyError(workload_id)
         self.started(r.workload, allocation)
 
+    def leave(self, workload_id: str) -> None:
+        """A running workload was preempted with notice: it keeps its GPUs until ``finished``."""
+        r = self.running[workload_id]
+        self.finished(workload_id)
+        self.started(r.workload, r.allocation, leaving=True)
+
     def set_team(self, team: Team) -> None:
         self.teams[team.name] = team
         self._ranked.pop(team.name, None)
+
+    def set_history(self, history: UsageHistory | None) -> None:
+        """Decayed past usage for the fair-share order (decay.DecayedUsage keeps it up to date)."""
+        self.history = history
 
     def set_config(self, config: SchedulerConfig) -> None:
         self.config = config

@@ -60,6 +60,7 @@ class Cycle:
         self.current: dict[str, list[GpuShare]] = {}  # elastic jobs' shares as resized in this cycle
         self.resize_reason: dict[str, str] = {}
         self.reservations: dict = {}
+        self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.starving_first: list[Workload] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
@@ -156,9 +157,14 @@ class Cycle:
             key = (w.team, v.key, not over)
             if g >= self.room_fail.get(key, float("inf")):
                 continue
-            placed = preemption.make_room(self, w, v, g, entitled=not over)
-            if placed is not None:
+            room = preemption.make_room(self, w, v, g, entitled=not over)
+            if room is not None:
+                placed, plan = room
+                preemption.apply_plan(self, w, plan)
                 self.whole_fail.clear()
+                if plan.awaiting:
+                    self._await(w, placed, plan.awaiting)
+                    return False
                 self._start(w, g, over, placed, starving)
                 return True
             self.room_fail[key] = g
@@ -186,6 +192,17 @@ class Cycle:
         if reason is None:
             reason = self.start_reasons[why] = self._start_reason(w, gpus, over, starving, short)
         self.starts.append(Start(workload_id=w.id, allocation=Allocation(w.id, shares, self.now), reason=reason, over_quota=over))
+
+    def _await(self, w: Workload, placed, leaving: tuple[str, ...]) -> None:
+        """``w`` needs GPUs of work preempted with notice: hold them in this cycle, start once they are free."""
+        cap = self.cap
+        if w.is_fraction:
+            g, mem = placed
+            cap.take(g, w.gpus, mem)
+        else:
+            cap.take_cards(placed)
+        self.awaiting[w.id] = leaving
+        self.usage_changed(w.team)
 
     def _start_reason(self, w: Workload, gpus: float, over: bool, starving: bool, short: bool) -> str:
         team = team_of(self.st.teams, w.team)
@@ -278,8 +295,8 @@ class Cycle:
         return self._lent
 
     def soft_held(self) -> bool:
-        """Does a borrower's reservation hold GPUs (which work within quota may take)?"""
-        return any(not r.hard and r.held for r in self.reservations.values())
+        """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
+        return bool(self.st.leaving) or any(not r.hard and r.held for r in self.reservations.values())
 
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""
@@ -375,7 +392,8 @@ class Cycle:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
-        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until)
+        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
+                                       history=st.history, now=self.now, config=self.config)
         everything = self.cap.view((None, None))
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start():

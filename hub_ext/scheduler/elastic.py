@@ -45,7 +45,7 @@ def grow(cycle) -> None:
     cfg = st.config
     heap = []
     for wid in sorted(st.elastic_running):
-        if wid in cycle.gone or wid in cycle.resize_reason:
+        if wid in cycle.gone or wid in cycle.resize_reason or wid in cycle.st.leaving:
             continue  # shrunk in this cycle: a resize is a pure shrink or a pure grow
         r = st.running[wid]
         w = r.workload

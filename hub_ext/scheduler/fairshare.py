@@ -49,16 +49,18 @@ def check(team: Team, usage: float, gpus: float, w: Workload, config: SchedulerC
     return OK, True
 
 
-def team_share(team: Team, usage: float, head: float = 0.0) -> tuple[int, float]:
+def team_share(team: Team, usage: float, head: float = 0.0, past: float = 0.0, credit: float = 0.0) -> tuple[int, float]:
     """Sort key: which team is offered GPUs next (lowest first).
 
     Teams whose next workload fits within their quota come first (least of
-    the quota used first); then borrowers, least borrowed per weight first.
+    the quota used first); then borrowers, least borrowed per weight first,
+    counting ``past``: GPUs borrowed on average in the recent past (decay.py),
+    less ``credit``: what its next workload's wait earned it (aging.py).
     """
     if usage + head <= team.quota + EPSILON and usage < team.quota - EPSILON:
         return 0, usage / team.quota
     weight = team.over_quota_weight if team.over_quota_weight > 0 else EPSILON
-    return 1, (usage - team.quota) / weight
+    return 1, (usage - team.quota + past - credit) / weight
 
 
 def protection_key(r: Running) -> tuple:

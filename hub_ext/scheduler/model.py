@@ -66,6 +66,12 @@ class Team:
     quota: float  # guaranteed GPUs; never preempted while within it
     over_quota_weight: float = 1.0  # share of idle GPUs borrowed beyond quota
     limit: float | None = None  # hard cap on GPUs in use, None = no cap
+    # Minimum run-time (minimum_runtime.py): work of this team started less than
+    # this many seconds ago is not a victim. ``reclaim``: preempted whole so that
+    # another team gets its quota back; ``shrink``: an elastic job's borrowed
+    # GPUs (lent or over quota) taken back.
+    min_runtime_reclaim_s: float = 0.0
+    min_runtime_shrink_s: float = 0.0
 
 
 # ---------------------------------------------------------------- workloads
@@ -134,6 +140,9 @@ class Running:
 
     workload: Workload
     allocation: Allocation
+    # Preempted with notice: still holds its GPUs until it is gone (its grace
+    # ends), but is never a victim again; work that needs its GPUs waits for them.
+    leaving: bool = False
 
 
 # ---------------------------------------------------------------- configuration
@@ -154,9 +163,26 @@ class SchedulerConfig:
     max_reservations: int | None = 1
     # Elastic jobs grow into idle GPUs, and are shrunk before anyone is preempted.
     elastic: bool = True
+    # Aging (aging.py): a pending workload gains this many GPUs of credit per
+    # hour it waits in the between-teams order, up to ``aging_max_gpus``.
+    # 0: no aging.
+    aging_gpus_per_hour: float = 0.0
+    aging_max_gpus: float = 0.0
 
 
 # ---------------------------------------------------------------- the snapshot
+
+
+@dataclass(frozen=True)
+class UsageHistory:
+    """Decayed past usage, the fair-share order's memory (see decay.py).
+
+    ``teams``/``users``: the average GPUs in use, weighted by exponential decay
+    with ``half_life_s`` (constant use of g GPUs averages g)."""
+
+    half_life_s: float
+    teams: dict = field(default_factory=dict)  # team -> average GPUs
+    users: dict = field(default_factory=dict)  # (team, user) -> average GPUs
 
 
 @dataclass(frozen=True)
@@ -169,6 +195,9 @@ class Snapshot:
     pending: tuple[Workload, ...]
     now: float
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    # Past usage with exponential decay (decay.py), as plain data: team ->
+    # average GPUs in use over the recent past, and (team, user) -> the same.
+    history: "UsageHistory | None" = None
 
 
 # ---------------------------------------------------------------- decisions

@@ -15,8 +15,10 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 
+from . import aging
+from .decay import past_excess, past_user
 from .fairshare import team_of, team_share
-from .model import Team, Workload
+from .model import SchedulerConfig, Team, UsageHistory, Workload
 
 
 def queue_key(w: Workload) -> tuple:
@@ -74,7 +76,11 @@ class FairCursor:
     are versioned and stale entries skipped.
     """
 
-    def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip_until: float | None = None):
+    def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip_until: float | None = None,
+                 history: UsageHistory | None = None, now: float | None = None, config: SchedulerConfig | None = None):
+        self.history = history  # decayed past usage (decay.py)
+        self.now = now
+        self.aging = config if config is not None and config.aging_gpus_per_hour > 0 and now is not None else None
         self.queues = queues
         self.teams = teams
         self.usage = usage
@@ -105,7 +111,10 @@ class FairCursor:
         w = self._head(team, user)
         if w is None:
             return None
-        return (-w.priority, self.user_usage.get((team, user), 0.0), w.submitted_at, w.id)
+        used = self.user_usage.get((team, user), 0.0)
+        if self.history is not None:
+            used += past_user(self.history, team, user)
+        return (-w.priority, used, w.submitted_at, w.id)
 
     def _user_heap(self, team: str) -> list:
         h = self.users.get(team)
@@ -139,7 +148,10 @@ class FairCursor:
         v = self.version.get(team, 0) + 1
         self.version[team] = v
         w = top[1]
-        share = team_share(team_of(self.teams, team), self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus)
+        t = team_of(self.teams, team)
+        past = past_excess(self.history, team, t.quota)
+        credit = aging.credit(self.aging, self.now - w.submitted_at) if self.aging is not None else 0.0
+        share = team_share(t, self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus, past, credit)
         heapq.heappush(self.heap, (share, w.submitted_at, team, v))
 
     def next(self) -> tuple[str, Workload] | None:
@@ -185,7 +197,8 @@ class FairCursor:
             self.last = None
 
 
-def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> list[Workload]:
+def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), history: UsageHistory | None = None,
+               now: float | None = None, config: SchedulerConfig | None = None) -> list[Workload]:
     """The whole pending queue in the order GPUs would be offered.
 
     ``first`` (starving workloads, oldest first) go ahead; the rest follow in
@@ -202,11 +215,13 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> 
     """
     skip = {w.id for w in first}
     entries = []
+    ages = config if config is not None and config.aging_gpus_per_hour > 0 and now is not None else None
     for team in queues:
         t = team_of(teams, team)
+        past = past_excess(history, team, t.quota)
         items = []
         for user, lst in queues[team].items():
-            used = user_usage.get((team, user), 0.0)
+            used = user_usage.get((team, user), 0.0) + past_user(history, team, user)
             for w in lst:
                 if w.id in skip:
                     continue
@@ -216,7 +231,8 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = ()) -> 
         used = usage.get(team, 0.0)
         top = None
         for seq, (_, w) in enumerate(items):
-            key = (team_share(t, used, w.min_gpus if w.min_gpus is not None and w.is_elastic else w.gpus), w.submitted_at, team)
+            credit = aging.credit(ages, now - w.submitted_at) if ages is not None else 0.0
+            key = (team_share(t, used, w.min_gpus if w.min_gpus is not None and w.is_elastic else w.gpus, past, credit), w.submitted_at, team)
             if top is None or key > top:
                 top = key
             entries.append((top, seq, w))

@@ -12,7 +12,13 @@ reclaim) and only with preemption on:
    first, then the team borrowing most per weight, then the newest.
 
 Never candidates: work within its team's quota (so a session within quota is
-never preempted), non-preemptible work, work started in this same cycle.
+never preempted), non-preemptible work, work started in this same cycle, work
+younger than its team's minimum run-time (minimum_runtime.py), and work
+already leaving (preempted with notice in an earlier cycle).
+
+Work already leaving comes first of all (for work within its quota): its GPUs
+are as good as free. A workload whose room needs them does not start yet: it
+holds that room in this cycle and waits for them (``RoomPlan.awaiting``).
 
 The candidates are released one by one until the workload fits; then each
 one is tried back in reverse order and kept running if the workload still
@@ -21,9 +27,22 @@ fits without it, so the final set is minimal for that order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .elastic import growth_gpus
 from .fairshare import over_quota, team_of
-from .model import EPSILON, Preempt, Workload
+from .minimum_runtime import RECLAIM, SHRINK, is_protected
+from .model import EPSILON, GpuShare, Preempt, Workload
+
+
+@dataclass(frozen=True)
+class RoomPlan:
+    """What making room for one workload takes, as plain data (applied by ``apply_plan``)."""
+
+    holds: tuple[tuple[str, int], ...] = ()  # (borrower's reservation, GPU) taken from it
+    shrinks: tuple[tuple[str, GpuShare, str], ...] = ()  # (elastic job, share taken back, "lent" | "shrink")
+    victims: tuple[str, ...] = ()  # workloads preempted whole
+    awaiting: tuple[str, ...] = ()  # leaving workloads whose GPUs it needs: it waits for them
 
 
 class Unit:
@@ -32,7 +51,7 @@ class Unit:
     __slots__ = ("kind", "wid", "share", "gpus", "released")
 
     def __init__(self, kind: str, wid: str, share=None, gpus=()):
-        self.kind = kind  # "hold" | "lent" | "shrink" | "preempt"
+        self.kind = kind  # "leaving" | "hold" | "lent" | "shrink" | "preempt"
         self.wid = wid
         self.share = share  # GpuShare (lent/shrink) or GPU id (hold)
         self.gpus = gpus  # GPU ids it touches
@@ -43,13 +62,19 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
     st = cycle.st
     cap = cycle.cap
     units: list[Unit] = []
+    now = cycle.now
     if entitled:
+        for wid in sorted(st.leaving):
+            units.append(Unit("leaving", wid, None, _gpus(cap, st.running[wid].allocation.shares)))
         for rid in sorted(cycle.reservations):
             res = cycle.reservations[rid]
             if not res.hard:
                 units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
-    elastic = [wid for wid in sorted(st.elastic_running) if wid not in cycle.gone and wid not in cycle.started]
+    elastic = [wid for wid in sorted(st.elastic_running) if wid not in cycle.gone and wid not in cycle.started and wid not in st.leaving]
     for wid in elastic:
+        r = st.running[wid]
+        if is_protected(r, team_of(st.teams, r.workload.team), now, SHRINK):
+            continue
         shares = cycle.shares_of(wid)
         lent = growth_gpus(st.running[wid].workload, len(shares))
         for s in reversed(shares[len(shares) - lent:]):
@@ -67,7 +92,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         borrowed = (cycle.usage[tname] - team.quota) / weight
         for r in over_quota(team, st.ranked(tname), cycle.gone):
             rw = r.workload
-            if not rw.preemptible or rw.id in cycle.started:
+            if not rw.preemptible or rw.id in cycle.started or r.leaving or is_protected(r, team, now, RECLAIM):
                 continue
             victims.append(((rw.priority, -borrowed, -r.allocation.started_at, rw.id), r))
     victims.sort(key=lambda x: x[0])
@@ -77,6 +102,8 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
             shares = cycle.shares_of(rw.id)
             lent = growth_gpus(rw, len(shares))
             keep = max(rw.min_gpus, len(shares) - lent) if lent else rw.min_gpus
+            if is_protected(r, team_of(st.teams, rw.team), now, SHRINK):
+                continue
             # shrinkable beyond what is lent, down to min_gpus
             for s in reversed(shares[keep:len(shares) - lent]):
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
@@ -99,6 +126,12 @@ def _release(cycle, u: Unit, freed_by: dict[str, set]) -> None:
     u.released = []
     if u.kind == "hold":
         u.released.append((u.share, 1.0, float(cap.gpu_mem[u.share])))
+    elif u.kind == "leaving":
+        for s in cycle.st.running[u.wid].allocation.shares:
+            g = cap.share_gpu(s)
+            if g is not None:
+                frac, mem = cap.share_amounts(g, s)
+                u.released.append((g, frac, mem))
     elif u.kind in ("lent", "shrink"):
         g = u.gpus[0] if u.gpus else None
         if g is not None:
@@ -125,7 +158,10 @@ def _retake(cycle, u: Unit, freed_by: dict[str, set]) -> None:
 
 
 def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
-    """Release the fewest candidates so that ``w`` fits; returns its placement or None."""
+    """Find the fewest candidates whose release lets ``w`` fit: -> (placement, RoomPlan) or None.
+
+    The capacity index is left as if the plan were carried out (the
+    candidates' GPUs released); ``apply_plan`` records the rest."""
     units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
@@ -154,39 +190,42 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
             needed.append(u)
             if u.kind == "preempt":
                 preempting.add(u.wid)
-    _commit(cycle, w, needed)
-    return cycle.try_place(w, v, gpus)
+    plan = RoomPlan(
+        holds=tuple((u.wid, u.share) for u in needed if u.kind == "hold"),
+        shrinks=tuple((u.wid, u.share, u.kind) for u in needed if u.kind in ("lent", "shrink")),
+        victims=tuple(u.wid for u in needed if u.kind == "preempt"),
+        awaiting=tuple(sorted(u.wid for u in needed if u.kind == "leaving")),
+    )
+    return cycle.try_place(w, v, gpus), plan
 
 
-def _commit(cycle, w: Workload, needed: list[Unit]) -> None:
+def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
+    """Record a plan in the cycle: the one place where holds, shrinks and preemptions are decided."""
     st = cycle.st
-    preempted = {u.wid for u in needed if u.kind == "preempt"}
-    for u in needed:
-        if u.kind == "hold":
-            cycle.reservations[u.wid].held.remove(u.share)
-        elif u.kind in ("lent", "shrink"):
-            shares = cycle.shares_of(u.wid)
-            shares.remove(u.share)
-            rw = st.running[u.wid].workload
-            cycle.add_usage(rw.team, rw.user, -1.0)
-            if u.wid not in preempted:
-                why = "lent GPUs taken back" if u.kind == "lent" else f"team {rw.team} is over its quota"
-                cycle.resize_reason[u.wid] = f"shrunk for {w.id}: {why}"
-            cycle.usage_changed(rw.team)
-    for u in needed:
-        if u.kind != "preempt":
-            continue
-        r = st.running[u.wid]
+    preempted = set(plan.victims)
+    for rid, g in plan.holds:
+        cycle.reservations[rid].held.remove(g)
+    for wid, share, kind in plan.shrinks:
+        shares = cycle.shares_of(wid)
+        shares.remove(share)
+        rw = st.running[wid].workload
+        cycle.add_usage(rw.team, rw.user, -1.0)
+        if wid not in preempted:
+            why = "lent GPUs taken back" if kind == "lent" else f"team {rw.team} is over its quota"
+            cycle.resize_reason[wid] = f"shrunk for {w.id}: {why}"
+        cycle.usage_changed(rw.team)
+    for wid in plan.victims:
+        r = st.running[wid]
         rw = r.workload
-        gpus = sum(s.fraction for s in cycle.shares_of(u.wid))
+        gpus = sum(s.fraction for s in cycle.shares_of(wid))
         cycle.add_usage(rw.team, rw.user, -gpus)
-        cycle.gone.add(u.wid)
-        cycle.resize_reason.pop(u.wid, None)
+        cycle.gone.add(wid)
+        cycle.resize_reason.pop(wid, None)
         team = team_of(st.teams, rw.team)
         wteam = team_of(st.teams, w.team)
         cycle.preempts.append(
             Preempt(
-                workload_id=u.wid,
+                workload_id=wid,
                 reason=(
                     f"team {rw.team} was using more than its quota of {fmt(team.quota)} GPUs; "
                     f"team {wteam.name} reclaims its guaranteed GPUs for {w.id}"

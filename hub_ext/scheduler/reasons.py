@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import aging, decay
 from .elastic import smallest_size
 from .fairshare import AT_LIMIT, NO_BORROWING, NOT_PREEMPTIBLE, check, team_of
 from .model import EPSILON, PendingReason, Workload
@@ -73,6 +74,7 @@ class EndState:
         e._said = {}
         e.now = cycle.now
         e.config = st.config
+        e.history = st.history
         e.teams = st.teams
         e.usage = dict(cycle.usage)
         e.user_usage = dict(cycle.user_usage)
@@ -82,6 +84,7 @@ class EndState:
         e.fifo, e.queues = st.share_queues()  # kept as they are: the scheduler copies on change
         # Preempted work is pending again once the decisions are applied.
         e.preempt_reason = {p.workload_id: p.reason for p in cycle.preempts}
+        e.awaiting = dict(cycle.awaiting)
         if e.preempted:
             e.fifo = list(e.fifo)
         for w in e.preempted:
@@ -113,7 +116,7 @@ class EndState:
             out = self.fifo
         else:
             first = list(starving(self.fifo, self.now, self.config.reservation_after_s))
-            out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first)
+            out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first, self.history, self.now, self.config)
         return [w for w in out if w.id not in self.started]
 
     # ------------------------------------------------------------ sentences
@@ -121,6 +124,11 @@ class EndState:
     def explain(self, w: Workload) -> str:
         if w.id in self.preempt_reason:
             return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
+        if w.id in self.awaiting:
+            return (
+                f"starts when {', '.join(self.awaiting[w.id])} (preempted for it, with notice) "
+                f"leave the GPUs it will get"
+            )
         if w.id in self.reservations:
             gpus, held, nodes, since = self.reservations[w.id]
             where = f" on {', '.join(nodes)}" if nodes else ""
@@ -137,7 +145,27 @@ class EndState:
         text = self._said.get(sig)
         if text is None:
             text = self._said[sig] = self._explain(w)
+        if self.config.ordering == "fair" and (self.history is not None or self.config.aging_gpus_per_hour > 0):
+            return text + self._fair_words(w)
         return text
+
+    def _fair_words(self, w: Workload) -> str:
+        """Why a borrower stands where it does in the between-teams order: its team's past, its wait."""
+        team = team_of(self.teams, w.team)
+        if self.usage.get(w.team, 0.0) + smallest_size(w) <= team.quota + EPSILON:
+            return ""  # within quota: first whatever the past
+        words = []
+        if self.history is not None:
+            key = ("past", w.team)
+            past = self._said.get(key, False)
+            if past is False:
+                past = self._said[key] = decay.in_words(self.history, w.team, team.quota)
+            if past:
+                words.append(past + ", so it borrows after teams that used less")
+        waited = aging.in_words(self.config, self.now - w.submitted_at)
+        if waited:
+            words.append(waited)
+        return "".join("; " + x for x in words)
 
     def _explain(self, w: Workload) -> str:
         if not is_valid(w):

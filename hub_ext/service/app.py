@@ -45,12 +45,14 @@ from .inventory import Inventory
 from .jobs import JobSupervisor
 from .limits import InputLimits
 from .loop import SchedulingLoop
+from .preemption import Preemption
 from .reclaim import IdleReclaim, register_metrics
 from .reconcile import ServerReconcile
 from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
+from .usage_decay import UsageDecay
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -117,7 +119,7 @@ class GpuPoolService(Application):
     ).tag(config=True)
 
     classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner,
-               InputLimits]
+               InputLimits, Preemption, UsageDecay]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -161,13 +163,15 @@ class GpuPoolService(Application):
         reclaim = IdleReclaim(
             store, threshold_percent=inventory.idle_threshold_percent, on_change=lambda: loop_holder["loop"].poke(), parent=self
         )
-        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, parent=self)
+        preemption = Preemption(store, hub=reclaim.hub, on_change=lambda: loop_holder["loop"].poke(), parent=self)
+        decay = UsageDecay(parent=self)
+        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, preemption_rules=preemption, history=decay, parent=self)
         loop_holder["loop"] = loop
         limits = InputLimits(parent=self)
         pool = PoolContext(
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(limits=limits, parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
-            reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
+            reconcile=ServerReconcile(store, hub=reclaim.hub, on_change=loop.poke, parent=self),
             limits=limits,
         )
         metrics.register_store(store)
@@ -248,6 +252,8 @@ class GpuPoolService(Application):
         await pool.reconcile.stop()
         await pool.loop.stop()
         await pool.reclaim.close()
+        if pool.loop.preemption_rules is not None:
+            await pool.loop.preemption_rules.close()
         await pool.jobs.close()
         pool.store.dispose()
         self.log.info("gpupool service stopped in %.2fs", time.monotonic() - started)

@@ -38,14 +38,16 @@ class JobActions:
     start: list[int] = field(default_factory=list)  # workload seqs whose job must be (re)started
     # runner handle -> the GPUs its process was on: a new start waits only for stops on its own cards
     stop_gpus: dict[str, set[str]] = field(default_factory=dict)
+    notices: list[tuple[int, str, float, str]] = field(default_factory=list)  # (seq, handle, preempt_at, reason): SIGTERM now
 
     def extend(self, other: JobActions) -> None:
         self.stop.extend(other.stop)
         self.start.extend(other.start)
         self.stop_gpus.update(other.stop_gpus)
+        self.notices.extend(other.notices)
 
     def __bool__(self) -> bool:
-        return bool(self.stop or self.start)
+        return bool(self.stop or self.start or self.notices)
 
 
 def _set_shares(w: WorkloadRow, allocation: Allocation | None, gpu_index: dict[str, int]) -> None:
@@ -94,18 +96,32 @@ def _too_spread(w: WorkloadRow, allocation: Allocation, max_job_nodes: int | Non
 
 
 def apply_decisions(
-    db: Session, decisions: Decisions, active: dict[str, ActiveWorkload], now: float, max_job_nodes: int | None = None
+    db: Session, decisions: Decisions, active: dict[str, ActiveWorkload], now: float, max_job_nodes: int | None = None,
+    preemption=None,
 ) -> JobActions:
-    """Apply ``decisions``; a job is never given GPUs on more than ``max_job_nodes`` nodes (what its runner can run)."""
+    """Apply ``decisions``; a job is never given GPUs on more than ``max_job_nodes`` nodes (what its runner can run).
+
+    With ``preemption`` (service/preemption.py) a preempted workload gets notice and keeps its
+    GPUs until it is gone; work that was to start on them waits. Without it (the old contract,
+    kept for callers that replay the core's decisions), it goes back to pending at once."""
     actions = JobActions()
     touched = {d.workload_id for d in (*decisions.preemptions, *decisions.resizes, *decisions.starts)}
     rows = {w.id: w for w in load_workloads(db, seqs=[active[wid].seq for wid in touched if wid in active])} if touched else {}
     new_uuids = {s.gpu_uuid for d in (*decisions.resizes, *decisions.starts) for s in d.allocation.shares}
     gpu_index = {u: i for u, i in db.execute(select(GpuRow.uuid, GpuRow.index).where(GpuRow.uuid.in_(new_uuids)))} if new_uuids else {}
 
+    leaving: dict[str, str] = {}  # GPU uuid -> the workload with notice that still holds it
     for p in decisions.preemptions:
         w = rows.get(p.workload_id)
         if w is None or w.state not in ("running", "stopping"):
+            continue
+        if preemption is not None:
+            if w.preempt_at is None:
+                at = preemption.notice(db, w, p.reason, p.for_workload_id, now)
+                if w.kind == "job" and w.runner_handle:
+                    actions.notices.append((w.seq, w.runner_handle, at, p.reason))
+            for s in w.shares:
+                leaving[s.gpu_uuid] = w.id
             continue
         release(w, actions)
         w.state = "pending"
@@ -122,6 +138,8 @@ def apply_decisions(
         w = rows.get(r.workload_id)
         if w is None or w.state != "running" or _too_spread(w, r.allocation, max_job_nodes):
             continue  # an elastic job grows only where its runner can follow
+        if any(x.gpu_uuid in leaving and leaving[x.gpu_uuid] != w.id for x in r.allocation.shares):
+            continue  # grows onto GPUs still held by work with notice: a later cycle
         before = w.allocated_gpus
         stop_process(w, actions)  # while the shares still say which GPUs the process is on
         _set_shares(w, r.allocation, gpu_index)
@@ -135,6 +153,10 @@ def apply_decisions(
     for s in decisions.starts:
         w = rows.get(s.workload_id)
         if w is None or w.state != "pending" or _too_spread(w, s.allocation, max_job_nodes):
+            continue
+        waits_for = sorted({leaving[x.gpu_uuid] for x in s.allocation.shares if x.gpu_uuid in leaving})
+        if waits_for:
+            w.reason = f"starts when {', '.join(waits_for)} (preempted for it, with notice) leave the GPUs it will get"
             continue
         _set_shares(w, s.allocation, gpu_index)
         w.state = "running"

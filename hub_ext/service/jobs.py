@@ -112,7 +112,7 @@ class JobSupervisor(LoggingConfigurable):
         for seq in starts:
             await self.start(seq)
 
-    def stop_in_background(self, seq: int, handle: str, gpu_uuids: set[str] | None = None) -> asyncio.Task:
+    def stop_in_background(self, seq: int, handle: str, gpu_uuids: set[str] | None = None, grace: float | None = None) -> asyncio.Task:
         if handle in self._stopping:
             return self._stopping[handle]
         watcher = self._watchers.pop(handle, None)
@@ -121,23 +121,44 @@ class JobSupervisor(LoggingConfigurable):
         # Unknown GPUs (a handle from before a restart that does not name them) count as all GPUs:
         # waiting too long is better than two processes on one card.
         self._stopping_gpus[handle] = gpu_uuids or _gpus_in_handle(handle)
-        task = asyncio.ensure_future(self._stop(seq, handle))
+        task = asyncio.ensure_future(self._stop(seq, handle, grace))
         self._stopping[handle] = task
         return task
 
-    async def _stop(self, seq: int, handle: str) -> None:
+    def notice(self, seq: int, handle: str, preempt_at: float, reason: str) -> None:
+        """A preempted job: the time of its stop in its notice file, SIGTERM now, SIGKILL at ``preempt_at``.
+
+        It keeps its GPUs until its process is gone (early, if it checkpoints and
+        exits), then goes back to the queue."""
         try:
-            await self.runner.stop(handle, self.grace_seconds)
+            self.runner.notice(handle, preempt_at, reason)
+        except Exception:
+            self.log.exception("Writing the preemption notice of w-%s failed", seq)
+        self.stop_in_background(seq, handle, grace=max(0.0, preempt_at - time.time()))
+
+    async def _stop(self, seq: int, handle: str, grace: float | None = None) -> None:
+        try:
+            await self.runner.stop(handle, self.grace_seconds if grace is None else grace)
         except Exception:
             self.log.exception("Stopping job process %s of w-%s failed", handle, seq)
             return
         finally:
             self._stopping.pop(handle, None)
             self._stopping_gpus.pop(handle, None)
+        requeued = False
         with self.store.write() as db:
             w = db.get(WorkloadRow, seq)
             if w is not None and w.stop_handles and handle in w.stop_handles:
                 w.stop_handles = [h for h in w.stop_handles if h != handle]
+            if w is not None and w.state == "running" and w.runner_handle == handle and w.preempt_at is not None:
+                # Preempted with notice and now gone (checkpointed early, or killed at the end): requeue.
+                from .preemption import requeue
+
+                w.runner_handle = None
+                requeue(db, w, time.time(), None)
+                requeued = True
+        if requeued and self.on_change is not None:
+            await self.on_change()
 
     async def _wait_for_stops_on(self, gpu_uuids: set[str]) -> None:
         """Wait until no process being stopped may still use any of these GPUs."""
@@ -260,13 +281,17 @@ class JobSupervisor(LoggingConfigurable):
                 )
             )
             todo = [
-                (w.seq, w.id, w.state, w.runner_handle, list(w.stop_handles or []), {s.gpu_uuid for s in w.shares}) for w in rows
+                (w.seq, w.id, w.state, w.runner_handle, list(w.stop_handles or []), {s.gpu_uuid for s in w.shares}, w.preempt_at) for w in rows
             ]
-        for seq, wid, state, handle, stop_handles, uuids in todo:
+        for seq, wid, state, handle, stop_handles, uuids, preempt_at in todo:
             for h in stop_handles:
                 self.log.info("Reconcile: finishing the stop of %s (w-%s)", h, seq)
                 self.stop_in_background(seq, h)
             if state != "running":
+                continue
+            if handle is not None and preempt_at is not None:
+                self.log.info("Reconcile: %s was preempted with notice; stopping it by %s", wid, time.ctime(preempt_at))
+                self.stop_in_background(seq, handle, uuids, grace=max(0.0, preempt_at - time.time()))
                 continue
             if handle is None:
                 found = await self.runner.find(wid)

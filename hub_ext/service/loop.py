@@ -50,11 +50,13 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
 
-    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, **kwargs):
+    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, preemption_rules=None, history=None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.supervisor = supervisor
         self.reclaim = reclaim  # IdleReclaim: runs around every cycle, in the same transaction
+        self.preemption_rules = preemption_rules  # Preemption: notice and grace for preempted work, minimum run-times
+        self.history = history  # UsageDecay: decayed past usage for the fair-share order
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -84,14 +86,18 @@ class SchedulingLoop(LoggingConfigurable):
                 actions.extend(pending_actions)
             started = time.perf_counter()
             server_actions = []
+            server_stops = []
             try:
                 now = time.time()
                 with self.store.write() as db:
                     if self.reclaim is not None:
                         actions.extend(self.reclaim.before_cycle(db, now))
-                    snapshot, rows = build_snapshot(db, now, self.scheduler_config)
+                    if self.preemption_rules is not None:
+                        server_stops = self.preemption_rules.before_cycle(db, now, actions)
+                    history = self.history.update(db, now) if self.history is not None else None
+                    snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history)
                     decisions = _schedule_function()(snapshot)
-                    actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes))
+                    actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
                 self.last_error = None
@@ -105,6 +111,10 @@ class SchedulingLoop(LoggingConfigurable):
             self.last_cycle_at = time.time()
         if server_actions:
             self.reclaim.carry_out(server_actions)
+        if server_stops:
+            self.preemption_rules.carry_out(server_stops)
+        for seq, handle, at, reason in actions.notices:
+            self.supervisor.notice(seq, handle, at, reason)
         await self.supervisor.execute(actions.stop, actions.start, actions.stop_gpus)
 
     def poke(self) -> None:

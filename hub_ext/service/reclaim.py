@@ -27,12 +27,10 @@ service neither forgets a warning nor warns twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import and_, func, or_, select
@@ -57,6 +55,7 @@ from ..reclaim import (
 from ..scheduler.model import Allocation, GpuShare, Running, Workload, WorkloadKind
 from . import events
 from .apply import JobActions, release
+from .hub import HubClient, HubError, server_name_of
 from .snapshot import allocation_model, workload_model
 from .store import EventRow, GpuRow, NodeRow, ShareRow, Store, WorkloadRow, format_workload_id, parse_workload_id
 
@@ -81,21 +80,6 @@ TEAM_SETTINGS = {
 }
 
 
-def server_name_of(name: str | None) -> str | None:
-    """The JupyterHub server a session workload belongs to: "" for the default server.
-
-    The spawners name a session's workload "notebook" (default server) or
-    "notebook-<server name>"; any other session was submitted by hand and has
-    no server to stop (None).
-    """
-    name = name or ""
-    if name == "notebook":
-        return ""
-    if name.startswith("notebook-"):
-        return name[len("notebook-"):]
-    return None
-
-
 def gpu_idle_state(g: GpuRow) -> GpuIdle:
     return GpuIdle(reading_at=g.reading_at, utilization=g.utilization, idle_since=g.idle_since)
 
@@ -108,83 +92,6 @@ class ServerAction:
     user: str
     server: str | None  # None: no server behind the session
     action: str  # "stop" | "restart_without_gpus"
-
-
-class HubError(RuntimeError):
-    pass
-
-
-class HubServers:
-    """The few JupyterHub REST calls a reclaim needs, with the service's own token.
-
-    The token needs the ``admin:servers`` scope (stop and start users' servers)
-    and ``read:servers`` (see docs/idle-reclaim.md).
-    """
-
-    def __init__(self, api_url: str, token: str, timeout: float = 30.0):
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-
-    def _server_path(self, user: str, server: str) -> str:
-        user_path = f"/users/{quote(user, safe='')}"
-        return f"{user_path}/servers/{quote(server, safe='')}" if server else f"{user_path}/server"
-
-    async def _fetch(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
-        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
-        request = HTTPRequest(
-            self.api_url + path,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-            body=json.dumps(body) if body is not None else (None if method in ("GET", "DELETE") else ""),
-            request_timeout=self.timeout,
-            allow_nonstandard_methods=True,
-        )
-        try:
-            r = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except OSError as e:
-            raise HubError(f"cannot reach the hub API at {self.api_url}: {e}") from e
-        if r.code == 599:
-            raise HubError(f"cannot reach the hub API at {self.api_url}: {r.error}")
-        try:
-            data = json.loads(r.body) if r.body else None
-        except ValueError:
-            data = None
-        return r.code, data
-
-    async def stop(self, user: str, server: str) -> bool:
-        """Ask the hub to stop a server; False when there is no such server running."""
-        code, data = await self._fetch("DELETE", self._server_path(user, server))
-        if code in (202, 204):
-            return True
-        if code in (400, 404):  # not running / no such user or server
-            return False
-        message = (data or {}).get("message") if isinstance(data, dict) else None
-        raise HubError(f"the hub refused to stop {user}'s server {server!r} ({code}): {message or 'no message'}"
-                       + (" (give the gpupool service the admin:servers scope)" if code == 403 else ""))
-
-    async def wait_stopped(self, user: str, server: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            code, data = await self._fetch("GET", f"/users/{quote(user, safe='')}")
-            if code == 404:
-                return True
-            if code >= 400:
-                raise HubError(f"the hub refused to show {user}'s servers ({code}) (give the gpupool service the read:servers scope)")
-            servers = (data or {}).get("servers") or {}
-            entry = servers.get(server)
-            if not entry or entry.get("stopped") or (not entry.get("ready") and not entry.get("pending")):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.5)
-
-    async def start(self, user: str, server: str, user_options: dict) -> None:
-        code, data = await self._fetch("POST", self._server_path(user, server), user_options)
-        if code not in (201, 202):
-            message = (data or {}).get("message") if isinstance(data, dict) else None
-            raise HubError(f"the hub refused to restart {user}'s server {server!r} without GPUs ({code}): {message or 'no message'}")
 
 
 class IdleReclaim(LoggingConfigurable):
@@ -273,7 +180,8 @@ class IdleReclaim(LoggingConfigurable):
 
     server_stop_timeout_seconds = Float(
         120.0,
-        help="How long to wait for the hub to stop a reclaimed session's server before giving its GPUs back anyway.",
+        help="""How long to wait for the hub to stop a session's server (reclaimed or preempted). A server
+        not stopped by then keeps its GPUs (no card is used twice) and the stop is tried again later.""",
     ).tag(config=True)
 
     retry_seconds = Float(
@@ -494,29 +402,27 @@ class IdleReclaim(LoggingConfigurable):
             self._in_flight[a.workload_id] = task
             task.add_done_callback(lambda _t, wid=a.workload_id: self._in_flight.pop(wid, None))
 
-    def _hub(self) -> HubServers | None:
+    def hub(self) -> HubClient | None:
+        """The service's hub client (None when no hub API URL or token is configured)."""
         if not self.hub_api_url or not self.hub_api_token:
             return None
-        return HubServers(self.hub_api_url, self.hub_api_token)
+        return HubClient(self.hub_api_url, self.hub_api_token)
 
     async def _carry_out(self, a: ServerAction) -> None:
-        hub = self._hub()
+        hub = self.hub()
         if hub is None or a.server is None:
             self.log.info("reclaimed %s: no server behind it, giving its GPUs back", a.workload_id)
         else:
             try:
-                found = await hub.stop(a.user, a.server)
-                if found and not await hub.wait_stopped(a.user, a.server, self.server_stop_timeout_seconds):
-                    self.log.warning("%s's server %r did not stop within %gs; giving its GPUs back anyway", a.user, a.server, self.server_stop_timeout_seconds)
+                found = await hub.take_gpus_away(a.user, a.server, a.action, self.server_stop_timeout_seconds)
             except HubError as e:
-                # The server still runs on its GPUs: they cannot go to anyone else.
-                self._failed(a, f"could not stop the session's server: {e}", still_running=True)
-                return
-            if found and a.action == "restart_without_gpus":
-                try:
-                    await hub.start(a.user, a.server, {"gpus": "0"})
-                except HubError as e:
+                if getattr(e, "stopped", False):
                     self._failed(a, f"stopped the session's server but could not restart it without GPUs: {e}", still_running=False)
+                    found = True
+                else:
+                    # The server still runs on its GPUs: they cannot go to anyone else.
+                    self._failed(a, f"could not stop the session's server: {e}", still_running=True)
+                    return
             self.log.info("reclaimed %s: %s's server %r %s", a.workload_id, a.user, a.server,
                           ("restarted without GPUs" if a.action == "restart_without_gpus" else "stopped") if found else "was not running")
         self._retry_at.pop(a.workload_id, None)

@@ -32,7 +32,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -41,41 +40,10 @@ from traitlets.config import LoggingConfigurable
 
 from . import events
 from .apply import JobActions, release
-from .reclaim import HubError, HubServers, server_name_of
+from .hub import HubClient, HubError, server_name_of
 from .store import Store, WorkloadRow, format_workload_id
 
 SERVER_GONE = "server gone"
-
-
-class HubServerStates(HubServers):
-    """Reads which of a user's servers the hub has running or starting."""
-
-    async def can_read_servers(self) -> bool:
-        """Whether this token sees every user's servers (else a missing server proves nothing)."""
-        code, data = await self._fetch("GET", "/user")
-        if code >= 400 or not isinstance(data, dict):
-            raise HubError(f"the hub refused to say who the service is ({code})")
-        scopes = set(data.get("scopes") or [])
-        return "read:servers" in scopes or "admin:servers" in scopes
-
-    async def live_servers(self, user: str) -> set[str] | None:
-        """Names of ``user``'s servers that are running or pending ("" is the default server).
-
-        None when the answer does not list servers (the token lacks read:servers).
-        A user the hub no longer knows has no servers.
-        """
-        code, data = await self._fetch("GET", f"/users/{quote(user, safe='')}")
-        if code == 404:
-            return set()
-        if code >= 400 or not isinstance(data, dict):
-            raise HubError(f"the hub refused to show {user}'s servers ({code})")
-        servers = data.get("servers")
-        if not isinstance(servers, dict):
-            return None
-        return {
-            name for name, s in servers.items()
-            if isinstance(s, dict) and not s.get("stopped") and (s.get("ready") or s.get("pending"))
-        }
 
 
 @dataclass(frozen=True)
@@ -115,7 +83,7 @@ class ServerReconcile(LoggingConfigurable):
         help="How many users' servers are asked of the hub at once.",
     ).tag(config=True)
 
-    def __init__(self, store: Store, hub: Callable[[], HubServers | None], on_change: Callable[[], None] | None = None, **kwargs):
+    def __init__(self, store: Store, hub: Callable[[], HubClient | None], on_change: Callable[[], None] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.hub = hub  # the hub client, configured on IdleReclaim (hub_api_url, hub_api_token)
@@ -134,7 +102,7 @@ class ServerReconcile(LoggingConfigurable):
                 )
             ]
 
-    async def find_orphans(self, hub: HubServerStates) -> list[Orphan]:
+    async def find_orphans(self, hub: HubClient) -> list[Orphan]:
         """Sessions whose server the hub has neither running nor pending."""
         if not await hub.can_read_servers():
             self._warn_once("scope", "cannot compare sessions with servers: give the gpupool service the read:servers scope")
@@ -200,9 +168,8 @@ class ServerReconcile(LoggingConfigurable):
         if hub is None:
             self._warn_once("config", "cannot compare sessions with servers: no hub API URL or token (IdleReclaim.hub_api_url)")
             return 0
-        states = HubServerStates(hub.api_url, hub.token, hub.timeout)
         try:
-            orphans = await self.find_orphans(states)
+            orphans = await self.find_orphans(hub)
         except HubError as e:
             self.log.warning("could not compare sessions with the hub's servers (trying again in %gs): %s", self.interval_seconds, e)
             return 0

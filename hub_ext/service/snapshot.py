@@ -22,6 +22,7 @@ from ..scheduler.model import (
     SchedulerConfig,
     Snapshot,
     Team,
+    UsageHistory,
     Workload,
     WorkloadKind,
 )
@@ -85,16 +86,25 @@ _COLUMNS = (
     WorkloadRow.submitted_at, WorkloadRow.started_at, WorkloadRow.priority, WorkloadRow.preemptible,
     WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
+    WorkloadRow.preempt_at,
 )
 ACTIVE = ("pending", "running", "stopping")
 
 
-def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Snapshot, dict[str, ActiveWorkload]]:
-    """The snapshot, and what applying needs of each workload in it, by id."""
-    teams = {
-        t.name: Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit)
-        for t in db.scalars(select(TeamRow))
-    }
+def build_snapshot(
+    db: Session, now: float, config: SchedulerConfig, preemption=None, history: UsageHistory | None = None
+) -> tuple[Snapshot, dict[str, ActiveWorkload]]:
+    """The snapshot, and what applying needs of each workload in it, by id.
+
+    ``preemption`` (service/preemption.py) gives each team its minimum run-times;
+    ``history`` is the decayed past usage (service/usage_decay.py)."""
+    teams = {}
+    for t in db.scalars(select(TeamRow)):
+        extra = {}
+        if preemption is not None:
+            rules = preemption.for_team(t.name)
+            extra = {"min_runtime_reclaim_s": rules.min_runtime_reclaim_seconds, "min_runtime_shrink_s": rules.min_runtime_shrink_seconds}
+        teams[t.name] = Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit, **extra)
     shares: dict[int, list[GpuShare]] = {}
     share_rows = db.execute(
         select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
@@ -109,7 +119,7 @@ def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Sn
     index: dict[str, ActiveWorkload] = {}
     rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
-         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason) in rows:
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at) in rows:
         wid = format_workload_id(seq)
         if gpus_cap is not None and max_gpus is not None:
             max_gpus = min(max_gpus, gpus_cap)
@@ -123,6 +133,7 @@ def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Sn
         if state == "pending":
             pending.append(w)
         elif held:
-            running.append(Running(workload=w, allocation=Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)))
-    snapshot = Snapshot(pool=pool_model(db), teams=teams, running=tuple(running), pending=tuple(pending), now=now, config=config)
+            allocation = Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)
+            running.append(Running(workload=w, allocation=allocation, leaving=preempt_at is not None))
+    snapshot = Snapshot(pool=pool_model(db), teams=teams, running=tuple(running), pending=tuple(pending), now=now, config=config, history=history)
     return snapshot, index

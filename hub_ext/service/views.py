@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ..scheduler.model import EPSILON
-from .store import EventRow, GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
+from .store import EventRow, GpuRow, NodeRow, ShareRow, TeamRow, UsageHistoryRow, WorkloadRow, format_workload_id
 
 ACTIVE_STATES = ("pending", "running", "stopping")
 FINISHED_STATES = ("completed", "failed", "cancelled")
@@ -62,6 +62,8 @@ def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
         "exit_code": w.exit_code,
         "preemptions": w.preemptions,
         "idle_seconds": idle_seconds,
+        # Preempted with notice: when it loses its GPUs (running until then).
+        "preempt_at": iso(w.preempt_at) if w.state in ("running", "stopping") else None,
     }
 
 
@@ -162,7 +164,7 @@ def team_usage(db: Session) -> dict[str, float]:
     return usage
 
 
-def team_view(t: TeamRow, usage: float, pending: int = 0) -> dict:
+def team_view(t: TeamRow, usage: float, pending: int = 0, decayed: float | None = None) -> dict:
     return {
         "name": t.name,
         "quota": t.quota,
@@ -172,6 +174,8 @@ def team_view(t: TeamRow, usage: float, pending: int = 0) -> dict:
         "borrowed": round(max(0.0, usage - t.quota), 6),
         "pending": pending,
         "updated_at": iso(t.updated_at),
+        # GPUs in use on average over the recent past (exponential decay, UsageDecay.half_life_seconds).
+        "decayed_usage": None if decayed is None else round(decayed, 3),
     }
 
 
@@ -180,7 +184,16 @@ def teams_view(db: Session) -> list[dict]:
     pending: dict[str, int] = defaultdict(int)
     for team in db.scalars(select(WorkloadRow.team).where(WorkloadRow.state == "pending")):
         pending[team] += 1
-    return [team_view(t, usage.get(t.name, 0.0), pending.get(t.name, 0)) for t in db.scalars(select(TeamRow).order_by(TeamRow.name))]
+    decayed = team_decayed_usage(db)
+    return [
+        team_view(t, usage.get(t.name, 0.0), pending.get(t.name, 0), decayed.get(t.name))
+        for t in db.scalars(select(TeamRow).order_by(TeamRow.name))
+    ]
+
+
+def team_decayed_usage(db: Session) -> dict[str, float]:
+    """Each team's decayed usage as last saved (service/usage_decay.py)."""
+    return {team: g for team, g in db.execute(select(UsageHistoryRow.team, UsageHistoryRow.average_gpus).where(UsageHistoryRow.user == ""))}
 
 
 def event_view(e: EventRow) -> dict:

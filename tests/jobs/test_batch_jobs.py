@@ -116,7 +116,9 @@ def test_a_preempted_job_is_requeued_and_finishes_from_its_checkpoint(hub, tmp_p
     log = wait_for(lambda: (t := log_of(hub, "alice", job["id"])) and "checkpoint saved at step" in t and t, 30,
                    "alice's job checkpointed on SIGTERM")
     saved_step = int(log.split("checkpoint saved at step ")[1].split(";")[0])
-    assert state_of(hub, job["id"])["preemptions"] >= 1
+    # The notice file told the script when it would be stopped, and why.
+    assert "preemption notice: stopped in " in log and "reclaims its guaranteed GPUs" in log
+    wait_for(lambda: state_of(hub, job["id"])["preemptions"] >= 1, 30, "alice's job requeued")
 
     wait_for(lambda: state_of(hub, job["id"])["state"] == "completed", 120, "alice's job finished after requeue")
     log = log_of(hub, "alice", job["id"])

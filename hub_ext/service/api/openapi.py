@@ -71,6 +71,7 @@ SCHEMAS = {
             "exit_code": NULLABLE_INT,
             "preemptions": {"type": "integer", "minimum": 0},
             "idle_seconds": NULLABLE_NUM,
+            "preempt_at": {**TIME, "description": "preempted with notice: when it loses its GPUs (it runs until then); null otherwise"},
         },
     },
     "QueueEntry": {
@@ -181,6 +182,7 @@ SCHEMAS = {
             "borrowed": {"type": "number", "minimum": 0},
             "pending": {"type": "integer"},
             "updated_at": TIME,
+            "decayed_usage": {**NULLABLE_NUM, "description": "GPUs in use on average over the recent past (exponential decay with UsageDecay.half_life_seconds); null before the first record"},
         },
     },
     "TeamChange": {

@@ -9,7 +9,7 @@ from ..errors import bad_request, not_found
 from ..events import record
 from ..store import TeamRow
 from ..teams import check_team_numbers
-from ..views import team_usage, team_view, teams_view
+from ..views import team_decayed_usage, team_usage, team_view, teams_view
 from .base import APIHandler
 
 TEAM_FIELDS = ("quota", "over_quota_weight", "limit")
@@ -32,7 +32,7 @@ class TeamHandler(APIHandler):
             team = db.get(TeamRow, name)
             if team is None:
                 raise not_found(f"no team {name!r}")
-            self.write_json(team_view(team, team_usage(db).get(name, 0.0)))
+            self.write_json(team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name)))
 
     async def put(self, name):
         await self._change(name, replace=True)
@@ -80,7 +80,7 @@ class TeamHandler(APIHandler):
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             team = db.get(TeamRow, name)
-            self.write_json(team_view(team, team_usage(db).get(name, 0.0)), status=201 if created else 200)
+            self.write_json(team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name)), status=201 if created else 200)
 
 
 handlers = [(r"api/teams", TeamsHandler), (r"api/teams/([^/]+)", TeamHandler)]

@@ -59,6 +59,10 @@ class Runner(abc.ABC):
     async def status(self, handle: str) -> JobStatus:
         """Is it still running; if not, how did it end. Used on every tick and on restart to reconcile."""
 
+    def notice(self, handle: str, preempt_at: float, reason: str) -> None:
+        """Tell the job when it will be stopped (``$GPUPOOL_PREEMPT_NOTICE_FILE``), before its SIGTERM.
+        Default: nothing (the SIGTERM alone tells it)."""
+
     async def logs(self, handle: str, offset: int = 0) -> str:
         """Job output from byte ``offset`` on (for ``gpupool logs``)."""
         return ""

@@ -30,6 +30,9 @@ from .base import JobLaunch, JobStatus, Runner
 _SCRUBBED_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_OAUTH_CALLBACK_URL")
 
 
+NOTICE_FILE = "preempt-notice.json"
+
+
 def _proc_start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks: tells a live job from a recycled pid."""
     try:
@@ -140,6 +143,8 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         env.update(launch.env)
         indices = next(iter(launch.gpus_by_node.values()), ())
         env["CUDA_VISIBLE_DEVICES"] = ",".join(indices)
+        # Written when the job is preempted (notice): the time of its stop, for the script to read.
+        env["GPUPOOL_PREEMPT_NOTICE_FILE"] = os.path.join(folder, NOTICE_FILE)
         account = self._account(launch.user)
         workdir = launch.workdir
         as_user: list[str] = []
@@ -178,6 +183,12 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         with open(os.path.join(folder, "handle.json"), "w") as f:
             json.dump(handle, f)
         return json.dumps(handle, sort_keys=True)
+
+    def notice(self, handle: str, preempt_at: float, reason: str) -> None:
+        path = os.path.join(self._decode(handle)["dir"], NOTICE_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"preempt_at": preempt_at, "seconds_left": max(0.0, preempt_at - time.time()), "reason": reason}, f)
+        os.replace(path + ".tmp", path)  # the job never reads half a file
 
     async def status(self, handle: str) -> JobStatus:
         h = self._decode(handle)

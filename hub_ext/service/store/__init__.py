@@ -8,11 +8,12 @@ from .orm import (
     Store,
     SubmitKeyRow,
     TeamRow,
+    UsageHistoryRow,
     WorkloadRow,
     format_workload_id,
     parse_workload_id,
 )
 
 __all__ = [
-    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "SubmitKeyRow", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+    "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "SubmitKeyRow", "TeamRow", "UsageHistoryRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
 ]

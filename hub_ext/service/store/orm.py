@@ -119,6 +119,10 @@ class WorkloadRow(Base):
     # can finish stopping them and no GPU is used twice.
     stop_handles: Mapped[list | None] = mapped_column(JSON, nullable=True)
     log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Preempted with notice: it keeps its GPUs until then (sessions: their server
+    # is stopped then; jobs: SIGTERM at once, SIGKILL then), and why.
+    preempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    preempt_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     shares: Mapped[list[ShareRow]] = relationship(
         back_populates="workload", order_by="ShareRow.id", cascade="all, delete-orphan"
@@ -161,6 +165,16 @@ class EventRow(Base):
     team: Mapped[str | None] = mapped_column(String(255), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class UsageHistoryRow(Base):
+    """Decayed past GPU usage of a team (user "") or of one user in a team (see scheduler/decay.py)."""
+
+    __tablename__ = "usage_history"
+    team: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), primary_key=True, default="")
+    average_gpus: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 def format_workload_id(seq: int) -> str:
