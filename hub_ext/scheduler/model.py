@@ -93,6 +93,10 @@ class Workload:
     gpu_model: str | None = None  # require this model
     min_gpu_memory_mib: int | None = None  # require cards with at least this much memory
     gpu_memory_mib: int | None = None  # for a fraction: memory share on the card (default: fraction x card memory)
+    # Run time, as the user declared it (the pool stops the workload there) and
+    # as estimated from history (estimates.py): plain data, never the true duration.
+    time_limit_s: float | None = None
+    estimate_s: float | None = None
 
     @property
     def is_fraction(self) -> bool:
@@ -154,6 +158,11 @@ class SchedulerConfig:
     max_reservations: int | None = 1
     # Elastic jobs grow into idle GPUs, and are shrunk before anyone is preempted.
     elastic: bool = True
+    # Backfill onto GPUs held by a reservation when the work's time limit says
+    # it ends before the reservation's expected start (EASY backfilling);
+    # with backfill_on_estimates, a run-time estimate is trusted as well.
+    time_backfill: bool = True
+    backfill_on_estimates: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot
