@@ -50,6 +50,8 @@ from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
+from .expected import ExpectedStarts
+from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -115,7 +117,8 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner,
+               TimeLimits, ExpectedStarts]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -159,12 +162,14 @@ class GpuPoolService(Application):
         reclaim = IdleReclaim(
             store, threshold_percent=inventory.idle_threshold_percent, on_change=lambda: loop_holder["loop"].poke(), parent=self
         )
-        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, parent=self)
+        time_limits = TimeLimits(parent=self)
+        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, time_limits=time_limits, parent=self)
         loop_holder["loop"] = loop
         pool = PoolContext(
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
+            time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
         )
         metrics.register_store(store)
         register_metrics(reclaim)
@@ -225,6 +230,7 @@ class GpuPoolService(Application):
         server.listen(port, ip)
         pool.loop.start()
         pool.reconcile.start()
+        pool.expected.start()
         self.log.info("gpupool service listening on http://%s:%d%s (database: %s)", ip, port,
                       app.settings["service_prefix"], pool.store.engine.url.render_as_string(hide_password=True))
         stop = asyncio.Event()
@@ -241,6 +247,7 @@ class GpuPoolService(Application):
         self.log.info("gpupool service stopping (running jobs keep running; a restart adopts them)")
         server.stop()
         await pool.reconcile.stop()
+        await pool.expected.stop()
         await pool.loop.stop()
         await pool.reclaim.close()
         await pool.jobs.close()

@@ -15,7 +15,9 @@ from .loop import SchedulingLoop
 from .reclaim import IdleReclaim
 from .reconcile import ServerReconcile
 from .store import Store
+from .expected import ExpectedStarts
 from .teams import Teams
+from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
 
@@ -30,3 +32,5 @@ class PoolContext:
     inventory: Inventory
     reclaim: IdleReclaim
     reconcile: ServerReconcile | None = None
+    time_limits: TimeLimits | None = None
+    expected: ExpectedStarts | None = None

@@ -50,11 +50,12 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
 
-    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, **kwargs):
+    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, time_limits=None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.supervisor = supervisor
         self.reclaim = reclaim  # IdleReclaim: runs around every cycle, in the same transaction
+        self.time_limits = time_limits  # TimeLimits: stops jobs past their limit, before every cycle
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -89,6 +90,8 @@ class SchedulingLoop(LoggingConfigurable):
                 with self.store.write() as db:
                     if self.reclaim is not None:
                         actions.extend(self.reclaim.before_cycle(db, now))
+                    if self.time_limits is not None:
+                        actions.extend(self.time_limits.before_cycle(db, now))
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config)
                     decisions = _schedule_function()(snapshot)
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes))

@@ -62,6 +62,8 @@ SCHEMAS = {
             "queue_position": NULLABLE_INT,
             "reason": NULLABLE_STR,
             "expected_start": TIME,
+            "expected_start_basis": {**NULLABLE_STR, "description": "An estimate's basis, or why no start time is known."},
+            "time_limit_s": {**NULLABLE_NUM, "description": "Seconds the job may run; the pool stops it then."},
             "over_quota": {"type": "boolean"},
             "submitted_at": {"type": "string", "format": "date-time"},
             "started_at": TIME,
@@ -106,6 +108,10 @@ SCHEMAS = {
             "workdir": {"type": "string"},
             "team": {"type": "string", "description": "Needed when the user is in several teams."},
             "user": {"type": "string", "description": "Admins only: submit on behalf of this user."},
+            "time_limit_s": {
+                "type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86400,
+                "description": "Jobs: seconds the job may run (at most the team's maximum); stopped and failed past it.",
+            },
         },
     },
     "Holder": {
@@ -175,6 +181,8 @@ SCHEMAS = {
             "borrowed": {"type": "number", "minimum": 0},
             "pending": {"type": "integer"},
             "updated_at": TIME,
+            "default_time_limit_s": {**NULLABLE_NUM, "description": "Time limit of its jobs that declare none (TimeLimits)."},
+            "max_time_limit_s": {**NULLABLE_NUM, "description": "Longest time limit its jobs may declare (TimeLimits)."},
         },
     },
     "TeamChange": {

@@ -51,6 +51,7 @@ class WorkloadsHandler(APIHandler):
         with self.pool.store.write() as db:
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
             rules.check_fits(db, spec, team)
+            spec["time_limit_s"] = self.pool.time_limits.limit_for(spec, team.name)
             w = rules.create(db, spec, user, team)
             seq = w.seq
         await self.pool.loop.cycle()

@@ -26,6 +26,7 @@ class JobLaunch:
     env: dict[str, str] = field(default_factory=dict)  # extra environment (GPUPOOL_* variables)
     workdir: str | None = None
     log_path: str | None = None
+    time_limit_s: float | None = None  # the pool stops the job this long after it started (runners may enforce it too)
 
 
 @dataclass(frozen=True)

@@ -447,6 +447,9 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             }
             if self.ttl_seconds_after_finished is not None:
                 job_spec["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
+            if launch.time_limit_s is not None:
+                # A backstop: the pool stops the job at its limit (SIGTERM, then the grace period) first.
+                job_spec["activeDeadlineSeconds"] = int(math.ceil(launch.time_limit_s)) + int(self.termination_grace_period_seconds or 0)
             objects.append(
                 {
                     "apiVersion": "batch/v1",
