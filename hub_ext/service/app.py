@@ -171,6 +171,7 @@ class GpuPoolService(Application):
             reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
             time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
         )
+        loop.estimates = pool.expected.estimate_of
         metrics.register_store(store)
         register_metrics(reclaim)
         return pool, self.make_web_app(pool, auth.make_hub_auth())

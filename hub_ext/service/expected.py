@@ -51,6 +51,7 @@ class ExpectedStarts(LoggingConfigurable):
         self._stopping = False
         self.last_refresh_at: float | None = None
         self.last_refresh_seconds: float | None = None
+        self._estimates: dict[str, float | None] = {}  # by workload id, from the last refresh
 
     # ------------------------------------------------------------ one refresh
 
@@ -77,10 +78,15 @@ class ExpectedStarts(LoggingConfigurable):
             bases[w.id] = e.basis
             return e.seconds
 
-        forecasts = run_forward(
-            with_estimates(snapshot, estimate_of), bases, horizon_s=self.horizon_seconds, max_cycles=self.max_cycles
-        )
+        estimated = with_estimates(snapshot, estimate_of)
+        self._estimates = {w.id: w.estimate_s for w in estimated.pending}
+        self._estimates.update((r.workload.id, r.workload.estimate_s) for r in estimated.running)
+        forecasts = run_forward(estimated, bases, horizon_s=self.horizon_seconds, max_cycles=self.max_cycles)
         return {active[wid].seq: (f.at, f.basis) for wid, f in forecasts.items() if wid in active}
+
+    def estimate_of(self, w) -> float | None:
+        """The run-time estimate of a workload as of the last refresh (None: not known)."""
+        return self._estimates.get(w.id)
 
     def write(self, found: dict[int, tuple[float | None, str]]) -> int:
         """Store what changed (rows that left the queue meanwhile are left alone); how many rows were written."""
