@@ -367,7 +367,10 @@ class Cycle:
                 continue
             old = st.running[wid].allocation
             resizes.append(Resize(workload_id=wid, allocation=Allocation(wid, shares, old.started_at), reason=self.resize_reason[wid]))
-        return Decisions(starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end))
+        return Decisions(
+            starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end),
+            reserved=tuple(self.reservations), reserved_gpus=float(sum(len(r.held) for r in self.reservations.values())),
+        )
 
     def _starving_loop(self) -> None:
         """Starving workloads first, oldest first (reservation.starving).

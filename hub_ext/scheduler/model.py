@@ -219,3 +219,6 @@ class Decisions:
     preemptions: tuple[Preempt, ...] = ()
     resizes: tuple[Resize, ...] = ()
     pending: tuple[PendingReason, ...] = ()
+    # Reservations standing after this cycle: the workloads, and how many GPUs they hold idle.
+    reserved: tuple[str, ...] = ()
+    reserved_gpus: float = 0.0
