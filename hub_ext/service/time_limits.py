@@ -9,6 +9,12 @@ preempted job's limit counts again from its next start (it lost its GPUs, not
 its time). The limit is also handed to the runner (Kubernetes Jobs get
 ``activeDeadlineSeconds``) and to the scheduler core, which lets a job with a
 limit backfill onto GPUs held by a reservation when it will end in time.
+
+Sessions take no declared limit; a team may have a maximum session length
+(off by default). ``session_warning_s`` before it, the user gets a warning
+event; at it, the session is ended like an admin's stop (``cancelled``,
+reason "time limit"), its GPUs go back to the pool, and the spawner stops the
+server within its ``pool_check_interval``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .store import WorkloadRow
 
 YEAR_S = 365 * 86400.0
 TIME_LIMIT = "time-limit"  # the event kind
+TIME_LIMIT_WARNING = "time-limit-warning"
 
 
 def _positive_seconds(name: str, value) -> float:
@@ -50,7 +57,16 @@ class TimeLimits(LoggingConfigurable):
         gets the team's default, or else the maximum.""",
     ).tag(config=True)
 
-    @validate("team_default_s", "team_maximum_s")
+    team_session_max_s = Dict(
+        help="""Longest a session may run, in seconds, by team: ``{"vision": 8 * 3600}`` (``"*"``: teams not
+        listed). Off (empty) by default. Users are warned ``session_warning_s`` before the end.""",
+    ).tag(config=True)
+
+    session_warning_s = Float(
+        900.0, help="Seconds before a session reaches its team's maximum length at which its user is warned."
+    ).tag(config=True)
+
+    @validate("team_default_s", "team_maximum_s", "team_session_max_s")
     def _check_seconds(self, proposal):
         name = proposal["trait"].name
         return {str(team): _positive_seconds(f"TimeLimits.{name}[{team!r}]", v) for team, v in proposal["value"].items()}
@@ -66,7 +82,11 @@ class TimeLimits(LoggingConfigurable):
 
     def team_settings(self, team: str) -> dict:
         """What the teams API shows of a team's time limits."""
-        return {"default_time_limit_s": self.default_for(team), "max_time_limit_s": self.maximum_for(team)}
+        return {
+            "default_time_limit_s": self.default_for(team),
+            "max_time_limit_s": self.maximum_for(team),
+            "max_session_s": self._for(self.team_session_max_s, team),
+        }
 
     # ------------------------------------------------------------ submit
 
@@ -120,4 +140,31 @@ class TimeLimits(LoggingConfigurable):
             w.finished_at = now
             w.reason = f"time limit: stopped after running {duration_text(ran)}, past its limit of {duration_text(w.time_limit_s)}"
             events.record(db, TIME_LIMIT, w.reason, w, details={"time_limit_s": w.time_limit_s, "ran_s": round(ran, 1)}, at=now)
+        if self.team_session_max_s:
+            self._sessions(db, now, actions)
         return actions
+
+    def _sessions(self, db: Session, now: float, actions: JobActions) -> None:
+        """Warn sessions nearing their team's maximum length; end those past it."""
+        for w in db.scalars(
+            select(WorkloadRow).options(selectinload(WorkloadRow.shares))
+            .where(WorkloadRow.state == "running", WorkloadRow.kind == "session", WorkloadRow.started_at.is_not(None))
+        ):
+            longest = self._for(self.team_session_max_s, w.team)
+            if longest is None:
+                continue
+            ends = w.started_at + longest
+            if now >= ends:
+                release(w, actions)
+                w.state = "cancelled"
+                w.finished_at = now
+                w.reason = f"time limit: the session reached team {w.team}'s maximum session length of {duration_text(longest)}"
+                events.record(db, TIME_LIMIT, w.reason, w, details={"max_session_s": longest}, at=now)
+            elif now >= ends - self.session_warning_s and (w.time_warned_at is None or w.time_warned_at < w.started_at):
+                w.time_warned_at = now
+                events.record(
+                    db, TIME_LIMIT_WARNING,
+                    f"this session ends in {duration_text(ends - now)}: team {w.team}'s sessions last at most "
+                    f"{duration_text(longest)}; save your work",
+                    w, details={"ends_at": ends, "max_session_s": longest}, at=now,
+                )

@@ -183,6 +183,7 @@ SCHEMAS = {
             "updated_at": TIME,
             "default_time_limit_s": {**NULLABLE_NUM, "description": "Time limit of its jobs that declare none (TimeLimits)."},
             "max_time_limit_s": {**NULLABLE_NUM, "description": "Longest time limit its jobs may declare (TimeLimits)."},
+            "max_session_s": {**NULLABLE_NUM, "description": "Longest its sessions may run (TimeLimits); null: no maximum."},
         },
     },
     "TeamChange": {
