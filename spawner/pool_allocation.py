@@ -357,9 +357,9 @@ class PoolAllocationMixin(LoggingConfigurable):
         reason = workload.get("reason")
         if reason:
             parts.append(f"waiting because {reason}")
-        expected = format_expected_start(workload.get("expected_start"))
+        expected = expected_start_text(workload)
         if expected:
-            parts.append(f"expected start {expected}")
+            parts.append(expected)
         text = "; ".join(parts) + "."
         hint = "Stop Server below leaves the queue."
         return (f"{text} {hint}", PROGRESS_QUEUED, f"{html.escape(text)} <small>{html.escape(hint)}</small>")
@@ -627,6 +627,18 @@ def format_duration(seconds: float) -> str:
     if minutes < 90:
         return f"{minutes} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def expected_start_text(workload: dict, now: dt.datetime | None = None) -> str:
+    """The spawn page's words for the expected start: always labelled an estimate, with its basis;
+    where none is known, said so (never an invented time)."""
+    basis = workload.get("expected_start_basis")
+    when = format_expected_start(workload.get("expected_start"), now)
+    if when:
+        return f"expected to start {when}, an estimate" + (f" ({basis})" if basis else "")
+    if basis:
+        return f"start time {basis}"
+    return ""
 
 
 def format_expected_start(value, now: dt.datetime | None = None) -> str:

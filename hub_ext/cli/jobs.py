@@ -42,6 +42,11 @@ def register(subparsers) -> None:
     p.add_argument("--gpu-model", help="require this GPU model")
     p.add_argument("--name", help="a name to recognise the job by (default: the command)")
     p.add_argument("--priority", type=int, help="higher runs first within your team")
+    p.add_argument(
+        "--time", dest="time_limit", type=parse_duration, metavar="LIMIT",
+        help="time limit: the pool stops the job after running this long (e.g. 45m, 2h, 1d, 1h30m or 1:30:00; "
+        "default: your team's default, if any)",
+    )
     p.add_argument("--workdir", help="directory the job runs in (default: the current directory)")
     p.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command to run")
     p.set_defaults(func=cmd_submit)
@@ -78,6 +83,32 @@ def _gpu_count(text: str) -> float:
     if value >= 1 and value != int(value):
         raise argparse.ArgumentTypeError(f"{text}: above 1, ask for whole GPUs")
     return int(value) if value >= 1 else value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``45m``, ``2h``, ``1d``, ``1h30m``, ``90s``, ``1:30:00`` (h:mm:ss) or ``30:00`` (m:ss) -> seconds."""
+    import re
+
+    t = text.strip().lower()
+    if ":" in t:
+        parts = t.split(":")
+        if len(parts) > 3 or not all(p.isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a duration (try 2h, 45m, 1d or 1:30:00)")
+        seconds = 0.0
+        for p in parts:
+            seconds = seconds * 60 + int(p)
+    else:
+        found = re.fullmatch(r"(?:(\d+(?:\.\d+)?)\s*([smhd])\s*)+", t)
+        if not found:
+            hint = " (say the unit: 90m, 2h, 1d)" if re.fullmatch(r"\d+(\.\d+)?", t) else " (try 2h, 45m, 1d or 1:30:00)"
+            raise argparse.ArgumentTypeError(f"'{text}' is not a duration{hint}")
+        seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", t))
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a time limit must be more than 0")
+    return seconds
 
 
 def _client(args) -> PoolClient:
@@ -127,6 +158,8 @@ def cmd_submit(args) -> int:
         "priority": args.priority,
         "workdir": os.path.abspath(args.workdir or os.getcwd()),
     }
+    if args.time_limit is not None:
+        spec["time_limit_s"] = args.time_limit
 
     def action(client):
         workload = client.submit(spec)
@@ -166,7 +199,7 @@ def cmd_ls(args) -> int:
     return _run(args, action)
 
 
-COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE / WHY", "AGE")
+COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE / WHY", "AGE", "EXPECTED")
 
 
 def format_table(workloads: list[dict], now: float | None = None) -> str:
@@ -185,6 +218,7 @@ def format_table(workloads: list[dict], now: float | None = None) -> str:
                 _state_text(w),
                 _short(_where_or_why(w), 48),
                 _age(w, now),
+                expected_text(w, now),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
@@ -255,6 +289,27 @@ def _parse_time(value) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
     return when.timestamp()
+
+
+def expected_text(w: dict, now: float | None = None) -> str:
+    """EXPECTED: when a pending workload is expected to start (an estimate), or "unknown"."""
+    if w.get("state") != "pending":
+        return ""
+    at = _parse_time(w.get("expected_start"))
+    if at is None:
+        return "unknown"
+    seconds = at - (now or time.time())
+    if seconds < 60:
+        return "now (est.)"
+    return f"in ~{_span(seconds)} (est.)"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 7200:
+        return f"{max(1, round(seconds / 60))}m"
+    if seconds < 172800:
+        return f"{round(seconds / 3600)}h"
+    return f"{round(seconds / 86400)}d"
 
 
 def _age(w: dict, now: float | None) -> str:

@@ -54,6 +54,22 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["philly", "tiresias", "pollux", "alibaba"], help="trace format (default: from the header)")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip rows that do not parse (counted in the report) instead of stopping")
     p.add_argument("--pollux-workload", default="workload-6", help="which workload-N of a pollux file to replay, or 'all' (default: workload-6)")
+    p.add_argument(
+        "--predict-starts",
+        type=int,
+        default=200,
+        metavar="N",
+        help="pool and fifo: predict the start of up to N arrivals (every k-th) with the forward run the service uses, "
+        "and report the error against the real start (0: off; default 200)",
+    )
+    p.add_argument(
+        "--time-limits",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="pool: jobs declare a time limit of FACTOR x their run time, rounded up to the hour (default: no limits)",
+    )
+    p.add_argument("--no-time-backfill", action="store_true", help="pool: no backfill onto reserved GPUs by time limits")
     p.add_argument("--json", metavar="OUT", help="write the figures (and time series) as JSON here")
     p.add_argument("--plot", metavar="OUT.png", help="write a PNG of utilisation and queue length over time here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -110,6 +126,8 @@ def run(args) -> int:
                 end=length,
                 progress=not args.no_progress,
                 cycle_interval=args.cycle_interval,
+                predict_starts=max(0, args.predict_starts),
+                policy_options={"time_limit_factor": args.time_limits, "time_backfill": not args.no_time_backfill},
             )
             summaries.append(summary)
             print(format_summary(summary))

@@ -57,6 +57,7 @@ class Scheduler:
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
         self._shapes: dict[str, tuple] = {}  # pending workload -> request_shape
+        self._timed: dict[str, int] = {}  # per team: pending work with a time limit (or estimate) that may backfill
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
         self._shared = False
@@ -124,6 +125,7 @@ class Scheduler:
         sorted_add(self._writable_fifo(), w, fifo_key)
         self.capacity.view(view_key(w))
         self._ask(w, 1)
+        self._time(w, 1)
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once: one sort instead of one insertion each."""
@@ -158,6 +160,8 @@ class Scheduler:
             q.count += 1
             views.add((w.gpu_model, w.min_gpu_memory_mib))
             self._ask(w, 1)
+            if w.time_limit_s is not None or w.estimate_s is not None:  # the common case (neither) kept short
+                self._time(w, 1)
         for team, user in merged:
             self.queues[team].users[user].sort(key=queue_key)
         if self.fifo:
@@ -183,6 +187,7 @@ class Scheduler:
             del self.queues[w.team]
         sorted_remove(self._writable_fifo(), w, fifo_key)
         self._ask(w, -1)
+        self._time(w, -1)
         return w
 
     def started(self, w: Workload, allocation: Allocation, indexed: bool = False, leaving: bool = False) -> None:
@@ -328,8 +333,26 @@ class Scheduler:
                 return None
             shape = self._shapes[w.id] = (
                 w.team, w.kind, w.gpus, w.preemptible, w.min_gpus, w.max_gpus, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib,
+                w.time_limit_s, w.estimate_s if self.config.backfill_on_estimates else None,
             )
         return shape
+
+    def _may_backfill(self, w: Workload) -> bool:
+        return w.time_limit_s is not None or (self.config.backfill_on_estimates and w.estimate_s is not None)
+
+    def _time(self, w: Workload, n: int) -> None:
+        if self._may_backfill(w):
+            left = self._timed.get(w.team, 0) + n
+            if left:
+                self._timed[w.team] = left
+            else:
+                self._timed.pop(w.team, None)
+
+    def timed_pending(self, team: str | None = None) -> int:
+        """Pending work that may backfill by time: a limit, or an estimate where allowed (all teams, or one)."""
+        if team is None:
+            return sum(self._timed.values())
+        return self._timed.get(team, 0)
 
     def _ask(self, w: Workload, n: int) -> None:
         asks = self._asks.setdefault(w.team, {})

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, team_of
-from .model import EPSILON, Allocation, Decisions, GpuShare, Resize, Start, Workload
+from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
 from .preemption import fmt
@@ -168,10 +168,34 @@ class Cycle:
                 self._start(w, g, over, placed, starving)
                 return True
             self.room_fail[key] = g
+        if self.reservations and self.config.time_backfill and not starving and not w.is_fraction and self.backfill_open():
+            for g, over in sizes:
+                found = reservation.backfill(self, w, int(g))
+                if found is not None:
+                    placed, why = found
+                    self._start(w, g, over, placed, starving)
+                    self.starts[-1] = Start(w.id, self.starts[-1].allocation, f"{self.starts[-1].reason.split(';')[0]}; {why}", over)
+                    return True
         if starving and not w.is_fraction:
             g, over = sizes[-1]
-            reservation.reserve(self, w, v, int(g), hard=not over)
+            res = reservation.reserve(self, w, v, int(g), hard=not over)
+            if res is not None and not over:
+                self._preempt_overrunning(w, res)
         return False
+
+    def backfill_open(self) -> bool:
+        """Could work with a time limit (or, where allowed, an estimate) start on held cards?"""
+        return bool(self.config.time_backfill and self.st.timed_pending() and any(r.held for r in self.reservations.values()))
+
+    def _preempt_overrunning(self, w: Workload, res) -> None:
+        """Work backfilled on an estimate that ran past it leaves the reserved GPUs (with the usual notice)."""
+        for r in reservation.overrunning(self, res):
+            self.gone.add(r.workload.id)
+            self.add_usage(r.workload.team, r.workload.user, -r.allocation.gpus)
+            self.usage_changed(r.workload.team)
+            self.preempts.append(
+                Preempt(r.workload.id, f"ran past its run-time estimate on GPUs reserved for {w.id}, which waited longest", w.id)
+            )
 
     def _start(self, w: Workload, gpus: float, over: bool, placed, starving: bool) -> None:
         cap = self.cap
@@ -306,6 +330,8 @@ class Cycle:
 
     def team_hopeless(self, team_name: str) -> bool:
         """Nothing left in this team's queue can start in this cycle."""
+        if self.backfill_open() and self.st.timed_pending(team_name):
+            return False
         team = team_of(self.st.teams, team_name)
         usage = self.usage.get(team_name, 0.0)
         demand = self.st.demand(team_name)
@@ -358,7 +384,10 @@ class Cycle:
                 continue
             old = st.running[wid].allocation
             resizes.append(Resize(workload_id=wid, allocation=Allocation(wid, shares, old.started_at), reason=self.resize_reason[wid]))
-        return Decisions(starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end))
+        return Decisions(
+            starts=tuple(self.starts), preemptions=tuple(self.preempts), resizes=tuple(resizes), pending=LazyPending(end),
+            reserved=tuple(self.reservations), reserved_gpus=float(sum(len(r.held) for r in self.reservations.values())),
+        )
 
     def _starving_loop(self) -> None:
         """Starving workloads first, oldest first (reservation.starving).
@@ -396,7 +425,7 @@ class Cycle:
                                        history=st.history, now=self.now, config=self.config)
         everything = self.cap.view((None, None))
         while True:
-            if not (everything.free_total or everything.partial) and self.nothing_can_start():
+            if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return
             pick = cur.next()
             if pick is None:

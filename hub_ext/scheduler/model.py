@@ -99,6 +99,10 @@ class Workload:
     gpu_model: str | None = None  # require this model
     min_gpu_memory_mib: int | None = None  # require cards with at least this much memory
     gpu_memory_mib: int | None = None  # for a fraction: memory share on the card (default: fraction x card memory)
+    # Run time, as the user declared it (the pool stops the workload there) and
+    # as estimated from history (estimates.py): plain data, never the true duration.
+    time_limit_s: float | None = None
+    estimate_s: float | None = None
 
     @property
     def is_fraction(self) -> bool:
@@ -168,6 +172,11 @@ class SchedulerConfig:
     # 0: no aging.
     aging_gpus_per_hour: float = 0.0
     aging_max_gpus: float = 0.0
+    # Backfill onto GPUs held by a reservation when the work's time limit says
+    # it ends before the reservation's expected start (EASY backfilling);
+    # with backfill_on_estimates, a run-time estimate is trusted as well.
+    time_backfill: bool = True
+    backfill_on_estimates: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot
@@ -239,3 +248,6 @@ class Decisions:
     preemptions: tuple[Preempt, ...] = ()
     resizes: tuple[Resize, ...] = ()
     pending: tuple[PendingReason, ...] = ()
+    # Reservations standing after this cycle: the workloads, and how many GPUs they hold idle.
+    reserved: tuple[str, ...] = ()
+    reserved_gpus: float = 0.0

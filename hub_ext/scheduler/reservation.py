@@ -12,8 +12,17 @@ same cycle cannot use held cards, so it **backfills** only onto GPUs the
 reservation does not need, and never delays it: held cards only accumulate
 as running work on those nodes ends, until the workload fits.
 
-The core has no run-time estimates, so "does not delay" is conservative:
-nothing is placed on held cards at all.
+**Backfill that uses time (EASY).** The reservation's *expected start* (its
+shadow time) is when enough of the running work on its nodes has ended for it
+to fit: each running workload ends at its start plus its time limit (and,
+with ``config.backfill_on_estimates``, its run-time estimate where it has no
+limit; never sooner than estimates.remaining_s allows). Work whose own limit
+(or, so allowed, estimate) says it ends before then may start on the held
+cards (``backfill``): it cannot delay the reservation. Work with neither,
+and any work while the shadow time is not known (some card it needs is held
+by work with no limit), is kept off held cards, as before. A job backfilled
+on an estimate that turns out too short is preempted back when the reserved
+workload's time comes (``overrunning``): it gets the usual notice.
 
 A reservation of work within its team's quota holds against everyone; one of
 a borrower (over its quota) yields to work within quota, because a quota is
@@ -26,18 +35,136 @@ node it holds never drops, so the choice settles on one node.
 
 from __future__ import annotations
 
-from .model import Workload
+import math
+
+from .estimates import duration_text, remaining_s
+from .model import EPSILON, Running, Workload, WorkloadKind
+from .placement import place_whole
+
+_UNKNOWN = object()
 
 
 class Reservation:
-    __slots__ = ("workload", "gpus", "nodes", "held", "hard")
+    __slots__ = ("workload", "gpus", "nodes", "held", "hard", "view", "_shadow")
 
-    def __init__(self, workload: Workload, gpus: int, nodes: list[int], held: list[int], hard: bool):
+    def __init__(self, workload: Workload, gpus: int, nodes: list[int], held: list[int], hard: bool, view=None):
         self.workload = workload
         self.gpus = gpus
         self.nodes = nodes
         self.held = held
         self.hard = hard
+        self.view = view
+        self._shadow = _UNKNOWN
+
+
+def expected_end(cycle, r: Running) -> float | None:
+    """When running work is expected to end, for backfill: its time limit, or (where allowed) its estimate."""
+    w = r.workload
+    started = r.allocation.started_at
+    if w.time_limit_s is not None:
+        return started + w.time_limit_s
+    if cycle.config.backfill_on_estimates and w.estimate_s is not None:
+        return cycle.now + remaining_s(w.estimate_s, cycle.now - started)
+    return None
+
+
+def run_time(cycle, w: Workload) -> float | None:
+    """How long ``w`` may be trusted to run at most: its limit, or (where allowed) its estimate."""
+    if w.time_limit_s is not None:
+        return w.time_limit_s
+    if cycle.config.backfill_on_estimates:
+        return w.estimate_s
+    return None
+
+
+def shadow_time(cycle, res: Reservation) -> float | None:
+    """When the reserved workload is expected to fit on its nodes; None when not known."""
+    if res._shadow is not _UNKNOWN:
+        return res._shadow
+    need = res.gpus - len(res.held)
+    shadow: float | None = cycle.now
+    if need > 0:
+        cap = cycle.cap
+        nodes = set(res.nodes)
+        classes = res.view.classes
+        free_at: dict[int, float] = {}
+        for wid, r in cycle.st.running.items():
+            end = None
+            for s in r.allocation.shares:
+                g = cap.share_gpu(s)
+                if g is None or cap.gpu_node[g] not in nodes or cap.gpu_class[g] not in classes:
+                    continue
+                if end is None:
+                    end = math.inf if wid in cycle.gone else expected_end(cycle, r)
+                    end = math.inf if end is None else end
+                free_at[g] = max(free_at.get(g, 0.0), end)
+        for st in cycle.starts:  # started earlier in this cycle on those nodes
+            w = cycle.st.pending.get(st.workload_id)
+            d = run_time(cycle, w) if w is not None else None
+            for s in st.allocation.shares:
+                g = cap.share_gpu(s)
+                if g is not None and cap.gpu_node[g] in nodes and cap.gpu_class[g] in classes:
+                    free_at[g] = max(free_at.get(g, 0.0), math.inf if d is None else cycle.now + d)
+        ends = sorted(free_at.values())
+        shadow = ends[need - 1] if len(ends) >= need else None
+        if shadow is not None and math.isinf(shadow):
+            shadow = None
+    res._shadow = shadow
+    return shadow
+
+
+def backfill(cycle, w: Workload, gpus: int):
+    """Place ``w`` on cards held by a reservation it cannot delay (EASY); the cards, or None."""
+    d = run_time(cycle, w)
+    if d is None or d <= 0:
+        return None
+    cap = cycle.cap
+    for res in cycle.reservations.values():
+        if not res.held or res.view is None:
+            continue
+        shadow = shadow_time(cycle, res)
+        if shadow is None or cycle.now + d > shadow + EPSILON:
+            continue
+        # Lend the held cards, place, take back what was not used.
+        mem = cap.gpu_mem
+        for g in res.held:
+            cap.give(g, 1.0, float(mem[g]))
+        v = cap.view((w.gpu_model, w.min_gpu_memory_mib))
+        placed = place_whole(cap, v, gpus)
+        used = set(placed or ())
+        for g in res.held:
+            if g not in used:
+                cap.take(g, 1.0, float(mem[g]))
+        if placed is None:
+            continue
+        res.held = [g for g in res.held if g not in used]
+        basis = "time limit" if w.time_limit_s is not None else "run-time estimate"
+        return placed, (
+            f"backfilled onto GPUs held for {res.workload.id}: its {basis} ({duration_text(d)}) ends it "
+            f"before {res.workload.id} is expected to start (in {duration_text(max(0.0, shadow - cycle.now))})"
+        )
+    return None
+
+
+def overrunning(cycle, res: Reservation) -> list[Running]:
+    """Work on the reservation's nodes started on an estimate that has run past it: preempted back."""
+    if not cycle.config.backfill_on_estimates:
+        return []
+    cap = cycle.cap
+    nodes = set(res.nodes)
+    found = []
+    for wid, r in cycle.st.running.items():
+        w = r.workload
+        if wid in cycle.gone or w.kind is not WorkloadKind.JOB or w.time_limit_s is not None or w.estimate_s is None or not w.preemptible:
+            continue
+        # Started after the reserved workload began to starve: it could only have been backfilled.
+        if r.allocation.started_at <= res.workload.submitted_at + (cycle.config.reservation_after_s or 0.0):
+            continue
+        if r.allocation.started_at + w.estimate_s > cycle.now:
+            continue
+        if any((g := cap.share_gpu(s)) is not None and cap.gpu_node[g] in nodes for s in r.allocation.shares):
+            found.append(r)
+    return found
 
 
 def starving(fifo: list[Workload], now: float, after_s: float | None):
@@ -78,6 +205,6 @@ def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
         # Nothing free to hold: only the oldest such workload is marked; it
         # gets the next GPUs that free up anyway (starving work goes first).
         return None
-    res = Reservation(w, gpus, nodes, held, hard)
+    res = Reservation(w, gpus, nodes, held, hard, v)
     cycle.reservations[w.id] = res
     return res

@@ -53,6 +53,8 @@ from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
 from .usage_decay import UsageDecay
+from .expected import ExpectedStarts
+from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -119,7 +121,7 @@ class GpuPoolService(Application):
     ).tag(config=True)
 
     classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner,
-               InputLimits, Preemption, UsageDecay]
+               InputLimits, Preemption, UsageDecay, TimeLimits, ExpectedStarts]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -164,8 +166,9 @@ class GpuPoolService(Application):
             store, threshold_percent=inventory.idle_threshold_percent, on_change=lambda: loop_holder["loop"].poke(), parent=self
         )
         preemption = Preemption(store, hub=reclaim.hub, on_change=lambda: loop_holder["loop"].poke(), parent=self)
+        time_limits = TimeLimits(parent=self)
         decay = UsageDecay(parent=self)
-        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, preemption_rules=preemption, history=decay, parent=self)
+        loop = SchedulingLoop(store, supervisor, reclaim=reclaim, preemption_rules=preemption, history=decay, time_limits=time_limits, parent=self)
         loop_holder["loop"] = loop
         limits = InputLimits(parent=self)
         pool = PoolContext(
@@ -173,7 +176,9 @@ class GpuPoolService(Application):
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim.hub, on_change=loop.poke, parent=self),
             limits=limits,
+            time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
         )
+        loop.estimates = pool.expected.estimate_of
         metrics.register_store(store)
         register_metrics(reclaim)
         return pool, self.make_web_app(pool, auth.make_hub_auth())
@@ -234,6 +239,7 @@ class GpuPoolService(Application):
         server.listen(port, ip)
         pool.loop.start()
         pool.reconcile.start()
+        pool.expected.start()
         self.log.info("gpupool service listening on http://%s:%d%s (database: %s)", ip, port,
                       app.settings["service_prefix"], pool.store.engine.url.render_as_string(hide_password=True))
         stop = asyncio.Event()
@@ -250,6 +256,7 @@ class GpuPoolService(Application):
         self.log.info("gpupool service stopping (running jobs keep running; a restart adopts them)")
         server.stop()
         await pool.reconcile.stop()
+        await pool.expected.stop()
         await pool.loop.stop()
         await pool.reclaim.close()
         if pool.loop.preemption_rules is not None:

@@ -16,7 +16,9 @@ from .loop import SchedulingLoop
 from .reclaim import IdleReclaim
 from .reconcile import ServerReconcile
 from .store import Store
+from .expected import ExpectedStarts
 from .teams import Teams
+from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
 
@@ -32,3 +34,5 @@ class PoolContext:
     reclaim: IdleReclaim
     reconcile: ServerReconcile | None = None
     limits: InputLimits = field(default_factory=InputLimits)
+    time_limits: TimeLimits | None = None
+    expected: ExpectedStarts | None = None

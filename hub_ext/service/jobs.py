@@ -77,6 +77,8 @@ class JobSupervisor(LoggingConfigurable):
             "GPUPOOL_GRACE_SECONDS": f"{self.grace_seconds:g}",
             "GPUPOOL_PREEMPTIONS": str(w.preemptions),
         }
+        if w.time_limit_s is not None:
+            env["GPUPOOL_TIME_LIMIT_SECONDS"] = f"{w.time_limit_s:g}"
         if w.min_gpus is not None and w.max_gpus is not None:
             env["GPUPOOL_MIN_GPUS"] = str(w.min_gpus)
             env["GPUPOOL_MAX_GPUS"] = str(w.max_gpus)
@@ -98,6 +100,7 @@ class JobSupervisor(LoggingConfigurable):
             workdir=w.workdir,
             log_path=w.log_path or self._default_log_path(w.id),
             uuids_by_node={k: tuple(v) for k, v in uuids_by_node.items()},
+            time_limit_s=w.time_limit_s,
         )
 
     def _default_log_path(self, workload_id: str) -> str | None:

@@ -16,6 +16,7 @@ import time
 from traitlets import Bool, Enum, Float
 from traitlets.config import LoggingConfigurable
 
+from ..scheduler.forward import with_estimates
 from ..scheduler.model import SchedulerConfig
 from . import metrics
 from .apply import JobActions, OvercommitError, apply_decisions
@@ -49,20 +50,34 @@ class SchedulingLoop(LoggingConfigurable):
         help="A pending workload waiting longer than this gets a reservation; smaller work may only backfill around it.",
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
+    time_backfill = Bool(
+        True,
+        help="""Jobs whose time limit ends them before a reservation's expected start may use the GPUs it holds
+        (EASY backfilling); they cannot delay it.""",
+    ).tag(config=True)
+    backfill_on_estimates = Bool(
+        False,
+        help="""Trust run-time estimates from history (not only declared time limits) for backfilling onto
+        reserved GPUs. A job backfilled on an estimate that runs past it is preempted (with the usual
+        notice) when the reserved workload's time comes.""",
+    ).tag(config=True)
 
-    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, preemption_rules=None, history=None, **kwargs):
+    def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, preemption_rules=None, history=None, time_limits=None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.supervisor = supervisor
         self.reclaim = reclaim  # IdleReclaim: runs around every cycle, in the same transaction
         self.preemption_rules = preemption_rules  # Preemption: notice and grace for preempted work, minimum run-times
         self.history = history  # UsageDecay: decayed past usage for the fair-share order
+        self.time_limits = time_limits  # TimeLimits: stops jobs past their limit, before every cycle
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self.last_cycle_at: float | None = None
         self.last_error: str | None = None
+        # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates.
+        self.estimates = None
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -72,6 +87,8 @@ class SchedulingLoop(LoggingConfigurable):
             ordering=self.ordering,
             reservation_after_s=self.reservation_after_s,
             elastic=self.elastic,
+            time_backfill=self.time_backfill,
+            backfill_on_estimates=self.backfill_on_estimates,
         )
 
     async def cycle(self, pending_actions: JobActions | None = None) -> None:
@@ -94,8 +111,12 @@ class SchedulingLoop(LoggingConfigurable):
                         actions.extend(self.reclaim.before_cycle(db, now))
                     if self.preemption_rules is not None:
                         server_stops = self.preemption_rules.before_cycle(db, now, actions)
+                    if self.time_limits is not None:
+                        actions.extend(self.time_limits.before_cycle(db, now))
                     history = self.history.update(db, now) if self.history is not None else None
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history)
+                    if self.backfill_on_estimates and self.estimates is not None:
+                        snapshot = with_estimates(snapshot, self.estimates)
                     decisions = _schedule_function()(snapshot)
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:

@@ -44,6 +44,7 @@ def workload_model(w: WorkloadRow) -> Workload:
         gpu_model=w.gpu_model,
         min_gpu_memory_mib=w.min_gpu_memory_mib,
         gpu_memory_mib=w.gpu_memory_mib,
+        time_limit_s=w.time_limit_s,
     )
 
 
@@ -86,7 +87,7 @@ _COLUMNS = (
     WorkloadRow.submitted_at, WorkloadRow.started_at, WorkloadRow.priority, WorkloadRow.preemptible,
     WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
-    WorkloadRow.preempt_at,
+    WorkloadRow.preempt_at, WorkloadRow.time_limit_s,
 )
 ACTIVE = ("pending", "running", "stopping")
 
@@ -119,14 +120,14 @@ def build_snapshot(
     index: dict[str, ActiveWorkload] = {}
     rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
-         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at) in rows:
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s) in rows:
         wid = format_workload_id(seq)
         if gpus_cap is not None and max_gpus is not None:
             max_gpus = min(max_gpus, gpus_cap)
         w = Workload(
             id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
             priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
-            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem,
+            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s,
         )
         held = shares.get(seq, [])
         index[wid] = ActiveWorkload(seq, state, position, reason, sum(s.fraction for s in held))

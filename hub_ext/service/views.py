@@ -55,6 +55,8 @@ def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
         "queue_position": w.queue_position if w.state == "pending" else None,
         "reason": w.reason,
         "expected_start": iso(w.expected_start) if w.state == "pending" else None,
+        "expected_start_basis": w.expected_start_basis if w.state == "pending" else None,
+        "time_limit_s": w.time_limit_s,
         "over_quota": bool(w.over_quota) if w.state == "running" else False,
         "submitted_at": iso(w.submitted_at),
         "started_at": iso(w.started_at),

@@ -22,12 +22,13 @@ from .apply import JobActions, release, stop_process
 from .errors import ApiError, bad_request, conflict, not_found
 from .limits import InputLimits, is_number, number
 from .store import NodeRow, SubmitKeyRow, TeamRow, WorkloadRow, parse_workload_id
+from .time_limits import TimeLimits
 from .views import FINISHED_STATES
 
 SUBMIT_FIELDS = {
     "name", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "gpu_memory_mib",
     "priority", "preemptible", "command", "env", "workdir", "team", "user",
-    "idempotency_key",
+    "idempotency_key", "time_limit_s",
 }
 
 #: No node has more GPUs than this, nor more memory per GPU (MiB): larger requests are typos.
@@ -139,6 +140,9 @@ class WorkloadRules(LoggingConfigurable):
         env = limits.check_env(spec.get("env"))
         if env and kind != "job":
             raise bad_request("env is for jobs; a session's environment comes from its spawner")
+        spec["time_limit_s"] = TimeLimits.check_value(spec.get("time_limit_s"))
+        if spec["time_limit_s"] is not None and kind != "job":
+            raise bad_request("time_limit_s is for jobs; a session's length is bounded by its team's session maximum, if any")
         return spec
 
     def choose_team(self, db: Session, spec: dict, user: str, member_of: list[str], caller_is_admin: bool) -> TeamRow:
@@ -230,6 +234,7 @@ class WorkloadRules(LoggingConfigurable):
             command=spec.get("command"),
             env=spec.get("env"),
             workdir=spec.get("workdir"),
+            time_limit_s=spec.get("time_limit_s"),
             submitted_at=now,
             reason="waiting for the scheduler",
             preemptions=0,
@@ -282,6 +287,7 @@ class WorkloadRules(LoggingConfigurable):
         w.finished_at = now
         w.queue_position = None
         w.expected_start = None
+        w.expected_start_basis = None
         w.reason = f"cancelled by {by}" if was == "pending" else f"stopped by {by}"
         events.record(db, "cancelled", w.reason, w, details={"was": was, "by": by}, at=now)
         return actions

@@ -74,6 +74,9 @@ class SimulationHooks:
     def on_stop(self, sim: Simulation, job: JobState, now: float, outcome: str) -> None:
         """``outcome``: "finished", "preempted", "reclaimed" or "stopped"."""
 
+    def on_submit(self, sim: Simulation, job: JobState, now: float) -> None:
+        """A job of the trace arrived (it is in the queue now, before that moment's cycle)."""
+
 
 @dataclass
 class JobState:
@@ -164,6 +167,9 @@ class Simulation:
         self._team_gs: dict[str, float] = {}
         self.samples: list[Sample] = []
         self.cycles = 0
+        self._reserved_now = 0.0  # GPUs held idle by reservations since the last cycle
+        self._reserved_gs = 0.0
+        self.ever_reserved: set[str] = set()
         if cycle_interval < 0:
             raise ValueError("cycle_interval must be >= 0")
         self.cycle_interval = cycle_interval
@@ -232,6 +238,7 @@ class Simulation:
             cycles=self.cycles,
             checkpoint_interval=self.checkpoint_interval,
             wall_seconds=wallclock.perf_counter() - started,
+            extra={"reserved_idle_gpu_seconds": self._reserved_gs, "ever_reserved": set(self.ever_reserved)},
         )
 
     def _progress_bar(self):
@@ -258,6 +265,7 @@ class Simulation:
         if dt > 0:
             self._allocated_gs += self.allocated * dt
             self._busy_gs += self._busy_rate * dt
+            self._reserved_gs += self._reserved_now * dt
             gs = self._team_gs
             for team, held in self._team_held.items():
                 if held:
@@ -274,6 +282,8 @@ class Simulation:
             js = JobState(job=job, workload=self.policy.workload(job))
             self.jobs[job.id] = js
             self._enqueue(js)
+            for hook in self.hooks:
+                hook.on_submit(self, js, t)
         events = self._events
         while events and events[0][0] <= t:
             _, _, kind, payload = heapq.heappop(events)
@@ -292,6 +302,9 @@ class Simulation:
         changed, self._changed = self._changed, set()
         self.cycles += 1
         all_decisions = self.policy.decide(self.state, self.now, changed)
+        self._reserved_now = sum(d.reserved_gpus for d in all_decisions)
+        for d in all_decisions:
+            self.ever_reserved.update(d.reserved)
         shrunk: set[str] = set()
         for d in all_decisions:
             for p in d.preemptions:

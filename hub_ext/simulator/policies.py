@@ -21,6 +21,7 @@ its duration) and turns the engine's state into ``Decisions``.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -53,6 +54,9 @@ class Policy(abc.ABC):
 
     name: str = ""
     config: SchedulerConfig
+    # Jobs declare a time limit of this many times their run time, rounded up to the
+    # hour (a user's generous guess; the core sees only the limit). None: no limits.
+    time_limit_factor: float | None = None
 
     def __init__(self, cluster: Cluster):
         if cluster.teams is None:
@@ -70,7 +74,13 @@ class Policy(abc.ABC):
             submitted_at=job.submitted_at,
             min_gpus=job.min_gpus,
             max_gpus=job.max_gpus,
+            time_limit_s=self.time_limit_of(job),
         )
+
+    def time_limit_of(self, job: TraceJob) -> float | None:
+        if self.time_limit_factor is None or job.kind == "session" or job.min_gpus is not None:  # elastic: runs slower when shrunk
+            return None
+        return max(1.0, math.ceil(job.duration * self.time_limit_factor / 3600.0)) * 3600.0
 
     def team_of(self, job: TraceJob) -> str:
         return job.team
@@ -140,8 +150,11 @@ class CorePolicy(Policy):
 class PoolPolicy(CorePolicy):
     name = "pool"
 
-    def __init__(self, cluster: Cluster, use_snapshots: bool = False):
-        super().__init__(cluster, SchedulerConfig(), {"": (cluster.pool, dict(cluster.teams))}, use_snapshots)
+    def __init__(self, cluster: Cluster, use_snapshots: bool = False, time_limit_factor: float | None = None, time_backfill: bool = True):
+        """``time_limit_factor``: jobs declare limits (see ``Policy``); ``time_backfill``: EASY backfill on them."""
+        self.time_limit_factor = time_limit_factor
+        config = SchedulerConfig(time_backfill=time_backfill)
+        super().__init__(cluster, config, {"": (cluster.pool, dict(cluster.teams))}, use_snapshots)
 
 
 class FifoPolicy(CorePolicy):
@@ -194,7 +207,10 @@ def static_slices(cluster: Cluster) -> dict[str, Pool]:
 POLICIES = {p.name: p for p in (PoolPolicy, StaticPolicy, FifoPolicy)}
 
 
-def make_policy(name: str, cluster: Cluster, use_snapshots: bool = False) -> Policy:
+def make_policy(name: str, cluster: Cluster, use_snapshots: bool = False, **options) -> Policy:
+    """``options``: for ``pool`` only, ``time_limit_factor`` and ``time_backfill`` (PoolPolicy)."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
-    return POLICIES[name](cluster, use_snapshots=use_snapshots)
+    if name != "pool":
+        options = {}
+    return POLICIES[name](cluster, use_snapshots=use_snapshots, **options)

@@ -89,10 +89,23 @@ def summarise(result: SimulationResult, series_points: int = 500) -> dict:
         "reclaims": sum(j.reclaims for j in jobs),
         "resizes": sum(j.resizes for j in jobs),
         "lost_gpu_hours": sum(j.lost_gpu_seconds for j in jobs) / 3600,
+        "reservations": _reservations(result),
         "teams": teams,
         "cycles": result.cycles,
         "wall_s": result.wall_seconds,
         "series": downsample(result, series_points),
+    }
+
+
+def _reservations(result: SimulationResult) -> dict:
+    """GPU-hours that reservations held idle, and the waits of the workloads that held one."""
+    ids = result.extra.get("ever_reserved", set())
+    waits = [j.first_start - j.job.submitted_at for j in result.jobs if j.job.id in ids and j.first_start is not None]
+    return {
+        "idle_gpu_hours": result.extra.get("reserved_idle_gpu_seconds", 0.0) / 3600,
+        "reserved_workloads": len(ids),
+        "mean_wait_s": mean(waits),
+        "p95_wait_s": percentile(waits, 95),
     }
 
 
@@ -155,6 +168,19 @@ def format_summary(s: dict) -> str:
         ("queueing delay (to first start)", f"mean {_dur(s['mean_queueing_delay_s'])}, p95 {_dur(s['p95_queueing_delay_s'])}"),
         ("preemptions", f"{s['preemptions']} ({s['jobs_preempted']} jobs; {s['lost_gpu_hours']:.1f} GPU-hours of work lost)"),
     ]
+    res = s.get("reservations") or {}
+    if res.get("reserved_workloads"):
+        rows.append(("reservations", f"{res['reserved_workloads']} workloads held one; {res['idle_gpu_hours']:.1f} GPU-hours held idle; "
+                     f"their wait mean {_dur(res['mean_wait_s'])}, p95 {_dur(res['p95_wait_s'])}"))
+    sp = s.get("start_prediction")
+    if sp:
+        if sp["predictions"]:
+            rows.append(("expected start (estimate) vs real", f"{sp['predictions']} jobs that waited > {sp['min_wait_s'] / 60:.0f} min: "
+                         f"median error {_dur(sp['median_abs_error_s'])}, p90 {_dur(sp['p90_abs_error_s'])}, "
+                         f"{sp['within_50pct']:.0%} within half their wait; naive baseline median {_dur(sp['baseline_median_abs_error_s'])}"
+                         + (f"; {sp['not_known']} not known" if sp["not_known"] else "")))
+        else:
+            rows.append(("expected start (estimate) vs real", f"no predicted job waited over {sp['min_wait_s'] / 60:.0f} min"))
     if s["resizes"]:
         rows.append(("elastic resizes", f"{s['resizes']}"))
     if s["reclaims"] or s["stopped_by_hook"]:

@@ -32,11 +32,30 @@ def test_table_shows_where_running_work_is_and_why_pending_work_waits():
          "exit_code": 3, "submitted_at": "2025-11-24T09:00:00Z"},
     ]
     lines = format_table(workloads, now=now).splitlines()
-    assert lines[0].split() == ["ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE", "/", "WHY", "AGE"]
+    assert lines[0].split() == ["ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE", "/", "WHY", "AGE", "EXPECTED"]
     assert "dgx1-1:0,1 (preempted 1x)" in lines[1] and lines[1].rstrip().endswith("3m")
     assert "4 [2-8]" in lines[2] and "pending #2" in lines[2] and "team vision is at its quota of 12" in lines[2]
+    assert lines[2].rstrip().endswith("unknown")  # no expected start: said so, not invented
     assert "failed (3)" in lines[3] and lines[3].rstrip().endswith("25h")
     assert format_table([]).startswith("no workloads")
+
+
+def test_expected_column_is_labelled_an_estimate():
+    now = 1_764_064_800.0  # 2025-11-25T10:00:00Z
+    w = {"id": "w-13", "kind": "job", "gpus": 1, "state": "pending", "reason": "waits", "submitted_at": "2025-11-25T09:59:30Z"}
+    cases = [("2025-11-25T10:25:00Z", "in ~25m (est.)"), ("2025-11-25T13:00:00Z", "in ~3h (est.)"), ("2025-11-25T10:00:20Z", "now (est.)")]
+    for at, text in cases:
+        assert format_table([{**w, "expected_start": at}], now=now).splitlines()[1].rstrip().endswith(text)
+
+
+def test_submit_time_limit_is_parsed_before_asking_the_pool():
+    out = gpupool("submit", "--gpus", "1", "--time", "90", "--", "true")
+    assert out.returncode == 2 and "say the unit" in out.stderr
+    out = gpupool("submit", "--gpus", "1", "--time", "soon", "--", "true")
+    assert out.returncode == 2 and "not a duration" in out.stderr
+    from hub_ext.cli.jobs import parse_duration
+
+    assert [parse_duration(t) for t in ("2h", "45m", "1d", "1h30m", "1:30:00", "30:00")] == [7200, 2700, 86400, 5400, 5400, 1800]
 
 
 def test_submit_without_a_command_says_how():

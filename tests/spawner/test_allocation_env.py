@@ -6,7 +6,7 @@ import datetime as dt
 
 from spawner.gpu_choices import GpuRequest
 from spawner.local import SimpleGpuLocalProcessSpawner
-from spawner.pool_allocation import format_expected_start
+from spawner.pool_allocation import expected_start_text, format_expected_start
 
 
 def spawner_holding(shares, real=False, **config):
@@ -59,3 +59,13 @@ def test_expected_start_is_said_in_words():
     assert format_expected_start("2026-11-25T10:12:00Z", now) == "in about 12 min (10:12 UTC)"
     assert format_expected_start("2026-11-25T10:00:10Z", now) == "any moment now (10:00 UTC)"
     assert format_expected_start(None, now) == ""
+
+
+def test_the_spawn_page_labels_an_expected_start_as_an_estimate_with_its_basis():
+    now = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc)
+    basis = "GPUs expected to free up when w-3 ends (median of team vision's last 9 one-GPU sessions)"
+    known = {"expected_start": "2026-11-25T10:25:00Z", "expected_start_basis": basis}
+    assert expected_start_text(known, now) == f"expected to start in about 25 min (10:25 UTC), an estimate ({basis})"
+    unknown = {"expected_start": None, "expected_start_basis": "not known: the GPUs it waits for are held by work with no time limit"}
+    assert expected_start_text(unknown, now) == "start time not known: the GPUs it waits for are held by work with no time limit"
+    assert expected_start_text({}, now) == ""

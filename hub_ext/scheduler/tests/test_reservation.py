@@ -83,3 +83,57 @@ def test_only_the_oldest_holds_gpus_by_default(limit, reserved, small_starts):
     assert "4 of 8 GPUs held on a" in reason(d, "big-old")
     # with one reservation, the rest of the free GPUs stay usable for backfill
     assert ("small" in started_ids(d)) == small_starts
+
+
+# ---------------------------------------------------------------- backfill that uses time (EASY)
+
+
+def timed_world(small_limit=None, small_estimate=None, running_limits=(2 * HOUR,) * 10, on_estimates=False, now_ran=HOUR):
+    """As ``world``: vision's 8-GPU job starves with 4 cards of a held; bio's 4-GPU job fits only on held cards.
+
+    nlp's running work has time limits (``running_limits``), started ``now_ran`` ago: the reservation's
+    expected start is when the first four of a's and b's... cards free up on its node."""
+    now = 10 * HOUR
+    run = [running(job(f"nlp-a{i}", "nlp", 1, at=i, time_limit_s=running_limits[i]), f"a/{i}", started=now - now_ran) for i in range(4)]
+    run += [running(job(f"nlp-b{i}", "nlp", 1, at=i, time_limit_s=running_limits[4 + i]), f"b/{i}", started=now - now_ran) for i in range(6)]
+    big = job("big", "vision", 8, at=now - 2 * HOUR)
+    small = job("small", "bio", 4, at=now - 60, time_limit_s=small_limit, estimate_s=small_estimate)
+    return snap(pool(("a", 8), ("b", 8)), T, run, [big, small], now=now, reservation_after_s=HOUR, backfill_on_estimates=on_estimates)
+
+
+NONE = (None,) * 10
+TIMED = [
+    # (case, small's limit, small's estimate, running limits, backfill on estimates?, small starts?)
+    ("no limit: kept off held cards", None, None, (2 * HOUR,) * 10, False, False),
+    ("a limit that ends before the reservation's expected start: backfills", 0.5 * HOUR, None, (2 * HOUR,) * 10, False, True),
+    ("a limit past the reservation's expected start: waits", 3 * HOUR, None, (2 * HOUR,) * 10, False, False),
+    ("running work without limits: the expected start is not known, nothing backfills", 0.1 * HOUR, None, NONE, False, False),
+    ("an estimate alone is not trusted by default", None, 0.5 * HOUR, (2 * HOUR,) * 10, False, False),
+    ("an estimate is trusted where the admin allows it", None, 0.5 * HOUR, (2 * HOUR,) * 10, True, True),
+]
+
+
+@pytest.mark.parametrize("case,limit,estimate,limits,on_estimates,starts", TIMED, ids=[c[0] for c in TIMED])
+def test_backfill_that_uses_time(case, limit, estimate, limits, on_estimates, starts):
+    d = schedule(timed_world(limit, estimate, limits, on_estimates))
+    assert "big" not in started_ids(d)
+    assert ("small" in started_ids(d)) == starts
+    if starts:
+        assert nodes_of(d, "small") == ["a"]
+        why = [s.reason for s in d.starts if s.workload_id == "small"][0]
+        assert "backfilled onto GPUs held for big" in why and "ends it before big is expected to start (in 60 min)" in why
+
+
+def test_work_backfilled_on_an_estimate_that_overran_is_preempted_back():
+    now = 10 * HOUR
+    # On a: 4 cards free (held for big); 4 cards of a job started 30 min ago on a 10-min estimate, after big began to starve.
+    over = running(job("over", "nlp", 4, at=now - HOUR, estimate_s=600.0), "a/4", "a/5", "a/6", "a/7", started=now - 1800)
+    busy = [running(job(f"nlp-b{i}", "nlp", 1, at=i), f"b/{i}") for i in range(6)]
+    big = job("big", "vision", 8, at=now - 5 * HOUR)
+    s = snap(pool(("a", 8), ("b", 8)), T, [over, *busy], [big], now=now, reservation_after_s=HOUR, backfill_on_estimates=True)
+    d = schedule(s)
+    assert [p.workload_id for p in d.preemptions] == ["over"]
+    assert "ran past its run-time estimate" in d.preemptions[0].reason
+    # Without the admin's setting, nothing was backfilled on estimates, so nothing is preempted for it.
+    s = snap(pool(("a", 8), ("b", 8)), T, [over, *busy], [big], now=now, reservation_after_s=HOUR)
+    assert schedule(s).preemptions == ()

@@ -64,6 +64,8 @@ SCHEMAS = {
             "queue_position": NULLABLE_INT,
             "reason": NULLABLE_STR,
             "expected_start": TIME,
+            "expected_start_basis": {**NULLABLE_STR, "description": "An estimate's basis, or why no start time is known."},
+            "time_limit_s": {**NULLABLE_NUM, "description": "Seconds the job may run; the pool stops it then."},
             "over_quota": {"type": "boolean"},
             "submitted_at": {"type": "string", "format": "date-time"},
             "started_at": TIME,
@@ -113,6 +115,10 @@ SCHEMAS = {
             "user": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Admins only: submit on behalf of this user."},
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255,
                                 "description": "As the Idempotency-Key header: a retry with the same key returns the first workload."},
+            "time_limit_s": {
+                "type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86400,
+                "description": "Jobs: seconds the job may run (at most the team's maximum); stopped and failed past it.",
+            },
         },
     },
     "Holder": {
@@ -183,6 +189,9 @@ SCHEMAS = {
             "pending": {"type": "integer"},
             "updated_at": TIME,
             "decayed_usage": {**NULLABLE_NUM, "description": "GPUs in use on average over the recent past (exponential decay with UsageDecay.half_life_seconds); null before the first record"},
+            "default_time_limit_s": {**NULLABLE_NUM, "description": "Time limit of its jobs that declare none (TimeLimits)."},
+            "max_time_limit_s": {**NULLABLE_NUM, "description": "Longest time limit its jobs may declare (TimeLimits)."},
+            "max_session_s": {**NULLABLE_NUM, "description": "Longest its sessions may run (TimeLimits); null: no maximum."},
         },
     },
     "TeamChange": {

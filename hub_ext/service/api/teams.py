@@ -21,7 +21,12 @@ class TeamsHandler(APIHandler):
 
     async def get(self):
         with self.pool.store.read() as db:
-            self.write_json({"teams": teams_view(db)})
+            self.write_json({"teams": [self._with_time_limits(t) for t in teams_view(db)]})
+
+    def _with_time_limits(self, view: dict) -> dict:
+        if self.pool.time_limits is not None:
+            view.update(self.pool.time_limits.team_settings(view["name"]))
+        return view
 
 
 class TeamHandler(APIHandler):
@@ -32,7 +37,7 @@ class TeamHandler(APIHandler):
             team = db.get(TeamRow, name)
             if team is None:
                 raise not_found(f"no team {name!r}")
-            self.write_json(team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name)))
+            self.write_json(TeamsHandler._with_time_limits(self, team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name))))
 
     async def put(self, name):
         await self._change(name, replace=True)
@@ -80,7 +85,7 @@ class TeamHandler(APIHandler):
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             team = db.get(TeamRow, name)
-            self.write_json(team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name)), status=201 if created else 200)
+            self.write_json(TeamsHandler._with_time_limits(self, team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name))), status=201 if created else 200)
 
 
 handlers = [(r"api/teams", TeamsHandler), (r"api/teams/([^/]+)", TeamHandler)]

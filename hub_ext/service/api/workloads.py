@@ -65,6 +65,7 @@ class WorkloadsHandler(APIHandler):
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
             runner = self.pool.jobs.runner
             rules.check_fits(db, spec, team, job_nodes=(runner.max_nodes, runner.description))
+            spec["time_limit_s"] = self.pool.time_limits.limit_for(spec, team.name)
             w = rules.create(db, spec, user, team)
             rules.remember_key(db, w, key, digest)
             seq = w.seq

@@ -28,6 +28,7 @@ class JobLaunch:
     log_path: str | None = None
     # node name -> the UUIDs of its GPUs, in the order of ``gpus_by_node`` (empty: not known)
     uuids_by_node: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    time_limit_s: float | None = None  # the pool stops the job this long after it started (runners may enforce it too)
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,7 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             if len(nodes) > 1:
                 pod_spec["hostname"] = name
                 pod_spec["subdomain"] = base
-            objects.append(self._job(name, pod_labels, annotations, pod_spec, pods=1))
+            objects.append(self._job(name, pod_labels, annotations, pod_spec, pods=1, time_limit_s=launch.time_limit_s))
         return objects
 
     def _claim_labels(self, labels: dict, gpus: PodGpus) -> dict:
@@ -272,7 +272,7 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         }
         # Indexed Job pods are named <job>-<index> in the Service's subdomain.
         pod_spec["subdomain"] = base
-        job = self._job(base, labels, annotations, pod_spec, pods=len(nodes))
+        job = self._job(base, labels, annotations, pod_spec, pods=len(nodes), time_limit_s=launch.time_limit_s)
         job["spec"]["completionMode"] = "Indexed"
         objects.append(job)
         return objects
@@ -354,7 +354,7 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
             pod_spec["hostIPC"] = True
         return pod_spec
 
-    def _job(self, name: str, labels: dict, annotations: dict, pod_spec: dict, pods: int) -> dict:
+    def _job(self, name: str, labels: dict, annotations: dict, pod_spec: dict, pods: int, time_limit_s: float | None = None) -> dict:
         job_spec: dict[str, Any] = {
             # The pool decides about retries (requeue after preemption), not Kubernetes; one
             # failed pod fails the whole Job, and the Job controller stops the gang's others.
@@ -365,6 +365,9 @@ class KubernetesJobRunner(Runner, LoggingConfigurable, metaclass=_ConfigurableRu
         }
         if self.ttl_seconds_after_finished is not None:
             job_spec["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
+        if time_limit_s is not None:
+            # A backstop: the pool stops the job at its limit (SIGTERM, then the grace period) first.
+            job_spec["activeDeadlineSeconds"] = int(math.ceil(time_limit_s)) + int(self.termination_grace_period_seconds or 0)
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",

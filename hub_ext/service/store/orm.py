@@ -112,6 +112,12 @@ class WorkloadRow(Base):
     over_quota: Mapped[bool] = mapped_column(Boolean, default=False)
     queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     expected_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What expected_start rests on ("GPUs expected to free up when w-3 ends (median of ...)"), or why it is not known.
+    expected_start_basis: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The run-time limit in seconds (jobs: declared or the team's default; sessions: the team's maximum length).
+    time_limit_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When the user was warned that a session nears its maximum length.
+    time_warned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The runner's handle for the job's current process (jobs only).
     runner_handle: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Handles of processes that were told to stop and may still be running
