@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
+from ..scheduler.reasons import pending_reason_after_preemption
 from . import events, metrics
 from .snapshot import ActiveWorkload
 from .store import GpuRow, ShareRow, WorkloadRow
@@ -59,6 +60,14 @@ def _set_shares(w: WorkloadRow, allocation: Allocation | None, gpu_index: dict[s
                 memory_mib=s.memory_mib,
             )
         )
+
+
+def restart_idle_streaks(db: Session, allocation: Allocation, now: float) -> None:
+    """A GPU's idle time belongs to its holders: a new holder starts a new streak (else a job
+    started seconds ago shows the idle minutes of the card's previous holder)."""
+    uuids = {s.gpu_uuid for s in allocation.shares}
+    if uuids:
+        db.execute(update(GpuRow).where(GpuRow.uuid.in_(uuids), GpuRow.idle_since.is_not(None)).values(idle_since=now))
 
 
 def stop_process(w: WorkloadRow, actions: JobActions) -> None:
@@ -120,6 +129,7 @@ def apply_decisions(
             continue  # an elastic job grows only where its runner can follow
         before = w.allocated_gpus
         _set_shares(w, r.allocation, gpu_index)
+        restart_idle_streaks(db, r.allocation, now)
         stop_process(w, actions)
         if w.kind == "job":
             actions.start.append(w.seq)
@@ -133,6 +143,7 @@ def apply_decisions(
         if w is None or w.state != "pending" or _too_spread(w, s.allocation, max_job_nodes):
             continue
         _set_shares(w, s.allocation, gpu_index)
+        restart_idle_streaks(db, s.allocation, now)
         w.state = "running"
         w.started_at = now
         w.reason = s.reason
@@ -158,8 +169,9 @@ def apply_decisions(
         known = active.get(p.workload_id)
         if known is None or known.state != "pending":
             continue
-        if (known.queue_position, known.reason) != (p.position, p.reason):
-            changed.append({"seq": known.seq, "queue_position": p.position, "reason": p.reason})
+        reason = pending_reason_after_preemption(known.reason, p.reason)
+        if (known.queue_position, known.reason) != (p.position, reason):
+            changed.append({"seq": known.seq, "queue_position": p.position, "reason": reason})
     if changed:
         db.execute(update(WorkloadRow), changed)
 

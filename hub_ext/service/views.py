@@ -175,12 +175,22 @@ def team_view(t: TeamRow, usage: float, pending: int = 0) -> dict:
     }
 
 
-def teams_view(db: Session) -> list[dict]:
-    usage = team_usage(db)
+def team_pending(db: Session) -> dict[str, int]:
     pending: dict[str, int] = defaultdict(int)
     for team in db.scalars(select(WorkloadRow.team).where(WorkloadRow.state == "pending")):
         pending[team] += 1
+    return pending
+
+
+def teams_view(db: Session) -> list[dict]:
+    usage = team_usage(db)
+    pending = team_pending(db)
     return [team_view(t, usage.get(t.name, 0.0), pending.get(t.name, 0)) for t in db.scalars(select(TeamRow).order_by(TeamRow.name))]
+
+
+def one_team_view(db: Session, t: TeamRow) -> dict:
+    """One team as ``teams_view`` shows it (GET and PATCH of ``api/teams/{team}`` answer with this)."""
+    return team_view(t, team_usage(db).get(t.name, 0.0), team_pending(db).get(t.name, 0))
 
 
 def event_view(e: EventRow) -> dict:
