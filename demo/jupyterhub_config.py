@@ -78,6 +78,9 @@ c.JupyterHub.services = [
         },
         "cwd": str(state),
         "oauth_no_confirm": True,
+        # What a browser login to the service may carry: without these the admin page answers 403
+        # to the admin and users' browser calls to the API are refused (docs/roles-and-scopes.md).
+        "oauth_client_allowed_scopes": ["custom:gpupool:use", "custom:gpupool:admin"],
         "display": True,
     },
     {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},

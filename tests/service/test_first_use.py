@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 
+import requests
+
 from .conftest import wait_for
 
 
@@ -98,3 +100,18 @@ def test_a_gpu_idle_time_starts_again_with_a_new_holder(as_user, pool_hub, clean
     for g in gpus_of(alice.pool(), "node-b"):
         assert g["holders"] and g["idle_seconds"] is not None
         assert g["idle_seconds"] < 2.5, f"GPU {g['index']} shows {g['idle_seconds']} s idle for a job started just now"
+
+
+def test_the_services_menu_link_is_a_page_for_people_and_json_for_programs(pool_hub):
+    """Bug 11: the hub's Services menu sent everyone to raw JSON at the service's root."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    user = pool_hub.login("alice")
+    r = user.get(pool_hub.pool_url, headers=html, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html"), (r.status_code, r.text[:300])
+    assert 'id="gpupool-root"' in r.text and "GPU pool" in r.text and "api/openapi.json" in r.text
+    admin = pool_hub.login("ada")
+    r = admin.get(pool_hub.pool_url, headers=html, timeout=30)
+    assert r.status_code == 200 and r.url.rstrip("/").endswith("/services/gpupool/admin"), r.url
+    # Programs keep their JSON index.
+    index = requests.get(pool_hub.service_url, timeout=10).json()
+    assert index["openapi"].endswith("api/openapi.json")
