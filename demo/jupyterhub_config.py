@@ -84,6 +84,9 @@ c.JupyterHub.services = [
         "display": True,
     },
     {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},
+    # `python -m demo` itself: at Ctrl-C it stops the servers while the pool service still runs, so
+    # their sessions are given back at once (the hub alone would stop the service first).
+    {"name": "gpupool-demo", "api_token": env["GPUPOOL_DEMO_HUB_TOKEN"]},
 ]
 # Node agents report what the GPUs are doing (utilisation, memory, processes: idle reclaim, the
 # pool page, the lab panel). Real cards: one agent reading NVML on this machine. The simulated
@@ -109,6 +112,7 @@ c.JupyterHub.load_roles = [
     {"name": "gpupool-user", "groups": list(DEMO_TEAMS), "scopes": ["custom:gpupool:use", "access:services!service=gpupool"]},
     {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
+    {"name": "gpupool-demo", "services": ["gpupool-demo"], "scopes": ["list:users", "read:users", "admin:servers"]},
     {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users", "admin:servers", "read:servers"]},
     # custom:gpupool:use lets an agent read the pool: a simulated agent takes its node's cards from
     # it, and any agent attributes processes it cannot inspect by allocation (docs/node-agent.md).

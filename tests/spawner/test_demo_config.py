@@ -20,6 +20,7 @@ def load_demo_config(tmp_path, monkeypatch):
         "GPUPOOL_DEMO_STATE": str(tmp_path), "GPUPOOL_DEMO_PORT": "8000", "GPUPOOL_DEMO_HUB_PORT": "8081",
         "GPUPOOL_DEMO_PROXY_API_PORT": "8001", "GPUPOOL_DEMO_SERVICE_PORT": "10101", "GPUPOOL_DEMO_USER_PASSWORD": "x" * 8,
         "GPUPOOL_DEMO_ADMIN_PASSWORD": "y" * 32, "GPUPOOL_DEMO_SPAWNER_TOKEN": "z" * 32,
+        "GPUPOOL_DEMO_HUB_TOKEN": "h" * 32,
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
