@@ -24,7 +24,7 @@ PAGE = """<!doctype html>
   <title>GPU pool</title>
   <style>body {{ font-family: system-ui, sans-serif; margin: 3em auto; max-width: 42em; color: #222; line-height: 1.5; }}</style>
 </head>
-<body>
+<body data-xsrf="{xsrf}">
   <h1>GPU pool</h1>
   <p id="gpupool-root">{user}, this is the GPU pool of this JupyterHub. Your GPUs, your jobs and
   the queue are shown in JupyterLab: open the <strong>GPU pool</strong> panel from the left side bar.</p>
@@ -82,7 +82,11 @@ class RootPageHandler(HubOAuthenticated, web.RequestHandler):
             return
         hub = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
         self.set_header("Cache-Control", "no-store")
+        # Sets the service's XSRF cookie too: scripts on this page may call the API with it.
+        xsrf = self.xsrf_token
+        xsrf = xsrf.decode("ascii") if isinstance(xsrf, bytes) else xsrf
         self.finish(PAGE.format(
+            xsrf=html.escape(xsrf),
             user=html.escape(me.name), lab=hub + "user-redirect/lab", spawn=hub + "spawn", openapi=prefix + "api/openapi.json",
             api=html.escape(prefix + "api/"), hub_home=hub + "home",
         ))
