@@ -11,21 +11,19 @@ JSON for scripts. Errors print the service's message and exit 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from hub_ext.client import PoolClient, PoolError
+from hub_ext.client import PoolError
+
+from .common import add_output_option, connection_options, print_json, run, short, since, table
 
 ACTIVE_STATES = ("pending", "running", "stopping")
 
 
 def register(subparsers) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="pool service URL (default: $GPUPOOL_URL)")
-    common.add_argument("--token", help="API token (default: $JUPYTERHUB_API_TOKEN)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    common = connection_options()
 
     p = subparsers.add_parser(
         "submit",
@@ -50,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("-a", "--all", action="store_true", help="include finished workloads")
     p.add_argument("--state", help="only workloads in this state")
     p.add_argument("--user", help="admins: only this user's workloads")
+    add_output_option(p)
     p.set_defaults(func=cmd_ls)
 
     p = subparsers.add_parser("logs", parents=[common], help="print a batch job's output")
@@ -80,25 +79,8 @@ def _gpu_count(text: str) -> float:
     return int(value) if value >= 1 else value
 
 
-def _client(args) -> PoolClient:
-    return PoolClient(args.url, args.token)
-
-
-def _run(args, action) -> int:
-    """Run ``action(client)``; a refused or failed request prints the service's message."""
-    try:
-        client = _client(args)
-        return action(client) or 0
-    except PoolError as e:
-        print(f"gpupool: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-def _print_json(value) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+_run = run
+_print_json = print_json
 
 
 # ---------------------------------------------------------------- submit
@@ -160,7 +142,7 @@ def cmd_ls(args) -> int:
         if args.json:
             _print_json(workloads)
         else:
-            print(format_table(workloads))
+            print(format_table(workloads, wide=args.output == "wide"))
 
     return _run(args, action)
 
@@ -168,30 +150,26 @@ def cmd_ls(args) -> int:
 COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE / WHY", "AGE")
 
 
-def format_table(workloads: list[dict], now: float | None = None) -> str:
+def format_table(workloads: list[dict], now: float | None = None, wide: bool = False) -> str:
+    """``wide``: names and reasons whole (``gpupool ls -o wide``)."""
     if not workloads:
         return "no workloads (gpupool ls -a includes finished ones)"
-    rows = [COLUMNS]
+    rows = []
     for w in workloads:
         rows.append(
             (
                 str(w.get("id", "")),
-                _short(str(w.get("name") or ""), 24),
+                short(str(w.get("name") or ""), None if wide else 24),
                 str(w.get("kind", "")),
                 str(w.get("user", "")),
                 str(w.get("team") or ""),
                 _gpus_text(w),
                 _state_text(w),
-                _short(_where_or_why(w), 48),
+                short(_where_or_why(w), None if wide else 48),
                 _age(w, now),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return table(COLUMNS, rows)
 
 
 def _gpus_text(w: dict) -> str:
@@ -228,32 +206,8 @@ def _where_or_why(w: dict) -> str:
     return str(w.get("reason") or "")
 
 
-def _parse_time(value) -> float | None:
-    if not value:
-        return None
-    import datetime as dt
-
-    try:
-        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp()
-
-
 def _age(w: dict, now: float | None) -> str:
-    submitted = _parse_time(w.get("submitted_at"))
-    if submitted is None:
-        return ""
-    seconds = max(0, int((now or time.time()) - submitted))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    return since(w.get("submitted_at"), now)
 
 
 # ---------------------------------------------------------------- logs
