@@ -48,10 +48,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float, cancelled=lambda: False) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.poll() is not None or cancelled():
             return False
         try:
             # Only the hub answers 200 here: the proxy alone answers 404 until the hub's route is in.
@@ -87,7 +87,7 @@ def banner(settings: DemoSettings, url: str, pool_note: str) -> str:
             "",
             "  In JupyterLab's terminal:  gpupool submit --gpus 1 -- python examples/train.py",
             f"  State lives in {settings.state_dir} (python -m demo --reset starts afresh).",
-            "  Ctrl-C stops the hub, the pool service, notebook servers and jobs.",
+            "  Ctrl-C stops notebook servers, jobs (requeued at the next start), the pool service and the hub.",
             "=" * 72,
             "",
         ]
@@ -149,44 +149,89 @@ def main(argv: list[str] | None = None) -> int:
     stopping = False
 
     def stop(signum=None, frame=None):
+        # Only a note: the main loop stops things in order (servers, then the hub and its service).
         nonlocal stopping
-        if stopping:
-            return
         stopping = True
-        print("\n[demo] stopping (the hub stops its proxy, the pool service and the servers)...", file=sys.stderr)
-        if hub.poll() is None:
-            hub.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
     url = f"http://127.0.0.1:{port}/"
+    up = False
+    code = 0
     try:
-        if not wait_until_up(url + "hub/health", hub, args.timeout):
-            stop()
-            print(f"[demo] the hub did not come up; the end of {log_path}:", file=sys.stderr)
-            print(tail(log_path), file=sys.stderr)
-            code = 1
+        if not wait_until_up(url + "hub/health", hub, args.timeout, lambda: stopping):
+            if not stopping:
+                print(f"[demo] the hub did not come up; the end of {log_path}:", file=sys.stderr)
+                print(tail(log_path), file=sys.stderr)
+                code = 1
         else:
+            up = True
             released = release_left_over_sessions(settings, int(env["GPUPOOL_DEMO_SERVICE_PORT"]))
             if released:
                 print(f"[demo] gave back the GPUs of {released} notebook session(s) left from the last run", file=sys.stderr)
             print(banner(settings, url, settings.pool_note()), flush=True)
-            while hub.poll() is None:
-                time.sleep(0.5)
-            code = 0 if stopping else (hub.returncode or 1)
+            while hub.poll() is None and not stopping:
+                time.sleep(0.2)
             if not stopping:
+                code = hub.returncode or 1
                 print(f"[demo] the hub exited ({hub.returncode}); the end of {log_path}:", file=sys.stderr)
                 print(tail(log_path), file=sys.stderr)
     finally:
-        stop()
+        began = time.monotonic()
+        if hub.poll() is None:
+            print("\n[demo] stopping: notebook servers first (their GPUs go back to the pool), then the hub, "
+                  "the pool service and its agents...", file=sys.stderr)
+            if up:
+                stop_servers(url, settings.hub_token, timeout=30.0)
+            hub.send_signal(signal.SIGTERM)
         finish(hub, grace=20.0)
         stopped = settings.stop_leftover_processes()
         if stopped:
-            print(f"[demo] stopped {stopped} leftover process(es) started by the demo", file=sys.stderr)
+            print(f"[demo] stopped {stopped} leftover process(es) started by the demo (running jobs go back "
+                  "to the queue at the next start)", file=sys.stderr)
         log.close()
-    print("[demo] stopped", file=sys.stderr)
+    print(f"[demo] stopped in {time.monotonic() - began:.1f}s", file=sys.stderr)
     return code
+
+
+def stop_servers(url: str, token: str, timeout: float) -> int:
+    """Stop every user's servers through the hub's API and wait (up to ``timeout``) until they are gone.
+
+    The hub, stopping, would stop its managed services first and its servers after, so the
+    servers could not give their GPUs back then; stopped here, they do it while the pool
+    service still answers.
+    """
+    import json as _json
+
+    api = url + "hub/api"
+    headers = {"Authorization": f"token {token}"}
+
+    def call(method: str, path: str):
+        request = urllib.request.Request(api + path, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as r:
+            body = r.read()
+            return _json.loads(body) if body else None
+
+    def running() -> list[tuple[str, str]]:
+        users = call("GET", "/users?state=active") or []
+        return [(u["name"], name) for u in users for name in (u.get("servers") or {})]
+
+    try:
+        servers = running()
+        for user, name in servers:
+            try:
+                call("DELETE", f"/users/{user}/servers/{name}" if name else f"/users/{user}/server")
+            except (urllib.error.URLError, OSError):
+                pass
+        deadline = time.monotonic() + timeout
+        while servers and time.monotonic() < deadline:
+            time.sleep(0.3)
+            servers = running()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        print(f"[demo] could not stop the servers through the hub ({e}); the hub stops them", file=sys.stderr)
+        return 0
+    return len(servers)
 
 
 def release_left_over_sessions(settings: DemoSettings, service_port: int) -> int:

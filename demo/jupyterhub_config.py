@@ -78,9 +78,15 @@ c.JupyterHub.services = [
         },
         "cwd": str(state),
         "oauth_no_confirm": True,
+        # What a browser login to the service may carry: without these the admin page answers 403
+        # to the admin and users' browser calls to the API are refused (docs/roles-and-scopes.md).
+        "oauth_client_allowed_scopes": ["custom:gpupool:use", "custom:gpupool:admin"],
         "display": True,
     },
     {"name": "gpupool-spawner", "api_token": env["GPUPOOL_DEMO_SPAWNER_TOKEN"]},
+    # `python -m demo` itself: at Ctrl-C it stops the servers while the pool service still runs, so
+    # their sessions are given back at once (the hub alone would stop the service first).
+    {"name": "gpupool-demo", "api_token": env["GPUPOOL_DEMO_HUB_TOKEN"]},
 ]
 # Node agents report what the GPUs are doing (utilisation, memory, processes: idle reclaim, the
 # pool page, the lab panel). Real cards: one agent reading NVML on this machine. The simulated
@@ -106,6 +112,7 @@ c.JupyterHub.load_roles = [
     {"name": "gpupool-user", "groups": list(DEMO_TEAMS), "scopes": ["custom:gpupool:use", "access:services!service=gpupool"]},
     {"name": "gpupool-admin", "users": [DEMO_ADMIN], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
     {"name": "gpupool-spawner", "services": ["gpupool-spawner"], "scopes": ["custom:gpupool:admin", "access:services!service=gpupool"]},
+    {"name": "gpupool-demo", "services": ["gpupool-demo"], "scopes": ["list:users", "read:users", "admin:servers"]},
     {"name": "gpupool-service", "services": ["gpupool"], "scopes": ["read:users", "read:groups", "list:users", "admin:servers", "read:servers"]},
     # custom:gpupool:use lets an agent read the pool: a simulated agent takes its node's cards from
     # it, and any agent attributes processes it cannot inspect by allocation (docs/node-agent.md).

@@ -38,6 +38,7 @@ class DemoSettings:
     user_password: str
     admin_password: str
     spawner_token: str
+    hub_token: str = ""  # the demo's own hub API token: stops the servers before the hub at Ctrl-C
     run_id: str = ""
     real_gpus: list = field(default_factory=list)  # this machine's cards, where NVML finds any
     teams: dict = field(default_factory=lambda: dict(DEMO_TEAMS))
@@ -49,6 +50,7 @@ class DemoSettings:
             ENV_PREFIX + "USER_PASSWORD": self.user_password,
             ENV_PREFIX + "ADMIN_PASSWORD": self.admin_password,
             ENV_PREFIX + "SPAWNER_TOKEN": self.spawner_token,
+            ENV_PREFIX + "HUB_TOKEN": self.hub_token,
             RUN_MARKER: self.run_id,
             ENV_PREFIX + "POOL": "nvml" if self.real_gpus else "simulated",
         }
@@ -99,8 +101,9 @@ def load_or_create_settings(state_dir: Path) -> DemoSettings:
         user_password=saved.get("user_password") or f"gpupool-{secrets.token_hex(3)}",
         admin_password=saved.get("admin_password") or f"admin-{secrets.token_hex(16)}",
         spawner_token=saved.get("spawner_token") or secrets.token_hex(32),
+        hub_token=saved.get("hub_token") or secrets.token_hex(32),
     )
-    stored = {k: v for k, v in asdict(settings).items() if k in ("user_password", "admin_password", "spawner_token")}
+    stored = {k: v for k, v in asdict(settings).items() if k in ("user_password", "admin_password", "spawner_token", "hub_token")}
     if stored != saved:
         path.write_text(json.dumps(stored, indent=2))
         path.chmod(0o600)

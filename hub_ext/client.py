@@ -249,6 +249,10 @@ class _Endpoints:
             body["limit"] = None
         return self._call("PATCH", f"api/teams/{quote(name, safe='')}", body=body)
 
+    def history(self, window: str = "day"):
+        """GPUs held per team over time (admins: every team; others: their own)."""
+        return self._call("GET", "api/history", params={"window": window})
+
     def events(self, since: int | None = None, workload_id: str | None = None, limit: int | None = None):
         """Event log entries after event id ``since``."""
         return self._call("GET", "api/events", params=_clean({"since": since, "workload": workload_id, "limit": limit}))

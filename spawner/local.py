@@ -17,13 +17,43 @@ the pool they draw from should be that machine's GPUs (one node). A declared
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
+from traitlets import List, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from .pool_allocation import PoolAllocationMixin
 
 
-class _LocalGpuEnv:
+def _default_terminal_shell() -> list[str]:
+    shell = os.environ.get("SHELL") or shutil.which("bash") or "sh"
+    return [shell, "-i"]
+
+
+class _LocalGpuEnv(LoggingConfigurable):
     """The pool's environment goes in after the user's, so a server cannot be started on other GPUs."""
+
+    terminal_shell_command = List(
+        Unicode(),
+        help="""The shell of JupyterLab's terminals in these servers (``ServerApp.terminado_settings``).
+
+        By default an interactive, non-login shell: it keeps the server's PATH, so ``gpupool`` and
+        ``python`` of the server's environment are found. Jupyter's own default is a login shell,
+        and a login shell on Debian/Ubuntu resets PATH from /etc/profile. Empty: leave it to Jupyter.""",
+    ).tag(config=True)
+
+    @default("terminal_shell_command")
+    def _terminal_shell_default(self):
+        return _default_terminal_shell()
+
+    def get_args(self):
+        args = super().get_args()
+        if self.terminal_shell_command and not any("terminado_settings" in a for a in args):
+            args.append("--ServerApp.terminado_settings=" + json.dumps({"shell_command": list(self.terminal_shell_command)}))
+        return args
 
     def get_env(self):
         env = super().get_env()

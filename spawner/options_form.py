@@ -64,7 +64,12 @@ def choice_states(
     team_info = next((t for t in (teams or []) if t.get("name") == team), None)
     limit = team_info.get("limit") if team_info else None
     team_usage = float(team_info.get("usage") or 0.0) if team_info else 0.0
+    quota = float(team_info.get("quota") or 0.0) if team_info else 0.0
     waiting = len(queue or [])
+    # Work within the team's quota takes back GPUs other teams borrowed (preemption), at once:
+    # those cards count as free for it.
+    lent_by_node, lent_total = _lent_to_others(gpus, teams, team)
+    lent_share = any(lent_by_node.values())
 
     states = []
     for choice in offered_choices(fractions, max_whole):
@@ -88,6 +93,18 @@ def choice_states(
             why = f"would queue: team {team} uses {team_usage:g} of its limit of {float(limit):g} GPUs"
             states.append(ChoiceState(choice, label, why, False, True))
             continue
+        within_quota = team_info is not None and team_usage + choice <= quota + FREE_EPSILON
+        if not now and within_quota and lent_total > FREE_EPSILON:
+            if need_whole:
+                room = max((free_whole_by_node[n] + lent_by_node[n] for n in size_by_node), default=0)
+                reclaim = room >= choice and choice - most_free_on_a_node <= lent_total + FREE_EPSILON
+            else:
+                reclaim = lent_share
+            if reclaim:
+                why = (f"starts at once: within team {team}'s quota of {quota:g}, it takes back GPUs "
+                       "lent to other teams (their borrowed work is preempted)")
+                states.append(ChoiceState(choice, label, why, True, True))
+                continue
         if now and waiting == 0:
             states.append(ChoiceState(choice, label, "free now", True, True))
         elif now:
@@ -103,6 +120,21 @@ def choice_states(
                 why += f", {waiting} request(s) queued"
             states.append(ChoiceState(choice, label, why, False, True))
     return states
+
+
+def _lent_to_others(gpus: list[dict], teams, team: str | None) -> tuple[Counter, float]:
+    """Per node, whole cards held only by other teams that borrow beyond their quota; and how
+    many GPUs those teams borrow in all (no more than that can be taken back)."""
+    borrowing = {t.get("name"): float(t.get("borrowed") or 0.0) for t in (teams or []) if t.get("name") != team}
+    borrowing = {name: b for name, b in borrowing.items() if b > FREE_EPSILON}
+    by_node: Counter = Counter()
+    if not team or not borrowing:
+        return by_node, 0.0
+    for g in gpus:
+        holders = g.get("holders") or []
+        if holders and all(h.get("team") in borrowing for h in holders):
+            by_node[g.get("node")] += 1
+    return by_node, sum(borrowing.values())
 
 
 def render_options_form(

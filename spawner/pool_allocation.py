@@ -33,7 +33,7 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from hub_ext.client import AsyncPoolClient, PoolConflict, PoolError, PoolNotFound
+from hub_ext.client import AsyncPoolClient, PoolConflict, PoolError, PoolNotFound, PoolUnavailable
 
 from .gpu_choices import GpuRequest, GpuRequestError, parse_gpu_request
 from .options_form import render_options_form
@@ -407,6 +407,18 @@ class PoolAllocationMixin(LoggingConfigurable):
             self.log.info("%s: released %s", self._log_name, workload_id)
         except (PoolNotFound, PoolConflict):
             pass  # already ended: nothing held
+        except PoolUnavailable as e:
+            # Typically the hub shutting down (it stops its services before the servers). Said once:
+            # the service ends the session itself when it next compares the pool with the hub.
+            unreachable = getattr(self, "_unreachable_ids", None)
+            if unreachable is None:
+                unreachable = self._unreachable_ids = set()
+            if workload_id not in unreachable:
+                unreachable.add(workload_id)
+                self.log.warning("%s: %s not released now (%s); the pool service ends it when it next compares "
+                                 "its sessions with the hub's servers", self._log_name, workload_id, e)
+            self.workload_id = workload_id
+            return
         except PoolError as e:
             # Keep the id so that a later stop() or poll() tries again.
             self.log.error("%s: could not release %s: %s", self._log_name, workload_id, e)

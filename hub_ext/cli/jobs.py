@@ -11,21 +11,19 @@ JSON for scripts. Errors print the service's message and exit 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from hub_ext.client import PoolClient, PoolError
+from hub_ext.client import PoolError
+
+from .common import add_output_option, connection_options, parse_time, print_json, run, short, since, table
 
 ACTIVE_STATES = ("pending", "running", "stopping")
 
 
 def register(subparsers) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="pool service URL (default: $GPUPOOL_URL)")
-    common.add_argument("--token", help="API token (default: $JUPYTERHUB_API_TOKEN)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    common = connection_options()
 
     p = subparsers.add_parser(
         "submit",
@@ -55,6 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("-a", "--all", action="store_true", help="include finished workloads")
     p.add_argument("--state", help="only workloads in this state")
     p.add_argument("--user", help="admins: only this user's workloads")
+    add_output_option(p)
     p.set_defaults(func=cmd_ls)
 
     p = subparsers.add_parser("logs", parents=[common], help="print a batch job's output")
@@ -111,26 +110,8 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _client(args) -> PoolClient:
-    # While the service restarts, say so and keep trying (submits carry an idempotency key).
-    return PoolClient(args.url, args.token, on_retry=lambda message: print(f"gpupool: {message}", file=sys.stderr))
-
-
-def _run(args, action) -> int:
-    """Run ``action(client)``; a refused or failed request prints the service's message."""
-    try:
-        client = _client(args)
-        return action(client) or 0
-    except PoolError as e:
-        print(f"gpupool: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-def _print_json(value) -> None:
-    json.dump(value, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+_run = run
+_print_json = print_json
 
 
 # ---------------------------------------------------------------- submit
@@ -194,7 +175,7 @@ def cmd_ls(args) -> int:
         if args.json:
             _print_json(workloads)
         else:
-            print(format_table(workloads))
+            print(format_table(workloads, wide=args.output == "wide"))
 
     return _run(args, action)
 
@@ -202,31 +183,27 @@ def cmd_ls(args) -> int:
 COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE / WHY", "AGE", "EXPECTED")
 
 
-def format_table(workloads: list[dict], now: float | None = None) -> str:
+def format_table(workloads: list[dict], now: float | None = None, wide: bool = False) -> str:
+    """``wide``: names and reasons whole (``gpupool ls -o wide``)."""
     if not workloads:
         return "no workloads (gpupool ls -a includes finished ones)"
-    rows = [COLUMNS]
+    rows = []
     for w in workloads:
         rows.append(
             (
                 str(w.get("id", "")),
-                _short(str(w.get("name") or ""), 24),
+                short(str(w.get("name") or ""), None if wide else 24),
                 str(w.get("kind", "")),
                 str(w.get("user", "")),
                 str(w.get("team") or ""),
                 _gpus_text(w),
                 _state_text(w),
-                _short(_where_or_why(w), 48),
+                short(_where_or_why(w), None if wide else 48),
                 _age(w, now),
                 expected_text(w, now),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return table(COLUMNS, rows)
 
 
 def _gpus_text(w: dict) -> str:
@@ -277,18 +254,7 @@ def _preempting_text(w: dict, now: float | None = None) -> str | None:
     return f"preempting in {int(left)} s"
 
 
-def _parse_time(value) -> float | None:
-    if not value:
-        return None
-    import datetime as dt
-
-    try:
-        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp()
+_parse_time = parse_time
 
 
 def expected_text(w: dict, now: float | None = None) -> str:
@@ -313,17 +279,7 @@ def _span(seconds: float) -> str:
 
 
 def _age(w: dict, now: float | None) -> str:
-    submitted = _parse_time(w.get("submitted_at"))
-    if submitted is None:
-        return ""
-    seconds = max(0, int((now or time.time()) - submitted))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    return since(w.get("submitted_at"), now)
 
 
 # ---------------------------------------------------------------- logs

@@ -14,6 +14,9 @@ import sys
 SUBCOMMAND_MODULES = (
     "hub_ext.cli.simulate",  # gpupool simulate
     "hub_ext.cli.jobs",  # gpupool submit / ls / logs / cancel / resize
+    "hub_ext.cli.queue",  # gpupool queue
+    "hub_ext.cli.pool",  # gpupool pool
+    "hub_ext.cli.usage",  # gpupool usage
     "hub_ext.cli.service",  # gpupool service (the pool service process)
     "hub_ext.cli.agent",  # gpupool agent (the node agent)
 )

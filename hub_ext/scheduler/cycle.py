@@ -37,7 +37,7 @@ from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, St
 from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
 from .preemption import fmt
-from .reasons import EndState, LazyPending
+from .reasons import EndState, LazyPending, quota_start_reason
 
 
 class Cycle:
@@ -230,10 +230,7 @@ class Cycle:
 
     def _start_reason(self, w: Workload, gpus: float, over: bool, starving: bool, short: bool) -> str:
         team = team_of(self.st.teams, w.team)
-        if over:
-            reason = f"borrowed idle GPUs beyond team {w.team}'s quota of {fmt(team.quota)} (preemptible)"
-        else:
-            reason = f"within team {w.team}'s quota of {fmt(team.quota)}"
+        reason = quota_start_reason(w.team, team.quota, over)
         if starving:
             reason += f"; waited longer than {fmt(self.config.reservation_after_s)} s, so it went first"
         elif self.reservations:

@@ -80,3 +80,13 @@ def over_quota(team: Team, ranked: list[Running], gone: set[str]) -> list[Runnin
         if used > team.quota + EPSILON:
             out.append(r)
     return out
+
+
+def quota_marks(team: Team, ranked: list[Running]) -> dict[str, bool]:
+    """workload id -> True when it is beyond its team's quota now (``over_quota``'s ranking).
+
+    Applied when a quota changes, so running work is marked by today's quota, not by the one
+    it started under.
+    """
+    beyond = {r.workload.id for r in over_quota(team, ranked, set())}
+    return {r.workload.id: r.workload.id in beyond for r in ranked}

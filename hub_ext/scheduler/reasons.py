@@ -27,6 +27,38 @@ from .preemption import fmt
 from .reservation import starving
 
 
+PREEMPTED = "preempted and back in the queue: "
+_STILL = "; waiting now: "
+
+
+def quota_start_reason(team: str, quota: float, over: bool) -> str:
+    """The head of a running workload's reason: within its team's quota, or borrowing beyond it."""
+    if over:
+        return f"borrowed idle GPUs beyond team {team}'s quota of {fmt(quota)} (preemptible)"
+    return f"within team {team}'s quota of {fmt(quota)}"
+
+
+def remarked_reason(reason: str | None, team: str, quota: float, over: bool) -> str:
+    """A running workload's reason after its team's quota changed: the quota part says today's
+    quota and mark; what followed it (backfilled, elastic, ...) is kept."""
+    head = quota_start_reason(team, quota, over)
+    if reason:
+        for prefix in (f"borrowed idle GPUs beyond team {team}'s quota of ", f"within team {team}'s quota of "):
+            if reason.startswith(prefix):
+                cut = reason.find(";")
+                return head + (reason[cut:] if cut >= 0 else "")
+    return head
+
+
+def pending_reason_after_preemption(previous: str | None, current: str) -> str:
+    """A preempted workload keeps saying so until it runs again (not just for the cycle that
+    preempted it), followed by why it waits now."""
+    if not previous or not previous.startswith(PREEMPTED) or current.startswith(PREEMPTED):
+        return current
+    why = previous.split(_STILL, 1)[0]
+    return why + _STILL + current
+
+
 def is_valid(w: Workload) -> bool:
     if w.gpus <= 0:
         return False
@@ -123,7 +155,7 @@ class EndState:
 
     def explain(self, w: Workload) -> str:
         if w.id in self.preempt_reason:
-            return f"preempted and back in the queue: {self.preempt_reason[w.id]}"
+            return PREEMPTED + self.preempt_reason[w.id]
         if w.id in self.awaiting:
             return (
                 f"starts when {', '.join(self.awaiting[w.id])} (preempted for it, with notice) "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import logging
 import os
 import signal
@@ -48,6 +47,7 @@ from .loop import SchedulingLoop
 from .preemption import Preemption
 from .reclaim import IdleReclaim, register_metrics
 from .reconcile import ServerReconcile
+from .root_page import RootPageHandler
 from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
@@ -58,15 +58,6 @@ from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
-
-
-class RootHandler(web.RequestHandler):
-    """The service's own URL: where to find things (the admin page replaces this when installed)."""
-
-    def get(self):
-        prefix = self.settings["service_prefix"]
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"service": "gpupool", "api": prefix + "api/", "openapi": prefix + "api/openapi.json"}))
 
 
 class OAuthCallbackHandler(HubOAuthCallbackHandler):
@@ -200,7 +191,7 @@ class GpuPoolService(Application):
         routes.append((callback, OAuthCallbackHandler))
         routes.append((url_path_join(prefix, "api/.*"), NotFoundHandler))
         if not any(pattern in (prefix, prefix.rstrip("/")) for pattern, *_ in routes):
-            routes.append((prefix.rstrip("/") + "/?", RootHandler))
+            routes.append((prefix.rstrip("/") + "/?", RootPageHandler))
         return web.Application(routes, **settings)
 
     def _page_handlers(self, settings: dict, prefix: str) -> list:

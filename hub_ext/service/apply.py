@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
+from ..scheduler.reasons import pending_reason_after_preemption
 from . import events, metrics
 from .snapshot import ActiveWorkload
 from .store import GpuRow, ShareRow, WorkloadRow
@@ -64,6 +65,14 @@ def _set_shares(w: WorkloadRow, allocation: Allocation | None, gpu_index: dict[s
                 memory_mib=s.memory_mib,
             )
         )
+
+
+def restart_idle_streaks(db: Session, allocation: Allocation, now: float) -> None:
+    """A GPU's idle time belongs to its holders: a new holder starts a new streak (else a job
+    started seconds ago shows the idle minutes of the card's previous holder)."""
+    uuids = {s.gpu_uuid for s in allocation.shares}
+    if uuids:
+        db.execute(update(GpuRow).where(GpuRow.uuid.in_(uuids), GpuRow.idle_since.is_not(None)).values(idle_since=now))
 
 
 def stop_process(w: WorkloadRow, actions: JobActions) -> None:
@@ -143,6 +152,7 @@ def apply_decisions(
         before = w.allocated_gpus
         stop_process(w, actions)  # while the shares still say which GPUs the process is on
         _set_shares(w, r.allocation, gpu_index)
+        restart_idle_streaks(db, r.allocation, now)
         if w.kind == "job":
             actions.start.append(w.seq)
         events.record(
@@ -159,6 +169,7 @@ def apply_decisions(
             w.reason = f"starts when {', '.join(waits_for)} (preempted for it, with notice) leave the GPUs it will get"
             continue
         _set_shares(w, s.allocation, gpu_index)
+        restart_idle_streaks(db, s.allocation, now)
         w.state = "running"
         w.started_at = now
         w.reason = s.reason
@@ -184,8 +195,9 @@ def apply_decisions(
         known = active.get(p.workload_id)
         if known is None or known.state != "pending":
             continue
-        if (known.queue_position, known.reason) != (p.position, p.reason):
-            changed.append({"seq": known.seq, "queue_position": p.position, "reason": p.reason})
+        reason = pending_reason_after_preemption(known.reason, p.reason)
+        if (known.queue_position, known.reason) != (p.position, reason):
+            changed.append({"seq": known.seq, "queue_position": p.position, "reason": reason})
     if changed:
         db.execute(update(WorkloadRow), changed)
 

@@ -1,7 +1,8 @@
 """The event log: what happened to workloads and teams, and why.
 
 Kinds: submitted, started, preempted, resized, reclaimed, finished, failed,
-cancelled, team-changed, node-added. Written in the same transaction as the
+cancelled, requeued (a job whose process was gone at a restart), team-changed,
+node-added. Written in the same transaction as the
 change they describe, so the log never claims what did not happen.
 """
 

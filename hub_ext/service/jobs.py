@@ -314,9 +314,31 @@ class JobSupervisor(LoggingConfigurable):
             status = await self.runner.status(handle)
             if status.running:
                 self.watch(seq, handle)
+            elif status.exit_code is None:
+                # Killed with the service (a machine or demo restart), not ended by itself: the job
+                # did not fail, it lost its GPUs. Back to the queue, as after a preemption.
+                self.log.info("Reconcile: the process of %s is gone without an exit code; requeued", wid)
+                await self._requeue(seq, handle)
             else:
                 self.log.info("Reconcile: %s ended while the service was down (exit code %s)", wid, status.exit_code)
                 await self._finish(seq, handle, exit_code=status.exit_code)
+
+    async def _requeue(self, seq: int, handle: str) -> None:
+        now = time.time()
+        message = "its process was gone when the pool service restarted (killed with the service or the machine)"
+        with self.store.write() as db:
+            w = db.get(WorkloadRow, seq)
+            if w is None or w.state != "running" or w.runner_handle != handle:
+                return
+            w.shares.clear()
+            w.runner_handle = None
+            w.state = "pending"
+            w.started_at = None
+            w.over_quota = False
+            w.reason = f"requeued: {message}"
+            events.record(db, "requeued", message, w, at=now)
+        if self.on_change is not None:
+            await self.on_change()
 
     async def close(self) -> None:
         """Stop watching (processes keep running; a restart adopts them)."""

@@ -22,7 +22,7 @@ from .store import EventRow
 from .views import iso
 
 #: Event kinds after which a workload holds no GPUs.
-RELEASING_KINDS = frozenset({"preempted", "reclaimed", "finished", "failed", "cancelled", "stopped", "released"})
+RELEASING_KINDS = frozenset({"preempted", "reclaimed", "finished", "failed", "cancelled", "stopped", "released", "requeued"})
 
 #: The windows the admin page plots: name -> (length in seconds, bucket in seconds).
 WINDOWS = {

@@ -181,11 +181,21 @@ def team_view(t: TeamRow, usage: float, pending: int = 0, decayed: float | None 
     }
 
 
-def teams_view(db: Session) -> list[dict]:
-    usage = team_usage(db)
+def team_pending(db: Session) -> dict[str, int]:
     pending: dict[str, int] = defaultdict(int)
     for team in db.scalars(select(WorkloadRow.team).where(WorkloadRow.state == "pending")):
         pending[team] += 1
+    return pending
+
+
+def team_decayed_usage(db: Session) -> dict[str, float]:
+    """Each team's decayed usage as last saved (service/usage_decay.py)."""
+    return {team: g for team, g in db.execute(select(UsageHistoryRow.team, UsageHistoryRow.average_gpus).where(UsageHistoryRow.user == ""))}
+
+
+def teams_view(db: Session) -> list[dict]:
+    usage = team_usage(db)
+    pending = team_pending(db)
     decayed = team_decayed_usage(db)
     return [
         team_view(t, usage.get(t.name, 0.0), pending.get(t.name, 0), decayed.get(t.name))
@@ -193,9 +203,9 @@ def teams_view(db: Session) -> list[dict]:
     ]
 
 
-def team_decayed_usage(db: Session) -> dict[str, float]:
-    """Each team's decayed usage as last saved (service/usage_decay.py)."""
-    return {team: g for team, g in db.execute(select(UsageHistoryRow.team, UsageHistoryRow.average_gpus).where(UsageHistoryRow.user == ""))}
+def one_team_view(db: Session, t: TeamRow) -> dict:
+    """One team as ``teams_view`` shows it (GET and PATCH of ``api/teams/{team}`` answer with this)."""
+    return team_view(t, team_usage(db).get(t.name, 0.0), team_pending(db).get(t.name, 0), team_decayed_usage(db).get(t.name))
 
 
 def event_view(e: EventRow) -> dict:

@@ -134,6 +134,31 @@ def test_a_job_that_ends_while_the_service_is_down_is_finished_with_its_exit_cod
     assert done["allocation"] is None
 
 
+def test_a_job_killed_with_the_service_is_requeued_and_runs_again_not_failed(hub_factory):
+    """Issue 11, bug 10: after a demo restart (which stops the jobs with everything else) running
+    jobs were "failed: the job's process vanished"; docs/service.md promises adopted or requeued."""
+    hub = hub_factory()
+    alice = PoolClient(hub.service_url, hub.token("alice"))
+    w = alice.submit(command=SLEEP, gpus=1)
+    pids = wait_for(lambda: job_processes(hub.service_url).get(w["id"]), what="the job's process")
+    hub.process.send_signal(signal.SIGSTOP)  # the hub must not restart the service before the job is gone
+    try:
+        kill_service(hub)
+        for pid in pids:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)  # the job and its wrapper: no exit code written
+        wait_for(lambda: not job_processes(hub.service_url).get(w["id"]), what="the job to be gone")
+    finally:
+        hub.process.send_signal(signal.SIGCONT)
+    hub.wait_for_service()
+    again = wait_for(lambda: job_processes(hub.service_url).get(w["id"]), what="the requeued job to run again")
+    assert again != pids
+    after = alice.workload(w["id"])
+    assert after["state"] == "running", after
+    kinds = [e["kind"] for e in alice.events(workload_id=w["id"])["events"]]
+    assert "requeued" in kinds and "failed" not in kinds, kinds
+    alice.cancel(w["id"])
+
+
 def test_gpus_committed_but_never_started_are_started_after_a_restart(tmp_path):
     """The service died between committing an allocation and starting the job: the restart starts it, once."""
     hub = start_hub(tmp_path)

@@ -91,3 +91,26 @@ def test_the_spawner_still_shows_its_form_when_the_pool_is_not_configured_or_dow
     for url in ("", "http://127.0.0.1:9/services/gpupool/"):  # unset; nothing listening
         html = asyncio.run(SimpleGpuLocalProcessSpawner(user=User(), pool_url=url).gpu_options_form())
         assert "status is not available right now" in html and 'value="1"' in html
+
+
+def held(node, index, team):
+    g = gpu(node, index, 1.0)
+    g["holders"] = [{"workload_id": f"w-{node}{index}", "user": "x", "team": team, "kind": "job", "fraction": 1.0}]
+    return g
+
+
+def test_a_team_within_its_quota_starts_at_once_on_gpus_lent_to_another_team():
+    """Issue 11, bug 6: every size said "would queue" though the team could take back its quota at once."""
+    # The demo's shape: nlp borrows all 8 cards of one node beyond its quota of 4; vision uses nothing.
+    p = pool(*[held("dgx1", i, "nlp") for i in range(8)])
+    teams = [{"name": "vision", "quota": 4, "usage": 0, "borrowed": 0},
+             {"name": "nlp", "quota": 4, "usage": 8, "borrowed": 4}]
+    s = states_by_gpus(pool=p, teams=teams, queue=[], team="vision", fractions=[0.5], max_whole=8)
+    for gpus in (0.5, 1, 2, 4):
+        assert s[gpus].startable_now, (gpus, s[gpus].note)
+        assert "takes back GPUs lent to other teams" in s[gpus].note
+    # Beyond vision's quota nothing can be taken back: those sizes wait.
+    assert not s[5].startable_now and s[5].possible
+    # nlp itself has nobody to take GPUs back from.
+    mine = states_by_gpus(pool=p, teams=teams, queue=[], team="nlp", fractions=[], max_whole=2)
+    assert not mine[1].startable_now

@@ -10,6 +10,7 @@ service's status, so the panel can show them as they are.
 from __future__ import annotations
 
 import json
+import os
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
@@ -20,6 +21,18 @@ from hub_ext.client import AsyncPoolClient, PoolError
 from .config import GpuPoolLab
 
 _ID = r"(?P<workload_id>[^/]+)"
+
+
+def job_in_server_folder(spec: dict, root_dir: str) -> dict:
+    """A job from the panel runs where the user's files are (this server's root folder, as the
+    form says), not wherever the pool service happens to run; a relative workdir is taken from there."""
+    spec = dict(spec)
+    workdir = spec.get("workdir")
+    if not workdir:
+        spec["workdir"] = os.path.abspath(os.path.expanduser(root_dir))
+    elif isinstance(workdir, str) and not os.path.isabs(workdir):
+        spec["workdir"] = os.path.abspath(os.path.join(os.path.expanduser(root_dir), workdir))
+    return spec
 
 
 class PoolProxyHandler(APIHandler):
@@ -103,7 +116,7 @@ class WorkloadsHandler(PoolProxyHandler):
 
     @web.authenticated
     async def post(self):
-        spec = self.json_body()
+        spec = job_in_server_folder(self.json_body(), self.settings.get("server_root_dir") or os.getcwd())
         # The panel's own key when it sends one (its retries), else one per request (the client's retries).
         key = self.request.headers.get("Idempotency-Key") or None
         await self.forward(lambda c: c.submit(spec, idempotency_key=key))

@@ -84,3 +84,46 @@ def test_preempted_work_is_listed_as_pending_again():
     d = schedule(snap(pool(("a", 8)), teams(("vision", 4), ("nlp", 4)), run, [job("v", "vision", 1, at=100)]))
     assert [p.workload_id for p in d.preemptions] == ["nlp-7"]
     assert "preempted" in reason(d, "nlp-7")
+
+
+@pytest.mark.parametrize(
+    "previous, current, expected",
+    [
+        (None, "team nlp is at its quota", "team nlp is at its quota"),
+        ("team nlp is at its quota", "no GPUs free", "no GPUs free"),
+        ("preempted and back in the queue: team vision reclaims", "team nlp is at its quota",
+         "preempted and back in the queue: team vision reclaims; waiting now: team nlp is at its quota"),
+        ("preempted and back in the queue: team vision reclaims; waiting now: old words", "new words",
+         "preempted and back in the queue: team vision reclaims; waiting now: new words"),
+        ("preempted and back in the queue: a", "preempted and back in the queue: b", "preempted and back in the queue: b"),
+    ],
+)
+def test_a_preempted_workload_says_so_until_it_runs_again(previous, current, expected):
+    from hub_ext.scheduler.reasons import pending_reason_after_preemption
+
+    assert pending_reason_after_preemption(previous, current) == expected
+
+
+@pytest.mark.parametrize(
+    "reason, over, expected",
+    [
+        ("borrowed idle GPUs beyond team vision's quota of 3 (preemptible)", False, "within team vision's quota of 4"),
+        ("borrowed idle GPUs beyond team vision's quota of 3 (preemptible); backfilled around a reservation", False,
+         "within team vision's quota of 4; backfilled around a reservation"),
+        ("within team vision's quota of 3", True, "borrowed idle GPUs beyond team vision's quota of 4 (preemptible)"),
+        (None, False, "within team vision's quota of 4"),
+    ],
+)
+def test_running_reasons_follow_a_quota_change(reason, over, expected):
+    from hub_ext.scheduler.reasons import remarked_reason
+
+    assert remarked_reason(reason, "vision", 4, over) == expected
+
+
+def test_quota_marks_rank_running_work_most_protected_first():
+    from hub_ext.scheduler.fairshare import protection_key, quota_marks
+    from hub_ext.scheduler.model import Team
+
+    ranked = sorted(busy("vision", 4), key=protection_key)
+    assert quota_marks(Team("vision", 2), ranked) == {"vision-0": False, "vision-1": False, "vision-2": True, "vision-3": True}
+    assert not any(quota_marks(Team("vision", 4), ranked).values())

@@ -349,7 +349,7 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
             _query("workload", {"type": "string"}, "only this workload's events"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
         ])},
-        "/api/history": {"get": _op("GPUs in use per team over time, from the event log (admins; the admin page's plots)", "admin", _json({
+        "/api/history": {"get": _op("GPUs in use per team over time, from the event log (admins: every team; others: their own teams)", "use", _json({
             "type": "object", "required": ["window", "start", "end", "bucket_seconds", "times", "teams"],
             "properties": {
                 "window": {"enum": ["day", "40d"]}, "start": TIME, "end": TIME, "bucket_seconds": {"type": "number"},

@@ -7,9 +7,10 @@ import time
 
 from ..errors import bad_request, not_found
 from ..events import record
+from ..quota_marks import remark_team
 from ..store import TeamRow
 from ..teams import check_team_numbers
-from ..views import team_decayed_usage, team_usage, team_view, teams_view
+from ..views import one_team_view, teams_view
 from .base import APIHandler
 
 TEAM_FIELDS = ("quota", "over_quota_weight", "limit")
@@ -37,7 +38,7 @@ class TeamHandler(APIHandler):
             team = db.get(TeamRow, name)
             if team is None:
                 raise not_found(f"no team {name!r}")
-            self.write_json(TeamsHandler._with_time_limits(self, team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name))))
+            self.write_json(TeamsHandler._with_time_limits(self, one_team_view(db, team)))
 
     async def put(self, name):
         await self._change(name, replace=True)
@@ -75,6 +76,8 @@ class TeamHandler(APIHandler):
             team.over_quota_weight = float(new["over_quota_weight"])
             team.limit = None if new["limit"] is None else float(new["limit"])
             team.updated_at = now
+            if not created:
+                remark_team(db, team)  # running work is marked by the new quota, not the one it started under
             after = {"quota": team.quota, "over_quota_weight": team.over_quota_weight, "limit": team.limit}
             verb = "created" if created else "changed"
             record(
@@ -85,7 +88,7 @@ class TeamHandler(APIHandler):
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             team = db.get(TeamRow, name)
-            self.write_json(TeamsHandler._with_time_limits(self, team_view(team, team_usage(db).get(name, 0.0), decayed=team_decayed_usage(db).get(name))), status=201 if created else 200)
+            self.write_json(TeamsHandler._with_time_limits(self, one_team_view(db, team)), status=201 if created else 200)
 
 
 handlers = [(r"api/teams", TeamsHandler), (r"api/teams/([^/]+)", TeamHandler)]
