@@ -18,7 +18,7 @@ import time
 
 from hub_ext.client import PoolClient, PoolError
 
-ACTIVE_STATES = ("pending", "running", "stopping")
+from hub_ext.states import ACTIVE_STATES
 
 
 def register(subparsers) -> None:

@@ -50,6 +50,7 @@ from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
+from .usage_history import UsageHistory
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -115,7 +116,7 @@ class GpuPoolService(Application):
         help="Where batch jobs run: the import path of a ``Runner`` class (local processes by default).",
     ).tag(config=True)
 
-    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner]
+    classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner, UsageHistory]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -165,6 +166,7 @@ class GpuPoolService(Application):
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
+            usage=UsageHistory(parent=self),
         )
         metrics.register_store(store)
         register_metrics(reclaim)

@@ -16,6 +16,7 @@ from .reclaim import IdleReclaim
 from .reconcile import ServerReconcile
 from .store import Store
 from .teams import Teams
+from .usage_history import UsageHistory
 from .workloads import WorkloadRules
 
 
@@ -30,3 +31,4 @@ class PoolContext:
     inventory: Inventory
     reclaim: IdleReclaim
     reconcile: ServerReconcile | None = None
+    usage: UsageHistory | None = None

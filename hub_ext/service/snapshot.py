@@ -25,6 +25,7 @@ from ..scheduler.model import (
     Workload,
     WorkloadKind,
 )
+from ..states import ACTIVE_STATES
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 
 
@@ -86,7 +87,7 @@ _COLUMNS = (
     WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
 )
-ACTIVE = ("pending", "running", "stopping")
+ACTIVE = ACTIVE_STATES
 
 
 def build_snapshot(db: Session, now: float, config: SchedulerConfig) -> tuple[Snapshot, dict[str, ActiveWorkload]]:

@@ -11,7 +11,9 @@ from .orm import (
     format_workload_id,
     parse_workload_id,
 )
+from .orm import UsageSampleRow
 
 __all__ = [
     "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "TeamRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+    "UsageSampleRow",
 ]
