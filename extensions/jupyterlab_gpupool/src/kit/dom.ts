@@ -1,7 +1,7 @@
-/** A tiny element builder: the panel is plain DOM, re-rendered from the model. */
+/** A tiny element builder shared by the lab panel and the admin page: plain DOM, re-rendered from data. */
 
-type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
+export type Child = Node | string | number | null | undefined | false;
+export type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
 
 export function h(tag: string, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElement {
   const el = document.createElement(tag);
@@ -28,72 +28,10 @@ export function h(tag: string, attrs: Attrs = {}, ...children: (Child | Child[])
   return el;
 }
 
-/** "1.5 GPUs", "1 GPU", "0.25 GPU" */
-export function gpuCount(n: number): string {
-  const rounded = Math.round(n * 100) / 100;
-  return `${rounded} GPU${rounded > 1 ? 's' : ''}`;
-}
-
-/** "in 4 min", "in 2 h 5 min", "now" */
-export function untilText(iso: string | null | undefined): string | null {
-  if (!iso) {
-    return null;
-  }
-  const seconds = (Date.parse(iso) - Date.now()) / 1000;
-  if (Number.isNaN(seconds)) {
-    return null;
-  }
-  return seconds <= 30 ? 'any moment now' : `in ${duration(seconds)}`;
-}
-
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) {
-    return `${s} s`;
-  }
-  const m = Math.round(s / 60);
-  if (m < 60) {
-    return `${m} min`;
-  }
-  const hours = Math.floor(m / 60);
-  return `${hours} h ${m % 60} min`;
-}
-
 /**
- * Split a command line the way a shell would for simple cases: words separated by
- * spaces, with '...' and "..." keeping spaces inside one word.
+ * A table body from rows, with one line of text when there are none: the grid both UIs list
+ * workloads, queues and events in.
  */
-export function splitCommand(line: string): string[] {
-  const words: string[] = [];
-  let current = '';
-  let quote: string | null = null;
-  let inWord = false;
-  for (const ch of line) {
-    if (quote) {
-      if (ch === quote) {
-        quote = null;
-      } else {
-        current += ch;
-      }
-    } else if (ch === '"' || ch === "'") {
-      quote = ch;
-      inWord = true;
-    } else if (/\s/.test(ch)) {
-      if (inWord) {
-        words.push(current);
-        current = '';
-        inWord = false;
-      }
-    } else {
-      current += ch;
-      inWord = true;
-    }
-  }
-  if (quote) {
-    throw new Error(`the command has an unclosed ${quote} quote`);
-  }
-  if (inWord) {
-    words.push(current);
-  }
-  return words;
+export function fillTable(tbody: HTMLElement, columns: number, rows: HTMLElement[], empty: string): void {
+  tbody.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: columns, className: 'gp-Muted' }, empty))]));
 }
