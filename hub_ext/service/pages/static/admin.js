@@ -287,7 +287,8 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
   // Rows are rebuilt only when what they show changed, so an admin typing a priority is not interrupted.
   function keyed(tbody, items, key, build, columns, empty) {
     const signature = JSON.stringify(items.map(key));
-    const focused = tbody.contains(document.activeElement);
+    const active = document.activeElement;
+    const focused = active && active.tagName === 'INPUT' && tbody.contains(active);
     if (tbody.dataset.signature === signature || (focused && tbody.dataset.signature)) return;
     tbody.dataset.signature = signature;
     fillTable(tbody, columns, items.map(build), empty);
