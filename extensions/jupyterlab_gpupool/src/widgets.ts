@@ -151,7 +151,7 @@ export class MyWork extends Section {
   private _actions(w: IWorkload): HTMLElement[] {
     const trans = this.trans;
     const buttons: HTMLElement[] = [];
-    if (w.kind === 'job') {
+    if (w.kind === 'job' && w.state !== 'pending') {
       const open = this._logs.has(w.id);
       buttons.push(this._button('logs', open ? trans.__('Hide log') : trans.__('Log'), () => void this._toggleLog(w)));
     }
@@ -282,7 +282,7 @@ export class MyTeam extends Section {
             'div',
             { className: 'gp-RowHead' },
             h('b', {}, t.name),
-            h('span', { className: 'gp-TeamUse' }, this.trans.__('%1 of %2 quota in use', gpuCount(t.usage) || '0 GPU', gpuCount(t.quota) || '0 GPU'))
+            h('span', { className: 'gp-TeamUse' }, this.trans.__('%1 of %2 quota in use', Math.round(t.usage * 100) / 100, gpuCount(t.quota) || '0 GPUs'))
           ),
           h(
             'span',
