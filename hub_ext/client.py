@@ -223,6 +223,19 @@ class _Endpoints:
         """Ask for a new GPU count for an elastic job."""
         return self._call("POST", f"api/workloads/{quote(str(workload_id), safe='')}/resize", body={"gpus": gpus})
 
+    def preempt(self, workload_id: str):
+        """Admins: take a running workload's GPUs back; it returns to the queue."""
+        return self._call("POST", f"api/workloads/{quote(str(workload_id), safe='')}/preempt")
+
+    def set_priority(self, workload_id: str, priority: int):
+        """Admins: change a workload's priority."""
+        return self._call("PATCH", f"api/workloads/{quote(str(workload_id), safe='')}", body={"priority": priority})
+
+    def report(self, start: str | None = None, end: str | None = None, format: str = "json"):
+        """Admins: GPU-hours held and busy, reclaims and waits per team for a period (CSV text with format="csv")."""
+        params = _clean({"start": start, "end": end, "format": format})
+        return self._call("GET", "api/report", params=params, raw=format == "csv")
+
     # -- queue, teams, events
     def queue(self):
         """Pending workloads in the order they would start, with position, reason and expected start."""

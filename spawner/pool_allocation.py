@@ -34,6 +34,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from hub_ext.client import AsyncPoolClient, PoolConflict, PoolError, PoolNotFound, PoolUnavailable
+from hub_ext import states
 
 from .gpu_choices import GpuRequest, GpuRequestError, parse_gpu_request
 from .options_form import render_options_form
@@ -51,8 +52,8 @@ except ImportError:  # pragma: no cover - JupyterHub 5
 
 
 GPU_OPTION_KEYS = frozenset({"gpus", "team", "gpu_model"})
-ACTIVE_STATES = ("pending", "running", "stopping")
-ENDED_STATES = frozenset({"completed", "failed", "cancelled"})
+ACTIVE_STATES = states.ACTIVE_STATES
+ENDED_STATES = frozenset(states.FINISHED_STATES)
 
 # Progress percentages on the spawn page. A queue has no honest percentage,
 # so the bar only tells the phases apart.

@@ -19,7 +19,7 @@ from hub_ext.client import PoolError
 
 from .common import add_output_option, connection_options, parse_time, print_json, run, short, since, table
 
-ACTIVE_STATES = ("pending", "running", "stopping")
+from hub_ext.states import ACTIVE_STATES
 
 
 def register(subparsers) -> None:

@@ -55,6 +55,7 @@ from .teams import Teams
 from .usage_decay import UsageDecay
 from .expected import ExpectedStarts
 from .time_limits import TimeLimits
+from .usage_history import UsageHistory
 from .workloads import WorkloadRules
 
 API_MODULES = (me_api, pool_api, workloads_api, queue_api, teams_api, events_api, history_api, nodes_api, openapi_api, metrics_api)
@@ -112,7 +113,7 @@ class GpuPoolService(Application):
     ).tag(config=True)
 
     classes = [Inventory, Teams, PoolAuth, SchedulingLoop, JobSupervisor, WorkloadRules, IdleReclaim, ServerReconcile, LocalRunner,
-               InputLimits, Preemption, UsageDecay, TimeLimits, ExpectedStarts]
+               InputLimits, Preemption, UsageDecay, TimeLimits, ExpectedStarts, UsageHistory]
 
     aliases = {"config": "GpuPoolService.config_file", "db-url": "GpuPoolService.db_url", "state-dir": "GpuPoolService.state_dir"}
 
@@ -168,6 +169,7 @@ class GpuPoolService(Application):
             reconcile=ServerReconcile(store, hub=reclaim.hub, on_change=loop.poke, parent=self),
             limits=limits,
             time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
+            usage=UsageHistory(parent=self),
         )
         loop.estimates = pool.expected.estimate_of
         metrics.register_store(store)

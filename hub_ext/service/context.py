@@ -19,6 +19,7 @@ from .store import Store
 from .expected import ExpectedStarts
 from .teams import Teams
 from .time_limits import TimeLimits
+from .usage_history import UsageHistory
 from .workloads import WorkloadRules
 
 
@@ -36,3 +37,4 @@ class PoolContext:
     limits: InputLimits = field(default_factory=InputLimits)
     time_limits: TimeLimits | None = None
     expected: ExpectedStarts | None = None
+    usage: UsageHistory | None = None

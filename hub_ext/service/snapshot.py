@@ -26,6 +26,7 @@ from ..scheduler.model import (
     Workload,
     WorkloadKind,
 )
+from ..states import ACTIVE_STATES
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 
 
@@ -89,7 +90,7 @@ _COLUMNS = (
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
     WorkloadRow.preempt_at, WorkloadRow.time_limit_s,
 )
-ACTIVE = ("pending", "running", "stopping")
+ACTIVE = ACTIVE_STATES
 
 
 def build_snapshot(

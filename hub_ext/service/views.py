@@ -14,11 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ..scheduler.model import EPSILON
+from ..states import ACTIVE_STATES, FINISHED_STATES  # noqa: F401 - callers import them from here
+from ..states import WORKLOAD_STATES as STATES
 from .store import EventRow, GpuRow, NodeRow, ShareRow, TeamRow, UsageHistoryRow, WorkloadRow, format_workload_id
-
-ACTIVE_STATES = ("pending", "running", "stopping")
-FINISHED_STATES = ("completed", "failed", "cancelled")
-STATES = ACTIVE_STATES + FINISHED_STATES
 
 
 def iso(t: float | None) -> str | None:
@@ -101,14 +99,14 @@ def pool_view(db: Session, now: float | None = None) -> dict:
     totals = {"gpus": 0, "free": 0.0, "used": 0.0, "idle": 0}
     rows = db.execute(
         select(
-            NodeRow.name, NodeRow.simulated, NodeRow.schedulable, NodeRow.source, NodeRow.last_reading_at,
+            NodeRow.name, NodeRow.simulated, NodeRow.schedulable, NodeRow.source, NodeRow.last_reading_at, NodeRow.agent_errors,
             GpuRow.uuid, GpuRow.index, GpuRow.model, GpuRow.memory_mib, GpuRow.utilization, GpuRow.memory_used_mib,
             GpuRow.idle_since, GpuRow.reading_at,
         )
         .outerjoin(GpuRow, GpuRow.node_name == NodeRow.name)
         .order_by(NodeRow.name, GpuRow.index)
     )
-    for (name, simulated, schedulable, source, last_reading_at,
+    for (name, simulated, schedulable, source, last_reading_at, agent_errors,
          uuid, index, model, memory, utilization, memory_used, idle_since, reading_at) in rows:
         node = nodes.get(name)
         if node is None:
@@ -118,6 +116,7 @@ def pool_view(db: Session, now: float | None = None) -> dict:
                 "schedulable": schedulable,
                 "source": source,
                 "last_reading_at": iso(last_reading_at),
+                "agent_errors": agent_errors,
                 "gpus": [],
             }
         if uuid is None:

@@ -327,6 +327,41 @@ class WorkloadRules(LoggingConfigurable):
             )
         return actions
 
+    # ------------------------------------------------------------ admin actions
+
+    def preempt(self, db: Session, w: WorkloadRow, by: str, now: float | None = None) -> JobActions:
+        """An admin takes a running workload's GPUs back: it returns to the queue, as a scheduler preemption does."""
+        now = time.time() if now is None else now
+        actions = JobActions()
+        if w.state != "running":
+            raise conflict(f"only a running workload can be preempted; {w.id} is {w.state}")
+        held = w.allocated_gpus
+        release(w, actions)
+        w.state = "pending"
+        w.preemptions += 1
+        w.started_at = None
+        w.over_quota = False
+        w.reason = f"preempted and back in the queue: by admin {by}"
+        events.record(
+            db, "preempted", f"preempted by admin {by}; {_gpus_text(held)} back to the pool", w,
+            details={"by": by, "gpus": held}, at=now,
+        )
+        return actions
+
+    def set_priority(self, db: Session, w: WorkloadRow, priority, by: str, now: float | None = None) -> None:
+        """An admin changes where a workload stands among its team's work (higher goes first)."""
+        now = time.time() if now is None else now
+        if w.state in FINISHED_STATES:
+            raise conflict(f"{w.id} has already {'been cancelled' if w.state == 'cancelled' else w.state}; its priority no longer matters")
+        if not _whole(priority) or abs(priority) > self.max_priority:
+            raise bad_request(f"priority must be a whole number between -{self.max_priority} and {self.max_priority}")
+        before, w.priority = w.priority, int(priority)
+        if before != w.priority:
+            events.record(
+                db, "priority-changed", f"priority {before} -> {w.priority}, set by admin {by}", w,
+                details={"from": before, "to": w.priority, "by": by}, at=now,
+            )
+
 
 def format_id(seq: int) -> str:
     return f"w-{seq}"

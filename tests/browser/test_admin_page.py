@@ -3,8 +3,11 @@
 ada (GPU pool admin) reaches the page from the hub's navigation bar, sees
 bob's job waiting because team vision is at its quota, moves a GPU of quota
 from nlp to vision, and watches the queue react: bob's job starts, one of
-carol's jobs (now borrowed GPUs) is preempted back into the queue. alice, a
-plain user, finds no link and is refused the page and its data.
+carol's jobs (now borrowed GPUs) is preempted back into the queue. She
+changes a job's priority, preempts it and stops it from the page, finds her
+actions in the event search, reads the usage report and downloads it as CSV,
+and is warned of a quota above the pool. alice, a plain user, finds no link
+and is refused the page and its data.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def test_admin_changes_quotas_and_the_queue_reacts(admin_hub, page_for, screensh
     page.wait_for_url("**/services/gpupool/admin**")
 
     # The pool, the teams, the queue with its reason.
-    expect(page.locator("#pool .gpu")).to_have_count(6, timeout=SLOW)
+    expect(page.locator("#pool .gp-Gpu")).to_have_count(6, timeout=SLOW)
     expect(page.locator("#simulated-banner")).to_be_visible()
     vision = page.locator('#teams tr[data-team="vision"]')
     nlp = page.locator('#teams tr[data-team="nlp"]')
@@ -86,7 +89,72 @@ def test_admin_changes_quotas_and_the_queue_reacts(admin_hub, page_for, screensh
     # Both usage plots know both teams.
     for chart in ("#chart-day", "#chart-40d"):
         expect(page.locator(chart + " svg polygon")).to_have_count(2, timeout=SLOW)
+    page.add_style_tag(content=".topbar { position: static; }")  # a full-page picture without the sticky bar in its middle
     screenshot(page, "admin-page", full_page=True)
+
+
+def test_admin_acts_on_workloads_searches_events_and_reads_the_report(admin_hub, page_for, screenshot):
+    """Preempt, reprioritise and stop from the page (each confirmed and recorded); find it in the events; the CSV report."""
+    hub = admin_hub
+    for user in ("alice", "bob", "carol"):  # the pool to itself: the first test filled it
+        for w in hub.client(user).workloads()["workloads"]:
+            if w["state"] in ("pending", "running"):
+                hub.client(user).cancel(w["id"])
+    job = hub.client("alice").submit(name="admin-acts-on-me", kind="job", command=["sleep", "900"], gpus=1)
+    page = page_for(hub, "ada")
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations before preempt and stop
+    page.goto(hub.pool_url + "admin")
+
+    # Wherever it is (running or queued), change its priority; the event says who did it.
+    row = page.locator(f'tr[data-workload-id="{job["id"]}"]')
+    expect(row).to_be_visible(timeout=SLOW)
+    row.locator('input[name="priority"]').fill("5")
+    row.locator('button[data-action="set-priority"]').click()
+    expect(page.locator("#notice")).to_contain_text("set to 5")
+    assert hub.client("alice").workload(job["id"])["priority"] == 5
+
+    wait_for(lambda: state_of(hub, "alice", job) == "running", what="alice's job to run")
+    running = page.locator(f'#running tr[data-workload-id="{job["id"]}"]')
+    expect(running).to_be_visible(timeout=SLOW)
+    running.locator('button[data-action="preempt"]').click()
+    expect(page.locator("#notice")).to_contain_text("back in the queue")
+    assert hub.client("alice").workload(job["id"])["preemptions"] == 1
+
+    # The events: search finds the admin's actions; paging goes further back than one page.
+    page.fill('#event-search input[name="q"]', "by admin ada")
+    page.click('button[data-action="search-events"]')
+    expect(page.locator('#events tr[data-kind="priority-changed"]')).to_have_count(1, timeout=SLOW)
+    expect(page.locator('#events tr[data-kind="preempted"]')).to_have_count(1)
+    page.click('button[data-action="clear-search"]')
+    expect(page.locator("#events tbody tr").first).to_be_visible()
+
+    # The usage report: shown per team.
+    page.click('button[data-action="show-report"]')
+    expect(page.locator('#report tr[data-team="vision"] .held')).not_to_have_text("0.00", timeout=SLOW)
+
+    # A quota above the pool is flagged.
+    hub.client("ada").set_team("nlp", quota=10)
+    try:
+        expect(page.locator("#quota-warnings")).to_contain_text("Team nlp has a quota of 10 GPUs, more than the pool's 6 GPUs", timeout=SLOW)
+        expect(page.locator(f'#running tr[data-workload-id="{job["id"]}"]')).to_be_visible(timeout=SLOW)
+        page.add_style_tag(content=".topbar { position: static; }")  # a full-page picture without the sticky bar in its middle
+        screenshot(page, "admin-page-actions", full_page=True)
+    finally:
+        hub.client("ada").set_team("nlp", quota=2)
+    expect(page.locator("#quota-warnings")).to_be_hidden(timeout=SLOW)
+
+    # Stop it from the page.
+    row = page.locator(f'tr[data-workload-id="{job["id"]}"]').first
+    expect(row.locator('button[data-action="stop"]')).to_be_visible(timeout=SLOW)
+    row.locator('button[data-action="stop"]').click()
+    wait_for(lambda: state_of(hub, "alice", job) == "cancelled", what="alice's job to be stopped by ada")
+
+    # The report as CSV.
+    with page.expect_download() as download:
+        page.click('#report-csv')
+    csv_text = open(download.value.path()).read()
+    assert csv_text.startswith("team,period_start,period_end,gpu_hours_held,gpu_hours_busy")
+    assert "\nvision," in csv_text
 
 
 def test_admin_sees_the_services_refusal_of_a_bad_quota(admin_hub, page_for):

@@ -2,9 +2,11 @@
 
 alice (team vision, quota 4, on a pool of 8 GPUs) starts a session with one
 GPU through the hub's spawn form, sees it as hers in the panel and the status
-bar, submits an elastic job that queues because the pool is full, watches it
-start when bob frees his GPUs, shrinks it, stops it, is warned about her idle session GPU, and reads the
-service's own words when it refuses a job.
+bar, submits an elastic job that queues because the pool is full (the queue and
+her team's quota show where she stands), is notified when it starts, shrinks
+it, reads its log, confirms before stopping it, resubmits it, collapses the
+pool into node bars by a setting, is warned about her idle session GPU, and
+reads the service's own words when it refuses a job.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def dismiss_news_toast(page, timeout_ms: int = 8000):
         no.first.click(timeout=timeout_ms)
     except Exception:
         pass  # not asked (already answered, or news disabled)
+
+
+def panel_shot(page, screenshot, name: str):
+    """A picture of the panel from its top (where warnings and the notice line are)."""
+    page.locator("#gpupool-panel").evaluate("e => { e.scrollTop = 0; }")
+    screenshot(page.locator("#gpupool-panel"), name)
 
 
 def alice_session(hub) -> dict:
@@ -97,12 +105,20 @@ def test_job_queues_starts_resizes_and_stops(alice_lab, lab_hub, screenshot):
     expect(row).to_have_attribute("data-state", "pending", timeout=SLOW)
     expect(row.locator(".gp-WQueue")).to_have_text("#1")
     expect(row.locator(".gp-WReason")).not_to_be_empty()
+    # The whole queue, mine marked, and my team against its quota.
+    expect(page.locator(f'#gpupool-panel .gp-QueueList li[data-mine="true"][data-workload-id="{row.get_attribute("data-workload-id")}"]')).to_be_visible()
+    expect(page.locator("#gpupool-panel .gp-QueueSummary")).to_contain_text("0 ahead of your first workload")
+    expect(page.locator('#gpupool-panel .gp-Team[data-team="vision"]')).to_contain_text("of 4 GPUs quota in use")
+    # My work comes before the pool grid.
+    order = page.evaluate("""() => [...document.querySelectorAll('#gpupool-panel > .gp-Section')].map(e => [...e.classList].find(c => c.startsWith('gp-') && c !== 'gp-Section'))""")
+    assert order.index("gp-MyWork") < order.index("gp-PoolSection"), order
     dismiss_news_toast(page, 1000)
-    screenshot(page.locator("#gpupool-panel"), "lab-panel-queued")
+    panel_shot(page, screenshot, "lab-panel-queued")
 
-    # bob stops his job: alice's job starts on 2 GPUs without any reload of the page.
+    # bob stops his job: alice's job starts on 2 GPUs without any reload of the page, and JupyterLab says so.
     hub.client("bob").cancel(bob["id"])
     expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
+    expect(page.locator(".Toastify__toast", has_text="resnet-elastic started with 2 GPUs")).to_be_visible(timeout=SLOW)
     expect(row.locator(".gp-WQueue")).to_have_count(0)
     expect(row.locator(".gp-WGpus")).to_contain_text("2 GPUs")
     expect(page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')).to_have_count(3, timeout=SLOW)
@@ -118,14 +134,68 @@ def test_job_queues_starts_resizes_and_stops(alice_lab, lab_hub, screenshot):
     assert hub.client("alice").workload(job_id)["allocation"]["gpus"] == 1
     dismiss_news_toast(page, 1000)
     screenshot(page, "lab-panel")
-    screenshot(page.locator("#gpupool-panel"), "lab-panel-detail")
+    panel_shot(page, screenshot, "lab-panel-detail")
 
-    # Stop it: its GPUs go back to the pool, the session keeps its own.
+    # Its log, read from the panel.
+    row.locator('button[data-action="logs"]').click()
+    expect(row.locator("pre.gp-Log")).to_be_visible()
+
+    # Stop asks first: "Keep it" keeps it running.
     row.locator('button[data-action="cancel"]').click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("Stop resnet-elastic?")
+    dialog.locator("button", has_text="Keep it").click()
+    expect(dialog).to_have_count(0)
+    assert hub.client("alice").workload(job_id)["state"] == "running"
+
+    # Stop it for real: its GPUs go back to the pool, the session keeps its own.
+    row.locator('button[data-action="cancel"]').click()
+    page.locator(".jp-Dialog button.jp-mod-warn").click()
     expect(row).to_have_attribute("data-state", "cancelled", timeout=SLOW)
     expect(page.locator('#gpupool-panel .gp-Gpu[data-look="mine"]')).to_have_count(1, timeout=SLOW)
     assert hub.client("alice").workload(job_id)["state"] == "cancelled"
     hub.client("carol").cancel(carol["id"])
+
+    # Resubmit the stopped job as it was.
+    row.locator('button[data-action="resubmit"]').click()
+    expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("Resubmitted resnet-elastic")
+    again = [w for w in hub.client("alice").workloads()["workloads"] if w["name"] == "resnet-elastic" and w["id"] != job_id]
+    assert len(again) == 1 and again[0]["command"] == ["sleep", "900"] and (again[0]["min_gpus"], again[0]["max_gpus"]) == (1, 2)
+    hub.client("alice").cancel(again[0]["id"])
+
+
+def test_large_pools_collapse_nodes_into_bars_by_setting(alice_lab, lab_hub, screenshot):
+    """The "collapse above" setting (schema/plugin.json): nodes become bars, opened on demand."""
+    page = alice_lab
+    url = lab_hub.url + "user/alice/lab/api/settings/jupyterlab-gpupool:plugin"
+    put = """async ([url, raw]) => {
+        const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+        const r = await fetch(url, {method: 'PUT', headers: {'Content-Type': 'application/json', 'X-XSRFToken': decodeURIComponent(xsrf)},
+                                    body: JSON.stringify({raw})});
+        return r.status;
+    }"""
+    assert page.evaluate(put, [url, '{"collapseAbove": 4}']) == 204
+    try:
+        page.reload()
+        page.wait_for_selector(".jp-LabShell", timeout=SLOW)
+        if not page.locator("#gpupool-panel").is_visible():
+            page.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
+        node = page.locator('#gpupool-panel .gp-Node[data-node="dgx1"]')
+        expect(node).to_have_attribute("data-expanded", "false", timeout=SLOW)
+        expect(node.locator(".gp-NodeBar")).to_be_visible()
+        expect(node.locator(".gp-Seg[data-look='mine']")).to_have_count(1)
+        expect(node.locator(".gp-Gpu")).to_have_count(0)
+        dismiss_news_toast(page, 3000)
+        panel_shot(page, screenshot, "lab-panel-collapsed")
+        node.locator("button.gp-NodeToggle").click()
+        expect(node.locator(".gp-Gpu")).to_have_count(8)
+    finally:
+        page.evaluate(put, [url, "{}"])
+        page.reload()
+        page.wait_for_selector(".jp-LabShell", timeout=SLOW)
+        if not page.locator("#gpupool-panel").is_visible():
+            page.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
+        dismiss_news_toast(page, 3000)
 
 
 def test_refusals_are_shown_in_the_services_words(alice_lab):
@@ -167,8 +237,10 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub, screenshot)
     expect(warning).to_contain_text("Idle GPUs will be reclaimed")
     expect(warning).to_contain_text("go back to the pool")
     expect(page.locator('#gpupool-panel .gp-Events li[data-kind="warned"]').first).to_be_visible()
+    # Not only in the panel: a JupyterLab notification, seen wherever alice is working.
+    expect(page.locator(".Toastify__toast", has_text="will be reclaimed unless you use them").first).to_be_visible(timeout=SLOW)
     dismiss_news_toast(page, 1000)
-    screenshot(page.locator("#gpupool-panel"), "lab-panel-warning")
+    panel_shot(page, screenshot, "lab-panel-warning")
 
     # Busy again: the service withdraws the warning and the panel drops it.
     expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · 0%")

@@ -141,6 +141,16 @@ class ResizeHandler(PoolProxyHandler):
         await self.forward(lambda c: c.resize(workload_id, gpus))
 
 
+class LogsHandler(PoolProxyHandler):
+    @web.authenticated
+    async def get(self, workload_id):
+        try:
+            offset = int(self.get_argument("offset", "0"))
+        except ValueError:
+            raise web.HTTPError(400, reason="offset must be a whole number of bytes") from None
+        await self.forward(lambda c: c.logs(workload_id, offset=offset))
+
+
 class QueueHandler(PoolProxyHandler):
     @web.authenticated
     async def get(self):
@@ -173,6 +183,7 @@ def setup_handlers(serverapp) -> None:
         ("workloads", WorkloadsHandler),
         (f"workloads/{_ID}", WorkloadHandler),
         (f"workloads/{_ID}/resize", ResizeHandler),
+        (f"workloads/{_ID}/logs", LogsHandler),
         ("queue", QueueHandler),
         ("events", EventsHandler),
         ("teams", TeamsHandler),

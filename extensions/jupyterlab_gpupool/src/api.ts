@@ -8,102 +8,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-/** Shapes of the REST contract in docs/architecture.md (only the fields the UI reads). */
-export interface IGpuHolder {
-  workload_id: string;
-  user: string;
-  team: string;
-  fraction: number;
-}
-
-export interface IGpu {
-  node: string;
-  index: number;
-  uuid: string;
-  model: string;
-  memory_mib: number;
-  simulated: boolean;
-  state: 'free' | 'used' | 'partial' | string;
-  used_fraction: number;
-  holders: IGpuHolder[];
-  utilization: number | null;
-  memory_used_mib: number | null;
-  idle_seconds: number | null;
-}
-
-export interface INode {
-  name: string;
-  simulated?: boolean;
-  schedulable?: boolean;
-  gpus: IGpu[];
-}
-
-export interface IPool {
-  nodes: INode[];
-  simulated?: boolean;
-}
-
-export interface IShare {
-  node: string;
-  gpu_uuid: string;
-  index: number;
-  fraction: number;
-  memory_mib: number | null;
-}
-
-export interface IWorkload {
-  id: string;
-  name: string;
-  user: string;
-  team: string;
-  kind: 'session' | 'job';
-  state: string;
-  gpus: number;
-  min_gpus: number | null;
-  max_gpus: number | null;
-  gpu_model: string | null;
-  priority: number;
-  command: string[] | null;
-  allocation: { gpus: number; shares: IShare[] } | null;
-  queue_position: number | null;
-  reason: string | null;
-  expected_start: string | null;
-  submitted_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  exit_code: number | null;
-  preemptions: number;
-  idle_seconds: number | null;
-}
-
-export interface IMe {
-  user: string;
-  teams: string[];
-  admin: boolean;
-  /** The workload this very JupyterLab server runs as (filled in by the server extension). */
-  session_workload_id?: string | null;
-}
-
-export interface IPoolEvent {
-  id: number;
-  at: string;
-  kind: string;
-  workload_id: string | null;
-  user: string | null;
-  team: string | null;
-  message: string;
-  details: Record<string, unknown> | null;
-}
-
-export interface IJobRequest {
-  name: string;
-  command: string[];
-  gpus: number;
-  min_gpus?: number | null;
-  max_gpus?: number | null;
-  gpu_model?: string | null;
-  team?: string | null;
-}
+export * from './kit/types';
+import { IJobRequest, IMe, IPool, IPoolEvent, IQueueEntry, ITeam, IWorkload } from './kit/types';
 
 /** An error the pool service (or the way to it) reported, worded for a person. */
 export class PoolError extends Error {
@@ -195,6 +101,22 @@ export class PoolApi {
       since === null ? 'events' : `events?since=${since}`
     );
     return Array.isArray(body) ? { events: body } : body;
+  }
+
+  /** The whole queue, in start order (other users' entries without their details). */
+  async queue(): Promise<IQueueEntry[]> {
+    const body = await this.call<{ queue: IQueueEntry[] } | IQueueEntry[]>('queue');
+    return Array.isArray(body) ? body : body.queue;
+  }
+
+  async teams(): Promise<ITeam[]> {
+    const body = await this.call<{ teams: ITeam[] } | ITeam[]>('teams');
+    return Array.isArray(body) ? body : body.teams;
+  }
+
+  /** A batch job's output from byte ``offset`` on. */
+  logs(id: string, offset = 0): Promise<{ text: string; offset: number }> {
+    return this.call(`workloads/${encodeURIComponent(id)}/logs?offset=${offset}`);
   }
 
   cancel(id: string): Promise<unknown> {

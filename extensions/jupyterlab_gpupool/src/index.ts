@@ -3,10 +3,13 @@
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { PoolModel } from './model';
+import { PoolApi } from './api';
+import { IPoolSettings, PoolModel } from './model';
 import { PoolPanel } from './panel';
 import { GpuStatus } from './statusbar';
 
@@ -25,15 +28,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'GPU pool panel and status bar item for jupyterhub-gpupool.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [IStatusBar, ICommandPalette],
-  activate: (app: JupyterFrontEnd, shell: ILabShell, statusBar: IStatusBar | null, palette: ICommandPalette | null) => {
-    const model = new PoolModel();
+  optional: [IStatusBar, ICommandPalette, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load('jupyterlab_gpupool');
+    const model = new PoolModel(new PoolApi(), trans);
     const panel = new PoolPanel(model);
     panel.title.icon = gpuIcon;
     shell.add(panel, 'right', { rank: 50 });
 
     app.commands.addCommand(OPEN_COMMAND, {
-      label: 'Show the GPU pool',
+      label: trans.__('Show the GPU pool'),
       execute: () => shell.activateById(panel.id)
     });
     palette?.addItem({ command: OPEN_COMMAND, category: 'GPU pool' });
@@ -44,6 +55,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         align: 'left',
         rank: 50
       });
+    }
+    if (settingRegistry) {
+      // The panel starts with the defaults; the user's settings apply as soon as they are read, and on every change.
+      settingRegistry
+        .load(plugin.id)
+        .then(settings => {
+          const apply = () => model.configure(settings.composite as unknown as Partial<IPoolSettings>);
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => console.warn('jupyterlab-gpupool: settings not read, using the defaults', reason));
     }
     model.start();
   }

@@ -1,13 +1,36 @@
 /**
  * One poller shared by the side panel and the status bar item, so the pool
  * service is asked once per interval however many views are open.
+ *
+ * It refreshes with a `Poll` (@lumino/polling): every `refreshSeconds` while
+ * the tab is visible, every `hiddenRefreshSeconds` while it is hidden, and it
+ * turns my new events into JupyterLab notifications (start, preemption,
+ * reclaim warning, time limit), so they are seen outside the panel too.
  */
+import { Notification } from '@jupyterlab/apputils';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IMe, IPool, IPoolEvent, IWorkload, PoolApi, PoolError } from './api';
+import { IMe, IPool, IPoolEvent, IQueueEntry, ITeam, IWorkload, PoolApi, PoolError } from './api';
+import { gpuCount } from './kit';
 
-/** How often the views refresh themselves without reloading the page. */
-export const REFRESH_MS = 3000;
+/** The panel's settings (schema/plugin.json). */
+export interface IPoolSettings {
+  refreshSeconds: number;
+  hiddenRefreshSeconds: number;
+  collapseAbove: number;
+  notifications: boolean;
+  finishedShown: number;
+}
+
+export const DEFAULT_SETTINGS: IPoolSettings = {
+  refreshSeconds: 3,
+  hiddenRefreshSeconds: 30,
+  collapseAbove: 32,
+  notifications: true,
+  finishedShown: 5
+};
 
 /** Event kinds that start and end a reclaim warning (written by the service's idle reclaim). */
 const WARNED = 'warned';
@@ -23,11 +46,26 @@ export interface IReclaimWarning {
 }
 
 export class PoolModel {
-  constructor(readonly api: PoolApi = new PoolApi()) {}
+  constructor(
+    readonly api: PoolApi = new PoolApi(),
+    readonly trans: TranslationBundle = nullTranslator.load('jupyterlab_gpupool')
+  ) {
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._load(),
+      frequency: { interval: this.settings.refreshSeconds * 1000, backoff: true, max: 60_000 },
+      name: 'jupyterlab-gpupool:refresh',
+      standby: 'never'
+    });
+    document.addEventListener('visibilitychange', this._onVisibility);
+  }
 
+  settings: IPoolSettings = { ...DEFAULT_SETTINGS };
   me: IMe | null = null;
   pool: IPool | null = null;
   workloads: IWorkload[] = [];
+  queue: IQueueEntry[] = [];
+  teams: ITeam[] = [];
   /** My latest events, newest last. */
   events: IPoolEvent[] = [];
   /** The last refresh's failure, in plain words; null once a refresh works again. */
@@ -39,28 +77,26 @@ export class PoolModel {
   }
 
   start(): void {
-    if (this._timer === null) {
-      void this.refresh();
-      this._timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
-    }
+    void this._poll.start();
+  }
+
+  /** New settings: the refresh interval changes at once. */
+  configure(settings: Partial<IPoolSettings>): void {
+    this.settings = { ...this.settings, ...settings };
+    this._onVisibility();
+    this._changed.emit();
   }
 
   dispose(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+    document.removeEventListener('visibilitychange', this._onVisibility);
+    this._poll.dispose();
     Signal.clearData(this);
   }
 
+  /** Refresh now (after an action), and keep the usual rhythm afterwards. */
   async refresh(): Promise<void> {
-    if (this._inFlight) {
-      return this._inFlight;
-    }
-    this._inFlight = this._load().finally(() => {
-      this._inFlight = null;
-    });
-    return this._inFlight;
+    await this._poll.refresh();
+    await this._poll.tick;
   }
 
   /** The workload that this JupyterLab server itself runs as, if the pool knows it. */
@@ -79,6 +115,12 @@ export class PoolModel {
     return all.filter(g => shares.some(s => s.node === g.node && s.gpu_uuid === g.uuid));
   }
 
+  /** My teams, with usage against quota. */
+  get myTeams(): ITeam[] {
+    const mine = new Set(this.me?.teams ?? []);
+    return this.teams.filter(t => mine.has(t.name));
+  }
+
   /** My running sessions the pool has warned about: their idle GPUs will be reclaimed unless used. */
   get reclaimWarnings(): IReclaimWarning[] {
     const warnings: IReclaimWarning[] = [];
@@ -94,7 +136,16 @@ export class PoolModel {
     return warnings;
   }
 
+  private _onVisibility = (): void => {
+    const seconds = document.hidden ? this.settings.hiddenRefreshSeconds : this.settings.refreshSeconds;
+    const interval = Math.max(1, seconds) * 1000;
+    if (this._poll.frequency.interval !== interval) {
+      this._poll.frequency = { ...this._poll.frequency, interval };
+    }
+  };
+
   private _noteEvents(all: IPoolEvent[], user: string): void {
+    const first = this._lastEventId === null;
     for (const e of all) {
       this._lastEventId = Math.max(this._lastEventId ?? 0, e.id);
     }
@@ -109,26 +160,60 @@ export class PoolModel {
         this._warnings.delete(e.workload_id);
       }
     }
+    // What happened before this page was opened is listed, not announced.
+    if (!first && this.settings.notifications) {
+      fresh.forEach(e => this._notify(e));
+    }
     this.events = this.events.concat(fresh).slice(-EVENTS_KEPT);
+  }
+
+  /** One notification per event that asks for my attention. */
+  private _notify(e: IPoolEvent): void {
+    const trans = this.trans;
+    const w = this.workloads.find(x => x.id === e.workload_id);
+    const what = w?.name || e.workload_id || '';
+    const options = { autoClose: 8000 as number | false, data: { kind: e.kind, workload_id: e.workload_id } };
+    if (e.kind === 'started') {
+      const gpus = typeof e.details?.gpus === 'number' ? gpuCount(e.details.gpus as number) : '';
+      Notification.success(trans.__('%1 started with %2.', what, gpus || trans.__('its GPUs')), options);
+    } else if (e.kind === 'preempted') {
+      Notification.warning(trans.__('%1 was preempted and is back in the queue: %2', what, e.message), { ...options, autoClose: false });
+    } else if (e.kind === 'warned') {
+      Notification.warning(trans.__('Idle GPUs of %1 will be reclaimed unless you use them: %2', what, e.message), { ...options, autoClose: false });
+    } else if (e.kind === 'reclaimed') {
+      Notification.warning(trans.__('The idle GPUs of %1 went back to the pool: %2', what, e.message), { ...options, autoClose: false });
+    } else if (e.kind.startsWith('time-limit') || e.kind === 'timed-out') {
+      Notification.warning(trans.__('%1 and its time limit: %2', what, e.message), { ...options, autoClose: false });
+    } else if (e.kind === 'failed') {
+      Notification.error(trans.__('%1 failed: %2', what, e.message), options);
+    } else if (e.kind === 'finished') {
+      Notification.info(trans.__('%1 finished: %2', what, e.message), options);
+    }
   }
 
   private async _load(): Promise<void> {
     try {
-      const [me, pool, workloads, events] = await Promise.all([
+      const [me, pool, workloads, events, queue, teams] = await Promise.all([
         this.me ? Promise.resolve(this.me) : this.api.me(),
         this.api.pool(),
         this.api.workloads(),
-        this.api.events(this._lastEventId)
+        this.api.events(this._lastEventId),
+        this.api.queue(),
+        this.api.teams()
       ]);
       // Admins are answered with everyone's work: the panel is about mine.
-      this._noteEvents(events.events, me.user);
       this.me = me;
       this.pool = pool;
       this.workloads = workloads.filter(w => w.user === me.user);
+      this.queue = queue;
+      this.teams = teams;
+      this._noteEvents(events.events, me.user);
       this.error = null;
       this.refreshedAt = new Date();
     } catch (reason) {
       this.error = describe(reason);
+      this._changed.emit();
+      throw reason; // the Poll backs off while the pool cannot be reached
     }
     this._changed.emit();
   }
@@ -136,8 +221,7 @@ export class PoolModel {
   private _changed = new Signal<this, void>(this);
   private _lastEventId: number | null = null;
   private _warnings = new Map<string, IPoolEvent>();
-  private _timer: number | null = null;
-  private _inFlight: Promise<void> | null = null;
+  private _poll: Poll;
 }
 
 export function describe(reason: unknown): string {

@@ -3,7 +3,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { gpuCount } from './dom';
+import { gpuCount } from './kit';
 import { PoolModel } from './model';
 
 export class GpuStatus extends Widget {

@@ -61,13 +61,23 @@ def check_readings(body: dict) -> tuple[list[dict], bool | None]:
     return out, simulated
 
 
+def check_errors(body: dict) -> list[str]:
+    """What the agent could not read (NVML errors), shown as node health on the admin page."""
+    errors = body.get("errors") or []
+    if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
+        raise bad_request("errors must be a list of messages (strings)")
+    return [e[:500] for e in errors[:20]]
+
+
 class ReadingsHandler(APIHandler):
     scopes = {"POST": "agent"}
 
     async def post(self, name):
         if not NODE_NAME.match(name):
             raise bad_request("a node name is 1-253 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
-        readings, simulated = check_readings(self.json_object())
+        body = self.json_object()
+        readings, simulated = check_readings(body)
+        errors = check_errors(body)
         now = time.time()
         inventory = self.pool.inventory
         added = False
@@ -84,6 +94,7 @@ class ReadingsHandler(APIHandler):
             by_uuid = {g.uuid: g for g in node.gpus}
             by_index = {g.index: g for g in node.gpus}
             unknown = []
+            measured = []
             for r in readings:
                 g = by_uuid.get(r["uuid"]) or by_index.get(r["index"])
                 if g is None:
@@ -104,9 +115,14 @@ class ReadingsHandler(APIHandler):
                     node.gpus.append(g)
                 g.memory_used_mib = None if r["memory_used_mib"] is None else int(r["memory_used_mib"])
                 g.processes = r["processes"]
+                previous_at = g.reading_at
                 # utilisation, reading time and the idle streak: the reclaim policy's definition of idle
                 self.pool.reclaim.apply_reading(g, r["utilization"], now)
+                measured.append((g.uuid, r["utilization"], previous_at))
             node.last_reading_at = now
+            node.agent_errors = errors or None
+            if self.pool.usage is not None:
+                self.pool.usage.record_readings(db, measured, now)
             if added:
                 record(db, "node-added", f"node {name} joined the pool with {len(node.gpus)} GPU(s), reported by {self.me.name}",
                        details={"node": name, "gpus": len(node.gpus)}, at=now)

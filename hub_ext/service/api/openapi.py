@@ -12,6 +12,7 @@ import copy
 import functools
 import re
 
+from ...states import GPU_STATES, WORKLOAD_KINDS, WORKLOAD_STATES
 from .base import APIHandler
 
 NULLABLE_STR = {"type": ["string", "null"]}
@@ -49,8 +50,8 @@ SCHEMAS = {
             "name": NULLABLE_STR,
             "user": {"type": "string"},
             "team": {"type": "string"},
-            "kind": {"enum": ["session", "job"]},
-            "state": {"enum": ["pending", "running", "stopping", "completed", "failed", "cancelled"]},
+            "kind": {"enum": list(WORKLOAD_KINDS)},
+            "state": {"enum": list(WORKLOAD_STATES)},
             "gpus": {"type": "number", "exclusiveMinimum": 0},
             "min_gpus": NULLABLE_INT,
             "max_gpus": NULLABLE_INT,
@@ -84,7 +85,7 @@ SCHEMAS = {
             "id": {"type": "string"},
             "user": {"type": "string"},
             "team": {"type": "string"},
-            "kind": {"enum": ["session", "job"]},
+            "kind": {"enum": list(WORKLOAD_KINDS)},
             "gpus": {"type": "number"},
             "state": {"const": "pending"},
             "queue_position": NULLABLE_INT,
@@ -97,7 +98,7 @@ SCHEMAS = {
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "maxLength": 200},
-            "kind": {"enum": ["session", "job"], "description": "Default: job when a command is given, else session."},
+            "kind": {"enum": list(WORKLOAD_KINDS), "description": "Default: job when a command is given, else session."},
             "gpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024, "description": "Whole GPUs, or a fraction of one GPU (0.1 to 1)."},
             "min_gpus": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "Elastic jobs: the fewest GPUs it can run on."},
             "max_gpus": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "Elastic jobs: the most GPUs it can use."},
@@ -128,7 +129,7 @@ SCHEMAS = {
             "workload_id": {"type": "string"},
             "user": {"type": "string"},
             "team": {"type": "string"},
-            "kind": {"enum": ["session", "job"]},
+            "kind": {"enum": list(WORKLOAD_KINDS)},
             "fraction": {"type": "number"},
         },
     },
@@ -142,7 +143,7 @@ SCHEMAS = {
             "model": {"type": "string"},
             "memory_mib": {"type": "integer"},
             "simulated": {"type": "boolean", "description": "True for a declared GPU with no hardware behind it."},
-            "state": {"enum": ["free", "used", "partial"]},
+            "state": {"enum": list(GPU_STATES)},
             "used_fraction": {"type": "number", "minimum": 0, "maximum": 1},
             "holders": {"type": "array", "items": {"$ref": "#/components/schemas/Holder"}},
             "utilization": NULLABLE_NUM,
@@ -160,6 +161,7 @@ SCHEMAS = {
             "schedulable": {"type": "boolean"},
             "source": {"enum": ["declared", "nvml", "agent"]},
             "last_reading_at": TIME,
+            "agent_errors": {"type": ["array", "null"], "items": {"type": "string"}, "description": "NVML errors with the last readings"},
             "gpus": {"type": "array", "items": {"$ref": "#/components/schemas/Gpu"}},
         },
     },
@@ -217,11 +219,30 @@ SCHEMAS = {
             "details": {"type": ["object", "null"]},
         },
     },
+    "UsageReportRow": {
+        "type": "object",
+        "required": ["team", "period_start", "period_end", "gpu_hours_held", "gpu_hours_busy"],
+        "properties": {
+            "team": {"type": "string"},
+            "period_start": TIME,
+            "period_end": TIME,
+            "gpu_hours_held": {"type": "number", "description": "GPU-hours allocated to the team's workloads"},
+            "gpu_hours_busy": {"type": "number", "description": "measured: held GPU-hours x utilisation, from the agents' readings"},
+            "busy_percent_of_held": NULLABLE_NUM,
+            "gpu_hours_measured": {"type": "number", "description": "held GPU-hours the agents reported readings for"},
+            "reclaims": {"type": "integer"},
+            "preemptions": {"type": "integer"},
+            "starts": {"type": "integer"},
+            "mean_wait_minutes": NULLABLE_NUM,
+            "max_wait_minutes": NULLABLE_NUM,
+        },
+    },
     "Readings": {
         "type": "object",
         "required": ["gpus"],
         "properties": {
             "simulated": {"type": "boolean"},
+            "errors": {"type": "array", "items": {"type": "string"}, "description": "what the agent could not read (NVML errors): shown as node health"},
             "gpus": {
                 "type": "array",
                 "maxItems": 64,
@@ -311,7 +332,7 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
                 "type": "object", "required": ["workloads"], "properties": {"workloads": {"type": "array", "items": workload}},
             }, "workloads"), params=[
                 _query("user", {"type": "string"}, "admins: only this user's workloads"),
-                _query("state", {"enum": ["pending", "running", "stopping", "completed", "failed", "cancelled"]}, "only this state"),
+                _query("state", {"enum": list(WORKLOAD_STATES)}, "only this state"),
             ]),
             "post": _idempotent(_op("Submit a workload", "use", _json(workload, "the new workload, after one scheduling cycle"), ok_status="201",
                                     body=_ref("Submission"), errors=("400", "409"))),
@@ -319,6 +340,11 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
         "/api/workloads/{workload_id}": {
             "get": _op("One workload", "owner", _json(workload, "the workload"), params=[WID], errors=("404",)),
             "delete": _op("Cancel (pending) or stop (running); releases its GPUs", "owner", _json(workload, "the cancelled workload"), params=[WID], errors=("404", "409")),
+            "patch": _op("Change a workload's priority (admins); recorded as a priority-changed event", "admin", _json(workload, "the workload"), params=[WID], errors=("400", "404", "409"),
+                         body={"type": "object", "required": ["priority"], "additionalProperties": False, "properties": {"priority": {"type": "integer"}}}),
+        },
+        "/api/workloads/{workload_id}/preempt": {
+            "post": _op("Preempt a running workload back into the queue (admins); recorded as a preempted event", "admin", _json(workload, "the workload, pending again"), params=[WID], errors=("404", "409")),
         },
         "/api/workloads/{workload_id}/resize": {
             "post": _op("Resize an elastic job", "owner", _json(workload, "the workload"), params=[WID], errors=("400", "404", "409"),
@@ -343,11 +369,18 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
         },
         "/api/events": {"get": _op("Event log (own workloads; all for admins)", "use", _json({
             "type": "object", "required": ["events", "last_id"],
-            "properties": {"events": {"type": "array", "items": _ref("Event")}, "last_id": {"type": "integer"}},
+            "properties": {"events": {"type": "array", "items": _ref("Event")}, "last_id": {"type": "integer"},
+                           "next_before": {"type": ["integer", "null"], "description": "order=desc: `before` of the next older page; null at the first event"}},
         }, "events after `since`"), params=[
             _query("since", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "only events with a larger id"),
             _query("workload", {"type": "string"}, "only this workload's events"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many"),
+            _query("before", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, "only events with a smaller id (paging backwards)"),
+            _query("order", {"enum": ["asc", "desc"]}, "asc: oldest first (default); desc: newest first"),
+            _query("kind", {"type": "string"}, "only events of this kind"),
+            _query("user", {"type": "string"}, "only events of this user"),
+            _query("team", {"type": "string"}, "only events of this team"),
+            _query("q", {"type": "string", "maxLength": 200}, "text search in message, kind, user and team"),
         ])},
         "/api/history": {"get": _op("GPUs in use per team over time, from the event log (admins: every team; others: their own teams)", "use", _json({
             "type": "object", "required": ["window", "start", "end", "bucket_seconds", "times", "teams"],
@@ -357,8 +390,21 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
                 "teams": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}},
                           "description": "team -> average GPUs held in each bucket"},
                 "now": {"type": "object", "additionalProperties": {"type": "number"}, "description": "team -> GPUs held now"},
+                "busy": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}},
+                         "description": "team -> average GPUs busy in each bucket, measured by the node agents (held x utilisation)"},
             },
         }, "usage per team"), params=[_query("window", {"enum": ["day", "40d"]}, "last day (15-minute buckets) or last 40 days (daily)")])},
+        "/api/report": {"get": _op("Usage report per team and period: GPU-hours held and busy, reclaims, waits (admins)", "admin", {
+            "description": "one row per team",
+            "content": {
+                "application/json": {"schema": {"type": "object", "required": ["teams"], "properties": {"teams": {"type": "array", "items": _ref("UsageReportRow")}}}},
+                "text/csv": {"schema": {"type": "string", "description": "the same rows as CSV, with a header line"}},
+            },
+        }, params=[
+            _query("start", {"type": "string"}, "first day or time (UTC unless it says otherwise); default: 7 days before end"),
+            _query("end", {"type": "string"}, "end of the period (excluded); default: now"),
+            _query("format", {"enum": ["json", "csv"]}, "json (default) or csv (a download)"),
+        ])},
         "/api/nodes/{node}/readings": {
             "post": _op("Report per-GPU readings of a node (agents)", "agent", _json({
                 "type": "object", "required": ["node", "accepted"],

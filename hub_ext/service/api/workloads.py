@@ -1,4 +1,4 @@
-"""``api/workloads``: list, submit, get, cancel, resize workloads, and read a job's log."""
+"""``api/workloads``: list, submit, get, cancel, resize workloads, read a job's log; admins preempt and reprioritise."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class WorkloadsHandler(APIHandler):
 
 
 class WorkloadHandler(APIHandler):
-    scopes = {"GET": "use", "DELETE": "use"}
+    scopes = {"GET": "use", "DELETE": "use", "PATCH": "admin"}
 
     async def get(self, workload_id):
         with self.pool.store.read() as db:
@@ -103,6 +103,32 @@ class WorkloadHandler(APIHandler):
             w = get_workload(db, workload_id)
             self.check_owner(w)
             actions = self.pool.rules.cancel(db, w, by=self.me.name)
+            seq = w.seq
+        await self.pool.loop.cycle(actions)
+        with self.pool.store.read() as db:
+            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+
+    async def patch(self, workload_id):
+        body = self.json_object()
+        unknown = sorted(set(body) - {"priority"})
+        if unknown or "priority" not in body:
+            raise bad_request("admins may change one field here: {\"priority\": N}")
+        with self.pool.store.write() as db:
+            w = get_workload(db, workload_id)
+            self.pool.rules.set_priority(db, w, body["priority"], by=self.me.name)
+            seq = w.seq
+        await self.pool.loop.cycle()
+        with self.pool.store.read() as db:
+            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+
+
+class PreemptHandler(APIHandler):
+    scopes = {"POST": "admin"}
+
+    async def post(self, workload_id):
+        with self.pool.store.write() as db:
+            w = get_workload(db, workload_id)
+            actions = self.pool.rules.preempt(db, w, by=self.me.name)
             seq = w.seq
         await self.pool.loop.cycle(actions)
         with self.pool.store.read() as db:
@@ -151,5 +177,6 @@ handlers = [
     (r"api/workloads", WorkloadsHandler),
     (r"api/workloads/([^/]+)", WorkloadHandler),
     (r"api/workloads/([^/]+)/resize", ResizeHandler),
+    (r"api/workloads/([^/]+)/preempt", PreemptHandler),
     (r"api/workloads/([^/]+)/logs", LogsHandler),
 ]

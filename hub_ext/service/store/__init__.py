@@ -13,7 +13,9 @@ from .orm import (
     format_workload_id,
     parse_workload_id,
 )
+from .orm import UsageSampleRow
 
 __all__ = [
     "EventRow", "GpuRow", "NodeRow", "ShareRow", "Store", "SubmitKeyRow", "TeamRow", "UsageHistoryRow", "WorkloadRow", "format_workload_id", "parse_workload_id",
+    "UsageSampleRow",
 ]

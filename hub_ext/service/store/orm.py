@@ -46,6 +46,8 @@ class NodeRow(Base):
     # "declared" (configuration), "nvml" (discovered here), "agent" (reported by a node agent)
     source: Mapped[str] = mapped_column(String(32), default="declared")
     last_reading_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the node's agent could not read with its last readings (NVML errors); None: nothing went wrong.
+    agent_errors: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     gpus: Mapped[list[GpuRow]] = relationship(back_populates="node", order_by="GpuRow.index", cascade="all, delete-orphan")
 
@@ -285,3 +287,18 @@ class Store:
 
 def default_db_url(state_dir: str) -> str:
     return "sqlite:///" + os.path.join(os.path.abspath(state_dir), "gpupool.sqlite")
+
+
+class UsageSampleRow(Base):
+    """Measured use, downsampled: per time bucket and team, GPU-seconds held and GPU-seconds busy.
+
+    Written from the node agents' readings (``usage_history.record_readings``);
+    older buckets are dropped after ``UsageHistory.retention_days``.
+    """
+
+    __tablename__ = "usage_samples"
+
+    bucket_start: Mapped[float] = mapped_column(Float, primary_key=True)
+    team: Mapped[str] = mapped_column(String(255), primary_key=True)
+    held_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    busy_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,32 +1,18 @@
 // The GPU pool admin page: reads and changes everything through the service's REST API.
-// Plain browser JavaScript (no build step), so the service ships it as it is.
-(function () {
-  'use strict';
+// A browser ES module without a build step of its own; the grid, formatting and states come from
+// the UI kit the lab panel is built from (static/kit/, compiled from extensions/jupyterlab_gpupool/src/kit).
+import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, poolSummary, since, untilText } from './kit/index.js';
+
+{
 
   const body = document.body;
   const PREFIX = body.dataset.prefix;
   const XSRF = body.dataset.xsrf;
   const REFRESH_MS = 4000;
   const HISTORY_REFRESH_MS = 60000;
-  const EVENTS_KEPT = 60;
   const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
   const $ = (sel, root) => (root || document).querySelector(sel);
-
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-      else if (k === 'className') el.className = v;
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      el.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
-    }
-    return el;
-  }
 
   // ------------------------------------------------------------------ the API
 
@@ -67,40 +53,10 @@
   // The contract allows a bare list or an object holding it.
   const listOf = (data, key) => (Array.isArray(data) ? data : (data && data[key]) || []);
 
-  // ------------------------------------------------------------------ words and numbers
+  // ------------------------------------------------------------------ words and numbers (the kit's)
 
-  function gpus(n) {
-    if (n === null || n === undefined) return '';
-    const r = Math.round(n * 100) / 100;
-    return r + (r === 1 ? ' GPU' : ' GPUs');
-  }
-
-  function since(iso) {
-    if (!iso) return '';
-    const s = (Date.now() - Date.parse(iso)) / 1000;
-    return duration(s);
-  }
-
-  function until(iso) {
-    if (!iso) return '';
-    const s = (Date.parse(iso) - Date.now()) / 1000;
-    return s <= 30 ? 'any moment' : 'in ' + duration(s);
-  }
-
-  function duration(s) {
-    s = Math.max(0, Math.round(s));
-    if (s < 60) return s + ' s';
-    const m = Math.round(s / 60);
-    if (m < 60) return m + ' min';
-    const hours = Math.floor(m / 60);
-    if (hours < 48) return hours + ' h ' + (m % 60) + ' min';
-    return Math.round(hours / 24) + ' days';
-  }
-
-  function clock(iso) {
-    const d = new Date(iso);
-    return d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
-  }
+  const gpus = n => gpuCount(n);
+  const until = iso => untilText(iso) || '';
 
   // ------------------------------------------------------------------ messages
 
@@ -119,59 +75,34 @@
 
   // ------------------------------------------------------------------ pool
 
+  // Large pools collapse into one bar per node; the admin opens the nodes they want to see.
+  const COLLAPSE_ABOVE = 64;
+  // An agent that has not reported for this long is shown as silent.
+  const SILENT_AFTER_SECONDS = 120;
+  const expanded = new Set();
+  let lastPool = null;
+
   function renderPool(pool) {
+    lastPool = pool;
     const nodes = listOf(pool, 'nodes');
     $('#simulated-banner').hidden = !(pool.simulated || nodes.some(n => n.simulated));
-    const t = pool.totals;
-    $('#pool-totals').textContent = t ? `${Math.round(t.used * 100) / 100} of ${t.gpus} GPUs in use, ${t.idle || 0} held but idle` : '';
+    $('#pool-totals').textContent = nodes.length ? poolSummary(pool) : '';
     if (!nodes.length) {
       $('#pool').replaceChildren(h('p', { className: 'muted' }, 'No nodes in the pool yet.'));
       return;
     }
+    const withErrors = Object.assign({}, pool, { nodes: nodes.map(n => Object.assign({}, n, { errors: n.agent_errors })) });
     $('#pool').replaceChildren(
-      ...nodes.map(node =>
-        h(
-          'div',
-          { className: 'node', 'data-node': node.name },
-          h(
-            'div',
-            { className: 'node-name' },
-            node.name,
-            node.simulated ? h('span', { className: 'badge simulated' }, 'simulated') : null,
-            node.schedulable === false ? h('span', { className: 'badge' }, 'not schedulable') : null,
-            node.last_reading_at ? h('span', { className: 'muted' }, 'reading ' + since(node.last_reading_at) + ' ago') : null
-          ),
-          h('div', { className: 'gpus' }, node.gpus.map(gpuCell))
-        )
-      )
-    );
-  }
-
-  function gpuCell(g) {
-    const held = (g.holders || []).length > 0;
-    const idle = held && g.idle_seconds !== null && g.idle_seconds !== undefined && g.idle_seconds >= 60;
-    const look = !held ? 'free' : g.state === 'partial' ? 'partial' : 'used';
-    const util = g.utilization !== null && g.utilization !== undefined ? 'busy ' + Math.round(g.utilization) + '%' : 'no reading';
-    const mem =
-      g.memory_used_mib !== null && g.memory_used_mib !== undefined
-        ? `${Math.round(g.memory_used_mib / 1024)}/${Math.round(g.memory_mib / 1024)} GiB`
-        : `${Math.round(g.memory_mib / 1024)} GiB`;
-    return h(
-      'div',
-      { className: `gpu ${look}${idle ? ' idle' : ''}`, 'data-gpu-uuid': g.uuid, 'data-look': look, title: g.uuid },
-      h('div', { className: 'gpu-head' }, h('b', {}, 'GPU ' + g.index), h('span', {}, g.model)),
-      h('div', { className: 'gpu-use' }, `${util} · ${mem}`),
-      look === 'partial' ? h('div', { className: 'bar' }, h('span', { style: `width:${Math.round(g.used_fraction * 100)}%` })) : null,
-      h(
-        'div',
-        { className: 'holders' },
-        held
-          ? g.holders.map(x =>
-              h('div', {}, `${x.user} (${x.team}) ${x.workload_id}${x.fraction < 1 ? ' ×' + x.fraction : ''}`)
-            )
-          : 'free'
-      ),
-      idle ? h('div', { className: 'idle-mark' }, 'idle ' + duration(g.idle_seconds)) : null
+      ...poolGrid(withErrors, {
+        detailed: true,
+        collapseAbove: COLLAPSE_ABOVE,
+        expanded,
+        silentAfterSeconds: SILENT_AFTER_SECONDS,
+        onToggle: node => {
+          if (!expanded.delete(node)) expanded.add(node);
+          renderPool(lastPool);
+        }
+      })
     );
   }
 
@@ -276,22 +207,102 @@
     }
   }
 
+  // ------------------------------------------------------------------ quotas against the pool
+
+  // A quota the pool cannot honour: one team's above the pool, or all of them together.
+  function quotaWarnings(teams, poolGpus) {
+    if (!poolGpus) return [];
+    const out = [];
+    for (const t of teams) {
+      if (t.quota > poolGpus) out.push(`Team ${t.name} has a quota of ${gpus(t.quota)}, more than the pool's ${gpus(poolGpus)}: it can never all be honoured.`);
+    }
+    const sum = teams.reduce((n, t) => n + (t.quota || 0), 0);
+    if (sum > poolGpus + 1e-9) {
+      out.push(`The quotas add up to ${gpus(sum)}, more than the pool's ${gpus(poolGpus)}: when every team wants its quota at once, some must wait.`);
+    }
+    return out;
+  }
+
+  function renderQuotaWarnings(warnings) {
+    const el = $('#quota-warnings');
+    el.hidden = !warnings.length;
+    el.replaceChildren(...warnings.map(w => h('div', { className: 'quota-warning' }, w)));
+  }
+
   // ------------------------------------------------------------------ queue and running work
 
   function workloadCell(w) {
     return h('td', {}, h('b', {}, w.name || w.id), h('div', { className: 'muted' }, `${w.kind} ${w.id}`));
   }
 
-  function renderQueue(queue) {
-    $('#queue-count').textContent = queue.length ? `${queue.length} waiting` : '';
-    const tbody = $('#queue tbody');
-    if (!queue.length) {
-      tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, className: 'muted' }, 'Nobody is waiting.')));
-      return;
+  function act(button, what, call) {
+    return async () => {
+      button.disabled = true;
+      try {
+        notice(await call());
+        await refresh();
+      } catch (e) {
+        notice(`${what} failed: ${e.message}`, true);
+      } finally {
+        button.disabled = false;
+      }
+    };
+  }
+
+  // The actions on one workload: change its priority, preempt it (running), stop or cancel it.
+  function actionCells(w) {
+    const input = h('input', { type: 'number', step: 1, name: 'priority', value: String(w.priority ?? 0), 'aria-label': `priority of ${w.id}`, className: 'priority' });
+    const setPriority = h('button', { 'data-action': 'set-priority' }, 'Set');
+    setPriority.addEventListener('click', act(setPriority, `Priority of ${w.id}`, async () => {
+      const n = Number(input.value);
+      if (!Number.isInteger(n)) throw new ApiError('the priority is a whole number');
+      await api('workloads/' + encodeURIComponent(w.id), { method: 'PATCH', body: { priority: n } });
+      return `Priority of ${w.name || w.id} set to ${n}.`;
+    }));
+    const buttons = [];
+    if (w.state === 'running') {
+      const preempt = h('button', { 'data-action': 'preempt' }, 'Preempt');
+      preempt.addEventListener('click', () => {
+        if (!window.confirm(`Preempt ${w.name || w.id} of ${w.user}? Its GPUs go back to the pool and it waits in the queue again.`)) return;
+        act(preempt, `Preempting ${w.id}`, async () => {
+          await api('workloads/' + encodeURIComponent(w.id) + '/preempt', { method: 'POST' });
+          return `Preempted ${w.name || w.id}; it is back in the queue.`;
+        })();
+      });
+      buttons.push(preempt);
     }
-    tbody.replaceChildren(
-      ...queue.map(w =>
-        h(
+    const stop = h('button', { 'data-action': 'stop', className: 'danger' }, w.state === 'running' ? 'Stop' : 'Cancel');
+    stop.addEventListener('click', () => {
+      const verb = w.state === 'running' ? 'Stop' : 'Cancel';
+      if (!window.confirm(`${verb} ${w.name || w.id} of ${w.user}? This cannot be undone.`)) return;
+      act(stop, `${verb} ${w.id}`, async () => {
+        await api('workloads/' + encodeURIComponent(w.id), { method: 'DELETE' });
+        return `${verb === 'Stop' ? 'Stopped' : 'Cancelled'} ${w.name || w.id}.`;
+      })();
+    });
+    buttons.push(stop);
+    return [h('td', { className: 'nowrap' }, input, setPriority), h('td', { className: 'nowrap actions' }, buttons)];
+  }
+
+  // Rows are rebuilt only when what they show changed, so an admin typing a priority is not interrupted.
+  function keyed(tbody, items, key, build, columns, empty) {
+    const signature = JSON.stringify(items.map(key));
+    const active = document.activeElement;
+    const focused = active && active.tagName === 'INPUT' && tbody.contains(active);
+    if (tbody.dataset.signature === signature || (focused && tbody.dataset.signature)) return;
+    tbody.dataset.signature = signature;
+    fillTable(tbody, columns, items.map(build), empty);
+  }
+
+  function renderQueue(queue, byId) {
+    $('#queue-count').textContent = queue.length ? `${queue.length} waiting` : '';
+    keyed(
+      $('#queue tbody'),
+      queue,
+      w => [w.id, w.queue_position, w.reason, w.expected_start, (byId[w.id] || w).priority, Math.round((Date.now() - Date.parse(w.submitted_at || 0)) / 60000)],
+      q => {
+        const w = Object.assign({}, q, byId[q.id] || {});
+        return h(
           'tr',
           { 'data-workload-id': w.id, 'data-team': w.team },
           h('td', { className: 'position' }, w.queue_position || ''),
@@ -301,70 +312,97 @@
           h('td', {}, gpus(w.gpus)),
           h('td', {}, since(w.submitted_at)),
           h('td', { className: 'reason' }, w.reason || ''),
-          h('td', {}, until(w.expected_start))
-        )
-      )
+          h('td', {}, until(w.expected_start)),
+          ...actionCells(w)
+        );
+      },
+      10,
+      'Nobody is waiting.'
     );
   }
 
   function renderRunning(running) {
     $('#running-count').textContent = running.length ? `${running.length} workloads` : '';
-    const tbody = $('#running tbody');
-    if (!running.length) {
-      tbody.replaceChildren(h('tr', {}, h('td', { colspan: 7, className: 'muted' }, 'Nothing is running.')));
-      return;
-    }
-    tbody.replaceChildren(
-      ...running.map(w => {
-        const shares = (w.allocation && w.allocation.shares) || [];
-        return h(
+    keyed(
+      $('#running tbody'),
+      running,
+      w => [w.id, w.allocation && w.allocation.gpus, w.over_quota, w.reason, w.priority, Math.round((Date.now() - Date.parse(w.started_at || 0)) / 60000)],
+      w =>
+        h(
           'tr',
           { 'data-workload-id': w.id, 'data-team': w.team },
           workloadCell(w),
           h('td', {}, w.user),
           h('td', {}, w.team),
           h('td', {}, gpus(w.allocation ? w.allocation.gpus : w.gpus), w.over_quota ? h('span', { className: 'badge over' }, 'borrowed') : null),
-          h('td', {}, shares.map(s => `${s.node}:${s.index}${s.fraction < 1 ? '×' + s.fraction : ''}`).join(', ')),
+          h('td', {}, placement(w.allocation && w.allocation.shares)),
           h('td', {}, since(w.started_at)),
-          h('td', { className: 'reason' }, w.reason || '')
-        );
-      })
+          h('td', { className: 'reason' }, w.reason || ''),
+          ...actionCells(w)
+        ),
+      9,
+      'Nothing is running.'
     );
   }
 
-  // ------------------------------------------------------------------ events
+  // ------------------------------------------------------------------ events: live, searched, paged
 
+  const EVENTS_PAGE = 50;
+  // Live: the latest events, newest first, growing as they happen. Search: one query's pages.
   let events = [];
+  let lastEventId = null;
+  let nextBefore = null;
+  let search = '';
+
+  function eventRow(e) {
+    return h(
+      'tr',
+      { className: 'event-' + e.kind, 'data-kind': e.kind, 'data-event-id': e.id },
+      h('td', { className: 'nowrap' }, clock(e.at)),
+      h('td', {}, h('span', { className: 'kind' }, e.kind)),
+      h('td', {}, e.workload_id || ''),
+      h('td', {}, e.user || ''),
+      h('td', {}, e.team || ''),
+      h('td', {}, e.message || '')
+    );
+  }
 
   function renderEvents() {
-    const tbody = $('#events tbody');
-    if (!events.length) {
-      tbody.replaceChildren(h('tr', {}, h('td', { colspan: 6, className: 'muted' }, 'No events yet.')));
-      return;
-    }
-    tbody.replaceChildren(
-      ...events
-        .slice()
-        .reverse()
-        .map(e =>
-          h(
-            'tr',
-            { className: 'event-' + e.kind, 'data-kind': e.kind },
-            h('td', { className: 'nowrap' }, clock(e.at)),
-            h('td', {}, h('span', { className: 'kind' }, e.kind)),
-            h('td', {}, e.workload_id || ''),
-            h('td', {}, e.user || ''),
-            h('td', {}, e.team || ''),
-            h('td', {}, e.message || '')
-          )
-        )
-    );
+    fillTable($('#events tbody'), 6, events.map(eventRow), search ? `No event matches “${search}”.` : 'No events yet.');
+    $('#older-events').hidden = nextBefore === null;
+    $('#events-status').textContent = search ? `${events.length} shown matching “${search}”` : `latest ${events.length}`;
   }
 
-  async function loadEvents() {
-    const last = events.length ? events[events.length - 1].id : null;
-    const fresh = listOf(await api('events' + (last !== null ? '?since=' + last : '')), 'events');
-    events = events.concat(fresh).slice(-EVENTS_KEPT);
+  function eventsQuery(extra) {
+    const params = new URLSearchParams(Object.assign({ order: 'desc', limit: String(EVENTS_PAGE) }, extra));
+    if (search) params.set('q', search);
+    return 'events?' + params.toString();
+  }
+
+  async function firstEventsPage() {
+    const page = await api(eventsQuery({}));
+    events = listOf(page, 'events');
+    nextBefore = page.next_before ?? null;
+    lastEventId = page.last_id ?? (events.length ? events[0].id : 0);
+    renderEvents();
+  }
+
+  async function olderEvents() {
+    if (nextBefore === null) return;
+    const page = await api(eventsQuery({ before: String(nextBefore) }));
+    events = events.concat(listOf(page, 'events'));
+    nextBefore = page.next_before ?? null;
+    renderEvents();
+  }
+
+  async function newEvents() {
+    if (search || lastEventId === null) return; // a search stays as it was asked
+    const page = await api('events?since=' + lastEventId);
+    const fresh = listOf(page, 'events');
+    if (!fresh.length) return;
+    lastEventId = fresh[fresh.length - 1].id;
+    events = fresh.slice().reverse().concat(events);
+    renderEvents();
   }
 
   // ------------------------------------------------------------------ usage charts
@@ -437,13 +475,102 @@
     el.dataset.teams = teams.join(',');
   }
 
+  // Per team: GPUs held (allocation, from the event log) against GPUs busy (measured by the agents).
+  function renderBusyCharts(el, history) {
+    const W = 360, H = 140, L = 30, R = 8, T = 8, B = 20;
+    const teams = Array.from(new Set(Object.keys(history.teams).concat(Object.keys(history.busy || {})))).sort();
+    if (!teams.length) {
+      el.replaceChildren(h('p', { className: 'muted' }, 'No GPUs were held in the last day.'));
+      return;
+    }
+    const n = history.times.length;
+    el.replaceChildren(
+      ...teams.map((team, k) => {
+        const held = history.teams[team] || new Array(n).fill(0);
+        const busy = (history.busy || {})[team] || new Array(n).fill(0);
+        const top = Math.max(1, Math.ceil(Math.max(...held, ...busy)));
+        const x = i => L + (i / Math.max(1, n - 1)) * (W - L - R);
+        const y = v => T + (1 - v / top) * (H - T - B);
+        const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+        svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+        svg.setAttribute('role', 'img');
+        svg.setAttribute('aria-label', `${team}: GPUs held and busy over the last day`);
+        const add = (tag, attrs, text) => {
+          const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+          for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
+          if (text !== undefined) e.textContent = text;
+          svg.appendChild(e);
+          return e;
+        };
+        [0, top].forEach(v => add('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, v));
+        add('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), class: 'gridline' });
+        const heldPoints = held.map((v, i) => `${x(i)},${y(v)}`);
+        add('polygon', { points: [`${x(0)},${y(0)}`].concat(heldPoints, [`${x(n - 1)},${y(0)}`]).join(' '), fill: COLORS[k % COLORS.length], 'fill-opacity': 0.3, 'data-series': 'held' });
+        add('polyline', { points: busy.map((v, i) => `${x(i)},${y(v)}`).join(' '), fill: 'none', stroke: COLORS[k % COLORS.length], 'stroke-width': 2, 'data-series': 'busy' });
+        const total = a => a.reduce((s, v) => s + v, 0);
+        const share = total(held) > 0 ? Math.round((100 * total(busy)) / total(held)) : null;
+        return h(
+          'figure',
+          { className: 'busy-chart', 'data-team': team },
+          h('figcaption', {}, h('b', {}, team), share !== null ? ` · busy ${share}% of the GPU time held` : ' · nothing measured'),
+          svg,
+          h('div', { className: 'chart-legend' }, h('span', {}, h('i', { className: 'sw', style: `background:${COLORS[k % COLORS.length]};opacity:.35` }), 'held'), h('span', {}, h('i', { className: 'sw line', style: `background:${COLORS[k % COLORS.length]}` }), 'busy (measured)'))
+        );
+      })
+    );
+  }
+
+  // ------------------------------------------------------------------ the usage report
+
+  function reportRange() {
+    const form = $('#report-form');
+    return { start: form.start.value, end: form.end.value };
+  }
+
+  function updateReportLink() {
+    const { start, end } = reportRange();
+    $('#report-csv').href = PREFIX + 'api/report?' + new URLSearchParams({ start, end, format: 'csv' }).toString();
+  }
+
+  async function showReport() {
+    const { start, end } = reportRange();
+    try {
+      const data = await api('report?' + new URLSearchParams({ start, end }).toString());
+      const minutes = m => (m === null || m === undefined ? '–' : duration(m * 60));
+      fillTable(
+        $('#report tbody'),
+        9,
+        listOf(data, 'teams').map(r =>
+          h(
+            'tr',
+            { 'data-team': r.team },
+            h('td', {}, r.team),
+            h('td', { className: 'held' }, r.gpu_hours_held.toFixed(2)),
+            h('td', { className: 'busy' }, r.gpu_hours_busy.toFixed(2)),
+            h('td', {}, r.busy_percent_of_held === null ? '–' : r.busy_percent_of_held + '%'),
+            h('td', {}, r.reclaims),
+            h('td', {}, r.preemptions),
+            h('td', {}, r.starts),
+            h('td', {}, minutes(r.mean_wait_minutes)),
+            h('td', {}, minutes(r.max_wait_minutes))
+          )
+        ),
+        'No team held GPUs in this period.'
+      );
+    } catch (e) {
+      notice('Could not make the report: ' + e.message, true);
+    }
+  }
+
   let capacity = 0;
 
   async function loadHistory() {
     for (const window of ['day', '40d']) {
       const el = $('#chart-' + window);
       try {
-        renderChart(el, await api('history?window=' + window), capacity);
+        const history = await api('history?window=' + window);
+        renderChart(el, history, capacity);
+        if (window === 'day') renderBusyCharts($('#busy-charts'), history);
       } catch (e) {
         el.replaceChildren(h('p', { className: 'error' }, 'Usage history is not available: ' + e.message));
       }
@@ -458,19 +585,23 @@
     if (busy) return;
     busy = true;
     try {
-      const [pool, teams, queue, running] = await Promise.all([
+      const [pool, teams, queue, running, pending] = await Promise.all([
         api('pool'),
         api('teams'),
         api('queue'),
-        api('workloads?state=running')
+        api('workloads?state=running'),
+        api('workloads?state=pending')
       ]);
       capacity = pool.totals ? pool.totals.gpus : 0;
+      const teamList = listOf(teams, 'teams');
+      const byId = {};
+      for (const w of listOf(pending, 'workloads')) byId[w.id] = w;
       renderPool(pool);
-      renderTeams(listOf(teams, 'teams'));
-      renderQueue(listOf(queue, 'queue'));
+      renderTeams(teamList);
+      renderQuotaWarnings(quotaWarnings(teamList, capacity));
+      renderQueue(listOf(queue, 'queue'), byId);
       renderRunning(listOf(running, 'workloads'));
-      await loadEvents();
-      renderEvents();
+      await newEvents();
       showError('');
       $('#refreshed').textContent = 'updated ' + new Date().toLocaleTimeString();
     } catch (e) {
@@ -480,8 +611,33 @@
     }
   }
 
+  $('#pool-legend').replaceChildren(legend());
   $('button[data-action="create-team"]').addEventListener('click', createTeam);
-  refresh().then(loadHistory);
+  $('#event-search').addEventListener('submit', e => {
+    e.preventDefault();
+    search = $('#event-search').q.value.trim();
+    firstEventsPage().catch(err => notice('Could not search the events: ' + err.message, true));
+  });
+  $('button[data-action="clear-search"]').addEventListener('click', () => {
+    $('#event-search').q.value = '';
+    search = '';
+    firstEventsPage().catch(err => notice('Could not read the events: ' + err.message, true));
+  });
+  $('#older-events').addEventListener('click', () => olderEvents().catch(err => notice('Could not read older events: ' + err.message, true)));
+  const today = new Date();
+  const weekAgo = new Date(today.getTime() - 7 * 86400 * 1000);
+  $('#report-form').start.value = weekAgo.toISOString().slice(0, 10);
+  $('#report-form').end.value = new Date(today.getTime() + 86400 * 1000).toISOString().slice(0, 10);
+  updateReportLink();
+  $('#report-form').addEventListener('input', updateReportLink);
+  $('#report-form').addEventListener('submit', e => {
+    e.preventDefault();
+    showReport();
+  });
+  firstEventsPage()
+    .catch(err => showError('The GPU pool reported a problem: ' + err.message))
+    .then(refresh)
+    .then(() => Promise.all([loadHistory(), showReport()]));
   setInterval(refresh, REFRESH_MS);
   setInterval(loadHistory, HISTORY_REFRESH_MS);
-})();
+}
