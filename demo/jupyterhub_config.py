@@ -62,6 +62,10 @@ c.JupyterHub.load_groups = {team: {"users": members + [DEMO_ADMIN]} for team, me
 service_url = f"http://127.0.0.1:{service_port}"
 pool_url = f"{service_url}/services/gpupool/"
 c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
+# After a crash the hub restarts the service when it next checks it: every second, not every 30 s.
+from hub_ext.service.hub_restart import restart_managed_services_within  # noqa: E402
+
+restart_managed_services_within(1)
 c.JupyterHub.services = [
     {
         "name": "gpupool",

@@ -107,7 +107,7 @@ def test_a_huge_command_string_is_refused_at_once_and_holds_up_no_one(hub, admin
         slowest = max(slowest, time.monotonic() - started)
     t.join()
     refused(answer["r"], 400, "at most 65,536")
-    assert slowest < 3, f"another user's request waited {slowest:.1f}s behind one submission"
+    assert slowest < 5, f"another user's request waited {slowest:.1f}s behind one submission"
     assert count_workloads(admin) == before
 
 
