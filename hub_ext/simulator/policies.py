@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import scheduler as core
+from ..scheduler.decay import DecayedUsage
 from ..scheduler.model import Allocation, Decisions, Node, Pool, Running, SchedulerConfig, Snapshot, Team, Workload, WorkloadKind
 from .cluster import Cluster, proportional_split
 from .trace import TraceJob
@@ -92,6 +93,11 @@ class Policy(abc.ABC):
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
 
 
+# The service's default (UsageDecay.half_life_seconds): a week.
+USAGE_HALF_LIFE_S = 7 * 86400.0
+MIN_RUNTIME_S = 60.0
+
+
 class CorePolicy(Policy):
     """The scheduler core on one or more (sub-)pools, kept up to date by events.
 
@@ -99,12 +105,15 @@ class CorePolicy(Policy):
     calls ``schedule`` (the pure form): slower, used to check both forms agree.
     """
 
-    def __init__(self, cluster: Cluster, config: SchedulerConfig, pools: dict[str, tuple[Pool, dict[str, Team]]], use_snapshots: bool = False):
+    def __init__(self, cluster: Cluster, config: SchedulerConfig, pools: dict[str, tuple[Pool, dict[str, Team]]], use_snapshots: bool = False,
+                 half_life_s: float | None = None):
         super().__init__(cluster)
         self.config = config
         self.pools = pools  # scheduler key -> (pool, teams)
         self.use_snapshots = use_snapshots
         self.schedulers = {key: core.Scheduler(pool, teams, config) for key, (pool, teams) in pools.items()}
+        # Decayed past usage, as the service keeps it (scheduler/decay.py), on the virtual clock.
+        self.decay = {key: DecayedUsage(half_life_s) for key in pools} if half_life_s else {}
 
     def scheduler_key(self, team: str) -> str:
         return "" if "" in self.schedulers else team
@@ -123,6 +132,12 @@ class CorePolicy(Policy):
 
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
+        history = {}
+        for key in keys:
+            if key in self.decay:
+                s = self.schedulers[key]
+                history[key] = self.decay[key].update(now, s.usage, s.user_usage)
+                s.set_history(history[key])
         if not self.use_snapshots:
             return [self.schedulers[key].cycle(now) for key in keys]
         decisions = []
@@ -131,7 +146,8 @@ class CorePolicy(Policy):
             running = state.running if key == "" else state.running_by_team.get(key, {})
             pending = state.pending if key == "" else state.pending_by_team.get(key, {})
             snapshot = Snapshot(
-                pool=pool, teams=teams, running=tuple(running.values()), pending=tuple(pending.values()), now=now, config=self.config
+                pool=pool, teams=teams, running=tuple(running.values()), pending=tuple(pending.values()), now=now, config=self.config,
+                history=history.get(key),
             )
             decisions.append(core.schedule(snapshot))
         return decisions
@@ -141,7 +157,9 @@ class PoolPolicy(CorePolicy):
     name = "pool"
 
     def __init__(self, cluster: Cluster, use_snapshots: bool = False):
-        super().__init__(cluster, SchedulerConfig(), {"": (cluster.pool, dict(cluster.teams))}, use_snapshots)
+        # The service's defaults (service/preemption.py): a minute of minimum run-time.
+        teams = {n: replace(t, min_runtime_reclaim_s=MIN_RUNTIME_S, min_runtime_shrink_s=MIN_RUNTIME_S) for n, t in cluster.teams.items()}
+        super().__init__(cluster, SchedulerConfig(), {"": (cluster.pool, teams)}, use_snapshots, half_life_s=USAGE_HALF_LIFE_S)
 
 
 class FifoPolicy(CorePolicy):
