@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from traitlets import Bool, Enum, Float
+from traitlets import Bool, Enum, Float, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.model import SchedulerConfig
@@ -49,6 +49,19 @@ class SchedulingLoop(LoggingConfigurable):
         help="A pending workload waiting longer than this gets a reservation; smaller work may only backfill around it.",
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
+    aging_gpus_per_hour = Float(
+        0.0,
+        help="""Aging: a borrowing team's next workload is ranked as if its team borrowed this many GPUs
+        less per hour it has waited (up to aging_max_gpus). 0: no aging.""",
+    ).tag(config=True)
+    aging_max_gpus = Float(4.0, help="The most credit (in GPUs) aging gives a waiting workload.").tag(config=True)
+
+    @validate("aging_gpus_per_hour", "aging_max_gpus")
+    def _valid_aging(self, proposal):
+        value = proposal["value"]
+        if not (0 <= value <= 10000):
+            raise TraitError(f"SchedulingLoop.{proposal['trait'].name} must be between 0 and 10000 GPUs; got {value!r}")
+        return value
 
     def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, preemption_rules=None, history=None, **kwargs):
         super().__init__(**kwargs)
@@ -72,6 +85,8 @@ class SchedulingLoop(LoggingConfigurable):
             ordering=self.ordering,
             reservation_after_s=self.reservation_after_s,
             elastic=self.elastic,
+            aging_gpus_per_hour=self.aging_gpus_per_hour,
+            aging_max_gpus=self.aging_max_gpus,
         )
 
     async def cycle(self, pending_actions: JobActions | None = None) -> None:
