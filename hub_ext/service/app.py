@@ -17,13 +17,14 @@ import logging
 import os
 import signal
 import time
+import sys
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode, default
+from traitlets import Integer, TraitError, Unicode, default
 from traitlets.config import Application
 
 from . import metrics
@@ -273,5 +274,10 @@ class GpuPoolService(Application):
 def main(argv=None) -> int:
     app = GpuPoolService.instance()
     app.initialize(argv)
-    app.start()
+    try:
+        app.start()
+    except TraitError as e:
+        # A setting out of range (e.g. a grace of 0): say which, not a traceback.
+        print(f"gpupool service: configuration refused: {e}", file=sys.stderr)
+        return 2
     return 0

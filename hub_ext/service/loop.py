@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from traitlets import Bool, Enum, Float
+from traitlets import Bool, Enum, Float, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.forward import with_estimates
@@ -61,6 +61,19 @@ class SchedulingLoop(LoggingConfigurable):
         reserved GPUs. A job backfilled on an estimate that runs past it is preempted (with the usual
         notice) when the reserved workload's time comes.""",
     ).tag(config=True)
+    aging_gpus_per_hour = Float(
+        0.0,
+        help="""Aging: a borrowing team's next workload is ranked as if its team borrowed this many GPUs
+        less per hour it has waited (up to aging_max_gpus). 0: no aging.""",
+    ).tag(config=True)
+    aging_max_gpus = Float(4.0, help="The most credit (in GPUs) aging gives a waiting workload.").tag(config=True)
+
+    @validate("aging_gpus_per_hour", "aging_max_gpus")
+    def _valid_aging(self, proposal):
+        value = proposal["value"]
+        if not (0 <= value <= 10000):
+            raise TraitError(f"SchedulingLoop.{proposal['trait'].name} must be between 0 and 10000 GPUs; got {value!r}")
+        return value
 
     def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, preemption_rules=None, history=None, time_limits=None, **kwargs):
         super().__init__(**kwargs)
@@ -89,6 +102,8 @@ class SchedulingLoop(LoggingConfigurable):
             elastic=self.elastic,
             time_backfill=self.time_backfill,
             backfill_on_estimates=self.backfill_on_estimates,
+            aging_gpus_per_hour=self.aging_gpus_per_hour,
+            aging_max_gpus=self.aging_max_gpus,
         )
 
     async def cycle(self, pending_actions: JobActions | None = None) -> None:

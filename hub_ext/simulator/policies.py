@@ -23,9 +23,10 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import scheduler as core
+from ..scheduler.decay import DecayedUsage
 from ..scheduler.model import Allocation, Decisions, Node, Pool, Running, SchedulerConfig, Snapshot, Team, Workload, WorkloadKind
 from .cluster import Cluster, proportional_split
 from .trace import TraceJob
@@ -102,6 +103,11 @@ class Policy(abc.ABC):
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
 
 
+# The service's default (UsageDecay.half_life_seconds): a week.
+USAGE_HALF_LIFE_S = 7 * 86400.0
+MIN_RUNTIME_S = 60.0
+
+
 class CorePolicy(Policy):
     """The scheduler core on one or more (sub-)pools, kept up to date by events.
 
@@ -109,12 +115,15 @@ class CorePolicy(Policy):
     calls ``schedule`` (the pure form): slower, used to check both forms agree.
     """
 
-    def __init__(self, cluster: Cluster, config: SchedulerConfig, pools: dict[str, tuple[Pool, dict[str, Team]]], use_snapshots: bool = False):
+    def __init__(self, cluster: Cluster, config: SchedulerConfig, pools: dict[str, tuple[Pool, dict[str, Team]]], use_snapshots: bool = False,
+                 half_life_s: float | None = None):
         super().__init__(cluster)
         self.config = config
         self.pools = pools  # scheduler key -> (pool, teams)
         self.use_snapshots = use_snapshots
         self.schedulers = {key: core.Scheduler(pool, teams, config) for key, (pool, teams) in pools.items()}
+        # Decayed past usage, as the service keeps it (scheduler/decay.py), on the virtual clock.
+        self.decay = {key: DecayedUsage(half_life_s) for key in pools} if half_life_s else {}
 
     def scheduler_key(self, team: str) -> str:
         return "" if "" in self.schedulers else team
@@ -133,6 +142,12 @@ class CorePolicy(Policy):
 
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
+        history = {}
+        for key in keys:
+            if key in self.decay:
+                s = self.schedulers[key]
+                history[key] = self.decay[key].update(now, s.usage, s.user_usage)
+                s.set_history(history[key])
         if not self.use_snapshots:
             return [self.schedulers[key].cycle(now) for key in keys]
         decisions = []
@@ -141,7 +156,8 @@ class CorePolicy(Policy):
             running = state.running if key == "" else state.running_by_team.get(key, {})
             pending = state.pending if key == "" else state.pending_by_team.get(key, {})
             snapshot = Snapshot(
-                pool=pool, teams=teams, running=tuple(running.values()), pending=tuple(pending.values()), now=now, config=self.config
+                pool=pool, teams=teams, running=tuple(running.values()), pending=tuple(pending.values()), now=now, config=self.config,
+                history=history.get(key),
             )
             decisions.append(core.schedule(snapshot))
         return decisions
@@ -153,8 +169,9 @@ class PoolPolicy(CorePolicy):
     def __init__(self, cluster: Cluster, use_snapshots: bool = False, time_limit_factor: float | None = None, time_backfill: bool = True):
         """``time_limit_factor``: jobs declare limits (see ``Policy``); ``time_backfill``: EASY backfill on them."""
         self.time_limit_factor = time_limit_factor
-        config = SchedulerConfig(time_backfill=time_backfill)
-        super().__init__(cluster, config, {"": (cluster.pool, dict(cluster.teams))}, use_snapshots)
+        # The service's defaults (service/preemption.py): a minute of minimum run-time.
+        teams = {n: replace(t, min_runtime_reclaim_s=MIN_RUNTIME_S, min_runtime_shrink_s=MIN_RUNTIME_S) for n, t in cluster.teams.items()}
+        super().__init__(cluster, SchedulerConfig(time_backfill=time_backfill), {"": (cluster.pool, teams)}, use_snapshots, half_life_s=USAGE_HALF_LIFE_S)
 
 
 class FifoPolicy(CorePolicy):

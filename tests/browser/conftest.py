@@ -69,6 +69,8 @@ LAB_TEAMS = {"vision": {"quota": 4, "over_quota_weight": 1}, "nlp": {"quota": 4,
 LAB_SERVICE_CONFIG = """
 c.IdleReclaim.idle_limit_seconds = 3
 c.IdleReclaim.grace_seconds = 3600
+# A preempted session's notice lasts long enough to be seen in the panel (test_lab_panel's last test).
+c.Preemption.grace_seconds = 900
 """
 
 

@@ -318,3 +318,28 @@ def test_the_lab_server_acts_only_as_its_user(alice_lab, lab_hub):
         expect(alice_lab.locator(f'#gpupool-panel .gp-Row[data-workload-id="{bob_job["id"]}"]')).to_have_count(0)
     finally:
         hub.client("bob").cancel(bob_job["id"])
+
+
+def test_a_preempted_session_is_warned_in_the_panel_before_its_server_stops(alice_lab, lab_hub):
+    """Last in this module: alice's session gets notice (and would be stopped 15 min later)."""
+    hub = lab_hub
+    admin = hub.client(token=hub.spawner_token)
+    session = alice_session(hub)
+    # vision gives up its quota (alice's GPU becomes borrowed); nlp's quota now covers the whole node.
+    admin.set_team("vision", quota=0)
+    admin.set_team("nlp", quota=8)
+    job = hub.client("carol").submit(name="whole-node", kind="job", command=["sleep", "900"], gpus=8)
+    try:
+        warning = alice_lab.locator(f'#gpupool-panel .gp-Warning[data-kind="preempting"][data-workload-id="{session["id"]}"]')
+        expect(warning).to_be_visible(timeout=SLOW)
+        expect(warning).to_contain_text("Preempting:")
+        expect(warning).to_contain_text("your files are kept")
+        expect(warning).to_contain_text("team vision was using more than its quota")
+        # The job waits for alice's GPU; alice's server keeps it meanwhile.
+        waiting = hub.client("carol").workload(job["id"])
+        assert waiting["state"] == "pending" and f"starts when {session['id']}" in waiting["reason"]
+        assert admin.workload(session["id"])["state"] == "running"
+    finally:
+        hub.client("carol").cancel(job["id"])
+        admin.set_team("vision", quota=4)
+        admin.set_team("nlp", quota=4)

@@ -38,3 +38,20 @@ def test_gpupool_service_help_lists_every_option():
     for option in ("--Inventory.nodes", "--Teams.group_teams", "--SchedulingLoop.tick_seconds", "--JobSupervisor.grace_seconds",
                    "--PoolAuth.admin_users", "--GpuPoolService.db_url", "--LocalRunner.log_dir"):
         assert option in out.stdout
+
+
+def test_out_of_range_preemption_and_decay_settings_are_refused_at_start_up(tmp_path):
+    cases = [
+        ("Preemption.grace_seconds=0", "Preemption.grace_seconds must be more than 0 seconds"),
+        ("Preemption.min_runtime_reclaim_seconds=-5", "Preemption.min_runtime_reclaim_seconds must be more than 0 seconds"),
+        ("Preemption.min_runtime_shrink_seconds=9999999999", "must be at most a week"),
+        ("UsageDecay.half_life_seconds=0", "UsageDecay.half_life_seconds must be between 60 s (a minute)"),
+    ]
+    for i, (setting, message) in enumerate(cases):
+        out = subprocess.run(
+            [sys.executable, "-m", "hub_ext.cli.main", "service", "--state-dir", str(tmp_path / str(i)), "--set", setting],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode != 0, f"{setting} was accepted"
+        assert message in out.stderr, out.stderr[-2000:]
+        assert "Traceback" not in out.stderr

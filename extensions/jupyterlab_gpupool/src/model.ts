@@ -34,7 +34,9 @@ export const DEFAULT_SETTINGS: IPoolSettings = {
 
 /** Event kinds that start and end a reclaim warning (written by the service's idle reclaim). */
 const WARNED = 'warned';
-const WARNING_ENDS = new Set(['warning-withdrawn', 'reclaimed', 'finished', 'failed', 'cancelled']);
+/** A preemption with notice (written by the service's preemption): the GPUs go at details.preempt_at. */
+const PREEMPTING = 'preempting';
+const WARNING_ENDS = new Set(['warning-withdrawn', 'reclaimed', 'preempted', 'finished', 'failed', 'cancelled']);
 /** How many of my latest events the panel keeps. */
 const EVENTS_KEPT = 8;
 
@@ -43,6 +45,8 @@ export interface IReclaimWarning {
   /** Seconds until the GPUs go back; null when that waits until someone needs them. */
   secondsLeft: number | null;
   message: string;
+  /** 'reclaim': idle GPUs; 'preemption': another team reclaims its quota. */
+  kind: 'reclaim' | 'preemption';
 }
 
 export class PoolModel {
@@ -126,12 +130,13 @@ export class PoolModel {
     const warnings: IReclaimWarning[] = [];
     for (const [id, event] of this._warnings) {
       const workload = this.workloads.find(w => w.id === id);
-      if (!workload || workload.state !== 'running') {
+      if (!workload || (workload.state !== 'running' && workload.state !== 'stopping')) {
         continue;
       }
-      const at = event.details?.reclaim_at;
+      const preemption = event.kind === PREEMPTING;
+      const at = preemption ? event.details?.preempt_at : event.details?.reclaim_at;
       const secondsLeft = typeof at === 'number' ? Math.max(0, at - Date.now() / 1000) : null;
-      warnings.push({ workload, secondsLeft, message: event.message });
+      warnings.push({ workload, secondsLeft, message: event.message, kind: preemption ? 'preemption' : 'reclaim' });
     }
     return warnings;
   }
@@ -154,7 +159,7 @@ export class PoolModel {
       if (!e.workload_id) {
         continue;
       }
-      if (e.kind === WARNED) {
+      if (e.kind === WARNED || e.kind === PREEMPTING) {
         this._warnings.set(e.workload_id, e);
       } else if (WARNING_ENDS.has(e.kind)) {
         this._warnings.delete(e.workload_id);

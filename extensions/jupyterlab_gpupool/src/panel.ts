@@ -49,8 +49,19 @@ class Header extends Widget {
     const warnings = m.reclaimWarnings;
     this._warnings.hidden = warnings.length === 0;
     this._warnings.replaceChildren(
-      ...warnings.map(({ workload, secondsLeft, message }) =>
-        h(
+      ...warnings.map(({ workload, secondsLeft, message, kind }) =>
+        kind === 'preemption'
+          ? h(
+              'div',
+              { className: 'gp-Warning', 'data-workload-id': workload.id, 'data-kind': 'preempting' },
+              h('strong', {}, 'Preempting: '),
+              `${workload.name || workload.id} loses its ${gpuCount(workload.allocation?.gpus ?? workload.gpus)} `,
+              secondsLeft !== null && secondsLeft > 0
+                ? `in ${duration(secondsLeft)}. Save your work: then ${workload.kind === 'session' ? 'this server is stopped (your files are kept)' : 'the job is stopped and requeued'}.`
+                : 'now.',
+              h('div', { className: 'gp-Muted' }, message)
+            )
+          : h(
           'div',
           { className: 'gp-Warning', 'data-workload-id': workload.id },
           h('strong', {}, trans.__('Idle GPUs will be reclaimed: ')),

@@ -129,6 +129,9 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
       }
       row.querySelector('.usage').textContent = gpus(t.usage);
       row.querySelector('.borrowed').textContent = t.borrowed > 0 ? gpus(t.borrowed) : '–';
+      const past = row.querySelector('.decayed');
+      past.textContent = t.decayed_usage === null || t.decayed_usage === undefined ? '–' : t.decayed_usage.toFixed(1);
+      past.title = t.quota > 0 && t.decayed_usage ? `${(t.decayed_usage / t.quota).toFixed(1)} times its quota` : '';
       row.querySelector('.pending').textContent = t.pending ? String(t.pending) : '–';
       row.classList.toggle('over', t.borrowed > 0);
     }
@@ -154,6 +157,7 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
       TEAM_FIELDS.map(f => h('td', {}, input(f))),
       h('td', { className: 'usage' }),
       h('td', { className: 'borrowed' }),
+      h('td', { className: 'decayed' }),
       h('td', { className: 'pending' }),
       h('td', {}, h('button', { 'data-action': 'save-team', onclick: () => saveTeam(name, row) }, 'Save'))
     );
