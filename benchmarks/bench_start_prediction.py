@@ -69,10 +69,14 @@ def main() -> int:
               f"{sp['within_50pct']:.0%}" if sp["predictions"] else "  nothing scored")
         base = sp["baseline_median_abs_error_s"]
         print(f"  naive baseline (queue position x mean run time) median abs error: {_h(base)}")
+        tput = sp["throughput_baseline_median_abs_error_s"]
+        print(f"  throughput baseline (queue position x mean time between completions) median abs error: {_h(tput)}")
         if sp["median_abs_error_s"] is not None and base:
             ratio = sp["median_abs_error_s"] / base
             verdict = "MET" if ratio <= 0.5 else "MISSED"
             print(f"  forward run / baseline: x{ratio:.3f}: {verdict} (target: at most x0.5)")
+        if sp["median_abs_error_s"] is not None and tput:
+            print(f"  forward run / throughput baseline: x{sp['median_abs_error_s'] / tput:.2f}")
     if args.only in (None, "backfill"):
         print(f"\nbackfill by time limits (jobs declare {args.limit_factor:g}x their run time, to the hour)")
         print(f"  {'':<22} {'idle GPU-h held':>16} {'reserved':>9} {'reserved->start mean':>21} {'p95':>7} "

@@ -183,7 +183,9 @@ def format_summary(s: dict) -> str:
         if sp["predictions"]:
             rows.append(("expected start (estimate) vs real", f"{sp['predictions']} jobs that waited > {sp['min_wait_s'] / 60:.0f} min: "
                          f"median error {_dur(sp['median_abs_error_s'])}, p90 {_dur(sp['p90_abs_error_s'])}, "
-                         f"{sp['within_50pct']:.0%} within half their wait; naive baseline median {_dur(sp['baseline_median_abs_error_s'])}"
+                         f"{sp['within_50pct']:.0%} within half their wait; naive baselines' median "
+                         f"{_dur(sp['baseline_median_abs_error_s'])} (position x mean run time), "
+                         f"{_dur(sp.get('throughput_baseline_median_abs_error_s'))} (position x time between completions)"
                          + (f"; {sp['not_known']} not known" if sp["not_known"] else "")))
         else:
             rows.append(("expected start (estimate) vs real", f"no predicted job waited over {sp['min_wait_s'] / 60:.0f} min"))
