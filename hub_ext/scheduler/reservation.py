@@ -120,8 +120,8 @@ def backfill(cycle, w: Workload, gpus: int):
         return None
     cap = cycle.cap
     for res in cycle.reservations.values():
-        if not res.held or res.view is None:
-            continue
+        if not res.held or res.view is None or len(res.nodes) != 1:
+            continue  # a gang over several nodes is placed by most free cards: backfill could move it
         shadow = shadow_time(cycle, res)
         if shadow is None or cycle.now + d > shadow + EPSILON:
             continue
@@ -178,6 +178,48 @@ def starving(fifo: list[Workload], now: float, after_s: float | None):
         yield w
 
 
+def _earliest_node(cycle, v, gpus: int) -> int | None:
+    """With time limits known: the node where ``gpus`` cards are expected free soonest (EASY's
+    reservation), so work backfilled by time on one node does not send the reservation elsewhere.
+    None when no node's time is known (the most-free node is chosen then)."""
+    cap = cycle.cap
+    classes = v.classes
+    ends: dict[int, float] = {}
+    known = False
+    for wid, r in cycle.st.running.items():
+        end = None
+        for s in r.allocation.shares:
+            g = cap.share_gpu(s)
+            if g is None or cap.gpu_class[g] not in classes:
+                continue
+            if end is None:
+                end = None if wid in cycle.gone else expected_end(cycle, r)
+                known = known or end is not None
+                end = math.inf if end is None else end
+            ends[g] = max(ends.get(g, 0.0), end)
+    if not known:
+        return None
+    for st in cycle.starts:
+        w = cycle.st.pending.get(st.workload_id)
+        d = run_time(cycle, w) if w is not None else None
+        for s in st.allocation.shares:
+            g = cap.share_gpu(s)
+            if g is not None:
+                ends[g] = max(ends.get(g, 0.0), math.inf if d is None else cycle.now + d)
+    best, best_key = None, None
+    ff = cap.free_frac
+    for n, ids in enumerate(cap.node_gpus):
+        if not cap.schedulable[n] or v.node_total[n] < gpus:
+            continue
+        times = sorted(cycle.now if ff[g] >= 1.0 - EPSILON else ends.get(g, math.inf) for g in ids if cap.gpu_class[g] in classes)
+        key = (times[gpus - 1], -v.node_free[n], n)
+        if best_key is None or key < best_key:
+            best, best_key = n, key
+    if best is None or math.isinf(best_key[0]):
+        return None
+    return best
+
+
 def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
     limit = cycle.config.max_reservations
     if limit is not None and len(cycle.reservations) >= limit:
@@ -187,7 +229,13 @@ def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
     if k_nodes is None:
         return None
     nodes: list[int] = []
+    if k_nodes == 1 and cycle.config.time_backfill:
+        n = _earliest_node(cycle, v, gpus)
+        if n is not None:
+            nodes.append(n)
     for k in range(len(v.buckets) - 1, 0, -1):
+        if nodes:
+            break
         for n in v.buckets[k]:
             if k_nodes == 1 and v.node_total[n] < gpus:
                 continue

@@ -170,6 +170,8 @@ class Simulation:
         self._reserved_now = 0.0  # GPUs held idle by reservations since the last cycle
         self._reserved_gs = 0.0
         self.ever_reserved: set[str] = set()
+        self._reserved_since: dict[str, float] = {}  # pending workload -> when it first held a reservation (this wait)
+        self.reservation_waits: list[float] = []  # from first holding a reservation to starting
         if cycle_interval < 0:
             raise ValueError("cycle_interval must be >= 0")
         self.cycle_interval = cycle_interval
@@ -238,7 +240,8 @@ class Simulation:
             cycles=self.cycles,
             checkpoint_interval=self.checkpoint_interval,
             wall_seconds=wallclock.perf_counter() - started,
-            extra={"reserved_idle_gpu_seconds": self._reserved_gs, "ever_reserved": set(self.ever_reserved)},
+            extra={"reserved_idle_gpu_seconds": self._reserved_gs, "ever_reserved": set(self.ever_reserved),
+                   "reservation_waits": list(self.reservation_waits)},
         )
 
     def _progress_bar(self):
@@ -305,6 +308,8 @@ class Simulation:
         self._reserved_now = sum(d.reserved_gpus for d in all_decisions)
         for d in all_decisions:
             self.ever_reserved.update(d.reserved)
+            for wid in d.reserved:
+                self._reserved_since.setdefault(wid, self.now)
         shrunk: set[str] = set()
         for d in all_decisions:
             for p in d.preemptions:
@@ -396,6 +401,9 @@ class Simulation:
         js.state = RUNNING
         if js.first_start is None:
             js.first_start = self.now
+        since = self._reserved_since.pop(workload_id, None)
+        if since is not None:
+            self.reservation_waits.append(self.now - since)
         self._hold(js, Running(workload=w, allocation=allocation))
         self.policy.started(w, allocation)
         self._begin_run(js, allocation.gpus)

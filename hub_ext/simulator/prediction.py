@@ -8,9 +8,12 @@ run-time estimates learned only from jobs finished so far in the replay
 same kind and GPU count), never from the job's own true duration. When the
 job really starts, the prediction is scored.
 
-Beside it, a naive baseline at the same moment: the job's position in the
+Beside it, two naive baselines at the same moment: the job's position in the
 queue (pending work submitted before it, plus one) times the mean run time of
-the work finished so far.
+the work finished so far (``baseline``, as the issue defines it: it ignores
+that many jobs run at once, so it overshoots on a big pool), and the position
+times the mean time between the last 200 completions (``throughput
+baseline``: the queue drains at the rate work has been ending).
 
 A forward run costs a few of the core's cycles per queued workload, so at
 most ``budget`` arrivals are predicted, evenly spread over the trace (every
@@ -21,6 +24,7 @@ k-th arrival); figures are over the predicted jobs that waited longer than
 from __future__ import annotations
 
 import statistics
+from collections import deque
 
 from ..scheduler.estimates import Estimator, PastRun
 from ..scheduler.forward import run_forward, with_estimates
@@ -38,7 +42,8 @@ class StartPredictor(SimulationHooks):
         self.arrivals = 0
         self.finished_runs = 0
         self.finished_run_s = 0.0
-        self.predicted: dict[str, tuple[float, float | None, float | None]] = {}  # id -> (submitted, predicted, baseline)
+        self.predicted: dict[str, tuple] = {}  # id -> (submitted, predicted, baseline, throughput baseline)
+        self.recent_ends: deque[float] = deque(maxlen=200)
         self.real: dict[str, float] = {}
         self.forward_cycles = 0
 
@@ -55,11 +60,14 @@ class StartPredictor(SimulationHooks):
         estimated = with_estimates(snapshot, lambda w: self.estimator.estimate(w).seconds)
         forecast = run_forward(estimated, horizon_s=self.horizon_s, max_cycles=self.max_cycles).get(js.workload.id)
         predicted = forecast.at if forecast is not None else None
-        baseline = None
+        baseline = throughput = None
+        position = len(sim.state.pending)  # pending work submitted before it, plus itself
         if self.finished_runs:
-            position = len(sim.state.pending)  # pending work submitted before it, plus itself
             baseline = now + position * self.finished_run_s / self.finished_runs
-        self.predicted[js.workload.id] = (now, predicted, baseline)
+        ends = self.recent_ends
+        if len(ends) >= 2 and ends[-1] > ends[0]:
+            throughput = now + position * (ends[-1] - ends[0]) / (len(ends) - 1)
+        self.predicted[js.workload.id] = (now, predicted, baseline, throughput)
 
     def on_start(self, sim: Simulation, js, now: float) -> None:
         if js.workload.id in self.predicted and js.workload.id not in self.real:
@@ -72,13 +80,14 @@ class StartPredictor(SimulationHooks):
             self.estimator.add(PastRun(w.user, w.team, kind, w.gpus, js.job.duration, now))
             self.finished_runs += 1
             self.finished_run_s += js.job.duration
+            self.recent_ends.append(now)
 
     # ------------------------------------------------------------ figures
 
     def summary(self) -> dict:
-        errors, baseline_errors, within = [], [], 0
+        errors, baseline_errors, throughput_errors, within = [], [], [], 0
         unknown = 0
-        for wid, (submitted, predicted, baseline) in self.predicted.items():
+        for wid, (submitted, predicted, baseline, throughput) in self.predicted.items():
             start = self.real.get(wid)
             if start is None or start - submitted <= self.min_wait_s:
                 continue
@@ -91,6 +100,8 @@ class StartPredictor(SimulationHooks):
             within += error < 0.5 * wait
             if baseline is not None:
                 baseline_errors.append(abs(baseline - start))
+            if throughput is not None:
+                throughput_errors.append(abs(throughput - start))
         return {
             "predictions": len(errors),  # scored: predicted, started, waited longer than min_wait_s
             "predicted_arrivals": len(self.predicted),
@@ -101,4 +112,5 @@ class StartPredictor(SimulationHooks):
             "p90_abs_error_s": percentile(errors, 90),
             "within_50pct": within / len(errors) if errors else None,
             "baseline_median_abs_error_s": statistics.median(baseline_errors) if baseline_errors else None,
+            "throughput_baseline_median_abs_error_s": statistics.median(throughput_errors) if throughput_errors else None,
         }

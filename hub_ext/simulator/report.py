@@ -98,14 +98,19 @@ def summarise(result: SimulationResult, series_points: int = 500) -> dict:
 
 
 def _reservations(result: SimulationResult) -> dict:
-    """GPU-hours that reservations held idle, and the waits of the workloads that held one."""
+    """GPU-hours that reservations held idle, and the waits of the workloads that held one:
+    from first holding a reservation to starting (``wait_from_reservation``), and from submission
+    to first start (``wait``)."""
     ids = result.extra.get("ever_reserved", set())
     waits = [j.first_start - j.job.submitted_at for j in result.jobs if j.job.id in ids and j.first_start is not None]
+    held = result.extra.get("reservation_waits", [])
     return {
         "idle_gpu_hours": result.extra.get("reserved_idle_gpu_seconds", 0.0) / 3600,
         "reserved_workloads": len(ids),
         "mean_wait_s": mean(waits),
         "p95_wait_s": percentile(waits, 95),
+        "mean_wait_from_reservation_s": mean(held),
+        "p95_wait_from_reservation_s": percentile(held, 95),
     }
 
 
@@ -171,13 +176,16 @@ def format_summary(s: dict) -> str:
     res = s.get("reservations") or {}
     if res.get("reserved_workloads"):
         rows.append(("reservations", f"{res['reserved_workloads']} workloads held one; {res['idle_gpu_hours']:.1f} GPU-hours held idle; "
-                     f"their wait mean {_dur(res['mean_wait_s'])}, p95 {_dur(res['p95_wait_s'])}"))
+                     f"from reservation to start mean {_dur(res['mean_wait_from_reservation_s'])}, "
+                     f"p95 {_dur(res['p95_wait_from_reservation_s'])}"))
     sp = s.get("start_prediction")
     if sp:
         if sp["predictions"]:
             rows.append(("expected start (estimate) vs real", f"{sp['predictions']} jobs that waited > {sp['min_wait_s'] / 60:.0f} min: "
                          f"median error {_dur(sp['median_abs_error_s'])}, p90 {_dur(sp['p90_abs_error_s'])}, "
-                         f"{sp['within_50pct']:.0%} within half their wait; naive baseline median {_dur(sp['baseline_median_abs_error_s'])}"
+                         f"{sp['within_50pct']:.0%} within half their wait; naive baselines' median "
+                         f"{_dur(sp['baseline_median_abs_error_s'])} (position x mean run time), "
+                         f"{_dur(sp.get('throughput_baseline_median_abs_error_s'))} (position x time between completions)"
                          + (f"; {sp['not_known']} not known" if sp["not_known"] else "")))
         else:
             rows.append(("expected start (estimate) vs real", f"no predicted job waited over {sp['min_wait_s'] / 60:.0f} min"))

@@ -208,3 +208,16 @@ def test_declared_pool_jobs_get_no_real_card():
     spec = job["spec"]["template"]["spec"]
     assert pod_env(spec)["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert "runtimeClassName" not in spec  # a cluster without GPUs has no nvidia RuntimeClass
+
+
+def test_a_time_limit_becomes_active_deadline_seconds_after_the_pools_own_stop():
+    objects = runner(KubernetesJobRunner__termination_grace_period_seconds=30).build_objects(
+        launch({"dgx2-a": UUIDS["dgx2-a"][:2]}, 2, time_limit_s=7200.5)
+    )
+    for obj in objects:
+        check_object(obj)
+    (job,) = jobs_of(objects)
+    # A backstop: the pool stops the job at its limit (SIGTERM, then the grace period) first.
+    assert job["spec"]["activeDeadlineSeconds"] == 7201 + 30
+    (plain,) = jobs_of(runner().build_objects(launch({"dgx2-a": UUIDS["dgx2-a"][:2]}, 2)))
+    assert "activeDeadlineSeconds" not in plain["spec"]

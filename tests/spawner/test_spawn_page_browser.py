@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ USERS = {"bob": ["vision"], "carol": ["nlp"], "ada": []}
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     hub = start_hub(tmp_path_factory.mktemp("pagehub"), pool=POOL, teams=TEAMS, users=USERS, admins=("ada",),
-                    extra_config=SPAWNER_CONFIG)
+                    extra_config=SPAWNER_CONFIG, service_config="c.ExpectedStarts.refresh_seconds = 1")
     yield hub
     for user in USERS:
         if server_model(hub, user) is not None:
@@ -65,8 +66,10 @@ def screenshot(page, tmp_path, name: str) -> None:
 
 
 def test_busy_pool_form_queue_page_and_stop_server(hub, page, tmp_path):
-    # carol's team fills the pool within its quota: nothing can be preempted for bob.
-    placeholder = pool_admin(hub).submit(user="carol", kind="session", name="placeholder", gpus=2)
+    # carol's team fills the pool within its quota: nothing can be preempted for bob. Her job has a
+    # time limit of 25 minutes: bob's expected start follows from it.
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    placeholder = pool_admin(hub).submit(user="carol", kind="job", name="placeholder", gpus=2, command=sleeper, time_limit_s=1500)
     try:
         page.goto(hub.url + "hub/spawn")
         summary = page.locator(".gpupool-summary")
@@ -84,6 +87,9 @@ def test_busy_pool_form_queue_page_and_stop_server(hub, page, tmp_path):
         message = page.locator("#progress-message")
         sync_api.expect(message).to_contain_text("Queued for 1 GPU for team vision, position 1 in the queue", timeout=30_000)
         assert "waiting because" in message.inner_text()
+        # The expected start: labelled an estimate, with its basis (carol's job's time limit).
+        sync_api.expect(message).to_contain_text("expected to start in about 25 min", timeout=30_000)
+        assert f"an estimate (GPUs expected to free up when {placeholder['id']} ends (its time limit of 25 min))" in message.inner_text()
         screenshot(page, tmp_path, "spawn-queued")
         (queued,) = workloads_of(hub, "bob", state="pending")
 
