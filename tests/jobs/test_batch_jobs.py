@@ -140,3 +140,30 @@ def test_a_resized_job_restarts_with_its_new_gpu_count(hub, tmp_path):
     assert "resumed from step" in after and "GPU count changed from 2 to 1" in after
     wait_for(lambda: state_of(hub, job["id"])["state"] == "completed", 120, "the resized job finished")
     assert "done: 80 steps" in log_of(hub, "alice", job["id"])
+
+
+def test_queue_pool_and_usage_views_of_a_real_pool(hub):
+    """gpupool queue / pool / usage (docs/cli.md) against the service: alice's 2-GPU job holds the
+    node (1 borrowed from nlp's quota), carol's waits."""
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+    running = pool_admin(hub).submit(user="alice", kind="job", command=sleep, gpus=2)
+    waiting = pool_admin(hub).submit(user="carol", kind="job", command=sleep, gpus=2)
+    assert (running["state"], waiting["state"]) == ("running", "pending")
+    env = terminal_of(hub, "carol")
+
+    out = gpupool_cli("queue", "-o", "wide", env=env)
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if waiting["id"] in line)
+    assert line.split()[:6] == ["1", waiting["id"], "carol", "nlp", "job", "2"]
+    reason = pool_admin(hub).workload(waiting["id"])["reason"]
+    assert reason in line and ("unknown" in line or "(est.)" in line)
+
+    out = gpupool_cli("pool", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("2 GPUs: 0 free, 2 used")
+    assert any(line.split()[:5] == ["node-a", "A100-40GB", "2", "0", "2"] for line in out.stdout.splitlines())
+
+    out = gpupool_cli("usage", env=terminal_of(hub, "alice"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("team vision: quota 1 GPUs; holds 2 now"), out.stdout
+    assert "nlp" not in out.stdout  # a user sees their own teams' usage

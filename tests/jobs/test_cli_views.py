@@ -1,34 +1,19 @@
 """`gpupool queue`, `gpupool pool`, `gpupool usage` and `-o wide`: what Slurm users look for.
 
-The formatting is checked offline on answers shaped like the API's; one test runs the
-commands against a real service (tests/fixtures/hub.py's default pool: node-a with 4 A100s,
-node-b with 2 V100s; vision and nlp with a quota of 3 each).
+The formatting is checked offline on answers shaped like the API's; the commands run against a
+real service in tests/jobs/test_batch_jobs.py (test_queue_pool_and_usage_views_of_a_real_pool).
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from hub_ext.cli.jobs import format_table
 from hub_ext.cli.pool import format_pool
 from hub_ext.cli.queue import format_queue
 from hub_ext.cli.usage import format_usage
-from tests.fixtures.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 NOW = 1_764_064_800.0  # 2025-11-25T10:00:00Z
 LONG_REASON = ("team vision is at its quota of 12 GPUs (12 in use; this needs 4) and no GPUs are idle to borrow; "
                "no other team's over-quota work can be preempted to make room")
-
-
-def gpupool(*args, env=None):
-    full = {k: v for k, v in os.environ.items() if k not in ("GPUPOOL_URL", "JUPYTERHUB_API_TOKEN")}
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "hub_ext.cli.main", *args], cwd=REPO, env=full,
-                          capture_output=True, text=True, timeout=60)
 
 
 def queued(position, wid, user, team, gpus, reason, expected=None, submitted="2025-11-25T09:50:00Z"):
@@ -97,30 +82,3 @@ def test_usage_draws_my_team_against_its_quota_hour_by_hour():
     last = hours[-1]
     assert "09:00 UTC" in last and "6.00" in last and "|" in last and last.count("#") == 40
     assert hours[0].rstrip().endswith("|")  # nothing held then: only the quota mark
-
-
-def test_the_views_against_a_real_service(pool_hub):
-    alice, carol = pool_hub.client("alice"), pool_hub.client("carol")
-    sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
-    held = [alice.submit(command=sleep, gpus=4), carol.submit(command=sleep, gpus=2)]
-    waiting = alice.submit(command=sleep, gpus=3)
-    env = {"GPUPOOL_URL": pool_hub.service_url, "JUPYTERHUB_API_TOKEN": pool_hub.token("alice")}
-    try:
-        assert waiting["state"] == "pending"
-        out = gpupool("queue", "-o", "wide", env=env)
-        assert out.returncode == 0, out.stderr
-        line = next(line for line in out.stdout.splitlines() if waiting["id"] in line)
-        assert line.split()[:6] == ["1", waiting["id"], "alice", "vision", "job", "3"]
-        assert waiting["reason"] in line and ("unknown" in line or "(est.)" in line)
-
-        out = gpupool("pool", env=env)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.splitlines()[0].startswith("6 GPUs: 0 free, 6 used")
-        assert any(line.split()[:5] == ["node-a", "A100-40GB", "4", "0", "4"] for line in out.stdout.splitlines())
-
-        out = wait_for(lambda: (o := gpupool("usage", env=env)).returncode == 0 and "holds 4 now" in o.stdout and o,
-                       what="gpupool usage to show vision's 4 GPUs")
-        assert out.stdout.startswith("team vision: quota 3 GPUs; holds 4 now")
-    finally:
-        for w in held + [waiting]:
-            pool_hub.client("ada").cancel(w["id"])
