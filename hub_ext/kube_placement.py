@@ -38,6 +38,7 @@ LABEL_RANK = "gpupool.io/rank"
 LABEL_USER = "gpupool.io/user"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gpupool"}
 
+
 def dns_label(text: str, limit: int = 63) -> str:
     """``text`` as a DNS-1123 label (object names, label values): lowercase, [a-z0-9-]."""
     label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")

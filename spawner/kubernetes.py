@@ -202,7 +202,10 @@ class GpuPoolKubeSpawner(PoolAllocationMixin, KubeSpawner):
         return result
 
     async def stop(self, now=False):
-        claim = self.claim_manifest() if self.workload_id else None
+        try:
+            claim = self.claim_manifest() if self.workload_id else None
+        except ValueError:  # nothing to delete that this spawner could name; the pod owns it
+            claim = None
         try:
             await super().stop(now=now)
         finally:

@@ -8,6 +8,8 @@ runner relies on, in the simplest way that keeps their observable contract:
 - the Job controller: a created Job gets one pod, running on the node its
   affinity names (an Indexed Job: one pod per index, on the nodes its affinity
   names in turn, labelled with its index); the Job's status follows its pods;
+- KubeSpawner's notebook pods: created pods run at once; a watch of pods
+  ends at once, so KubeSpawner's reflector lists them again;
 - ResourceClaims and ResourceClaimTemplates are stored as they come (create,
   get, replace, list, delete), with their owners;
 - the kubelet: deleting a pod is SIGTERM; the pod goes away when the process
@@ -123,7 +125,7 @@ class _Handler(web.RequestHandler):
     def listing(self, kind: str, store: dict) -> None:
         selector = self.get_query_argument("labelSelector", None)
         items = [o for o in store.values() if _matches(o, selector)]
-        self.send({"kind": f"{kind}List", "apiVersion": "v1", "metadata": {}, "items": items})
+        self.send({"kind": f"{kind}List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
 
 
 class JobsHandler(_Handler):
@@ -185,11 +187,34 @@ class JobHandler(_Handler):
 
 
 class PodsHandler(_Handler):
-    def get(self, namespace):
+    async def get(self, namespace):
+        if self.get_query_argument("watch", "").lower() in ("true", "1"):
+            # A watch that ends at once: KubeSpawner's reflector lists again, and sees the change.
+            await asyncio.sleep(0.2)
+            self.set_header("Content-Type", "application/json")
+            return self.finish("")
         self.listing("Pod", self.state.pods)
+
+    def post(self, namespace):
+        # A pod created directly (KubeSpawner's notebook pods): it runs at once.
+        pod = self.body()
+        name = pod["metadata"]["name"]
+        if name in self.state.pods:
+            return self.send({"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}, 409)
+        pod["metadata"].update({"namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "1"})
+        name_of = [c["name"] for c in pod["spec"]["containers"]]
+        pod["status"] = {"phase": "Running", "podIP": "10.244.0.7",
+                         "containerStatuses": [{**_container_status(running=True), "name": n} for n in name_of]}
+        self.state.pods[name] = pod
+        self.send(pod, 201)
 
 
 class PodHandler(_Handler):
+    def get(self, namespace, name):
+        if name not in self.state.pods:
+            return self.not_found("pods", name)
+        self.send(self.state.pods[name])
+
     def delete(self, namespace, name):
         grace, policy = self.deletion_options()
         if name not in self.state.pods:

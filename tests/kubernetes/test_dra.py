@@ -141,6 +141,18 @@ def test_a_gang_claims_each_nodes_share_of_its_cards_from_one_template():
         {"name": "gpupool-gpus", "resourceClaimTemplateName": template["metadata"]["name"]}]
 
 
+def test_a_gang_with_different_counts_per_node_gets_a_job_and_claim_per_node():
+    a, b = DGX2_UUIDS[0:4], DGX2_UUIDS[8:10]
+    objects = job_runner().build_objects(launch({"n1": a, "n2": b}, 6), "gpupool-w-70-abcde")
+    for obj in objects:
+        check_object(obj, DRA_VERSION)
+    claims = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ResourceClaim"}
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    assert [selected_uuids(claims[j["spec"]["template"]["spec"]["resourceClaims"][0]["resourceClaimName"]]["spec"])
+            for j in jobs] == [(a, 4, "gpu.nvidia.com"), (b, 2, "gpu.nvidia.com")]
+    assert [pod_env(j["spec"]["template"]["spec"])["RANK"] for j in jobs] == ["0", "1"]
+
+
 @pytest.fixture
 async def cluster(tmp_path):
     server = ApiServerStandIn()

@@ -156,6 +156,14 @@ async def test_wait_returns_when_the_job_ends(cluster):
     assert (status.running, status.exit_code) == (False, 0)
 
 
+async def test_a_gangs_logs_are_rank_zeros(cluster):
+    runner, state = cluster
+    handle = await runner.start(launch(gpus_by_node={"dgx2-a": GPUS, "dgx2-b": GPUS}, count=16))
+    for name, pod in state.pods.items():
+        state.logs[name] = f"rank {pod['metadata']['labels']['batch.kubernetes.io/job-completion-index']}\n"
+    assert await runner.logs(handle) == "rank 0\n"
+
+
 async def test_logs_from_an_offset(cluster):
     runner, state = cluster
     handle = await runner.start(launch())

@@ -9,6 +9,7 @@ here, so the pod is built and validated, not created.
 from __future__ import annotations
 
 import asyncio
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -41,8 +42,8 @@ def hub(tmp_path_factory):
     hub.stop()
 
 
-def make_spawner(hub, user: str) -> GpuPoolKubeSpawner:
-    c = Config()
+def make_spawner(hub, user: str, c: Config | None = None) -> GpuPoolKubeSpawner:
+    c = c or Config()
     c.GpuPoolKubeSpawner.pool_url = hub.service_url
     c.GpuPoolKubeSpawner.pool_token = hub.spawner_token
     c.GpuPoolKubeSpawner.max_whole_gpus = 4
@@ -219,3 +220,37 @@ async def wait_until(predicate, timeout: float) -> None:
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def test_dra_session_claim_comes_before_its_pod_is_owned_by_it_and_goes_with_the_server(hub):
+    from apiserver_standin import ApiServerStandIn
+
+    server = ApiServerStandIn()
+    await server.start()
+    c = Config()
+    c.KubeSpawner.k8s_api_host = server.url  # KubeSpawner's client talks to the stand-in
+    c.KubernetesGpuPlacement.device_list_strategy = "dra"
+    spawner = make_spawner(hub, "alice", c)
+    spawner.user_options = {"gpus": "2"}
+    try:
+        await spawner.allocate_gpus()
+        shares = hub.client(token=hub.spawner_token).workload(spawner.workload_id)["allocation"]["shares"]
+        await asyncio.wait_for(spawner.start(), timeout=60)
+        state = server.state
+        (pod,) = state.pods.values()
+        ((_, name), claim), = state.claims.items()
+        assert pod["spec"]["resourceClaims"] == [{"name": "gpupool-gpus", "resourceClaimName": name}]
+        expression = claim["spec"]["devices"]["requests"][0]["exactly"]["selectors"][0]["cel"]["expression"]
+        assert sorted(re.findall(r"'(GPU-[^']+)'", expression)) == sorted(s["gpu_uuid"] for s in shares)
+        # Owned by the pod: Kubernetes deletes it with the pod even if the hub is gone.
+        assert claim["metadata"]["ownerReferences"] == [
+            {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}]
+        await asyncio.wait_for(spawner.stop(), timeout=60)
+        assert not state.claims and running_gpus(hub, "alice") == 0
+        assert ("resourceclaims", name) in {(d.kind, d.name) for d in state.deletions}
+    finally:
+        await spawner._release()
+        for key, reflector in list(GpuPoolKubeSpawner.reflectors.items()):
+            await reflector.stop()  # the class keeps them; this test's loop ends here
+            GpuPoolKubeSpawner.reflectors.pop(key, None)
+        await server.stop()

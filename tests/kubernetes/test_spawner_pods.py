@@ -178,3 +178,16 @@ async def test_user_environment_cannot_override_the_allocation():
     env = pod_env(pod["spec"])
     assert env["NVIDIA_VISIBLE_DEVICES"] == uuids[0]
     assert env["CUDA_VISIBLE_DEVICES"] == uuids[0]
+
+
+def test_the_spawner_places_pods_without_importing_the_service():
+    # The hub runs the spawner; the pool service's internals (its ORM, its runners) stay out of it.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, spawner.kubernetes; print(sorted(m for m in sys.modules if m.startswith('hub_ext.service')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
