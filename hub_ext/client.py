@@ -223,6 +223,10 @@ class _Endpoints:
         """Ask for a new GPU count for an elastic job."""
         return self._call("POST", f"api/workloads/{quote(str(workload_id), safe='')}/resize", body={"gpus": gpus})
 
+    def restart(self, workload_id: str, gpus: float):
+        """Restart one of my notebook sessions with another number of GPUs; its files are kept."""
+        return self._call("POST", f"api/workloads/{quote(str(workload_id), safe='')}/restart", body={"gpus": gpus})
+
     def preempt(self, workload_id: str):
         """Admins: take a running workload's GPUs back; it returns to the queue."""
         return self._call("POST", f"api/workloads/{quote(str(workload_id), safe='')}/preempt")

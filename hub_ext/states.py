@@ -29,6 +29,7 @@ EVENT_KINDS = (
     "resized",
     "resize-requested",
     "priority-changed",
+    "restart-requested",
     "reclaimed",
     "warned",
     "warning-withdrawn",

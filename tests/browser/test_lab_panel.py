@@ -5,8 +5,9 @@ GPU through the hub's spawn form, sees it as hers in the panel and the status
 bar, submits an elastic job that queues because the pool is full (the queue and
 her team's quota show where she stands), is notified when it starts, shrinks
 it, reads its log, confirms before stopping it, resubmits it, collapses the
-pool into node bars by a setting, is warned about her idle session GPU, and
-reads the service's own words when it refuses a job.
+pool into node bars by a setting, is warned about her idle session GPU,
+reads the service's own words when it refuses a job, and restarts her session
+with two GPUs, her files kept.
 """
 
 from __future__ import annotations
@@ -250,6 +251,40 @@ def test_idle_session_gpu_gets_a_reclaim_warning(alice_lab, lab_hub, screenshot)
     agent.report_readings(share["node"], [busy])
     expect(warning).to_have_count(0, timeout=SLOW)
     expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · 85%", timeout=SLOW)
+
+
+def test_session_restarts_with_other_gpus_and_keeps_its_files(alice_lab, lab_hub):
+    """Restart with other GPUs: the hub stops and starts alice's server with 2 GPUs; her files stay."""
+    page = alice_lab
+    hub = lab_hub
+    before = alice_session(hub)
+    lab = hub.url + "user/alice/"
+    save = """async ([url, text]) => {
+        const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+        const r = await fetch(url, {method: 'PUT', headers: {'Content-Type': 'application/json', 'X-XSRFToken': decodeURIComponent(xsrf)},
+                                    body: JSON.stringify({type: 'file', format: 'text', content: text})});
+        return r.status;
+    }"""
+    assert page.evaluate(save, [lab + "api/contents/kept.txt", "still here"]) in (200, 201)
+
+    row = page.locator(f'#gpupool-panel .gp-Row[data-workload-id="{before["id"]}"]')
+    row.locator('button[data-action="restart"]').click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[name="gpus"]').fill("2")
+    dialog.locator("button.jp-mod-accept").click()
+    expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("Restarting with 2 GPUs")
+
+    # The page follows the server through the hub and comes back to JupyterLab with 2 GPUs.
+    page.wait_for_url("**/hub/spawn-pending/alice**", timeout=SLOW)
+    page.wait_for_url("**/user/alice/lab**", timeout=300_000)
+    page.wait_for_selector(".jp-LabShell", timeout=SLOW)
+    expect(page.locator(".gp-Status")).to_contain_text("GPU: 2 GPUs", timeout=SLOW)
+    after = alice_session(hub)
+    assert after["id"] != before["id"] and after["allocation"]["gpus"] == 2
+    r = page.request.get(lab + "api/contents/kept.txt")
+    assert r.ok and r.json()["content"] == "still here"
+    kinds = [e["kind"] for e in hub.client("alice").events(workload_id=before["id"])["events"]]
+    assert "restart-requested" in kinds
 
 
 def test_lab_outside_the_pool_says_so_in_plain_words(browser, installed_extension, tmp_path):

@@ -118,3 +118,21 @@ def test_event_search_and_paging_backwards(as_user, running_job):
     assert [e["kind"] for e in found] == ["priority-changed"]
     bob = requests.get(url, params={"q": "priority"}, headers={"Authorization": f"token {as_user('bob').token}"}, timeout=10)
     assert bob.json()["events"] == [], "search never shows another user's events"
+
+
+def test_restart_is_for_sessions_with_a_server_and_sane_gpus(as_user, running_job):
+    """Restart with other GPUs (the panel's): refused for a job, for a hand-made session, for a bad GPU count."""
+    alice = as_user("alice")
+    with pytest.raises(PoolConflict) as job:
+        alice.restart(running_job["id"], 2)
+    assert "only notebook sessions" in job.value.message
+    session = alice.submit(name="by-hand", kind="session", gpus=1)
+    try:
+        with pytest.raises(PoolConflict) as by_hand:
+            alice.restart(session["id"], 2)
+        assert "no server to restart" in by_hand.value.message
+    finally:
+        alice.cancel(session["id"])
+    with pytest.raises(PoolError) as bad:
+        alice.restart(running_job["id"], -1)
+    assert bad.value.status in (400, 409)

@@ -18,6 +18,7 @@ BODIES = {
     ("post", "/api/workloads"): {"gpus": 1, "command": ["true"]},
     ("post", "/api/workloads/{workload_id}/resize"): {"gpus": 1},
     ("patch", "/api/workloads/{workload_id}"): {"priority": 5},
+    ("post", "/api/workloads/{workload_id}/restart"): {"gpus": 1},
     ("put", "/api/teams/{team}"): {"quota": 99},
     ("patch", "/api/teams/{team}"): {"quota": 99},
     ("post", "/api/nodes/{node}/readings"): {"gpus": []},
@@ -117,7 +118,7 @@ def test_the_owner_and_admins_are_let_through(pool_hub, operations, alices_job):
     """The positive control: the same calls succeed for those allowed (else the refusals prove nothing)."""
     allowed = {"use": "alice", "owner": "alice", "admin": "ada", "agent": "agent"}
     for template, method, op in operations:
-        if method in ("delete", "put", "patch") or template.endswith(("resize", "preempt")):
+        if method in ("delete", "put", "patch") or template.endswith(("resize", "preempt", "restart")):
             continue  # changes are exercised in test_api.py
         who = allowed[op["x-gpupool-scope"]]
         token = pool_hub.agent_token if who == "agent" else pool_hub.token(who)

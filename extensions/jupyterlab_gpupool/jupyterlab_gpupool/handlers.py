@@ -141,6 +141,18 @@ class ResizeHandler(PoolProxyHandler):
         await self.forward(lambda c: c.resize(workload_id, gpus))
 
 
+class RestartHandler(PoolProxyHandler):
+    """Restart a session of mine with other GPUs. The pool service asks the hub to stop and start the server,
+    so the answer comes back before this very server goes away."""
+
+    @web.authenticated
+    async def post(self, workload_id):
+        gpus = self.json_body().get("gpus")
+        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)):
+            raise web.HTTPError(400, reason='say how many GPUs: {"gpus": N}')
+        await self.forward(lambda c: c.restart(workload_id, gpus))
+
+
 class LogsHandler(PoolProxyHandler):
     @web.authenticated
     async def get(self, workload_id):
@@ -184,6 +196,7 @@ def setup_handlers(serverapp) -> None:
         (f"workloads/{_ID}", WorkloadHandler),
         (f"workloads/{_ID}/resize", ResizeHandler),
         (f"workloads/{_ID}/logs", LogsHandler),
+        (f"workloads/{_ID}/restart", RestartHandler),
         ("queue", QueueHandler),
         ("events", EventsHandler),
         ("teams", TeamsHandler),

@@ -123,6 +123,14 @@ export class PoolApi {
     return this.call(`workloads/${encodeURIComponent(id)}`, { method: 'DELETE' });
   }
 
+  /** Restart one of my sessions with other GPUs; the hub stops and starts its server (files kept). */
+  restart(id: string, gpus: number): Promise<{ workload: IWorkload; restarting: boolean }> {
+    return this.call(`workloads/${encodeURIComponent(id)}/restart`, {
+      method: 'POST',
+      body: JSON.stringify({ gpus })
+    });
+  }
+
   resize(id: string, gpus: number): Promise<IWorkload> {
     return this.call<IWorkload>(`workloads/${encodeURIComponent(id)}/resize`, {
       method: 'POST',

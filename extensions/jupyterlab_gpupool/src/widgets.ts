@@ -4,6 +4,7 @@
  * UI kit (./kit) with the hub admin page.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
@@ -151,6 +152,9 @@ export class MyWork extends Section {
   private _actions(w: IWorkload): HTMLElement[] {
     const trans = this.trans;
     const buttons: HTMLElement[] = [];
+    if (w.kind === 'session' && (w.state === 'running' || w.state === 'pending') && (w.name === 'notebook' || (w.name ?? '').startsWith('notebook-'))) {
+      buttons.push(this._button('restart', trans.__('Restart with other GPUs'), () => void this._restart(w)));
+    }
     if (w.kind === 'job' && w.state !== 'pending') {
       const open = this._logs.has(w.id);
       buttons.push(this._button('logs', open ? trans.__('Hide log') : trans.__('Log'), () => void this._toggleLog(w)));
@@ -184,6 +188,36 @@ export class MyWork extends Section {
       buttons.push(this._button('cancel', w.state === 'running' ? trans.__('Stop') : trans.__('Cancel'), () => void this._cancel(w), 'gp-Danger'));
     }
     return buttons;
+  }
+
+  /** Ask how many GPUs, have the pool restart the server through the hub, and follow it back. */
+  private async _restart(w: IWorkload): Promise<void> {
+    const trans = this.trans;
+    const body = new GpuChoice(w.allocation?.gpus ?? w.gpus, trans);
+    const answer = await showDialog({
+      title: trans.__('Restart %1 with other GPUs?', w.name || w.id),
+      body,
+      buttons: [Dialog.cancelButton({ label: trans.__('Keep it') }), Dialog.okButton({ label: trans.__('Restart') })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    const gpus = body.gpus;
+    if (gpus === null) {
+      this.say(trans.__('Restart: choose 0 or more GPUs (a whole number, or a fraction below 1).'), true);
+      return;
+    }
+    const thisServer = this.model.me?.session_workload_id === w.id;
+    try {
+      await this.model.api.restart(w.id, gpus);
+    } catch (reason) {
+      this.say(trans.__('Restart of %1 failed: %2', w.name || w.id, describe(reason)), true);
+      return;
+    }
+    this.say(trans.__('Restarting with %1; your files are kept. This page follows the server back.', gpuCount(gpus) || trans.__('no GPU')), false);
+    if (thisServer) {
+      await followRestart(this.model);
+    }
   }
 
   private async _toggleLog(w: IWorkload): Promise<void> {
@@ -254,6 +288,45 @@ export class MyWork extends Section {
   private readonly _resizeDrafts = new Map<string, string>();
   /** Jobs whose log is open, with the text read. */
   private readonly _logs = new Map<string, string>();
+}
+
+/** The body of the restart dialog: how many GPUs. */
+class GpuChoice extends Widget {
+  constructor(current: number, trans: TranslationBundle) {
+    super();
+    this.addClass('gp-GpuChoice');
+    this._input = h('input', { type: 'number', name: 'gpus', min: 0, step: 'any', value: String(current), 'aria-label': trans.__('GPUs') }) as HTMLInputElement;
+    this.node.append(
+      h('label', { className: 'gp-Field' }, h('span', {}, trans.__('GPUs for the restarted server')), this._input),
+      h('p', { className: 'gp-Muted' }, trans.__('The server stops and starts again with these GPUs; your files and home directory are kept, running kernels are not. If the pool has no room, the server waits in the queue.'))
+    );
+  }
+
+  get gpus(): number | null {
+    const n = Number(this._input.value);
+    return this._input.value !== '' && n >= 0 && (n <= 1 || Number.isInteger(n)) ? n : null;
+  }
+
+  private readonly _input: HTMLInputElement;
+}
+
+/** Wait until this server has gone, then open the hub's page that follows its start and comes back here. */
+async function followRestart(model: PoolModel): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    try {
+      await model.api.me();
+    } catch {
+      break; // this server stopped
+    }
+    await new Promise(resolve => setTimeout(resolve, 1000));
+  }
+  // The pool asks the hub to start the server as soon as it has stopped.
+  await new Promise(resolve => setTimeout(resolve, 2000));
+  const hub = PageConfig.getOption('hubPrefix') || '/hub/';
+  const user = PageConfig.getOption('hubUser') || model.me?.user || '';
+  const server = PageConfig.getOption('hubServerName');
+  window.location.href = `${hub}spawn-pending/${encodeURIComponent(user)}${server ? '/' + encodeURIComponent(server) : ''}`;
 }
 
 // ---------------------------------------------------------------- my team

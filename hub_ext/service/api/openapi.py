@@ -343,6 +343,13 @@ def build_document(server_url: str = "/services/gpupool/") -> dict:
             "patch": _op("Change a workload's priority (admins); recorded as a priority-changed event", "admin", _json(workload, "the workload"), params=[WID], errors=("400", "404", "409"),
                          body={"type": "object", "required": ["priority"], "additionalProperties": False, "properties": {"priority": {"type": "integer"}}}),
         },
+        "/api/workloads/{workload_id}/restart": {
+            "post": _op("Restart a notebook session's server with another number of GPUs (files kept)", "owner", _json({
+                "type": "object", "required": ["workload", "restarting"],
+                "properties": {"workload": workload, "restarting": {"type": "boolean"}, "gpus": {"type": "number"}},
+            }, "the session, as it was; the hub stops and starts its server"), ok_status="202", params=[WID], errors=("400", "404", "409"),
+                        body={"type": "object", "required": ["gpus"], "additionalProperties": False, "properties": {"gpus": {"type": "number", "minimum": 0}}}),
+        },
         "/api/workloads/{workload_id}/preempt": {
             "post": _op("Preempt a running workload back into the queue (admins); recorded as a preempted event", "admin", _json(workload, "the workload, pending again"), params=[WID], errors=("404", "409")),
         },

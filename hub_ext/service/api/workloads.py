@@ -11,6 +11,8 @@ from ..errors import ApiError, bad_request, forbidden
 from ..limits import MAX_INTEGER, query_int, query_text
 from ..runners.local import read_log
 from ..views import STATES, gpu_index, load_workloads, workload_view
+from ..store import TeamRow
+from ..sessions import check_restart, start_restart
 from ..workloads import get_workload
 from .base import APIHandler
 from .me import known_teams
@@ -135,6 +137,28 @@ class PreemptHandler(APIHandler):
             self.write_json(workload_view(get_workload(db, f"w-{seq}")))
 
 
+class RestartHandler(APIHandler):
+    """A session's server, stopped and started again with another number of GPUs (files kept)."""
+
+    scopes = {"POST": "use"}
+
+    async def post(self, workload_id):
+        body = self.json_object()
+        unknown = sorted(set(body) - {"gpus"})
+        if unknown or "gpus" not in body:
+            raise bad_request("a restart takes one field: {\"gpus\": N}")
+        with self.pool.store.write() as db:
+            w = get_workload(db, workload_id)
+            self.check_owner(w)
+            option, server = check_restart(db, w, body["gpus"], by=self.me.name)
+            team_row = db.get(TeamRow, w.team)
+            if team_row is not None and body["gpus"] > 0:
+                self.pool.rules.check_fits(db, {"gpus": body["gpus"], "gpu_model": w.gpu_model}, team_row)
+            user, team, view = w.user, w.team, workload_view(w)
+        start_restart(self.pool, user, server, {"gpus": option, "team": team})
+        self.write_json({"workload": view, "restarting": True, "gpus": body["gpus"]}, status=202)
+
+
 class ResizeHandler(APIHandler):
     scopes = {"POST": "use"}
 
@@ -178,5 +202,6 @@ handlers = [
     (r"api/workloads/([^/]+)", WorkloadHandler),
     (r"api/workloads/([^/]+)/resize", ResizeHandler),
     (r"api/workloads/([^/]+)/preempt", PreemptHandler),
+    (r"api/workloads/([^/]+)/restart", RestartHandler),
     (r"api/workloads/([^/]+)/logs", LogsHandler),
 ]
