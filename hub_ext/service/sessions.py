@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import events
 from .errors import ApiError, bad_request, conflict
-from .reclaim import HubError, HubServers, server_name_of
+from .hub import HubClient, HubError, server_name_of
 from .store import WorkloadRow
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def check_restart(db: Session, w: WorkloadRow, gpus, by: str) -> tuple[str, str]
     return option, server
 
 
-async def restart_server(hub: HubServers, user: str, server: str, user_options: dict, stop_timeout: float) -> None:
+async def restart_server(hub: HubClient, user: str, server: str, user_options: dict, stop_timeout: float) -> None:
     """Stop the server, wait until the hub says it stopped, start it with the new options."""
     try:
         if not await hub.stop(user, server):
@@ -60,5 +60,5 @@ def start_restart(pool, user: str, server: str, user_options: dict) -> asyncio.T
     r = pool.reclaim
     if not r.hub_api_url or not r.hub_api_token:
         raise ApiError(503, "the pool service has no JupyterHub API token to restart servers with (IdleReclaim.hub_api_token)")
-    hub = HubServers(r.hub_api_url, r.hub_api_token)
+    hub = HubClient(r.hub_api_url, r.hub_api_token)
     return asyncio.ensure_future(restart_server(hub, user, server, user_options, r.server_stop_timeout_seconds))
