@@ -214,8 +214,11 @@ def stop_servers(url: str, token: str, timeout: float) -> int:
             return _json.loads(body) if body else None
 
     def running() -> list[tuple[str, str]]:
+        # Ready servers, and those stopping. A spawn still waiting in the pool's queue is left to
+        # the hub (the hub refuses to stop a pending spawn; the service cancels its request later).
         users = call("GET", "/users?state=active") or []
-        return [(u["name"], name) for u in users for name in (u.get("servers") or {})]
+        return [(u["name"], name) for u in users for name, server in (u.get("servers") or {}).items()
+                if server.get("ready") or server.get("pending") == "stop"]
 
     try:
         servers = running()

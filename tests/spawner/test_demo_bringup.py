@@ -128,9 +128,17 @@ def test_demo_comes_up_with_the_seed_pool_logs_in_and_ctrl_c_stops_everything(tm
     assert "[demo] stopped" in out
     assert processes_of_run(run_id) == []
 
-    # A second run keeps the passwords and comes up again.
+    # A second run keeps the passwords and comes up again; the job Ctrl-C stopped is back in the
+    # queue and runs again, not "failed: the job's process vanished" (issue 11, bug 10).
     proc, banner2 = start_demo(state, free_port())
     try:
         assert re.search(r"  password: (\S+)", banner2).group(1) == password
+        url2 = re.search(r"demo is up:\s+(\S+)", banner2).group(1)
+        again = PoolClient(url2 + "services/gpupool/", settings["spawner_token"])
+        w = wait_for(lambda: (x := again.workload(job["id"]))["state"] == "running" and x, timeout=30,
+                     what=f"{job['id']} to run again after the restart", show=lambda: again.workload(job["id"]))
+        kinds = [e["kind"] for e in again.events(workload_id=job["id"])["events"]]
+        assert "requeued" in kinds and "failed" not in kinds, (w, kinds)
+        again.cancel(job["id"])
     finally:
         stop_demo(proc)

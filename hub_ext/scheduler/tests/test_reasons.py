@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from hub_ext.scheduler.fairshare import protection_key, quota_marks
+from hub_ext.scheduler.model import Team
+from hub_ext.scheduler.reasons import pending_reason_after_preemption, remarked_reason
+
 from .helpers import job, pool, reason, running, schedule, snap, teams
 
 
@@ -99,8 +103,6 @@ def test_preempted_work_is_listed_as_pending_again():
     ],
 )
 def test_a_preempted_workload_says_so_until_it_runs_again(previous, current, expected):
-    from hub_ext.scheduler.reasons import pending_reason_after_preemption
-
     assert pending_reason_after_preemption(previous, current) == expected
 
 
@@ -115,15 +117,10 @@ def test_a_preempted_workload_says_so_until_it_runs_again(previous, current, exp
     ],
 )
 def test_running_reasons_follow_a_quota_change(reason, over, expected):
-    from hub_ext.scheduler.reasons import remarked_reason
-
     assert remarked_reason(reason, "vision", 4, over) == expected
 
 
 def test_quota_marks_rank_running_work_most_protected_first():
-    from hub_ext.scheduler.fairshare import protection_key, quota_marks
-    from hub_ext.scheduler.model import Team
-
     ranked = sorted(busy("vision", 4), key=protection_key)
     assert quota_marks(Team("vision", 2), ranked) == {"vision-0": False, "vision-1": False, "vision-2": True, "vision-3": True}
     assert not any(quota_marks(Team("vision", 4), ranked).values())
