@@ -77,8 +77,8 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
 
   // Large pools collapse into one bar per node; the admin opens the nodes they want to see.
   const COLLAPSE_ABOVE = 64;
-  // An agent that has not reported for this long is shown as silent.
-  const SILENT_AFTER_SECONDS = 120;
+  // An agent that has not reported for this long is shown as silent (IdleReclaim.stale_after_seconds).
+  const SILENT_AFTER_SECONDS = Number(body.dataset.silentAfter) || 120;
   const expanded = new Set();
   let lastPool = null;
 
