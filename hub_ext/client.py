@@ -275,7 +275,7 @@ class _Endpoints:
         return self._call("GET", "api/events", params=_clean({"since": since, "workload": workload_id, "limit": limit}))
 
     # -- nodes (the agent)
-    def report_readings(self, node: str, gpus: list[dict[str, Any]], simulated: bool | None = None):
+    def report_readings(self, node: str, gpus: list[dict[str, Any]], simulated: bool | None = None, errors: list[str] | None = None):
         """Report per-GPU readings of one node (agent scope).
 
         Each GPU: ``{index, uuid, model, memory_total_mib, memory_used_mib,
@@ -284,6 +284,8 @@ class _Endpoints:
         body: dict[str, Any] = {"gpus": gpus}
         if simulated is not None:
             body["simulated"] = simulated
+        if errors is not None:
+            body["errors"] = errors  # what the agent could not read: the node's health on the admin page
         return self._call("POST", f"api/nodes/{quote(node, safe='')}/readings", body=body)
 
     # -- job output

@@ -104,10 +104,12 @@ class NodeAgent:
                     "processes": attribute(r, holders.get(r.uuid, ()), self.proc_root),
                 }
             )
-        return {"node": self.node, "simulated": self.backend.simulated, "read_at": self.clock(), "gpus": gpus}
+        payload = {"node": self.node, "simulated": self.backend.simulated, "read_at": self.clock(), "gpus": gpus}
+        payload["errors"] = list(self.backend.last_errors)  # shown on the admin page as the node's health
+        return payload
 
     def report(self, payload: dict) -> None:
-        self.client.report_readings(self.node, payload["gpus"], simulated=payload["simulated"])
+        self.client.report_readings(self.node, payload["gpus"], simulated=payload["simulated"], errors=payload.get("errors"))
 
     def run(self, stop: threading.Event, on_payload: Callable[[dict], None] | None = None) -> None:
         """Read and report every ``interval_s`` until ``stop`` is set.

@@ -63,6 +63,9 @@ class GpuBackend(abc.ABC):
     #: so the pool page can mark such GPUs as simulated.
     simulated: bool = False
 
+    #: What the last ``readings()`` could not read (driver errors), reported as the node's health.
+    last_errors: tuple[str, ...] | list[str] = ()
+
     @abc.abstractmethod
     def list_gpus(self) -> tuple[GpuInfo, ...]:
         """The node's cards, in index order."""

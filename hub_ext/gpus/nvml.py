@@ -135,9 +135,11 @@ class NvmlBackend(GpuBackend):
             pass  # not kept on this card or driver: use the point sample
         try:
             rates = nvml.nvmlDeviceGetUtilizationRates(handle)
-        except nvml.NVMLError:
+        except nvml.NVMLError as e:
             # e.g. NotSupported on a MIG-enabled card: no figure, which is not 0%
             self.source[i] = "unavailable"
+            if getattr(e, "value", None) != getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
+                self.last_errors.append(f"GPU {self._gpus[i].index}: utilisation not readable: {e}")
             return None
         self.source[i] = "nvmlDeviceGetUtilizationRates"
         return float(rates.gpu)
@@ -155,11 +157,13 @@ class NvmlBackend(GpuBackend):
     def readings(self) -> tuple[GpuReading, ...]:
         nvml = self._nvml
         out = []
+        self.last_errors = []
         for i, (gpu, handle) in enumerate(zip(self._gpus, self._handles)):
             try:
                 used = mib(nvml.nvmlDeviceGetMemoryInfo(handle).used)
-            except nvml.NVMLError:
+            except nvml.NVMLError as e:
                 used = None
+                self.last_errors.append(f"GPU {gpu.index}: memory not readable: {e}")
             out.append(
                 GpuReading(
                     index=gpu.index,

@@ -281,7 +281,7 @@ def usage_report(db: Session, start: float, end: float) -> list[dict]:
             "period_end": iso(end),
             "gpu_hours_held": round(gpu_hours_held, 4),
             "gpu_hours_busy": round(busy, 4),
-            # Of the held time the agents measured, the share the GPUs were busy.
+            # Of the held time the agents measured, the percentage the GPUs were busy.
             "busy_percent_of_held": round(100 * busy / measured_held, 1) if measured_held > 0 else None,
             "gpu_hours_measured": round(measured_held, 4),
             "reclaims": teams[team]["reclaims"],

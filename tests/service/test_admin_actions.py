@@ -136,3 +136,18 @@ def test_restart_is_for_sessions_with_a_server_and_sane_gpus(as_user, running_jo
     with pytest.raises(PoolError) as bad:
         alice.restart(running_job["id"], -1)
     assert bad.value.status in (400, 409)
+
+
+def test_agent_errors_show_as_node_health_until_a_clean_reading(as_user):
+    agent, ada = as_user("agent"), as_user("ada")
+    node = next(n for n in ada.pool()["nodes"] if n["name"] == "node-b")
+    gpu = node["gpus"][0]
+    reading = [{"uuid": gpu["uuid"], "index": gpu["index"], "utilization": 10.0}]
+    agent.report_readings("node-b", reading, errors=["GPU 0: memory not readable: GPU is lost"])
+    node = next(n for n in ada.pool()["nodes"] if n["name"] == "node-b")
+    assert node["agent_errors"] == ["GPU 0: memory not readable: GPU is lost"]
+    agent.report_readings("node-b", reading, errors=[])
+    assert next(n for n in ada.pool()["nodes"] if n["name"] == "node-b")["agent_errors"] is None
+    with pytest.raises(PoolError) as bad:
+        agent.report_readings("node-b", reading, errors="not a list")
+    assert bad.value.status == 400

@@ -55,8 +55,16 @@ class AdminPageHandler(HubOAuthenticated, web.RequestHandler):
                 static=self.prefix + "admin/static/",
                 xsrf=xsrf.decode("ascii") if isinstance(xsrf, bytes) else xsrf,
                 hub_home=self._hub_home(),
+                # A node whose agent has not reported for this long is shown as silent: the same
+                # age after which idle reclaim stops trusting its readings.
+                silent_after=int(self._stale_after()),
             )
         )
+
+    def _stale_after(self) -> float:
+        pool = self.settings.get("pool")
+        reclaim = getattr(pool, "reclaim", None)
+        return getattr(reclaim, "stale_after_seconds", 120.0)
 
     def _hub_home(self) -> str:
         # JUPYTERHUB_BASE_URL is the hub's public prefix ("/" by default); the service gets it from the hub.

@@ -77,8 +77,8 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
 
   // Large pools collapse into one bar per node; the admin opens the nodes they want to see.
   const COLLAPSE_ABOVE = 64;
-  // An agent that has not reported for this long is shown as silent.
-  const SILENT_AFTER_SECONDS = 120;
+  // An agent that has not reported for this long is shown as silent (IdleReclaim.stale_after_seconds).
+  const SILENT_AFTER_SECONDS = Number(body.dataset.silentAfter) || 120;
   const expanded = new Set();
   let lastPool = null;
 
@@ -512,11 +512,11 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
         add('polygon', { points: [`${x(0)},${y(0)}`].concat(heldPoints, [`${x(n - 1)},${y(0)}`]).join(' '), fill: COLORS[k % COLORS.length], 'fill-opacity': 0.3, 'data-series': 'held' });
         add('polyline', { points: busy.map((v, i) => `${x(i)},${y(v)}`).join(' '), fill: 'none', stroke: COLORS[k % COLORS.length], 'stroke-width': 2, 'data-series': 'busy' });
         const total = a => a.reduce((s, v) => s + v, 0);
-        const share = total(held) > 0 ? Math.round((100 * total(busy)) / total(held)) : null;
+        const percent = total(held) > 0 ? Math.round((100 * total(busy)) / total(held)) : null;
         return h(
           'figure',
           { className: 'busy-chart', 'data-team': team },
-          h('figcaption', {}, h('b', {}, team), share !== null ? ` · busy ${share}% of the GPU time held` : ' · nothing measured'),
+          h('figcaption', {}, h('b', {}, team), percent !== null ? ` · busy ${percent}% of the GPU time held` : ' · nothing measured'),
           svg,
           h('div', { className: 'chart-legend' }, h('span', {}, h('i', { className: 'sw', style: `background:${COLORS[k % COLORS.length]};opacity:.35` }), 'held'), h('span', {}, h('i', { className: 'sw line', style: `background:${COLORS[k % COLORS.length]}` }), 'busy (measured)'))
         );
