@@ -9,6 +9,8 @@ and /metrics named users and workloads to anyone.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -270,6 +272,10 @@ def test_a_start_does_not_wait_for_a_stop_on_other_cards(hub, admin, cleanup):
     assert took < GRACE / 2, f"a submit for an A100 waited {took:.0f}s for a V100's job to stop"
     wait_for(lambda: hub.job_processes().get(other["id"]), timeout=GRACE / 2, what="the A100 job's process")
     assert stubborn["id"] in hub.job_processes(), "the stubborn job should still be in its grace period"
+    # Its card is free for the next tests once it is gone.
+    for pid in hub.job_processes().get(stubborn["id"], []):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: stubborn["id"] not in hub.job_processes(), what="the stubborn job to go")
 
 
 # ---------------------------------------------------------------- 8. idempotency
