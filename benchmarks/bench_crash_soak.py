@@ -38,8 +38,10 @@ def _postgres_url() -> tuple[str, object]:
     """A database on a PostgreSQL server started as the tests start it; the generator stops it."""
     from tests.fixtures import postgres
 
-    make = getattr(postgres.postgres_server, "__pytest_wrapped__", None)
-    server_gen = (make.obj if make else postgres.postgres_server)()
+    fixture = postgres.postgres_server
+    # The plain generator behind the pytest fixture (pytest 8.4+ wraps it; older ones mark it).
+    make = getattr(fixture, "_get_wrapped_function", None)
+    server_gen = (make() if make else getattr(fixture, "__pytest_wrapped__").obj)()
     try:
         server = next(server_gen)
     except BaseException as e:  # pytest.skip: no PostgreSQL here

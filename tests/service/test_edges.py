@@ -9,6 +9,8 @@ and /metrics named users and workloads to anyone.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -19,7 +21,7 @@ import requests
 from hub_ext.client import PoolClient
 
 from .conftest import wait_for
-from tests.fixtures.hub import start_hub
+from tests.fixtures.hub import REPO, start_hub
 
 METRICS_TOKEN = "gpupool-edge-tests-metrics-token-0123"
 GRACE = 30  # seconds a stopped job may take: long enough to see who waits for it
@@ -270,6 +272,10 @@ def test_a_start_does_not_wait_for_a_stop_on_other_cards(hub, admin, cleanup):
     assert took < GRACE / 2, f"a submit for an A100 waited {took:.0f}s for a V100's job to stop"
     wait_for(lambda: hub.job_processes().get(other["id"]), timeout=GRACE / 2, what="the A100 job's process")
     assert stubborn["id"] in hub.job_processes(), "the stubborn job should still be in its grace period"
+    # Its card is free for the next tests once it is gone.
+    for pid in hub.job_processes().get(stubborn["id"], []):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: stubborn["id"] not in hub.job_processes(), what="the stubborn job to go")
 
 
 # ---------------------------------------------------------------- 8. idempotency
@@ -314,3 +320,19 @@ def test_metrics_need_the_metrics_scope_and_name_no_user_or_workload(hub, cleanu
     labels = {part.split("=")[0] for line in r.text.splitlines() if "{" in line and not line.startswith("#")
               for part in line[line.index("{") + 1:line.index("}")].split(",") if "=" in part}
     assert labels <= {"node", "simulated", "team", "kind", "index", "uuid", "le"}, labels
+
+
+# ---------------------------------------------------------------- 10. clients ride out a restart (last: it kills the service)
+
+
+def test_the_cli_waits_for_a_restarting_pool_and_says_so(hub):
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GPUPOOL_RETRY_SECONDS",)}
+    env.update(GPUPOOL_URL=hub.pool_url, JUPYTERHUB_API_TOKEN=hub.token("alice"), PYTHONPATH=str(REPO))
+    old = hub.service_pid()
+    os.kill(old, signal.SIGKILL)
+    out = subprocess.run([sys.executable, "-m", "hub_ext.cli.main", "ls"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "gpupool: the pool is restarting" in out.stderr, out.stderr
+    hub.wait_for_service(not_pid=old)
