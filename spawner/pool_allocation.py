@@ -517,12 +517,9 @@ class PoolAllocationMixin(LoggingConfigurable):
             if memory:
                 env["GPUPOOL_GPU_MEMORY_MIB"] = str(int(memory))
             if self.mps_enabled:
-                env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(max(1, int(round(fraction * 100))))
-                if memory:
-                    # Device 0 is the first (only) device the server sees.
-                    env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={int(memory)}M"
-                if self.mps_pipe_directory:
-                    env["CUDA_MPS_PIPE_DIRECTORY"] = self.mps_pipe_directory
+                from hub_ext.gpus.mps import mps_env
+
+                env.update(mps_env(fraction, int(memory) if memory else None, self.mps_pipe_directory))
         env.update({str(k): str(v) for k, v in self.extra_pool_env.items()})
         return env
 

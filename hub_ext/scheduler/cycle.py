@@ -151,8 +151,9 @@ class Cycle:
                 return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
+        held = bool(self.reservations) and self.soft_held()
         for g, over in sizes:
-            if not (lent or (reclaim and not over)):
+            if not (lent or (reclaim and not over) or (over and held)):
                 continue
             key = (w.team, v.key, not over)
             if g >= self.room_fail.get(key, float("inf")):
@@ -317,7 +318,8 @@ class Cycle:
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
-        return bool(self.st.leaving) or any(not r.hard and r.held for r in self.reservations.values())
+        # (Hard holds too: a fraction within its quota may take one card of them, see preemption.py.)
+        return bool(self.st.leaving) or any(r.held for r in self.reservations.values())
 
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""

@@ -1,8 +1,12 @@
 """Making room for a workload that does not fit: shrink, then preempt.
 
 Candidates, cheapest loss first:
-1. GPUs held by a borrower's reservation (only for work within its quota:
-   a guarantee outranks a borrower's reservation);
+0. GPUs of work already leaving (see below);
+1. GPUs held by a borrower's reservation: for work within its quota (a
+   guarantee outranks a borrower's reservation), and for a borrower ahead of
+   the reserving team in the fair order (borrowing less per weight, now and in
+   the past); and, for a fraction within its quota, cards held for another
+   team's reservation (a quota means room on a card);
 2. GPUs an elastic job received beyond what it asked for (lent GPUs, taken
    back for any workload that may start);
 and, only for a workload whose team stays within its quota (a quota
@@ -30,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .elastic import growth_gpus
-from .fairshare import over_quota, team_of
+from .decay import past_excess
+from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected
 from .model import EPSILON, GpuShare, Preempt, Workload
 
@@ -69,6 +74,22 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         for rid in sorted(cycle.reservations):
             res = cycle.reservations[rid]
             if not res.hard:
+                units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
+        if w.is_fraction:
+            # A quota means room on a card: a fraction within its team's quota may take one
+            # card held for another team's reservation (a guarantee for a guarantee; the
+            # reserved workload gets the card back when the fraction ends).
+            for rid in sorted(cycle.reservations):
+                res = cycle.reservations[rid]
+                if res.hard and res.workload.team != w.team:
+                    units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
+    elif cycle.reservations:
+        # A borrower's reservation protects its gang from teams behind it in the fair order,
+        # not from a borrower ahead of it (borrowing less, now and in the past).
+        mine = _borrow_key(cycle, w.team)
+        for rid in sorted(cycle.reservations):
+            res = cycle.reservations[rid]
+            if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine:
                 units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
     elastic = [wid for wid in sorted(st.elastic_running) if wid not in cycle.gone and wid not in cycle.started and wid not in st.leaving]
     for wid in elastic:
@@ -110,6 +131,12 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
     for _, r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
     return units
+
+
+def _borrow_key(cycle, team_name: str) -> float:
+    """A borrowing team's place in the fair order (fairshare.team_share's borrower key)."""
+    team = team_of(cycle.st.teams, team_name)
+    return team_share(team, cycle.usage.get(team_name, 0.0), 0.0, past_excess(cycle.st.history, team_name, team.quota))[1]
 
 
 def _gpus(cap, shares) -> tuple[int, ...]:

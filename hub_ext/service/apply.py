@@ -39,7 +39,8 @@ class JobActions:
     start: list[int] = field(default_factory=list)  # workload seqs whose job must be (re)started
     # runner handle -> the GPUs its process was on: a new start waits only for stops on its own cards
     stop_gpus: dict[str, set[str]] = field(default_factory=dict)
-    notices: list[tuple[int, str, float, str]] = field(default_factory=list)  # (seq, handle, preempt_at, reason): SIGTERM now
+    # (seq, handle, preempt_at, reason, GPU uuids): preempted jobs to give notice (SIGTERM now)
+    notices: list[tuple[int, str, float, str, set]] = field(default_factory=list)
 
     def extend(self, other: JobActions) -> None:
         self.stop.extend(other.stop)
@@ -128,7 +129,7 @@ def apply_decisions(
             if w.preempt_at is None:
                 at = preemption.notice(db, w, p.reason, p.for_workload_id, now)
                 if w.kind == "job" and w.runner_handle:
-                    actions.notices.append((w.seq, w.runner_handle, at, p.reason))
+                    actions.notices.append((w.seq, w.runner_handle, at, p.reason, {s.gpu_uuid for s in w.shares}))
             for s in w.shares:
                 leaving[s.gpu_uuid] = w.id
             continue

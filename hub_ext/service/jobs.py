@@ -128,7 +128,7 @@ class JobSupervisor(LoggingConfigurable):
         self._stopping[handle] = task
         return task
 
-    def notice(self, seq: int, handle: str, preempt_at: float, reason: str) -> None:
+    def notice(self, seq: int, handle: str, preempt_at: float, reason: str, gpu_uuids: set[str] | None = None) -> None:
         """A preempted job: the time of its stop in its notice file, SIGTERM now, SIGKILL at ``preempt_at``.
 
         It keeps its GPUs until its process is gone (early, if it checkpoints and
@@ -137,7 +137,8 @@ class JobSupervisor(LoggingConfigurable):
             self.runner.notice(handle, preempt_at, reason)
         except Exception:
             self.log.exception("Writing the preemption notice of w-%s failed", seq)
-        self.stop_in_background(seq, handle, grace=max(0.0, preempt_at - time.time()))
+        # Only starts on its own GPUs wait for it (none should come before it is gone).
+        self.stop_in_background(seq, handle, gpu_uuids, grace=max(0.0, preempt_at - time.time()))
 
     async def _stop(self, seq: int, handle: str, grace: float | None = None) -> None:
         try:

@@ -139,9 +139,11 @@ class SchedulingLoop(LoggingConfigurable):
                 self.last_error = None
                 metrics.record_cycle(decisions, time.perf_counter() - started)
             except OvercommitError as e:
+                server_stops = []  # rolled back with the cycle
                 self.last_error = str(e)
                 self.log.error("Scheduling cycle refused: %s", e)
             except Exception as e:
+                server_stops = []
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()
@@ -149,8 +151,8 @@ class SchedulingLoop(LoggingConfigurable):
             self.reclaim.carry_out(server_actions)
         if server_stops:
             self.preemption_rules.carry_out(server_stops)
-        for seq, handle, at, reason in actions.notices:
-            self.supervisor.notice(seq, handle, at, reason)
+        for seq, handle, at, reason, uuids in actions.notices:
+            self.supervisor.notice(seq, handle, at, reason, uuids)
         await self.supervisor.execute(actions.stop, actions.start, actions.stop_gpus)
 
     def poke(self) -> None:

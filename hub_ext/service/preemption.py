@@ -44,6 +44,9 @@ BEING_PREEMPTED = "being preempted: "
 # A week: longer than any sensible notice or minimum run-time (a typo such as 6000000 is refused).
 LONGEST_SECONDS = 7 * 24 * 3600.0
 
+# After preempt_at, how long a job's own stop has to report that its process is gone.
+JOB_STOP_SLACK_SECONDS = 15.0
+
 # traitlet name -> what a team may override
 TEAM_SETTINGS = ("grace_seconds", "session_action", "min_runtime_reclaim_seconds", "min_runtime_shrink_seconds")
 
@@ -199,7 +202,13 @@ class Preemption(LoggingConfigurable):
                 continue
             if w.preempt_at > now:
                 continue
-            if w.kind == "job" or server is None or self.hub() is None:
+            if w.kind == "job":
+                # Its stop (SIGTERM at the notice, SIGKILL at preempt_at) requeues it once the
+                # process is gone; this is the backstop for a stop that never reported back.
+                if not w.runner_handle or now >= w.preempt_at + JOB_STOP_SLACK_SECONDS:
+                    requeue(db, w, now, actions)
+                continue
+            if server is None or self.hub() is None:
                 requeue(db, w, now, actions)
                 continue
             if w.id in self._in_flight or self._retry_at.get(w.id, 0) > now:

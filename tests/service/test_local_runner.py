@@ -125,3 +125,32 @@ async def test_an_allocation_across_nodes_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="spans nodes"):
         await runner.start(JobLaunch("w-10", "alice", ("true",), {"a": ("0",), "b": ("0",)}, 2))
     assert not os.path.exists(runner.log_path_for("w-10"))
+
+
+PRINTS_MPS = """
+import os
+print("mps:", os.environ.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"), os.environ.get("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"),
+      os.environ.get("CUDA_MPS_PIPE_DIRECTORY"), flush=True)
+"""
+
+
+@pytest.mark.parametrize("daemon,setting,expected", [
+    (True, "auto", "mps: 25 0=4096M PIPE"),
+    (False, "auto", "mps: None None None"),
+    (True, "off", "mps: None None None"),
+])
+async def test_a_job_on_a_fraction_gets_the_mps_limits_where_a_daemon_runs(tmp_path, monkeypatch, daemon, setting, expected):
+    pipes = tmp_path / "mps-pipes"
+    pipes.mkdir()
+    if daemon:
+        (pipes / "control").write_text("")  # what nvidia-cuda-mps-control -d creates
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY", raising=False)
+    runner = LocalRunner(state_dir=str(tmp_path / "state"), mps=setting, mps_pipe_directory=str(pipes))
+    quarter = JobLaunch(
+        workload_id="w-7", user="alice", command=(sys.executable, "-c", PRINTS_MPS), gpus_by_node={"node-a": ("1",)},
+        gpu_count=0.25, env={"GPUPOOL_WORKLOAD_ID": "w-7", "GPUPOOL_GPUS": "0.25", "GPUPOOL_GPU_MEMORY_MIB": "4096"},
+    )
+    handle = await runner.start(quarter)
+    await runner.wait(handle)
+    log = await wait_for_text(runner, "w-7", "mps:")
+    assert expected.replace("PIPE", str(pipes)) in log

@@ -21,9 +21,10 @@ import signal
 import sys
 import time
 
-from traitlets import Bool, Unicode
+from traitlets import Bool, Enum, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ...gpus.mps import daemon_running, mps_env
 from .base import JobLaunch, JobStatus, Runner
 
 # The service's own token must not leak into users' jobs.
@@ -91,6 +92,25 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         (the demo, tests, users with no system account) jobs run as the service's own account.""",
     ).tag(config=True)
 
+    mps = Enum(
+        ["auto", "on", "off"],
+        default_value="auto",
+        help="""NVIDIA MPS limits for jobs on a fraction of a card (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE,
+        CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, as sessions get them): "auto" where an MPS control daemon
+        listens on this machine (its pipe directory has a "control" pipe), "on" always, "off" never.
+        See docs/batch-jobs.md for starting the daemon.""",
+    ).tag(config=True)
+
+    mps_pipe_directory = Unicode(
+        "",
+        help="The MPS daemon's CUDA_MPS_PIPE_DIRECTORY, where not the default (/tmp/nvidia-mps or $CUDA_MPS_PIPE_DIRECTORY).",
+    ).tag(config=True)
+
+    def mps_active(self) -> bool:
+        if self.mps == "auto":
+            return daemon_running(self.mps_pipe_directory)
+        return self.mps == "on"
+
     def __init__(self, state_dir: str = ".gpupool", **kwargs):
         super().__init__(**kwargs)
         self.jobs_dir = self.jobs_dir or os.path.join(state_dir, "jobs")
@@ -143,6 +163,10 @@ class LocalRunner(LoggingConfigurable, Runner, metaclass=_ConfigurableRunnerMeta
         env.update(launch.env)
         indices = next(iter(launch.gpus_by_node.values()), ())
         env["CUDA_VISIBLE_DEVICES"] = ",".join(indices)
+        if 0 < launch.gpu_count < 1 and self.mps_active():
+            # The same MPS limits as a notebook server on a fraction (hub_ext/gpus/mps.py).
+            memory = launch.env.get("GPUPOOL_GPU_MEMORY_MIB")
+            env.update(mps_env(launch.gpu_count, int(memory) if memory else None, self.mps_pipe_directory))
         # Written when the job is preempted (notice): the time of its stop, for the script to read.
         env["GPUPOOL_PREEMPT_NOTICE_FILE"] = os.path.join(folder, NOTICE_FILE)
         account = self._account(launch.user)
