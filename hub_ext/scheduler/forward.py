@@ -17,7 +17,7 @@ rather than an invented one.
 Bounded: the run stops after ``max_cycles`` cycles or beyond ``horizon_s``.
 End times close together are handled in one cycle: within ``resolution_s``,
 or within ``far_share`` of how far ahead they are (ends 10 h ahead are
-grouped by the half hour: an estimate that far out is no finer than that).
+grouped by the hour: an estimate that far out is no finer than that).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def run_forward(
     horizon_s: float = DEFAULT_HORIZON_S,
     max_cycles: int = 2000,
     resolution_s: float = 60.0,
-    far_share: float = 0.05,
+    far_share: float = 0.1,
 ) -> dict[str, Forecast]:
     """Forecasts for every pending workload of ``snapshot`` (by id).
 
