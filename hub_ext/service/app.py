@@ -169,7 +169,7 @@ class GpuPoolService(Application):
             store=store, loop=loop, jobs=supervisor, rules=WorkloadRules(parent=self), teams=teams, auth=auth,
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim._hub, on_change=loop.poke, parent=self),
-            time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
+            time_limits=time_limits, expected=ExpectedStarts(store, loop, time_limits=time_limits, parent=self),
         )
         loop.estimates = pool.expected.estimate_of
         metrics.register_store(store)
