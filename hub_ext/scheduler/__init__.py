@@ -25,6 +25,12 @@ Contract for applying ``Decisions`` (docs/scheduler.md has the details):
   its team's quota); such work may be preempted when an owner reclaims.
 * ``ordering="fifo"`` is strict first come, first served: the first
   workload that cannot start blocks all later ones (no backfill).
+* ``Decisions.reserved`` and ``reserved_gpus``: the workloads holding a
+  reservation after the cycle and how many GPUs they hold idle.
+
+Expected starts: ``forward.run_forward(snapshot)`` runs the queue forward
+with this core, from run-time estimates (``estimates.Estimator``) set on the
+snapshot's workloads (``forward.with_estimates``).
 
 Nothing here imports tornado, SQLAlchemy, JupyterHub, NVML or Kubernetes,
 and nothing reads a clock: "now" comes in the snapshot.

@@ -17,7 +17,7 @@ rather than an invented one.
 Bounded: the run stops after ``max_cycles`` cycles or beyond ``horizon_s``.
 End times close together are handled in one cycle: within ``resolution_s``,
 or within ``far_share`` of how far ahead they are (ends 10 h ahead are
-grouped by the half hour: an estimate that far out is no finer than that).
+grouped by the hour: an estimate that far out is no finer than that).
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ def run_forward(
     horizon_s: float = DEFAULT_HORIZON_S,
     max_cycles: int = 2000,
     resolution_s: float = 60.0,
-    far_share: float = 0.05,
+    far_share: float = 0.1,
+    until: str | None = None,
 ) -> dict[str, Forecast]:
     """Forecasts for every pending workload of ``snapshot`` (by id).
 
     ``bases``: per workload id, the basis of its estimate, quoted in the
-    forecast of the work that starts when it ends.
+    forecast of the work that starts when it ends. ``until``: only this
+    workload's start is wanted: the run stops once it has started (the
+    others' forecasts are then incomplete).
     """
     bases = bases or {}
     now = snapshot.now
@@ -92,6 +95,8 @@ def run_forward(
                 v = version[wid] = version.get(wid, 0) + 1
                 seq += 1
                 heapq.heappush(ends, (t + w.estimate_s, seq, wid, v))
+        if until is not None and until in out:
+            return out
         # The next moment something ends (stale ends of preempted work skipped).
         while ends and version.get(ends[0][2]) != ends[0][3]:
             heapq.heappop(ends)

@@ -229,7 +229,8 @@ def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
     if k_nodes is None:
         return None
     nodes: list[int] = []
-    if k_nodes == 1 and cycle.config.time_backfill:
+    if k_nodes == 1 and cycle.config.time_backfill and cycle.st.timed_pending():
+        # Only where something may backfill by time does the choice of node matter (and cost a scan).
         n = _earliest_node(cycle, v, gpus)
         if n is not None:
             nodes.append(n)

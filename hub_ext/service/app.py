@@ -169,7 +169,7 @@ class GpuPoolService(Application):
             inventory=inventory, reclaim=reclaim,
             reconcile=ServerReconcile(store, hub=reclaim.hub, on_change=loop.poke, parent=self),
             limits=limits,
-            time_limits=time_limits, expected=ExpectedStarts(store, loop, parent=self),
+            time_limits=time_limits, expected=ExpectedStarts(store, loop, time_limits=time_limits, parent=self),
             usage=UsageHistory(parent=self),
         )
         loop.estimates = pool.expected.estimate_of

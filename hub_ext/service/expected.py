@@ -21,8 +21,9 @@ from sqlalchemy import select, update
 from traitlets import Bool, Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from ..scheduler.estimates import Estimator, PastRun
+from ..scheduler.estimates import Estimator, PastRun, duration_text
 from ..scheduler.forward import run_forward, with_estimates
+from ..scheduler.model import WorkloadKind
 from .snapshot import build_snapshot
 from .store import Store, WorkloadRow
 
@@ -43,10 +44,11 @@ class ExpectedStarts(LoggingConfigurable):
     horizon_seconds = Float(30 * 86400.0, help="The forward run looks this far ahead; later starts are 'not known'.").tag(config=True)
     max_cycles = Integer(2000, help="Most scheduling cycles one forward run may take (bounds its cost).").tag(config=True)
 
-    def __init__(self, store: Store, loop, **kwargs):
+    def __init__(self, store: Store, loop, time_limits=None, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.loop = loop  # SchedulingLoop: its scheduler configuration
+        self.time_limits = time_limits  # TimeLimits: a team's maximum session length bounds its sessions
         self._task: asyncio.Task | None = None
         self._stopping = False
         self.last_refresh_at: float | None = None
@@ -75,8 +77,12 @@ class ExpectedStarts(LoggingConfigurable):
 
         def estimate_of(w):
             e = estimator.estimate(w)
-            bases[w.id] = e.basis
-            return e.seconds
+            seconds, basis = e.seconds, e.basis
+            longest = self.time_limits.session_max_for(w.team) if self.time_limits and w.kind is WorkloadKind.SESSION else None
+            if longest is not None and (seconds is None or seconds > longest):
+                seconds, basis = longest, f"team {w.team}'s maximum session length of {duration_text(longest)}"
+            bases[w.id] = basis
+            return seconds
 
         estimated = with_estimates(snapshot, estimate_of)
         self._estimates = {w.id: w.estimate_s for w in estimated.pending}

@@ -80,12 +80,15 @@ class TimeLimits(LoggingConfigurable):
     def maximum_for(self, team: str) -> float | None:
         return self._for(self.team_maximum_s, team)
 
+    def session_max_for(self, team: str) -> float | None:
+        return self._for(self.team_session_max_s, team)
+
     def team_settings(self, team: str) -> dict:
         """What the teams API shows of a team's time limits."""
         return {
             "default_time_limit_s": self.default_for(team),
             "max_time_limit_s": self.maximum_for(team),
-            "max_session_s": self._for(self.team_session_max_s, team),
+            "max_session_s": self.session_max_for(team),
         }
 
     # ------------------------------------------------------------ submit

@@ -58,7 +58,8 @@ class StartPredictor(SimulationHooks):
             return  # one pool only (the pool and fifo policies)
         snapshot = schedulers[""].snapshot(now)
         estimated = with_estimates(snapshot, lambda w: self.estimator.estimate(w).seconds)
-        forecast = run_forward(estimated, horizon_s=self.horizon_s, max_cycles=self.max_cycles).get(js.workload.id)
+        wid = js.workload.id
+        forecast = run_forward(estimated, horizon_s=self.horizon_s, max_cycles=self.max_cycles, until=wid).get(wid)
         predicted = forecast.at if forecast is not None else None
         baseline = throughput = None
         position = len(sim.state.pending)  # pending work submitted before it, plus itself

@@ -26,7 +26,7 @@ SERVICE_CONFIG = """
 c.TimeLimits.team_default_s = {"vision": 3600}
 c.TimeLimits.team_maximum_s = {"vision": 86400}
 c.ExpectedStarts.refresh_seconds = 1
-c.TimeLimits.team_session_max_s = {"vision": 8}
+c.TimeLimits.team_session_max_s = {"vision": 10}
 c.TimeLimits.session_warning_s = 5
 """
 
@@ -89,7 +89,7 @@ def test_teams_show_their_time_limits(as_user):
     teams = {t["name"]: t for t in as_user("alice").teams()["teams"]}
     assert (teams["vision"]["default_time_limit_s"], teams["vision"]["max_time_limit_s"]) == (3600, 86400)
     assert (teams["nlp"]["default_time_limit_s"], teams["nlp"]["max_time_limit_s"]) == (None, None)
-    assert (teams["vision"]["max_session_s"], teams["nlp"]["max_session_s"]) == (8, None)
+    assert (teams["vision"]["max_session_s"], teams["nlp"]["max_session_s"]) == (10, None)
 
 
 def test_a_job_past_its_limit_is_stopped_and_fails_with_the_reason(as_user):
@@ -133,9 +133,16 @@ def test_a_queued_workloads_expected_start_comes_from_the_forward_run(as_user):
 
 
 def test_a_session_is_warned_then_ended_at_its_teams_maximum_length(as_user):
-    bob = as_user("bob")  # team vision: sessions last at most 8 s here, warned 5 s before
+    bob = as_user("bob")  # team vision: sessions last at most 10 s here, warned 5 s before
     s = bob.submit({"kind": "session", "gpus": 1})
     assert s["state"] == "running"
+    # Work queued behind it expects to start when the session reaches its maximum length.
+    behind = bob.submit(sleeper(1, gpus=2))
+    try:
+        fresh = wait_for(lambda: (x := bob.workload(behind["id"]))["expected_start"] and x, timeout=20, what="an expected start")
+        assert "maximum session length" in fresh["expected_start_basis"]
+    finally:
+        bob.cancel(behind["id"])
     warned = wait_for(
         lambda: [e for e in bob.events(workload_id=s["id"])["events"] if e["kind"] == "time-limit-warning"], timeout=20,
         what="the warning",

@@ -99,3 +99,12 @@ def test_the_snapshot_is_left_alone():
     s = snap(pool(("a", 4)), T, run, [est(job("p", "vision", 2, at=NOW), H)], now=NOW)
     run_forward(s)
     assert [w.id for w in s.pending] == ["p"] and [x.workload.id for x in s.running] == ["x"]
+
+
+def test_until_stops_once_that_workload_has_started():
+    run = [r(est(job("x", "nlp", 4), 3 * H), "a/0", "a/1", "a/2", "a/3", ran=H)]
+    pend = [est(job("p", "vision", 4, at=NOW - 20), H), est(job("q", "vision", 4, at=NOW - 10), 5 * H)]
+    full = run_forward(snap(pool(("a", 4)), T, run, pend, now=NOW))
+    only_p = run_forward(snap(pool(("a", 4)), T, run, pend, now=NOW), until="p")
+    assert only_p["p"] == full["p"]
+    assert "q" not in only_p or only_p["q"].at is None

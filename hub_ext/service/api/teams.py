@@ -22,12 +22,14 @@ class TeamsHandler(APIHandler):
 
     async def get(self):
         with self.pool.store.read() as db:
-            self.write_json({"teams": [self._with_time_limits(t) for t in teams_view(db)]})
+            self.write_json({"teams": [with_time_limits(self.pool, t) for t in teams_view(db)]})
 
-    def _with_time_limits(self, view: dict) -> dict:
-        if self.pool.time_limits is not None:
-            view.update(self.pool.time_limits.team_settings(view["name"]))
-        return view
+
+def with_time_limits(pool, view: dict) -> dict:
+    """A team's view with its time-limit settings (configuration, not the database)."""
+    if pool.time_limits is not None:
+        view.update(pool.time_limits.team_settings(view["name"]))
+    return view
 
 
 class TeamHandler(APIHandler):
@@ -38,7 +40,7 @@ class TeamHandler(APIHandler):
             team = db.get(TeamRow, name)
             if team is None:
                 raise not_found(f"no team {name!r}")
-            self.write_json(TeamsHandler._with_time_limits(self, one_team_view(db, team)))
+            self.write_json(with_time_limits(self.pool, one_team_view(db, team)))
 
     async def put(self, name):
         await self._change(name, replace=True)
@@ -88,7 +90,7 @@ class TeamHandler(APIHandler):
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             team = db.get(TeamRow, name)
-            self.write_json(TeamsHandler._with_time_limits(self, one_team_view(db, team)), status=201 if created else 200)
+            self.write_json(with_time_limits(self.pool, one_team_view(db, team)), status=201 if created else 200)
 
 
 handlers = [(r"api/teams", TeamsHandler), (r"api/teams/([^/]+)", TeamHandler)]

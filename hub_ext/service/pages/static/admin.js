@@ -316,7 +316,9 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
           h('td', {}, gpus(w.gpus)),
           h('td', {}, since(w.submitted_at)),
           h('td', { className: 'reason' }, w.reason || ''),
-          h('td', {}, until(w.expected_start)),
+          // An estimate, labelled so, with its basis on hover; "not known" rather than an invented time.
+          h('td', { className: 'expected', title: w.expected_start_basis || '' },
+            w.expected_start ? until(w.expected_start) + ' (estimate)' : w.expected_start_basis ? 'not known' : ''),
           ...actionCells(w)
         );
       },
