@@ -183,9 +183,12 @@ def test_plain_user_cannot_reach_the_admin_page(admin_hub, page_for):
     expect(page.locator("#gpupool-forbidden")).to_contain_text("only for GPU pool administrators")
     expect(page.locator("#teams")).to_have_count(0)
 
-    # Nor can her browser session or her token read the admin-only data behind it.
-    r = page.request.get(hub.pool_url + "api/history?window=day")
+    # Nor can her browser session or her token read the admin-only data behind it (the usage report
+    # of every team); the usage history shows her only her own team (gpupool usage).
+    r = page.request.get(hub.pool_url + "api/report")
     assert r.status in (401, 403)
-    r = requests.get(hub.pool_url + "api/history", headers={"Authorization": f"token {hub.token('alice')}"}, timeout=30)
+    r = requests.get(hub.pool_url + "api/report", headers={"Authorization": f"token {hub.token('alice')}"}, timeout=30)
     assert r.status_code == 403
     assert "admin" in r.json()["error"]
+    r = requests.get(hub.pool_url + "api/history", headers={"Authorization": f"token {hub.token('alice')}"}, timeout=30)
+    assert r.status_code == 200 and set(r.json()["teams"]) <= {"vision"}, r.json()["teams"]

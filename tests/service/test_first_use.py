@@ -67,9 +67,11 @@ def test_a_preempted_job_keeps_saying_so_while_it_waits(as_user, cleanup):
     borrower = carol.submit(job(gpus=4))  # nlp's quota is 3: one GPU borrowed, all of node-a
     cleanup.append(borrower["id"])
     assert borrower["state"] == "running" and borrower["over_quota"]
+    time.sleep(0.7)  # past the minimum run-time (0.5 s in the test hub): now it may be preempted
     owner = alice.submit(job(gpus=3))  # within vision's quota; only node-a can hold 3
     cleanup.append(owner["id"])
-    assert owner["state"] == "running"
+    # The borrower gets its notice (SIGTERM, at most the 3 s grace of the test hub), then the owner starts.
+    wait_for(lambda: alice.workload(owner["id"])["state"] == "running", timeout=20, what="the owner's job to start")
     back = carol.workload(borrower["id"])
     assert back["state"] == "pending" and back["preemptions"] == 1
     # Several scheduling ticks (1 s each here) later it still says why it went back.
