@@ -125,3 +125,15 @@ async def test_an_allocation_across_nodes_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="spans nodes"):
         await runner.start(JobLaunch("w-10", "alice", ("true",), {"a": ("0",), "b": ("0",)}, 2))
     assert not os.path.exists(runner.log_path_for("w-10"))
+
+
+async def test_a_handle_names_its_gpus_so_a_stop_after_a_restart_holds_up_only_their_next_job(tmp_path):
+    from hub_ext.service.jobs import _gpus_in_handle
+
+    runner = LocalRunner(state_dir=str(tmp_path))
+    job = launch("print('hi')", wid="w-11")
+    job.env["GPUPOOL_GPU_UUIDS"] = "GPU-a,GPU-b"
+    handle = await runner.start(job)
+    await runner.wait(handle)
+    assert _gpus_in_handle(handle) == {"GPU-a", "GPU-b"}
+    assert _gpus_in_handle('{"name": "a-pod"}') == set()  # unknown cards: every start waits for this stop
