@@ -340,7 +340,12 @@ class PoolClient(_Endpoints):
                 r = self._session.request(
                     method, url, params=params or None, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
                 )
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except requests.ConnectionError as e:  # refused, reset, or no connection in time: not processed
+                why = f"{type(e).__name__}: {e}"
+            except requests.Timeout as e:
+                # Sent but unanswered: repeat only what is safe to repeat.
+                if method not in ("GET", "PUT", "PATCH") and "Idempotency-Key" not in headers:
+                    raise PoolUnavailable(f"the pool service at {self.base_url} did not answer in {self.timeout:g} s: {e}") from e
                 why = f"{type(e).__name__}: {e}"
             else:
                 if r.status_code not in RETRY_STATUSES:

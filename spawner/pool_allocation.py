@@ -134,6 +134,13 @@ class PoolAllocationMixin(LoggingConfigurable):
         help="Seconds between looks at a queued spawn's workload (position, reason, expected start).",
     ).tag(config=True)
 
+    pool_retry_seconds = Float(
+        30.0,
+        help="""How long a request to the pool service is retried while the service restarts (connection
+        refused, 502/503 from the proxy); the spawn page says "The GPU pool is restarting" meanwhile.
+        Releasing GPUs at stop retries at most 5 s: a failed release is tried again at the next poll.""",
+    ).tag(config=True)
+
     release_check_interval = Float(
         2.0,
         help="""Seconds between checks that a running server holding GPUs is still alive; when it
@@ -168,14 +175,16 @@ class PoolAllocationMixin(LoggingConfigurable):
     gpu_request: GpuRequest | None = None
     _gpu_uuids_real: dict[str, bool] | None = None  # gpu uuid -> True where NVML found real hardware
 
-    def _pool_client(self) -> AsyncPoolClient:
+    def _pool_client(self, retry_seconds: float | None = None) -> AsyncPoolClient:
         if not self.pool_url:
             raise SpawnException(
                 "GPU pool is not configured: set c.PoolAllocationMixin.pool_url (or $GPUPOOL_URL)",
                 reason="gpupool-config",
                 status_code=500,
             )
-        return AsyncPoolClient(self.pool_url, self.pool_token or None, timeout=15.0, on_retry=self._pool_restarting)
+        retry = self.pool_retry_seconds if retry_seconds is None else retry_seconds
+        return AsyncPoolClient(self.pool_url, self.pool_token or None, timeout=15.0, retry_seconds=retry,
+                               on_retry=self._pool_restarting)
 
     def _pool_restarting(self, message: str) -> None:
         """The client retries while the pool service restarts: say so on the spawn page and in the log."""
@@ -402,7 +411,7 @@ class PoolAllocationMixin(LoggingConfigurable):
             released = self._released_ids = set()
         if not workload_id or workload_id in released:
             return
-        client = client or self._pool_client()
+        client = client or self._pool_client(retry_seconds=min(5.0, self.pool_retry_seconds))
         try:
             await client.cancel(workload_id)
             self.log.info("%s: released %s", self._log_name, workload_id)

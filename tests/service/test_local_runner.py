@@ -154,3 +154,15 @@ async def test_a_job_on_a_fraction_gets_the_mps_limits_where_a_daemon_runs(tmp_p
     await runner.wait(handle)
     log = await wait_for_text(runner, "w-7", "mps:")
     assert expected.replace("PIPE", str(pipes)) in log
+
+
+async def test_a_handle_names_its_gpus_so_a_stop_after_a_restart_holds_up_only_their_next_job(tmp_path):
+    from hub_ext.service.jobs import _gpus_in_handle
+
+    runner = LocalRunner(state_dir=str(tmp_path))
+    job = launch("print('hi')", wid="w-11")
+    job.env["GPUPOOL_GPU_UUIDS"] = "GPU-a,GPU-b"
+    handle = await runner.start(job)
+    await runner.wait(handle)
+    assert _gpus_in_handle(handle) == {"GPU-a", "GPU-b"}
+    assert _gpus_in_handle('{"name": "a-pod"}') == set()  # unknown cards: every start waits for this stop
