@@ -86,3 +86,4 @@ def test_protected_for_counts_down_from_the_start(minimum, started, kind, left):
     team = Team("nlp", 1.0, min_runtime_reclaim_s=minimum if kind == RECLAIM else 0.0, min_runtime_shrink_s=minimum if kind == SHRINK else 0.0)
     r = running(job("n", "nlp", 1), "a/0", started=started)
     assert protected_for(r, team, 1000.0, kind) == left
+
