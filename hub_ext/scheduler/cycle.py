@@ -61,6 +61,7 @@ class Cycle:
         self.resize_reason: dict[str, str] = {}
         self.reservations: dict = {}
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
+        self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
         self.starving_first: list[Workload] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None

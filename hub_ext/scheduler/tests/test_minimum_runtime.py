@@ -44,7 +44,7 @@ def test_minimum_runtime_before_a_quota_reclaim(case, minimum, started, starts, 
     assert ("v1" in started_ids(d)) == starts
     assert preempted_ids(d) == victims
     if not starts:
-        assert "no other team's over-quota work can be preempted" in reason(d, "v1")
+        assert "protected by its minimum run-time for another 9m59s" in reason(d, "v1")
 
 
 def test_the_shrink_minimum_does_not_protect_from_a_reclaim_and_back():
