@@ -198,7 +198,7 @@ def format_table(workloads: list[dict], now: float | None = None, wide: bool = F
                 str(w.get("team") or ""),
                 _gpus_text(w),
                 _state_text(w),
-                short(_where_or_why(w), None if wide else 48),
+                short(_where_or_why(w, now), None if wide else 48),
                 _age(w, now),
                 expected_text(w, now),
             )
@@ -227,7 +227,7 @@ def _state_text(w: dict) -> str:
     return state
 
 
-def _where_or_why(w: dict) -> str:
+def _where_or_why(w: dict, now: float | None = None) -> str:
     if w.get("state") == "running":
         shares = (w.get("allocation") or {}).get("shares") or []
         by_node: dict[str, list[str]] = {}
@@ -236,7 +236,7 @@ def _where_or_why(w: dict) -> str:
         where = " ".join(f"{node}:{','.join(idx)}" for node, idx in by_node.items())
         if w.get("preemptions"):
             where += f" (preempted {w['preemptions']}x)"
-        notice = _preempting_text(w)
+        notice = _preempting_text(w, now)
         return f"{notice}, on {where}" if notice else where
     return str(w.get("reason") or "")
 

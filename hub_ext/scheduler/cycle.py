@@ -61,6 +61,7 @@ class Cycle:
         self.resize_reason: dict[str, str] = {}
         self.reservations: dict = {}
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
+        self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
         self.starving_first: list[Workload] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
@@ -151,7 +152,7 @@ class Cycle:
                 return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
-        held = bool(self.reservations) and self.soft_held()
+        held = bool(self.reservations) and self.borrower_held()
         for g, over in sizes:
             if not (lent or (reclaim and not over) or (over and held)):
                 continue
@@ -286,7 +287,7 @@ class Cycle:
         if v.free_total or v.partial:
             self._free_at = version
             return False
-        stuck = not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled())
+        stuck = not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled()) and not self.borrower_held()
         if stuck:
             self._stuck_at = version
         else:
@@ -321,6 +322,10 @@ class Cycle:
         # (Hard holds too: a fraction within its quota may take one card of them, see preemption.py.)
         return bool(self.st.leaving) or any(r.held for r in self.reservations.values())
 
+    def borrower_held(self) -> bool:
+        """Does a borrower's reservation hold cards (which a borrower ahead of its team may take)?"""
+        return any(not r.hard and r.held for r in self.reservations.values())
+
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""
         if self._reclaim is None:
@@ -350,7 +355,7 @@ class Cycle:
             if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
                 return False
             entitled = usage + least <= team.quota + EPSILON
-            if (lent or (reclaim and entitled)) and least < self.room_fail.get((team_name, vk, entitled), inf):
+            if (lent or (reclaim and entitled) or (not entitled and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False
         return True
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .elastic import growth_gpus
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
-from .minimum_runtime import RECLAIM, SHRINK, is_protected
+from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
 from .model import EPSILON, GpuShare, Preempt, Workload
 
 
@@ -113,7 +113,12 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         borrowed = (cycle.usage[tname] - team.quota) / weight
         for r in over_quota(team, st.ranked(tname), cycle.gone):
             rw = r.workload
-            if not rw.preemptible or rw.id in cycle.started or r.leaving or is_protected(r, team, now, RECLAIM):
+            if not rw.preemptible or rw.id in cycle.started or r.leaving:
+                continue
+            left = protected_for(r, team, now, RECLAIM)
+            if left > 0:
+                # Reasons say how long until the first protected victim may go.
+                cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
                 continue
             victims.append(((rw.priority, -borrowed, -r.allocation.started_at, rw.id), r))
     victims.sort(key=lambda x: x[0])

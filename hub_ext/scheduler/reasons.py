@@ -117,6 +117,7 @@ class EndState:
         # Preempted work is pending again once the decisions are applied.
         e.preempt_reason = {p.workload_id: p.reason for p in cycle.preempts}
         e.awaiting = dict(cycle.awaiting)
+        e.protected_for = cycle.protected_for
         if e.preempted:
             e.fifo = list(e.fifo)
         for w in e.preempted:
@@ -232,7 +233,7 @@ class EndState:
             prefix = f"team {w.team} is within its quota ({fmt(usage)} of {fmt(team.quota)} GPUs in use) but it "
             if vs.free == 0 and vs.free_with_holds == 0 and (vs.room[0] <= EPSILON or not w.is_fraction):
                 text = f"team {w.team} is within its quota ({fmt(usage)} of {fmt(team.quota)} GPUs in use) but no GPUs are free"
-                return text + ("; no other team's over-quota work can be preempted to make room" if cfg.preemption else "; preemption is off")
+                return text + (self._no_victim() if cfg.preemption else "; preemption is off")
         if w.is_fraction:
             room_frac, room_mem = vs.room
             mem_text = f" with {w.gpu_memory_mib} MiB" if w.gpu_memory_mib is not None else ""
@@ -256,8 +257,14 @@ class EndState:
             if sum(blocks) >= gi and (k > 1 or (blocks and blocks[0] >= gi)):
                 return f"{prefix}would fit on GPUs freed during this cycle after its turn; it starts in a later cycle"
         if not over:
-            text += "; no other team's over-quota work can be preempted to make room" if cfg.preemption else "; preemption is off"
+            text += self._no_victim() if cfg.preemption else "; preemption is off"
         return text
+
+    def _no_victim(self) -> str:
+        if self.protected_for:
+            return (f"; other teams' over-quota work is protected by its minimum run-time for another "
+                    f"{_duration(self.protected_for)}, then it can be preempted to make room")
+        return "; no other team's over-quota work can be preempted to make room"
 
 
 def _duration(seconds: float) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cards import assert_cards_within_allocations
 from tests.fixtures.hub import start_hub
 from tests.fixtures.waiting import wait_for
 from tests.spawner.hubtools import cancel_active_workloads, gpupool_cli, pool_admin, used_gpus
@@ -119,6 +120,7 @@ def test_a_preempted_job_is_requeued_and_finishes_from_its_checkpoint(hub, tmp_p
     # The notice file told the script when it would be stopped, and why.
     assert "preemption notice: stopped in " in log and "reclaims its guaranteed GPUs" in log
     wait_for(lambda: state_of(hub, job["id"])["preemptions"] >= 1, 30, "alice's job requeued")
+    assert_cards_within_allocations(hub)
 
     wait_for(lambda: state_of(hub, job["id"])["state"] == "completed", 120, "alice's job finished after requeue")
     log = log_of(hub, "alice", job["id"])

@@ -58,6 +58,15 @@ def test_submit_time_limit_is_parsed_before_asking_the_pool():
     assert [parse_duration(t) for t in ("2h", "45m", "1d", "1h30m", "1:30:00", "30:00")] == [7200, 2700, 86400, 5400, 5400, 1800]
 
 
+def test_a_workload_preempted_with_notice_says_when_it_stops():
+    now = 1_764_064_800.0  # 2025-11-25T10:00:00Z
+    w = {"id": "w-12", "name": "train.py", "kind": "job", "user": "alice", "team": "vision", "gpus": 1, "state": "running",
+         "allocation": {"gpus": 1, "shares": [{"node": "dgx1-1", "index": 0}]}, "submitted_at": "2025-11-25T09:57:00Z",
+         "preempt_at": "2025-11-25T10:02:00Z"}
+    assert "preempting in 2 min, on dgx1-1:0" in format_table([w], now=now)
+    assert "preempting in 45 s" in format_table([{**w, "preempt_at": "2025-11-25T10:00:45Z"}], now=now)
+
+
 def test_submit_without_a_command_says_how():
     out = gpupool("submit", "--gpus", "1", env_extra={"GPUPOOL_URL": "http://127.0.0.1:9/"})
     assert out.returncode == 2

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.fixtures.cards import assert_cards_within_allocations
 from tests.fixtures.hub import start_hub
 from tests.fixtures.waiting import wait_for
 from tests.reclaim.readings import Reporter, kinds, uuids
@@ -67,6 +68,7 @@ def test_an_idle_server_is_stopped_its_files_kept_and_its_gpu_goes_to_the_waitin
         wait_for(lambda: server_model(hub, "alice") is None, 60, "alice's server to stop")
         started = wait_for(lambda: (w := admin.workload(waiting["id"]))["state"] == "running" and w, 30, "bob's session to start")
     assert uuids(started) == uuids(session)
+    assert_cards_within_allocations(hub)
     assert (home / "analysis.ipynb").read_text() == '{"cells": []}'
     events = kinds(admin, session["id"])
     assert events.index("warned") < events.index("reclaimed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from traitlets import TraitError
 
 from hub_ext.scheduler import schedule
 from hub_ext.scheduler.model import SchedulerConfig
@@ -107,3 +108,19 @@ def test_decayed_usage_is_kept_across_restarts_and_shown_per_team(store):
         teams = {t["name"]: t for t in teams_view(db)}
     assert teams["nlp"]["decayed_usage"] == pytest.approx(0.75, abs=1e-3)
     assert teams["vision"]["decayed_usage"] is None
+
+
+BAD = [
+    # (setting, value, message) refused when the service's configuration is read
+    ("grace_seconds", 0, "must be more than 0 seconds"),
+    ("min_runtime_reclaim_seconds", -5, "must be more than 0 seconds"),
+    ("min_runtime_shrink_seconds", 10**10, "must be at most a week"),
+]
+
+
+@pytest.mark.parametrize("setting,value,message", BAD)
+def test_out_of_range_preemption_settings_are_refused(setting, value, message):
+    with pytest.raises(TraitError, match=message):
+        Preemption(**{setting: value})
+    with pytest.raises(TraitError, match=message):
+        Preemption(team_overrides={"nlp": {setting: value}})

@@ -44,7 +44,7 @@ def test_minimum_runtime_before_a_quota_reclaim(case, minimum, started, starts, 
     assert ("v1" in started_ids(d)) == starts
     assert preempted_ids(d) == victims
     if not starts:
-        assert "no other team's over-quota work can be preempted" in reason(d, "v1")
+        assert "protected by its minimum run-time for another 9m59s" in reason(d, "v1")
 
 
 def test_the_shrink_minimum_does_not_protect_from_a_reclaim_and_back():
@@ -86,3 +86,4 @@ def test_protected_for_counts_down_from_the_start(minimum, started, kind, left):
     team = Team("nlp", 1.0, min_runtime_reclaim_s=minimum if kind == RECLAIM else 0.0, min_runtime_shrink_s=minimum if kind == SHRINK else 0.0)
     r = running(job("n", "nlp", 1), "a/0", started=started)
     assert protected_for(r, team, 1000.0, kind) == left
+

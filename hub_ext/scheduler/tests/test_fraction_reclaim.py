@@ -1,0 +1,69 @@
+"""A quota means room on a card: work within its team's quota that asks for a
+fraction gets room on one card, by preempting other teams' over-quota fractional
+work, or by taking a card held for another team's reservation; and a borrower's
+reservation yields to borrowers ahead of its team in the fair order."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import job, pool, preempted_ids, running, schedule, snap, started_ids, teams
+
+MIB = 16384
+
+
+def frac(wid, team, f, card, at=0.0):
+    return running(job(wid, team, f, at=at), card, fraction=f, memory=int(f * MIB))
+
+
+ROOM = [
+    # (case, quotas, running, who is preempted, does be1 start)
+    ("over-quota fractions of another team make room on one card",
+     [("be", 1), ("ls", 0)], [frac("ls1", "ls", 0.6, "a/0", 1), frac("ls2", "ls", 0.6, "a/1", 2)], ["ls2"], True),
+    ("the owner's fractions within quota are never victims",
+     [("be", 1), ("ls", 2)], [frac("ls1", "ls", 0.6, "a/0", 1), frac("ls2", "ls", 0.6, "a/1", 2)], [], False),
+    ("one victim is enough: the card with most room after it goes",
+     [("be", 1), ("ls", 0)], [frac("ls1", "ls", 0.6, "a/0", 1), frac("ls2", "ls", 0.3, "a/1", 2), frac("ls3", "ls", 0.3, "a/1", 3)],
+     ["ls3"], True),
+]
+
+
+@pytest.mark.parametrize("case,quotas,run,victims,starts", ROOM, ids=[c[0] for c in ROOM])
+def test_a_fraction_within_quota_gets_room_on_one_card(case, quotas, run, victims, starts):
+    d = schedule(snap(pool(("a", 2)), teams(*quotas), run, [job("be1", "be", 0.5, at=100)]))
+    assert preempted_ids(d) == victims
+    assert ("be1" in started_ids(d)) == starts
+
+
+def starving_gang(team):
+    """``team`` has a gang of 4 waiting 2 h (starving: it holds the free cards of the node closest to fitting it)."""
+    return job("gang", team, 4, at=0.0, user="g")
+
+
+HOLDS = [
+    # (case, quotas, running, asker, does the asker start on a held card)
+    ("a borrower ahead in the fair order uses a card held for a borrower behind it",
+     [("ls", 1), ("be", 1)], [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")],
+     job("be1", "be", 1, at=7000, user="b"), True),
+    ("a borrower behind the reserving team waits",
+     [("ls", 1), ("be", 1)], [running(job("ls0", "ls", 1), "a/0")] + [running(job(f"be{i}", "be", 1), f"b/{i}") for i in range(4)],
+     job("be9", "be", 1, at=7000, user="b"), False),
+]
+
+
+@pytest.mark.parametrize("case,quotas,run,asker,starts", HOLDS, ids=[c[0] for c in HOLDS])
+def test_a_borrowers_reservation_yields_only_to_borrowers_ahead_of_it(case, quotas, run, asker, starts):
+    s = snap(pool(("a", 4), ("b", 4)), teams(*quotas), run, [starving_gang("ls"), asker], now=7200.0)
+    d = schedule(s)
+    assert "gang" not in started_ids(d)
+    assert (asker.id in started_ids(d)) == starts
+
+
+def test_a_fraction_within_quota_may_take_a_card_held_for_another_teams_reservation():
+    # ls (quota 4) waits with a gang of 4 within its quota: a hard reservation holds node b's free cards.
+    run = [running(job(f"x{i}", "x", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")]
+    s = snap(pool(("a", 4), ("b", 4)), teams(("ls", 4), ("be", 2), ("x", 4)), run,
+             [starving_gang("ls"), job("be1", "be", 0.5, at=7000, user="b")], now=7200.0)
+    d = schedule(s)
+    assert started_ids(d) == ["be1"]
+    assert "holds a reservation" in [p.reason for p in d.pending if p.workload_id == "gang"][0]
