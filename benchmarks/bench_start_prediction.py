@@ -43,12 +43,19 @@ def _h(seconds):
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
+def _signed(seconds):
+    if seconds is None:
+        return "-"
+    return ("-" if seconds < 0 else "+") + _h(abs(seconds)) + (" (too early)" if seconds < 0 else " (too late)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=float, default=40.0, help="the last D days of the trace (default 40)")
     ap.add_argument("--budget", type=int, default=200, help="arrivals to predict (default 200)")
     ap.add_argument("--limit-factor", type=float, default=2.0, help="backfill: jobs' time limit = FACTOR x run time, to the hour")
     ap.add_argument("--only", choices=["prediction", "backfill"], help="run one part only")
+    ap.add_argument("--quantile", type=float, default=0.5, help="run-time estimates: this quantile of past runs (default 0.5)")
     args = ap.parse_args()
     if not os.path.exists(TRACE):
         print(f"skipped: {TRACE} is absent (the shared traces sit beside the checkout)")
@@ -60,13 +67,13 @@ def main() -> int:
     print(f"philly, last {args.days:g} days: {len(trace.jobs)} jobs on {cluster.total_gpus} GPUs (pool policy, a cycle per event)")
     if args.only in (None, "prediction"):
         cpu = time.process_time()
-        _, s = replay(trace, cluster, "pool", end=length, predict_starts=args.budget)
+        _, s = replay(trace, cluster, "pool", end=length, predict_starts=args.budget, prediction_options={"quantile": args.quantile})
         sp = s["start_prediction"]
         print(f"\nexpected start at submission vs real start ({time.process_time() - cpu:.0f} s CPU)")
         print(f"  arrivals predicted: {sp['predicted_arrivals']} (every {sp['every_kth_arrival']}th)")
         print(f"  scored (waited > {sp['min_wait_s'] / 60:.0f} min): {sp['predictions']}; not known: {sp['not_known']}")
         print(f"  median abs error: {_h(sp['median_abs_error_s'])}; p90: {_h(sp['p90_abs_error_s'])}; within 50% of the wait: "
-              f"{sp['within_50pct']:.0%}" if sp["predictions"] else "  nothing scored")
+              f"{sp['within_50pct']:.0%}; median signed error {_signed(sp['median_error_s'])}" if sp["predictions"] else "  nothing scored")
         base = sp["baseline_median_abs_error_s"]
         print(f"  naive baseline (queue position x mean run time) median abs error: {_h(base)}")
         tput = sp["throughput_baseline_median_abs_error_s"]

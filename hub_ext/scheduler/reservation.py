@@ -235,7 +235,7 @@ def reserve(cycle, w: Workload, v, gpus: int, hard: bool) -> Reservation | None:
         if n is not None:
             nodes.append(n)
     for k in range(len(v.buckets) - 1, 0, -1):
-        if nodes:
+        if len(nodes) == k_nodes:
             break
         for n in v.buckets[k]:
             if k_nodes == 1 and v.node_total[n] < gpus:

@@ -33,12 +33,13 @@ from .report import percentile
 
 
 class StartPredictor(SimulationHooks):
-    def __init__(self, jobs: int, budget: int = 200, min_wait_s: float = 600.0, horizon_s: float = 30 * 86400.0, max_cycles: int = 2000):
+    def __init__(self, jobs: int, budget: int = 200, min_wait_s: float = 600.0, horizon_s: float = 30 * 86400.0, max_cycles: int = 2000,
+                 quantile: float = 0.5):
         self.every = max(1, jobs // max(1, budget))
         self.min_wait_s = min_wait_s
         self.horizon_s = horizon_s
         self.max_cycles = max_cycles
-        self.estimator = Estimator()
+        self.estimator = Estimator(q=quantile)
         self.arrivals = 0
         self.finished_runs = 0
         self.finished_run_s = 0.0
@@ -86,7 +87,7 @@ class StartPredictor(SimulationHooks):
     # ------------------------------------------------------------ figures
 
     def summary(self) -> dict:
-        errors, baseline_errors, throughput_errors, within = [], [], [], 0
+        errors, signed, baseline_errors, throughput_errors, within = [], [], [], [], 0
         unknown = 0
         for wid, (submitted, predicted, baseline, throughput) in self.predicted.items():
             start = self.real.get(wid)
@@ -98,6 +99,7 @@ class StartPredictor(SimulationHooks):
                 continue
             error = abs(predicted - start)
             errors.append(error)
+            signed.append(predicted - start)
             within += error < 0.5 * wait
             if baseline is not None:
                 baseline_errors.append(abs(baseline - start))
@@ -111,6 +113,7 @@ class StartPredictor(SimulationHooks):
             "every_kth_arrival": self.every,
             "median_abs_error_s": statistics.median(errors) if errors else None,
             "p90_abs_error_s": percentile(errors, 90),
+            "median_error_s": statistics.median(signed) if signed else None,  # < 0: predicted too early
             "within_50pct": within / len(errors) if errors else None,
             "baseline_median_abs_error_s": statistics.median(baseline_errors) if baseline_errors else None,
             "throughput_baseline_median_abs_error_s": statistics.median(throughput_errors) if throughput_errors else None,

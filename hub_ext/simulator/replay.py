@@ -24,6 +24,7 @@ def replay(
     cycle_interval: float = 0.0,
     predict_starts: int = 0,
     policy_options: dict | None = None,
+    prediction_options: dict | None = None,
 ) -> tuple[SimulationResult, dict]:
     """Replay ``trace`` on ``cluster`` (teams checked or derived) under one policy; the raw result and its summary.
 
@@ -33,7 +34,7 @@ def replay(
     hooks = []
     predictor = None
     if predict_starts and policy != "static":
-        predictor = StartPredictor(len(trace.jobs), budget=predict_starts)
+        predictor = StartPredictor(len(trace.jobs), budget=predict_starts, **(prediction_options or {}))
         hooks.append(predictor)
     result = Simulation(
         trace, make_policy(policy, cluster, **(policy_options or {})), checkpoint_interval=checkpoint_interval, end=end,

@@ -137,3 +137,16 @@ def test_work_backfilled_on_an_estimate_that_overran_is_preempted_back():
     # Without the admin's setting, nothing was backfilled on estimates, so nothing is preempted for it.
     s = snap(pool(("a", 8), ("b", 8)), T, [over, *busy], [big], now=now, reservation_after_s=HOUR)
     assert schedule(s).preemptions == ()
+
+
+def test_a_gang_over_several_nodes_holds_cards_on_each_of_them():
+    # a: 5 cards free, b: 3 free, c: none. A 16-GPU gang needs two nodes: it holds a's 5 and b's 3.
+    run = [running(job(f"nlp-a{i}", "nlp", 1, at=i), f"a/{i}") for i in range(3)]
+    run += [running(job(f"nlp-b{i}", "nlp", 1, at=i), f"b/{i}") for i in range(5)]
+    run += [running(job(f"bio-c{i}", "bio", 1, at=i), f"c/{i}") for i in range(8)]
+    now = 10 * HOUR
+    big = job("big", "vision", 16, at=now - 2 * HOUR)
+    t = teams(("vision", 16), ("nlp", 10), ("bio", 0))
+    d = schedule(snap(pool(("a", 8), ("b", 8), ("c", 8)), t, run, [big], now=now, reservation_after_s=HOUR, preemption=False))
+    assert "big" not in started_ids(d)
+    assert "8 of 16 GPUs held on a, b" in reason(d, "big")
