@@ -31,7 +31,7 @@ from .cycle import run_cycle
 from .elastic import smallest_size
 from .fairshare import protection_key, team_of
 from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, Workload
-from .ordering import TeamQueue, fifo_key, queue_key, sorted_add, sorted_remove
+from .ordering import TeamQueue, fifo_key, las_level, queue_key_for, sorted_add, sorted_remove
 from .placement import view_key
 from .reasons import is_valid
 
@@ -44,6 +44,7 @@ class Scheduler:
         self.capacity = Capacity(pool)
         self.pending: dict[str, Workload] = {}
         self.queues: dict[str, TeamQueue] = {}
+        self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s)
         self.fifo: list[Workload] = []
         self.running: dict[str, Running] = {}
         self.team_running: dict[str, dict[str, Running]] = {}
@@ -112,7 +113,9 @@ class Scheduler:
         self.pending[w.id] = w
         if not is_valid(w):
             self.invalid.add(w.id)
-        q = self.queues.setdefault(w.team, TeamQueue())
+        q = self.queues.get(w.team)
+        if q is None:
+            q = self.queues[w.team] = TeamQueue(self.queue_key)
         self._writable(q, w.user)
         q.add(w)
         sorted_add(self._writable_fifo(), w, fifo_key)
@@ -126,6 +129,8 @@ class Scheduler:
         incoming = sorted(workloads, key=by_submit)
         # (-priority, submitted_at, id), as queue_key, with C-level keys: stable sorts.
         by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
+        if self.config.las_thresholds_gpu_s:
+            by_queue.sort(key=self.queue_key)
         fresh: set[int] = set()  # lists created here: already in order
         merged: set[tuple[str, str]] = set()  # lists that had work before: re-sorted
         views = set()
@@ -140,7 +145,7 @@ class Scheduler:
                     invalid.add(wid)
             q = queues.get(w.team)
             if q is None:
-                q = queues[w.team] = TeamQueue()
+                q = queues[w.team] = TeamQueue(self.queue_key)
             lst = q.users.get(w.user)
             if lst is None:
                 lst = q.users[w.user] = []
@@ -153,7 +158,7 @@ class Scheduler:
             views.add((w.gpu_model, w.min_gpu_memory_mib))
             self._ask(w, 1)
         for team, user in merged:
-            self.queues[team].users[user].sort(key=queue_key)
+            self.queues[team].users[user].sort(key=self.queue_key)
         if self.fifo:
             fifo = self._writable_fifo()
             fifo.extend(incoming)
@@ -222,7 +227,15 @@ class Scheduler:
         self._ranked.pop(team.name, None)
 
     def set_config(self, config: SchedulerConfig) -> None:
+        old = self.config.las_thresholds_gpu_s
         self.config = config
+        if config.las_thresholds_gpu_s != old:
+            # The order inside each team changes: rebuild the queues.
+            self.queue_key = queue_key_for(config.las_thresholds_gpu_s)
+            pending = list(self.fifo)
+            for w in pending:
+                self.cancel(w.id)
+            self.submit_many(pending)
 
     def set_pool(self, pool: Pool) -> None:
         """Nodes were added, removed or marked (un)schedulable: re-index capacity."""
@@ -309,8 +322,14 @@ class Scheduler:
                 return None
             shape = self._shapes[w.id] = (
                 w.team, w.kind, w.gpus, w.preemptible, w.min_gpus, w.max_gpus, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib,
+                self.las_level(w),
             )
         return shape
+
+    def las_level(self, w: Workload) -> int:
+        """``w``'s least-attained-service queue (0 when LAS is off)."""
+        las = self.config.las_thresholds_gpu_s
+        return las_level(w, las) if las else 0
 
     def _ask(self, w: Workload, n: int) -> None:
         asks = self._asks.setdefault(w.team, {})

@@ -71,6 +71,7 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
+        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -150,10 +151,11 @@ class Cycle:
                 return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
+        las = self.las_room(w.team)
         for g, over in sizes:
-            if not (lent or (reclaim and not over)):
+            if not (lent or (reclaim and not over) or las):
                 continue
-            key = (w.team, v.key, not over)
+            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0)
             if g >= self.room_fail.get(key, float("inf")):
                 continue
             placed = preemption.make_room(self, w, v, g, entitled=not over)
@@ -248,6 +250,8 @@ class Cycle:
             self._free_at = version
             return False
         stuck = not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled())
+        if stuck and self.config.las_thresholds_gpu_s:
+            stuck = not any(self.las_room(t) for t, q in self.st.queues.items() if q.count)
         if stuck:
             self._stuck_at = version
         else:
@@ -277,6 +281,16 @@ class Cycle:
             )
         return self._lent
 
+    def las_room(self, team: str) -> bool:
+        """Could least attained service let some pending work of ``team`` preempt its own team's running work?"""
+        cfg = self.config
+        if not (cfg.las_thresholds_gpu_s and cfg.preemption):
+            return False
+        top = self._las_top.get(team)
+        if top is None:
+            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
+        return top > 0
+
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs (which work within quota may take)?"""
         return any(not r.hard and r.held for r in self.reservations.values())
@@ -300,6 +314,8 @@ class Cycle:
             return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
+        if self.las_room(team_name):
+            return False  # some of its work may overtake its own longer-running work
         inf = float("inf")
         for vk, (least, least_whole, has_fraction) in demand.items():
             v = self.cap.view(vk)
@@ -375,7 +391,9 @@ class Cycle:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
-        self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until)
+        self.cursor = cur = FairCursor(
+            queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until, las=self.config.las_thresholds_gpu_s
+        )
         everything = self.cap.view((None, None))
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start():

@@ -93,6 +93,10 @@ class Workload:
     gpu_model: str | None = None  # require this model
     min_gpu_memory_mib: int | None = None  # require cards with at least this much memory
     gpu_memory_mib: int | None = None  # for a fraction: memory share on the card (default: fraction x card memory)
+    # GPU-seconds this workload has held so far (attained service; a live
+    # pool knows it, unlike remaining work): orders work within a team when
+    # ``SchedulerConfig.las_thresholds_gpu_s`` is set (ordering.py).
+    attained_gpu_s: float = 0.0
 
     @property
     def is_fraction(self) -> bool:
@@ -154,6 +158,12 @@ class SchedulerConfig:
     max_reservations: int | None = 1
     # Elastic jobs grow into idle GPUs, and are shrunk before anyone is preempted.
     elastic: bool = True
+    # Least attained service within a team (ordering.py): GPU-second
+    # thresholds cutting Workload.attained_gpu_s into queues; () = off.
+    # 16 GPU-hours is Tiresias's threshold; a second at 64 GPU-hours keeps
+    # the longest work from competing with merely long work (benchmarks.md).
+    # Inert where callers do not report attained service (all level 0).
+    las_thresholds_gpu_s: tuple[float, ...] = (16 * 3600.0, 64 * 3600.0)
 
 
 # ---------------------------------------------------------------- the snapshot

@@ -9,7 +9,14 @@ and, only for a workload whose team stays within its quota (a quota
 reclaim) and only with preemption on:
 3. elastic jobs of over-quota teams shrunk down to their min_gpus;
 4. over-quota workloads of other teams, preempted whole: lowest priority
-   first, then the team borrowing most per weight, then the newest.
+   first, then the team borrowing most per weight, then the newest;
+and, with least attained service on (``las_thresholds_gpu_s``) and
+preemption on, whatever the quota:
+5. elastic jobs of the workload's own team at a higher LAS level (more
+   attained service) shrunk down to their min_gpus, then such work
+   preempted whole: highest level first, then the newest (as Tiresias's
+   2D-LAS: short work overtakes long work of its own team, never of another
+   team, and never work of a higher priority).
 
 Never candidates: work within its team's quota (so a session within quota is
 never preempted), non-preemptible work, work started in this same cycle.
@@ -24,15 +31,17 @@ from __future__ import annotations
 from .elastic import growth_gpus
 from .fairshare import over_quota, team_of
 from .model import EPSILON, Preempt, Workload
+from .ordering import las_level
 
 
 class Unit:
     """One thing that can be released: a held GPU, an elastic GPU, a workload."""
 
-    __slots__ = ("kind", "wid", "share", "gpus", "released")
+    __slots__ = ("kind", "wid", "share", "gpus", "released", "las")
 
-    def __init__(self, kind: str, wid: str, share=None, gpus=()):
+    def __init__(self, kind: str, wid: str, share=None, gpus=(), las: bool = False):
         self.kind = kind  # "hold" | "lent" | "shrink" | "preempt"
+        self.las = las  # shrink/preempt for least attained service, not for a quota
         self.wid = wid
         self.share = share  # GpuShare (lent/shrink) or GPU id (hold)
         self.gpus = gpus  # GPU ids it touches
@@ -55,7 +64,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         for s in reversed(shares[len(shares) - lent:]):
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
-        return units
+        return units + las_units(cycle, w)
     victims = []
     for tname in sorted(st.team_running):
         if tname == w.team:
@@ -82,6 +91,41 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
     for _, r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    return units + las_units(cycle, w)
+
+
+def las_victims(cycle, w: Workload) -> list:
+    """Running work of ``w``'s team that least-attained-service lets ``w`` overtake."""
+    st = cycle.st
+    las = st.config.las_thresholds_gpu_s
+    if not (las and st.config.preemption):
+        return []
+    level = las_level(w, las)
+    out = []
+    for r in st.team_running.get(w.team, {}).values():
+        rw = r.workload
+        if rw.id in cycle.gone or rw.id in cycle.started or not rw.preemptible or rw.priority > w.priority:
+            continue
+        rl = las_level(rw, las)
+        if rl > level:
+            out.append(((rw.priority, -rl, -r.allocation.started_at, rw.id), r))
+    out.sort(key=lambda x: x[0])
+    return [r for _, r in out]
+
+
+def las_units(cycle, w: Workload) -> list[Unit]:
+    cap = cycle.cap
+    victims = las_victims(cycle, w)
+    units: list[Unit] = []
+    for r in victims:
+        rw = r.workload
+        if rw.is_elastic:
+            shares = cycle.shares_of(rw.id)
+            lent = growth_gpus(rw, len(shares))
+            for s in reversed(shares[rw.min_gpus : len(shares) - lent]):
+                units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,)), las=True))
+    for r in victims:
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id)), las=True))
     return units
 
 
@@ -171,6 +215,8 @@ def _commit(cycle, w: Workload, needed: list[Unit]) -> None:
             cycle.add_usage(rw.team, rw.user, -1.0)
             if u.wid not in preempted:
                 why = "lent GPUs taken back" if u.kind == "lent" else f"team {rw.team} is over its quota"
+                if u.las:
+                    why = "it has held GPUs longer (least attained service first)"
                 cycle.resize_reason[u.wid] = f"shrunk for {w.id}: {why}"
             cycle.usage_changed(rw.team)
     for u in needed:
@@ -184,16 +230,17 @@ def _commit(cycle, w: Workload, needed: list[Unit]) -> None:
         cycle.resize_reason.pop(u.wid, None)
         team = team_of(st.teams, rw.team)
         wteam = team_of(st.teams, w.team)
-        cycle.preempts.append(
-            Preempt(
-                workload_id=u.wid,
-                reason=(
-                    f"team {rw.team} was using more than its quota of {fmt(team.quota)} GPUs; "
-                    f"team {wteam.name} reclaims its guaranteed GPUs for {w.id}"
-                ),
-                for_workload_id=w.id,
+        if u.las:
+            reason = (
+                f"it has held {fmt(round(rw.attained_gpu_s / 3600, 2))} GPU-hours, {w.id} of the same team "
+                f"{fmt(round(w.attained_gpu_s / 3600, 2))}: least attained service goes first within team {rw.team}"
             )
-        )
+        else:
+            reason = (
+                f"team {rw.team} was using more than its quota of {fmt(team.quota)} GPUs; "
+                f"team {wteam.name} reclaims its guaranteed GPUs for {w.id}"
+            )
+        cycle.preempts.append(Preempt(workload_id=u.wid, reason=reason, for_workload_id=w.id))
         cycle.usage_changed(rw.team)
 
 
