@@ -160,10 +160,10 @@ class SchedulerConfig:
     elastic: bool = True
     # Least attained service within a team (ordering.py): GPU-second
     # thresholds cutting Workload.attained_gpu_s into queues; () = off.
-    # 16 GPU-hours is Tiresias's threshold; a second at 64 GPU-hours keeps
-    # the longest work from competing with merely long work (benchmarks.md).
-    # Inert where callers do not report attained service (all level 0).
-    las_thresholds_gpu_s: tuple[float, ...] = (16 * 3600.0, 64 * 3600.0)
+    # 16 GPU-hours is Tiresias's threshold (two queues); docs/benchmarks.md
+    # has what other cuts did. Inert where callers do not report attained
+    # service (every workload is then level 0).
+    las_thresholds_gpu_s: tuple[float, ...] = (16 * 3600.0,)
 
 
 # ---------------------------------------------------------------- the snapshot

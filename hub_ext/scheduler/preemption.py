@@ -14,7 +14,7 @@ and, with least attained service on (``las_thresholds_gpu_s``) and
 preemption on, whatever the quota:
 5. elastic jobs of the workload's own team at a higher LAS level (more
    attained service) shrunk down to their min_gpus, then such work
-   preempted whole: highest level first, then the newest (as Tiresias's
+   preempted whole: highest level first, then the latest submitted (as Tiresias's
    2D-LAS: short work overtakes long work of its own team, never of another
    team, and never work of a higher priority).
 
@@ -108,7 +108,9 @@ def las_victims(cycle, w: Workload) -> list:
             continue
         rl = las_level(rw, las)
         if rl > level:
-            out.append(((rw.priority, -rl, -r.allocation.started_at, rw.id), r))
+            # As Tiresias: the highest level first, then the latest submitted
+            # (a long-running early job keeps its place in its queue).
+            out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
     out.sort(key=lambda x: x[0])
     return [r for _, r in out]
 

@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..scheduler.model import Team
-from .cluster import Cluster, make_nodes
+from .cluster import Cluster
 from .engine import FINISHED, Simulation, SimulationHooks
 from .policies import make_policy, static_slices
 from .trace import Trace, TraceError, TraceJob
@@ -150,9 +150,9 @@ class ClosedLoop(SimulationHooks):
 
 def equal_teams(cluster: Cluster, teams: list[str]) -> Cluster:
     """Every group owns an equal share of the pool (whole GPUs, largest first)."""
-    from .cluster import proportional_split
-
     from dataclasses import replace
+
+    from .cluster import proportional_split
 
     quotas = proportional_split({t: 1.0 for t in teams}, cluster.total_gpus)
     return replace(cluster, teams={t: Team(name=t, quota=float(q)) for t, q in quotas.items()})
@@ -203,9 +203,6 @@ def run_closed_loop(
 
 # ---------------------------------------------------------------- the case study's world
 
-# A DGX-1/DGX-2 cluster of the case study's kind (two DGX-1 per DGX-2, as the seed):
-# 4 DGX-1 (8 x V100 16 GB) and 2 DGX-2 (16 x V100 32 GB) = 64 GPUs.
-CASE_STUDY_NODES = (("dgx1-{i}", 4, 8, "V100-SXM2-16GB", 16384), ("dgx2-{i}", 2, 16, "V100-SXM3-32GB", 32768))
 # Six research groups: Philly's six virtual clusters with most jobs (their jobs are the experiments).
 CASE_STUDY_GROUPS = ("6214e9", "b436b2", "11cb48", "6c71a0", "0e4a51", "103959")
 
@@ -229,13 +226,20 @@ class CaseStudy:
         return out
 
 
-def case_study_cluster() -> Cluster:
-    nodes = []
-    for name, count, gpus, model, mem in CASE_STUDY_NODES:
-        nodes.extend(make_nodes(name, count, gpus, model, mem))
-    from ..scheduler.model import Pool
+def busiest_teams(trace: Trace, n: int) -> list[str]:
+    """The ``n`` teams with most jobs in ``trace`` (ties by name)."""
+    counts: dict[str, int] = {}
+    for j in trace.jobs:
+        counts[j.team] = counts.get(j.team, 0) + 1
+    return sorted(counts, key=lambda t: (-counts[t], t))[:n]
 
-    return Cluster(name="case-study-dgx", pool=Pool(nodes=tuple(nodes)), teams=None)
+
+def case_study_cluster() -> Cluster:
+    """A DGX-1/DGX-2 cluster of the case study's kind: 4 DGX-1 + 2 DGX-2 = 64 GPUs (data/case-study-dgx.yaml)."""
+    from .cluster import load_cluster
+    from .data import CLUSTERS, resolve
+
+    return load_cluster(resolve("case-study-dgx", CLUSTERS))
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
