@@ -31,6 +31,51 @@ def _schedule_function():
     return schedule
 
 
+class IncrementalCore:
+    """The core's stateful ``Scheduler``, kept between cycles and brought up to date by differences.
+
+    Each cycle reads the database's snapshot (the one source of truth: other
+    service processes and requests change it too); instead of indexing the
+    whole snapshot again (``schedule(snapshot)``), the workloads that arrived,
+    left, started, stopped or changed since the last cycle are passed to the
+    kept ``Scheduler`` as its events (submit, cancel, started, finished), and
+    it decides. A cycle is pure, so the decisions equal ``schedule(snapshot)``
+    (tests/service/test_incremental_core.py checks it); a change of pool,
+    teams or configuration re-indexes from the snapshot.
+    """
+
+    def __init__(self):
+        self.scheduler = None
+        self._key = None
+        self.rebuilds = 0
+
+    def decide(self, snapshot):
+        from ..scheduler import Scheduler
+
+        key = (snapshot.pool, tuple(sorted(snapshot.teams.items())), snapshot.config)
+        s = self.scheduler
+        if s is None or key != self._key:
+            self.scheduler = s = Scheduler.from_snapshot(snapshot)
+            self._key = key
+            self.rebuilds += 1
+            return s.cycle(snapshot.now)
+        running = {r.workload.id: r for r in snapshot.running}
+        pending = {w.id: w for w in snapshot.pending}
+        for wid, r in list(s.running.items()):
+            now_r = running.get(wid)
+            if now_r is None or now_r != r:
+                s.finished(wid)
+        for wid, w in list(s.pending.items()):
+            if pending.get(wid) != w:
+                s.cancel(wid)
+        for wid, r in running.items():
+            if wid not in s.running:
+                s.cancel(wid)
+                s.started(r.workload, r.allocation)
+        s.submit_many([w for wid, w in pending.items() if wid not in s.pending])
+        return s.cycle(snapshot.now)
+
+
 class SchedulingLoop(LoggingConfigurable):
     tick_seconds = Float(
         5.0,
@@ -49,6 +94,11 @@ class SchedulingLoop(LoggingConfigurable):
         help="A pending workload waiting longer than this gets a reservation; smaller work may only backfill around it.",
     ).tag(config=True)
     elastic = Bool(True, help="Elastic jobs grow into idle GPUs and are shrunk before anyone is preempted.").tag(config=True)
+    incremental = Bool(
+        True,
+        help="Keep the scheduler core's indexed state between cycles and update it by differences "
+        "(same decisions as rebuilding it from the snapshot every cycle, less work on long queues).",
+    ).tag(config=True)
 
     def __init__(self, store: Store, supervisor: JobSupervisor, reclaim=None, **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +111,7 @@ class SchedulingLoop(LoggingConfigurable):
         self._stopping = False
         self.last_cycle_at: float | None = None
         self.last_error: str | None = None
+        self.core = IncrementalCore()
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -90,7 +141,7 @@ class SchedulingLoop(LoggingConfigurable):
                     if self.reclaim is not None:
                         actions.extend(self.reclaim.before_cycle(db, now))
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config)
-                    decisions = _schedule_function()(snapshot)
+                    decisions = self.core.decide(snapshot) if self.incremental else _schedule_function()(snapshot)
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
@@ -100,6 +151,7 @@ class SchedulingLoop(LoggingConfigurable):
                 self.last_error = str(e)
                 self.log.error("Scheduling cycle refused: %s", e)
             except Exception as e:
+                self.core = IncrementalCore()  # its state may be half updated: re-index next cycle
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()
