@@ -9,7 +9,7 @@ project's ``.venv``), then runs benchmarks/pollux_adapter.py in it once per
 workload file and configuration (rigid, elastic). Writes
 
     {"workloads": {"workload-1": {"mean_jct_s", "p95_jct_s", "makespan_s", "rigid": {...}, "elastic": {...}}, ...},
-     "recommended": "rigid", "published": {...}, "mean": {...}}
+     "recommended": "elastic", "published": {...}, "mean": {...}}
 
 where the top-level figures of each workload are those of the recommended
 configuration (docs/benchmarks.md says why), and prints our figures beside
@@ -37,7 +37,7 @@ ADAPTER = os.path.join(REPO, "benchmarks", "pollux_adapter.py")
 PINNED = ("numpy==1.23.5", "pandas==1.5.3", "scipy==1.10.1", "pymoo==0.4.2.1")
 DEFAULT_VENV = os.path.join(REPO, ".gpupool", "bench", "pollux-venv")
 MODES = ("rigid", "elastic")
-RECOMMENDED = "rigid"
+RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
