@@ -169,6 +169,35 @@ def after_events(gpus: int, pending: int, repeat: int) -> dict:
     return {"end": min(ends) * 1000, "end_med": statistics.median(ends) * 1000, "arrive": min(arrivals) * 1000, "arrive_med": statistics.median(arrivals) * 1000, "full": min(fulls) * 1000}
 
 
+def service_cycle(gpus: int, pending: int, repeat: int) -> dict:
+    """The service loop's core step (loop.IncrementalCore.decide) on the snapshot it read: cold (first
+    cycle: index everything) and after one job ended (the differences, then the cycle). The database
+    read that builds the snapshot is not included."""
+    from dataclasses import replace
+
+    from hub_ext.service.loop import IncrementalCore
+
+    s, _ = build(gpus, pending, True)
+    s.apply(s.cycle(1000.0))
+    snap = s.snapshot(1000.0)
+    colds, warms = [], []
+    rng = random.Random(11)
+    for k in range(repeat):
+        core = IncrementalCore()
+        t = time.process_time()
+        core.decide(snap)
+        colds.append(time.process_time() - t)
+        gone = rng.randrange(len(snap.running))
+        after = replace(snap, running=snap.running[:gone] + snap.running[gone + 1 :], now=1001.0)
+        t = time.process_time()
+        d = core.decide(after)
+        warms.append(time.process_time() - t)
+        if k == 0:
+            full = schedule(after)
+            assert full.starts == d.starts and full.preemptions == d.preemptions, "kept and pure cycles disagree"
+    return {"cold": min(colds) * 1000, "warm": min(warms) * 1000, "warm_med": statistics.median(warms) * 1000}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
@@ -195,6 +224,10 @@ def main(argv=None) -> int:
     print(f"\none event on a busy pool ({big_gpus:,} GPUs, {big_pending:,} pending): the event and the cycle after it")
     print(f"  a job ends:    {e['end']:7.2f} ms (median {e['end_med']:6.2f})  vs full recomputation {e['full']:7.1f} ms: {e['full'] / e['end']:5.0f}x less")
     print(f"  a job arrives: {e['arrive']:7.2f} ms (median {e['arrive_med']:6.2f})  vs full recomputation {e['full']:7.1f} ms: {e['full'] / e['arrive']:5.0f}x less")
+    sc = service_cycle(big_gpus, big_pending, max(2, repeat // 2))
+    print(f"\nthe service loop's kept core (loop.IncrementalCore, snapshot read from the database not included), {big_gpus:,} GPUs, {big_pending:,} pending:")
+    print(f"  cold start (index everything, decide): {sc['cold']:7.1f} ms")
+    print(f"  next cycle after a job ended (compare the snapshot with the kept state, update it, decide): {sc['warm']:7.1f} ms (median {sc['warm_med']:.1f})")
     return 0
 
 

@@ -73,6 +73,18 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="OUT", help="write the figures (and time series) as JSON here")
     p.add_argument("--plot", metavar="OUT.png", help="write a PNG of utilisation and queue length over time here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    loop = p.add_argument_group(
+        "closed loop",
+        "researchers keep experiments in flight and submit the next one a think time after a result returns; "
+        "experiments are drawn in order from their team's jobs in the trace (docs/simulator.md, 'Closed loop')",
+    )
+    loop.add_argument("--closed-loop", action="store_true", help="replay closed loop instead of at the trace's submit times")
+    loop.add_argument("--groups", type=int, default=6, help="teams: the trace's N teams with most jobs (default 6)")
+    loop.add_argument("--researchers", type=int, default=1, help="researchers per team (default 1)")
+    loop.add_argument("--in-flight", type=int, default=1, help="experiments each researcher keeps in flight (default 1)")
+    loop.add_argument("--think-hours", type=float, default=72.0, help="from a result to the next experiment (default 72)")
+    loop.add_argument("--power-in-flight", type=int, default=50, help="the first team's power user: experiments in flight (0: none; default 50)")
+    loop.add_argument("--power-think-hours", type=float, default=0.5, help="the power user's think time (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -97,6 +109,8 @@ def run(args) -> int:
     from ..simulator.report import format_summary
     from ..simulator.trace import TraceError
 
+    if getattr(args, "closed_loop", False):
+        return run_closed(args)
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
     unknown = [p for p in policies if p not in ("pool", "static", "fifo")]
     if unknown or not policies:
@@ -146,6 +160,50 @@ def run(args) -> int:
     if args.plot:
         plot_summaries(summaries, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def run_closed(args) -> int:
+    from ..simulator.closed_loop import CaseStudy, busiest_teams, run_closed_loop
+    from ..simulator.cluster import load_cluster
+    from ..simulator.data import CLUSTERS, TRACES, resolve
+    from ..simulator.readers import read_trace
+    from ..simulator.trace import TraceError
+
+    policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    if not policies or any(p not in ("pool", "static", "fifo") for p in policies):
+        print("gpupool simulate: error: choose policies among pool, static, fifo", file=sys.stderr)
+        return 2
+    if args.in_flight < 1 or args.researchers < 0 or args.power_in_flight < 0 or args.think_hours < 0 or args.power_think_hours < 0:
+        print("gpupool simulate: error: --in-flight must be >= 1; counts and think times cannot be negative", file=sys.stderr)
+        return 2
+    days = 40.0 if args.days is None else args.days
+    try:
+        trace = read_trace(resolve(args.trace, TRACES), args.format, skip_bad_rows=args.skip_bad_rows)
+        if args.start_day:
+            trace = trace.window(args.start_day * DAY)
+        cluster = load_cluster(resolve(args.cluster, CLUSTERS))
+        groups = busiest_teams(trace, args.groups)
+        if not groups:
+            raise TraceError(f"{trace.name}: no jobs to draw experiments from")
+        case = CaseStudy(
+            researchers_per_group=args.researchers, in_flight=args.in_flight, think_h=args.think_hours,
+            power_in_flight=args.power_in_flight, power_think_h=args.power_think_hours, days=days,
+        )
+        researchers = [r for r in case.researchers(tuple(groups)) if r.in_flight > 0]
+        results = [run_closed_loop(trace, cluster, researchers, p, days, checkpoint_interval=args.checkpoint_interval) for p in policies]
+    except (TraceError, OSError) as e:
+        print(f"gpupool simulate: error: {e}", file=sys.stderr)
+        return 2
+    print(f"closed loop: {days:g} days on {cluster.describe()}; teams (equal quotas): {', '.join(groups)}")
+    print(f"{'policy':<8} {'experiments':>12} {'utilisation':>12} {'mean JCT':>10} {'preemptions':>12}")
+    for r in results:
+        jct = "-" if r.mean_jct_s is None else f"{r.mean_jct_s / 3600:.2f} h"
+        print(f"{r.policy:<8} {r.experiments:>12} {r.utilisation:>12.1%} {jct:>10} {r.preemptions:>12}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({r.policy: r.as_dict() for r in results}, f, indent=1)
+        print(f"wrote {args.json}")
     return 0
 
 

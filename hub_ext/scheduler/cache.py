@@ -31,7 +31,7 @@ from .cycle import run_cycle
 from .elastic import smallest_size
 from .fairshare import protection_key, team_of
 from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfig, Snapshot, Team, UsageHistory, Workload
-from .ordering import TeamQueue, fifo_key, queue_key, sorted_add, sorted_remove
+from .ordering import TeamQueue, fifo_key, las_level, queue_key, queue_key_for, sorted_add, sorted_remove
 from .placement import view_key
 from .reasons import is_valid
 
@@ -44,6 +44,7 @@ class Scheduler:
         self.capacity = Capacity(pool)
         self.pending: dict[str, Workload] = {}
         self.queues: dict[str, TeamQueue] = {}
+        self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s)
         self.fifo: list[Workload] = []
         self.running: dict[str, Running] = {}
         self.team_running: dict[str, dict[str, Running]] = {}
@@ -119,7 +120,9 @@ class Scheduler:
         self.pending[w.id] = w
         if not is_valid(w):
             self.invalid.add(w.id)
-        q = self.queues.setdefault(w.team, TeamQueue())
+        q = self.queues.get(w.team)
+        if q is None:
+            q = self.queues[w.team] = TeamQueue(self.queue_key)
         self._writable(q, w.user)
         q.add(w)
         sorted_add(self._writable_fifo(), w, fifo_key)
@@ -134,6 +137,8 @@ class Scheduler:
         incoming = sorted(workloads, key=by_submit)
         # (-priority, submitted_at, id), as queue_key, with C-level keys: stable sorts.
         by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
+        if self.config.las_thresholds_gpu_s:
+            by_queue.sort(key=self.queue_key)
         fresh: set[int] = set()  # lists created here: already in order
         merged: set[tuple[str, str]] = set()  # lists that had work before: re-sorted
         views = set()
@@ -148,7 +153,7 @@ class Scheduler:
                     invalid.add(wid)
             q = queues.get(w.team)
             if q is None:
-                q = queues[w.team] = TeamQueue()
+                q = queues[w.team] = TeamQueue(self.queue_key)
             lst = q.users.get(w.user)
             if lst is None:
                 lst = q.users[w.user] = []
@@ -163,7 +168,7 @@ class Scheduler:
             if w.time_limit_s is not None or w.estimate_s is not None:  # the common case (neither) kept short
                 self._time(w, 1)
         for team, user in merged:
-            self.queues[team].users[user].sort(key=queue_key)
+            self.queues[team].users[user].sort(key=self.queue_key)
         if self.fifo:
             fifo = self._writable_fifo()
             fifo.extend(incoming)
@@ -246,7 +251,15 @@ class Scheduler:
         self.history = history
 
     def set_config(self, config: SchedulerConfig) -> None:
+        old = self.config.las_thresholds_gpu_s
         self.config = config
+        if config.las_thresholds_gpu_s != old:
+            # The order inside each team changes: rebuild the queues.
+            self.queue_key = queue_key_for(config.las_thresholds_gpu_s)
+            pending = list(self.fifo)
+            for w in pending:
+                self.cancel(w.id)
+            self.submit_many(pending)
 
     def set_pool(self, pool: Pool) -> None:
         """Nodes were added, removed or marked (un)schedulable: re-index capacity."""
@@ -334,6 +347,7 @@ class Scheduler:
             shape = self._shapes[w.id] = (
                 w.team, w.kind, w.gpus, w.preemptible, w.min_gpus, w.max_gpus, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib,
                 w.time_limit_s, w.estimate_s if self.config.backfill_on_estimates else None,
+                self.las_level(w),
             )
         return shape
 
@@ -353,6 +367,11 @@ class Scheduler:
         if team is None:
             return sum(self._timed.values())
         return self._timed.get(team, 0)
+
+    def las_level(self, w: Workload) -> int:
+        """``w``'s least-attained-service queue (0 when LAS is off)."""
+        las = self.config.las_thresholds_gpu_s
+        return las_level(w, las) if las else 0
 
     def _ask(self, w: Workload, n: int) -> None:
         asks = self._asks.setdefault(w.team, {})

@@ -73,6 +73,7 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
+        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -153,10 +154,11 @@ class Cycle:
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
         held = bool(self.reservations) and self.borrower_held()
+        las = self.las_room(w.team)
         for g, over in sizes:
-            if not (lent or (reclaim and not over) or (over and held)):
+            if not (lent or (reclaim and not over) or (over and held) or las):
                 continue
-            key = (w.team, v.key, not over)
+            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0)
             if g >= self.room_fail.get(key, float("inf")):
                 continue
             room = preemption.make_room(self, w, v, g, entitled=not over)
@@ -288,6 +290,8 @@ class Cycle:
             self._free_at = version
             return False
         stuck = not self.lent() and not ((self.reclaimable() or self.soft_held()) and self.anyone_entitled()) and not self.borrower_held()
+        if stuck and self.config.las_thresholds_gpu_s:
+            stuck = not any(self.las_room(t) for t, q in self.st.queues.items() if q.count)
         if stuck:
             self._stuck_at = version
         else:
@@ -316,6 +320,16 @@ class Cycle:
                 wid not in self.gone and elastic.growth_gpus(st.running[wid].workload, len(self.shares_of(wid))) for wid in st.elastic_running
             )
         return self._lent
+
+    def las_room(self, team: str) -> bool:
+        """Could least attained service let some pending work of ``team`` preempt its own team's running work?"""
+        cfg = self.config
+        if not (cfg.las_thresholds_gpu_s and cfg.preemption):
+            return False
+        top = self._las_top.get(team)
+        if top is None:
+            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
+        return top > 0
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
@@ -347,6 +361,8 @@ class Cycle:
             return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
+        if self.las_room(team_name):
+            return False  # some of its work may overtake its own longer-running work
         inf = float("inf")
         for vk, (least, least_whole, has_fraction) in demand.items():
             v = self.cap.view(vk)
@@ -426,7 +442,7 @@ class Cycle:
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
-                                       history=st.history, now=self.now, config=self.config)
+                                       history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
         everything = self.cap.view((None, None))
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():

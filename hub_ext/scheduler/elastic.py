@@ -5,8 +5,9 @@
 * At the end of a cycle, GPUs nobody pending could use are idle: elastic
   jobs grow into them one GPU at a time, the job of the team with the lowest
   share first (same share rule as fairshare.team_share), up to max_gpus and
-  within the team's limit (beyond quota only when borrowing is on). A job
-  grows on its own nodes first.
+  within the team's limit (beyond quota only when borrowing is on); inside a
+  team, the job with the least attained service first when LAS is on
+  (ordering.py), then the earliest started. A job grows on its own nodes first.
 * GPUs beyond what a job asked for are lent: any pending workload that may
   start takes them back by shrinking the job, before anything else happens.
   Shrinking further, down to min_gpus, is a quota reclaim and comes before
@@ -53,9 +54,9 @@ def grow(cycle) -> None:
         if held >= w.max_gpus or cap.view(cycle.view_key(w)).free_total == 0:
             continue
         share = team_share(team_of(st.teams, w.team), cycle.usage.get(w.team, 0.0))
-        heapq.heappush(heap, (share, r.allocation.started_at, wid))
+        heapq.heappush(heap, (share, st.las_level(w), r.allocation.started_at, wid))
     while heap:
-        _, started, wid = heapq.heappop(heap)
+        _, level, started, wid = heapq.heappop(heap)
         r = st.running[wid]
         w = r.workload
         team = team_of(st.teams, w.team)
@@ -74,7 +75,7 @@ def grow(cycle) -> None:
         cycle.add_usage(w.team, w.user, 1.0)
         cycle.resize_reason[wid] = "grew into idle GPUs"
         if cycle.current_gpus(wid) < w.max_gpus - EPSILON:
-            heapq.heappush(heap, (team_share(team, cycle.usage[w.team]), started, wid))
+            heapq.heappush(heap, (team_share(team, cycle.usage[w.team]), level, started, wid))
 
 
 def _grow_card(cycle, v, wid: str) -> int | None:

@@ -103,6 +103,10 @@ class Workload:
     # as estimated from history (estimates.py): plain data, never the true duration.
     time_limit_s: float | None = None
     estimate_s: float | None = None
+    # GPU-seconds this workload has held so far (attained service; a live
+    # pool knows it, unlike remaining work): orders work within a team when
+    # ``SchedulerConfig.las_thresholds_gpu_s`` is set (ordering.py).
+    attained_gpu_s: float = 0.0
 
     @property
     def is_fraction(self) -> bool:
@@ -177,6 +181,12 @@ class SchedulerConfig:
     # with backfill_on_estimates, a run-time estimate is trusted as well.
     time_backfill: bool = True
     backfill_on_estimates: bool = False
+    # Least attained service within a team (ordering.py): GPU-second
+    # thresholds cutting Workload.attained_gpu_s into queues; () = off.
+    # 16 GPU-hours is Tiresias's threshold (two queues); docs/benchmarks.md
+    # has what other cuts did. Inert where callers do not report attained
+    # service (every workload is then level 0).
+    las_thresholds_gpu_s: tuple[float, ...] = (16 * 3600.0,)
 
 
 # ---------------------------------------------------------------- the snapshot

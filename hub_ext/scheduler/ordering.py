@@ -4,6 +4,15 @@
 fairshare.team_share); inside a team the highest priority goes first, then
 the user using the fewest GPUs, then the earliest submitted.
 
+Least attained service (``SchedulerConfig.las_thresholds_gpu_s``, as
+Tiresias's discretized 2D-LAS): inside a team, after priority, work that has
+held GPUs for less comes first. Attained service (GPU-seconds held so far,
+``Workload.attained_gpu_s``) is cut into levels at the thresholds; a level is
+a queue served in submit order, so a job that has run long waits behind
+newer short work without thrashing against work of its own level, and a
+pending workload of a lower level may preempt running work of a higher level
+of its own team (preemption.py). With no thresholds every workload is level 0.
+
 ``fifo``: one queue in submit order, nothing overtakes (see cycle.py).
 
 Both are kept as sorted lists that events update in place, so a cycle never
@@ -13,7 +22,7 @@ sorts the whole queue.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 
 from . import aging
 from .decay import past_excess, past_user
@@ -21,8 +30,24 @@ from .fairshare import team_of, team_share
 from .model import SchedulerConfig, Team, UsageHistory, Workload
 
 
+def las_level(w: Workload, las: tuple[float, ...] = ()) -> int:
+    """Which attained-service queue ``w`` is in: 0 below the first threshold."""
+    return bisect_right(las, w.attained_gpu_s) if las else 0
+
+
+def queue_key_for(las: tuple[float, ...] = ()):
+    """The order of one user's pending work: priority, LAS level, submit time."""
+    if not las:
+        return queue_key
+
+    def key(w: Workload) -> tuple:
+        return (-w.priority, bisect_right(las, w.attained_gpu_s), w.submitted_at, w.id)
+
+    return key
+
+
 def queue_key(w: Workload) -> tuple:
-    return (-w.priority, w.submitted_at, w.id)
+    return (-w.priority, 0, w.submitted_at, w.id)
 
 
 def fifo_key(w: Workload) -> tuple:
@@ -44,14 +69,15 @@ def sorted_remove(lst: list, w: Workload, key) -> None:
 class TeamQueue:
     """One team's pending workloads, one sorted list per user."""
 
-    __slots__ = ("users", "count")
+    __slots__ = ("users", "count", "key")
 
-    def __init__(self):
+    def __init__(self, key=queue_key):
         self.users: dict[str, list[Workload]] = {}
         self.count = 0
+        self.key = key
 
     def add(self, w: Workload) -> None:
-        sorted_add(self.users.setdefault(w.user, []), w, queue_key)
+        sorted_add(self.users.setdefault(w.user, []), w, self.key)
         self.count += 1
 
     def remove(self, w: Workload) -> None:
@@ -59,7 +85,7 @@ class TeamQueue:
         if lst is None:
             return
         n = len(lst)
-        sorted_remove(lst, w, queue_key)
+        sorted_remove(lst, w, self.key)
         if len(lst) < n:
             self.count -= 1
         if not lst:
@@ -70,18 +96,20 @@ class FairCursor:
     """Walks the fair order; the caller updates usage for the picks it admits.
 
     Teams wait in a heap keyed by their share; inside a team, users wait in a
-    heap keyed by (priority of their next workload, their usage, its submit
-    time). A pick changes the order only when it is admitted (its team's and
+    heap keyed by (priority of their next workload, its LAS level, their
+    usage, its submit time). A pick changes the order only when it is admitted (its team's and
     its user's usage grow); usage may also drop (a preemption), so team keys
     are versioned and stale entries skipped.
     """
 
     def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip_until: float | None = None,
-                 history: UsageHistory | None = None, now: float | None = None, config: SchedulerConfig | None = None):
+                 history: UsageHistory | None = None, now: float | None = None, config: SchedulerConfig | None = None,
+                 las: tuple[float, ...] = ()):
         self.history = history  # decayed past usage (decay.py)
         self.now = now
         self.aging = config if config is not None and config.aging_gpus_per_hour > 0 and now is not None else None
         self.queues = queues
+        self.las = las
         self.teams = teams
         self.usage = usage
         self.user_usage = user_usage
@@ -114,7 +142,7 @@ class FairCursor:
         used = self.user_usage.get((team, user), 0.0)
         if self.history is not None:
             used += past_user(self.history, team, user)
-        return (-w.priority, used, w.submitted_at, w.id)
+        return (-w.priority, las_level(w, self.las), used, w.submitted_at, w.id)
 
     def _user_heap(self, team: str) -> list:
         h = self.users.get(team)
@@ -133,7 +161,7 @@ class FairCursor:
         while h:
             key, user = h[0]
             w = self._head(team, user)
-            if w is None or w.id != key[3]:
+            if w is None or w.id != key[-1]:
                 heapq.heappop(h)  # stale: that user's next workload changed
                 continue
             return user, w
@@ -198,7 +226,7 @@ class FairCursor:
 
 
 def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), history: UsageHistory | None = None,
-               now: float | None = None, config: SchedulerConfig | None = None) -> list[Workload]:
+               now: float | None = None, config: SchedulerConfig | None = None, las: tuple[float, ...] = ()) -> list[Workload]:
     """The whole pending queue in the order GPUs would be offered.
 
     ``first`` (starving workloads, oldest first) go ahead; the rest follow in
@@ -208,7 +236,7 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), his
     Why sorting gives the same order: a team's key depends only on its own
     picks, and a user's only on their own, so the walk is a merge of
     independent streams. A user's keys never decrease (priority first, then
-    usage that only grows), so their merge is a sort. A team's keys may
+    LAS level, then usage that only grows), so their merge is a sort. A team's keys may
     dip (a small workload fitting back under the quota); a heap merge emits
     such an item right after its predecessor, which is what sorting by the
     running maximum of the stream's keys (then by position) does.
@@ -225,7 +253,7 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), his
             for w in lst:
                 if w.id in skip:
                     continue
-                items.append(((-w.priority, used, w.submitted_at, w.id), w))
+                items.append(((-w.priority, las_level(w, las), used, w.submitted_at, w.id), w))
                 used = round(used + w.gpus, 9)
         items.sort(key=_first)
         used = usage.get(team, 0.0)

@@ -13,7 +13,14 @@ and, only for a workload whose team stays within its quota (a quota
 reclaim) and only with preemption on:
 3. elastic jobs of over-quota teams shrunk down to their min_gpus;
 4. over-quota workloads of other teams, preempted whole: lowest priority
-   first, then the team borrowing most per weight, then the newest.
+   first, then the team borrowing most per weight, then the newest;
+and, with least attained service on (``las_thresholds_gpu_s``) and
+preemption on, whatever the quota:
+5. elastic jobs of the workload's own team at a higher LAS level (more
+   attained service) shrunk down to their min_gpus, then such work
+   preempted whole: highest level first, then the latest submitted (as Tiresias's
+   2D-LAS: short work overtakes long work of its own team, never of another
+   team, and never work of a higher priority).
 
 Never candidates: work within its team's quota (so a session within quota is
 never preempted), non-preemptible work, work started in this same cycle, work
@@ -39,6 +46,8 @@ from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
 from .model import EPSILON, GpuShare, Preempt, Workload
 
+from .ordering import las_level
+
 
 @dataclass(frozen=True)
 class RoomPlan:
@@ -48,15 +57,17 @@ class RoomPlan:
     shrinks: tuple[tuple[str, GpuShare, str], ...] = ()  # (elastic job, share taken back, "lent" | "shrink")
     victims: tuple[str, ...] = ()  # workloads preempted whole
     awaiting: tuple[str, ...] = ()  # leaving workloads whose GPUs it needs: it waits for them
+    las: tuple[str, ...] = ()  # of the shrunk and preempted: those for least attained service, not for a quota
 
 
 class Unit:
     """One thing that can be released: a held GPU, an elastic GPU, a workload."""
 
-    __slots__ = ("kind", "wid", "share", "gpus", "released")
+    __slots__ = ("kind", "wid", "share", "gpus", "released", "las")
 
-    def __init__(self, kind: str, wid: str, share=None, gpus=()):
+    def __init__(self, kind: str, wid: str, share=None, gpus=(), las: bool = False):
         self.kind = kind  # "leaving" | "hold" | "lent" | "shrink" | "preempt"
+        self.las = las  # shrink/preempt for least attained service, not for a quota
         self.wid = wid
         self.share = share  # GpuShare (lent/shrink) or GPU id (hold)
         self.gpus = gpus  # GPU ids it touches
@@ -101,7 +112,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         for s in reversed(shares[len(shares) - lent:]):
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
-        return units
+        return units + las_units(cycle, w)
     victims = []
     for tname in sorted(st.team_running):
         if tname == w.team:
@@ -135,6 +146,45 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
     for _, r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    return units + las_units(cycle, w)
+
+
+def las_victims(cycle, w: Workload) -> list:
+    """Running work of ``w``'s team that least-attained-service lets ``w`` overtake."""
+    st = cycle.st
+    las = st.config.las_thresholds_gpu_s
+    if not (las and st.config.preemption):
+        return []
+    level = las_level(w, las)
+    out = []
+    for r in st.team_running.get(w.team, {}).values():
+        rw = r.workload
+        if rw.id in cycle.gone or rw.id in cycle.started or not rw.preemptible or rw.priority > w.priority or r.leaving:
+            continue
+        if is_protected(r, team_of(st.teams, rw.team), cycle.now, RECLAIM):
+            continue  # the minimum run-time protects it from its own team's short work too
+        rl = las_level(rw, las)
+        if rl > level:
+            # As Tiresias: the highest level first, then the latest submitted
+            # (a long-running early job keeps its place in its queue).
+            out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
+    out.sort(key=lambda x: x[0])
+    return [r for _, r in out]
+
+
+def las_units(cycle, w: Workload) -> list[Unit]:
+    cap = cycle.cap
+    victims = las_victims(cycle, w)
+    units: list[Unit] = []
+    for r in victims:
+        rw = r.workload
+        if rw.is_elastic:
+            shares = cycle.shares_of(rw.id)
+            lent = growth_gpus(rw, len(shares))
+            for s in reversed(shares[rw.min_gpus : len(shares) - lent]):
+                units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,)), las=True))
+    for r in victims:
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id)), las=True))
     return units
 
 
@@ -227,6 +277,7 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
         shrinks=tuple((u.wid, u.share, u.kind) for u in needed if u.kind in ("lent", "shrink")),
         victims=tuple(u.wid for u in needed if u.kind == "preempt"),
         awaiting=tuple(sorted(u.wid for u in needed if u.kind == "leaving")),
+        las=tuple(sorted({u.wid for u in needed if u.las})),
     )
     return cycle.try_place(w, v, gpus), plan
 
@@ -235,6 +286,7 @@ def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
     """Record a plan in the cycle: the one place where holds, shrinks and preemptions are decided."""
     st = cycle.st
     preempted = set(plan.victims)
+    las = set(plan.las)
     for rid, g in plan.holds:
         cycle.reservations[rid].held.remove(g)
     for wid, share, kind in plan.shrinks:
@@ -244,6 +296,8 @@ def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
         cycle.add_usage(rw.team, rw.user, -1.0)
         if wid not in preempted:
             why = "lent GPUs taken back" if kind == "lent" else f"team {rw.team} is over its quota"
+            if wid in las:
+                why = "it has held GPUs longer (least attained service first)"
             cycle.resize_reason[wid] = f"shrunk for {w.id}: {why}"
         cycle.usage_changed(rw.team)
     for wid in plan.victims:
@@ -255,16 +309,17 @@ def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
         cycle.resize_reason.pop(wid, None)
         team = team_of(st.teams, rw.team)
         wteam = team_of(st.teams, w.team)
-        cycle.preempts.append(
-            Preempt(
-                workload_id=wid,
-                reason=(
-                    f"team {rw.team} was using more than its quota of {fmt(team.quota)} GPUs; "
-                    f"team {wteam.name} reclaims its guaranteed GPUs for {w.id}"
-                ),
-                for_workload_id=w.id,
+        if wid in las:
+            reason = (
+                f"it has held {fmt(round(rw.attained_gpu_s / 3600, 2))} GPU-hours, {w.id} of the same team "
+                f"{fmt(round(w.attained_gpu_s / 3600, 2))}: least attained service goes first within team {rw.team}"
             )
-        )
+        else:
+            reason = (
+                f"team {rw.team} was using more than its quota of {fmt(team.quota)} GPUs; "
+                f"team {wteam.name} reclaims its guaranteed GPUs for {w.id}"
+            )
+        cycle.preempts.append(Preempt(workload_id=wid, reason=reason, for_workload_id=w.id))
         cycle.usage_changed(rw.team)
 
 

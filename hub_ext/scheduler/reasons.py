@@ -21,7 +21,7 @@ from .elastic import smallest_size
 from .fairshare import AT_LIMIT, NO_BORROWING, NOT_PREEMPTIBLE, check, team_of
 from .model import EPSILON, PendingReason, Workload
 from .ordering import fair_order
-from .ordering import fifo_key, queue_key, sorted_add
+from .ordering import fifo_key, queue_key_for, sorted_add
 from .placement import largest_fraction_room, view_key
 from .preemption import fmt
 from .reservation import starving
@@ -124,7 +124,7 @@ class EndState:
             sorted_add(e.fifo, w, fifo_key)
             users = e.queues.setdefault(w.team, {})
             lst = list(users.get(w.user, ()))
-            sorted_add(lst, w, queue_key)
+            sorted_add(lst, w, queue_key_for(e.config.las_thresholds_gpu_s))
             users[w.user] = lst
         e.count = len(st.pending) - len(cycle.started) + len(e.preempted)
         cap = cycle.cap
@@ -149,7 +149,8 @@ class EndState:
             out = self.fifo
         else:
             first = list(starving(self.fifo, self.now, self.config.reservation_after_s))
-            out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first, self.history, self.now, self.config)
+            out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first, self.history, self.now, self.config,
+                             las=self.config.las_thresholds_gpu_s)
         return [w for w in out if w.id not in self.started]
 
     # ------------------------------------------------------------ sentences

@@ -47,3 +47,23 @@ def test_simulate_reports_a_bad_row_and_exits_2(tmp_path, capsys):
 def test_simulate_refuses_an_unknown_policy(capsys):
     assert main(["simulate", "--trace", "philly-sample", "--cluster", "seed-dgx", "--policy", "lottery"]) == 2
     assert "lottery" in capsys.readouterr().err
+
+
+def test_simulate_closed_loop_counts_experiments_per_policy(tmp_path, capsys):
+    out_json = tmp_path / "closed.json"
+    code = main(
+        [
+            "simulate", "--closed-loop", "--trace", "philly-sample", "--cluster", "case-study-dgx", "--policy", "pool,static",
+            "--days", "2", "--groups", "3", "--power-in-flight", "20", "--think-hours", "1", "--json", str(out_json), "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "closed loop: 2 days on case-study-dgx" in printed and "= 64 GPUs" in printed
+    doc = json.loads(out_json.read_text())
+    assert set(doc) == {"pool", "static"}
+    for run in doc.values():
+        assert len(run["by_team"]) == 3 and run["experiments"] == sum(run["by_team"].values()) > 0
+        assert run["submitted"] >= run["experiments"] and 0 < run["utilisation"] <= 1
+    assert main(["simulate", "--closed-loop", "--trace", "philly-sample", "--cluster", "case-study-dgx", "--in-flight", "0"]) == 2
+    assert "--in-flight" in capsys.readouterr().err

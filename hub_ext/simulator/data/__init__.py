@@ -13,6 +13,7 @@ TRACES = {"philly-sample": "philly_sample_2017-09-29_2017-10-01.csv"}
 CLUSTERS = {
     "seed-dgx": "seed-dgx.yaml",
     "seed-dgx-philly": "seed-dgx-philly.yaml",
+    "case-study-dgx": "case-study-dgx.yaml",
 }
 
 

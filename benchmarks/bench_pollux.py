@@ -1,0 +1,240 @@
+"""Our scheduler core inside the Pollux (OSDI'21) simulator, beside the published Pollux, Tiresias and Optimus.
+
+    .venv/bin/python benchmarks/bench_pollux.py --simulator ../shared/pollux-simulator \\
+        --workloads ../shared/pollux-simulator/workloads --json pollux.json
+
+Makes its own virtual environment for the simulator's pinned dependencies
+(``--venv``, default ``.gpupool/bench/pollux-venv``, ignored by git; never the
+project's ``.venv``), then runs benchmarks/pollux_adapter.py in it once per
+workload file and configuration (rigid, elastic). Writes
+
+    {"workloads": {"workload-1": {"mean_jct_s", "p95_jct_s", "makespan_s", "rigid": {...}, "elastic": {...}}, ...},
+     "recommended": "elastic", "published": {...}, "mean": {...}}
+
+where the top-level figures of each workload are those of the recommended
+configuration (docs/benchmarks.md says why), and prints our figures beside
+the published ones read from ``--results`` (default: ``results-jobload``
+beside the simulator, at ``--load``; a load with no published results
+prints ours alone). The mapping is in pollux_adapter.py's docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ADAPTER = os.path.join(REPO, "benchmarks", "pollux_adapter.py")
+PINNED = ("numpy==1.23.5", "pandas==1.5.3", "scipy==1.10.1", "pymoo==0.4.2.1")
+DEFAULT_VENV = os.path.join(REPO, ".gpupool", "bench", "pollux-venv")
+MODES = ("rigid", "elastic")
+RECOMMENDED = "elastic"
+PUBLISHED = ("tiresias", "pollux", "optimus")
+# Targets from issue 15.
+POLLUX_SLACK = 0.15
+
+
+class SetupError(RuntimeError):
+    """The simulator or its environment cannot be used here (the message says why)."""
+
+
+def venv_python(venv: str) -> str:
+    return os.path.join(venv, "bin", "python")
+
+
+def make_venv(venv: str = DEFAULT_VENV, quiet: bool = True) -> str:
+    """The simulator's environment, made once (a stamp file records the pins); returns its python."""
+    python = venv_python(venv)
+    stamp = os.path.join(venv, ".pollux-pins")
+    want = "\n".join(PINNED)
+    if os.path.exists(python) and os.path.exists(stamp) and open(stamp).read() == want:
+        return python
+    os.makedirs(os.path.dirname(venv) or ".", exist_ok=True)
+    steps = [
+        [sys.executable, "-m", "venv", venv],
+        [python, "-m", "pip", "install", *(["-q"] if quiet else []), *PINNED],
+    ]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise SetupError(f"could not make the simulator's environment ({' '.join(cmd[:4])} ...): " + " | ".join(tail))
+    with open(stamp, "w") as f:
+        f.write(want)
+    return python
+
+
+def check_simulator(simulator: str) -> None:
+    for name in ("simulator.py", "applications.py", "utils.py", "traces"):
+        if not os.path.exists(os.path.join(simulator, name)):
+            raise SetupError(f"{simulator} is not the Pollux simulator (no {name})")
+
+
+def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        cmd = [python, ADAPTER, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
+        if config:
+            cmd += ["--config", json.dumps(config)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(workload)} ({mode}) failed:\n{done.stderr[-3000:]}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def p95(values) -> float:
+    """Nearest-rank 95th percentile."""
+    v = sorted(values)
+    return float(v[max(0, math.ceil(0.95 * len(v)) - 1)])
+
+
+def figures(jcts: dict, submits: dict) -> dict:
+    vals = list(jcts.values())
+    return {
+        "mean_jct_s": round(sum(vals) / len(vals), 1),
+        "p95_jct_s": round(p95(vals), 1),
+        "makespan_s": round(max(submits[k] + v for k, v in jcts.items()) - min(submits[k] for k in jcts), 1),
+        "jobs": len(vals),
+    }
+
+
+def submit_times(path: str) -> dict:
+    with open(path) as f:
+        return {row["name"]: float(row["time"]) for row in csv.DictReader(f)}
+
+
+def published(results: str | None, load: str, names: list[str], submits: dict) -> dict:
+    """{policy: {workload: figures}} from ``results/<policy>-<load>/summary.json`` where present."""
+    out = {}
+    if not results:
+        return out
+    for policy in PUBLISHED:
+        path = os.path.join(results, f"{policy}-{load}", "summary.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            jcts = json.load(f)["jcts"]
+        out[policy] = {n: figures(jcts[n], submits[n]) for n in names if n in jcts}
+    return out
+
+
+def fmt_s(x) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def table(names, ours, pub, key, title) -> list[str]:
+    cols = [f"ours {m}" + (" (recommended)" if m == RECOMMENDED else "") for m in MODES] + [p.capitalize() for p in PUBLISHED if p in pub]
+    lines = [f"{title}", "| workload | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    sums = {c: [] for c in cols}
+    for n in names:
+        row = []
+        for m in MODES:
+            v = ours[n].get(m, {}).get(key)
+            row.append(v)
+        for p in PUBLISHED:
+            if p in pub:
+                row.append(pub[p].get(n, {}).get(key))
+        for c, v in zip(cols, row):
+            sums[c].append(v)
+        lines.append(f"| {n} | " + " | ".join(fmt_s(v) for v in row) + " |")
+    means = [sum(v) / len(v) if v and None not in v else None for v in sums.values()]
+    lines.append("| mean | " + " | ".join(fmt_s(v) for v in means) + " |")
+    return lines
+
+
+def main(argv=None) -> int:
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_sim = os.path.normpath(os.path.join(here, "..", "..", "shared", "pollux-simulator"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--simulator", default=default_sim, help="the Pollux simulator's folder (default: ../shared/pollux-simulator)")
+    ap.add_argument("--workloads", help="folder of workload CSVs (default: the simulator's workloads/)")
+    ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--results", help="published results (default: results-jobload beside the simulator)")
+    ap.add_argument("--load", default="1.0", help="which published load the workloads are (default 1.0)")
+    ap.add_argument("--only", help="comma-separated workload names to run (default: every file)")
+    ap.add_argument("--modes", default=",".join(MODES), help="configurations to run (default: rigid,elastic)")
+    ap.add_argument("--jobs", type=int, default=1, help="simulator processes at once (default 1)")
+    ap.add_argument("--venv", default=DEFAULT_VENV, help="where to make the simulator's environment")
+    ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: the core's defaults)")
+    args = ap.parse_args(argv)
+
+    simulator = os.path.abspath(args.simulator)
+    try:
+        check_simulator(simulator)
+        python = make_venv(args.venv)
+    except SetupError as e:
+        print(f"bench_pollux: {e}", file=sys.stderr)
+        return 2
+    workloads = os.path.abspath(args.workloads or os.path.join(simulator, "workloads"))
+    files = sorted(glob.glob(os.path.join(workloads, "*.csv")), key=lambda p: (len(p), p))
+    if args.only:
+        keep = set(args.only.split(","))
+        files = [f for f in files if os.path.basename(f)[:-4] in keep]
+    if not files:
+        print(f"bench_pollux: no workload CSVs in {workloads}", file=sys.stderr)
+        return 2
+    modes = [m for m in args.modes.split(",") if m]
+    config = json.loads(args.config)
+    results = args.results if args.results is not None else os.path.join(simulator, "results-jobload")
+    names = [os.path.basename(f)[:-4] for f in files]
+    submits = {n: submit_times(f) for n, f in zip(names, files)}
+
+    started = time.time()
+    tasks = [(f, m) for f in files for m in modes]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
+        raw = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config), tasks))
+    ours: dict[str, dict] = {n: {} for n in names}
+    for (f, m), r in zip(tasks, raw):
+        n = os.path.basename(f)[:-4]
+        fig = figures(r["jcts"], submits[n])
+        fig.update({k: r[k] for k in ("preemptions", "resizes", "restarts", "cycles", "core_cpu_s", "cpu_s")})
+        ours[n][m] = fig
+    pub = published(results, args.load, names, submits)
+
+    print(f"Pollux simulator: {len(files)} workloads, load {args.load}, 16 nodes x 4 GPUs; our core's default SchedulerConfig")
+    print("(mapping: one team, one user per job, TunedJobs batch sizes; rigid = num_replicas GPUs; elastic = 1..num_replicas)")
+    print()
+    for key, title in (("mean_jct_s", "Mean JCT (s)"), ("p95_jct_s", "p95 JCT (s)"), ("makespan_s", "Makespan (s)")):
+        print("\n".join(table(names, ours, pub, key, title)))
+        print()
+    print("Our runs: preemptions / resizes / core CPU s per workload")
+    for n in names:
+        print(f"  {n}: " + "; ".join(f"{m} {ours[n][m]['preemptions']} / {ours[n][m]['resizes']} / {ours[n][m]['core_cpu_s']:.2f}" for m in modes))
+    rec = RECOMMENDED if RECOMMENDED in modes else modes[0]
+    out = {"workloads": {}, "recommended": rec, "published": pub, "mean": {}, "config": config or "default"}
+    for n in names:
+        entry = {k: ours[n][rec][k] for k in ("mean_jct_s", "p95_jct_s", "makespan_s")}
+        entry.update({m: ours[n][m] for m in modes})
+        out["workloads"][n] = entry
+    for m in modes:
+        out["mean"][f"ours-{m}"] = round(sum(ours[n][m]["mean_jct_s"] for n in names) / len(names), 1)
+    for p, d in pub.items():
+        if len(d) == len(names):
+            out["mean"][p] = round(sum(d[n]["mean_jct_s"] for n in names) / len(names), 1)
+    print()
+    if "tiresias" in pub:
+        worse = [n for n in names if n in pub["tiresias"] and ours[n][rec]["mean_jct_s"] >= pub["tiresias"][n]["mean_jct_s"]]
+        print(f"target: mean JCT below Tiresias on every workload ({rec}): " + ("MET" if not worse else f"MISSED on {', '.join(worse)}"))
+    if "pollux" in out["mean"]:
+        ratio = out["mean"][f"ours-{rec}"] / out["mean"]["pollux"]
+        verdict = "MET" if ratio <= 1 + POLLUX_SLACK else "MISSED"
+        print(f"target: mean JCT within {POLLUX_SLACK:.0%} of Pollux's: ours {out['mean'][f'ours-{rec}']:,.0f} s vs {out['mean']['pollux']:,.0f} s = x{ratio:.2f}: {verdict}")
+    print(f"({time.time() - started:.0f} s wall)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

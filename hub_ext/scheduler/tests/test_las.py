@@ -1,0 +1,73 @@
+"""Least attained service within a team (ordering.py, preemption.py): Tiresias's discretized LAS."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub_ext.scheduler import Scheduler
+
+from .helpers import job, pool, preempted_ids, reason, running, schedule, snap, started_ids, teams
+
+H = 3600.0
+LAS = (16 * H,)
+
+
+@pytest.mark.parametrize(
+    "attained_old,las,first",
+    [
+        (0.0, LAS, "old"),  # same level: submit order
+        (20 * H, LAS, "new"),  # the old one has held GPUs past the threshold: the new one goes first
+        (20 * H, (), "old"),  # LAS off: submit order
+        (20 * H, (16 * H, 64 * H), "new"),
+    ],
+)
+def test_less_attained_service_goes_first_within_a_team(attained_old, las, first):
+    pend = [job("old", "a", 2, at=0, user="u1", attained_gpu_s=attained_old), job("new", "a", 2, at=10, user="u2")]
+    d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [], pend, las_thresholds_gpu_s=las))
+    assert started_ids(d) == [first]
+    assert [p.workload_id for p in d.pending] == [x for x in ("old", "new") if x != first]
+
+
+def test_short_work_preempts_long_running_work_of_its_own_team():
+    long = running(job("long", "a", 2, at=0, attained_gpu_s=40 * H), "n/0", "n/1")
+    d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [long], [job("short", "a", 1, at=50)], las_thresholds_gpu_s=LAS))
+    assert preempted_ids(d) == ["long"] and started_ids(d) == ["short"]
+    assert "least attained service" in d.preemptions[0].reason
+
+
+@pytest.mark.parametrize(
+    "victim,pending,why",
+    [
+        (dict(team="b", attained_gpu_s=40 * H), dict(team="a"), "another team's work within its quota"),
+        (dict(team="a", attained_gpu_s=10 * H), dict(team="a"), "the same level"),
+        (dict(team="a", attained_gpu_s=40 * H, priority=5), dict(team="a"), "a higher priority"),
+        (dict(team="a", attained_gpu_s=40 * H, preemptible=False), dict(team="a"), "not preemptible"),
+        (dict(team="a", attained_gpu_s=40 * H), dict(team="a", attained_gpu_s=30 * H), "the pending one is as far along"),
+    ],
+)
+def test_las_never_preempts(victim, pending, why):
+    v = victim.pop("team")
+    p = pending.pop("team")
+    run = running(job("running", v, 2, at=0, **victim), "n/0", "n/1")
+    d = schedule(snap(pool(("n", 2)), teams(("a", 0), ("b", 2)), [run], [job("waiting", p, 1, at=50, **pending)], las_thresholds_gpu_s=LAS))
+    assert preempted_ids(d) == [], why
+    assert reason(d, "waiting")
+
+
+def test_las_shrinks_an_elastic_long_job_before_preempting_it():
+    long = running(job("long", "a", 4, at=0, min_gpus=1, max_gpus=4, attained_gpu_s=40 * H), "n/0", "n/1", "n/2", "n/3")
+    d = schedule(snap(pool(("n", 4)), teams(("a", 4)), [long], [job("short", "a", 2, at=50)], las_thresholds_gpu_s=LAS))
+    assert preempted_ids(d) == [] and started_ids(d) == ["short"]
+    assert [r.allocation.gpus for r in d.resizes] == [2.0]
+
+
+def test_the_stateful_scheduler_orders_by_las_as_the_pure_function():
+    p, t = pool(("n", 2)), teams(("a", 2))
+    pend = [job(f"w{i}", "a", 1, at=i, user=f"u{i}", attained_gpu_s=(30 * H if i % 2 else 0.0)) for i in range(6)]
+    s = snap(p, t, [], pend, las_thresholds_gpu_s=LAS)
+    st = Scheduler(p, t, s.config)
+    for w in reversed(pend):
+        st.submit(w)
+    a, b = st.cycle(s.now), schedule(s)
+    assert started_ids(a) == started_ids(b) == ["w0", "w2"]
+    assert [x.workload_id for x in a.pending] == [x.workload_id for x in b.pending] == ["w4", "w1", "w3", "w5"]
