@@ -46,16 +46,18 @@ bootstrap() {
       if [ -f "$ext/pyproject.toml" ]; then
         log "building and installing the JupyterLab extension in $ext"
         "$VENV/bin/pip" install -q -e "$ext"
-        # An editable reinstall may keep an earlier build: rebuild when a source is newer than it.
-        built=$(ls "$ext"/*/labextension/package.json 2>/dev/null | head -1)
-        if [ -z "$built" ] || [ -n "$(find "$ext/src" "$ext/style" -type f -newer "$built" 2>/dev/null | head -1)" ]; then
-          log "rebuilding the labextension in $ext (its sources are newer than the build)"
-          (cd "$ext" && PATH="$VENV/bin:$PATH" jlpm build:prod >/dev/null)
-        fi
       fi
     done
     inputs_hash > "$STAMP"
   fi
+  for ext in extensions/*/; do
+    # An editable reinstall may keep an earlier build: rebuild when a source is newer than it.
+    built=$(ls "$ext"*/labextension/package.json 2>/dev/null | head -1)
+    if [ -f "$ext/package.json" ] && { [ -z "$built" ] || [ -n "$(find "$ext/src" "$ext/style" -type f -newer "$built" 2>/dev/null | head -1)" ]; }; then
+      log "rebuilding the labextension in $ext (its sources are newer than the build)"
+      (cd "$ext" && PATH="$VENV/bin:$PATH" jlpm build:prod >/dev/null)
+    fi
+  done
   if [ ! -x "$VENV/bin/configurable-http-proxy" ]; then
     log "installing configurable-http-proxy (npm)"
     npm install -g --silent --prefix "$VENV" configurable-http-proxy >/dev/null 2>&1
