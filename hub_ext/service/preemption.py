@@ -36,6 +36,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import events
 from .hub import SERVER_ACTIONS, STOP, HubClient, HubError, server_name_of
+from ..scheduler.reasons import PREEMPTED as PREEMPTED_REASON
 from .store import WorkloadRow, parse_workload_id
 
 PREEMPTING, PREEMPTED, PREEMPT_FAILED = "preempting", "preempted", "preempt-failed"
@@ -265,7 +266,8 @@ def requeue(db: Session, w: WorkloadRow, now: float, actions) -> None:
     w.started_at = None
     w.over_quota = False
     w.preempt_at = None
-    w.reason = f"preempted: {reason}"
+    # Kept in its pending reasons until it runs again (scheduler.reasons.pending_reason_after_preemption).
+    w.reason = PREEMPTED_REASON + reason
     events.record(db, PREEMPTED, reason, w, details={"requeued": True}, at=now)
 
 
