@@ -41,6 +41,7 @@ from .api import workloads as workloads_api
 from .api.base import NotFoundHandler
 from .auth import PoolAuth
 from .context import PoolContext
+from .expected import ExpectedStarts
 from .inventory import Inventory
 from .jobs import JobSupervisor
 from .loop import SchedulingLoop
@@ -50,7 +51,6 @@ from .runners.local import LocalRunner
 from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
-from .expected import ExpectedStarts
 from .time_limits import TimeLimits
 from .workloads import WorkloadRules
 
