@@ -41,6 +41,7 @@ from .api import workloads as workloads_api
 from .api.base import NotFoundHandler
 from .auth import PoolAuth
 from .context import PoolContext
+from .expected import ExpectedStarts
 from .inventory import Inventory
 from .jobs import JobSupervisor
 from .limits import InputLimits
@@ -54,7 +55,6 @@ from .store import Store
 from .store.orm import default_db_url
 from .teams import Teams
 from .usage_decay import UsageDecay
-from .expected import ExpectedStarts
 from .time_limits import TimeLimits
 from .usage_history import UsageHistory
 from .workloads import WorkloadRules
