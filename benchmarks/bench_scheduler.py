@@ -175,6 +175,7 @@ def service_cycle(gpus: int, pending: int, repeat: int) -> dict:
     read that builds the snapshot is not included."""
     from dataclasses import replace
 
+    from hub_ext.scheduler import Running
     from hub_ext.service.loop import IncrementalCore
 
     s, _ = build(gpus, pending, True)
@@ -188,7 +189,9 @@ def service_cycle(gpus: int, pending: int, repeat: int) -> dict:
         core.decide(snap)
         colds.append(time.process_time() - t)
         gone = rng.randrange(len(snap.running))
-        after = replace(snap, running=snap.running[:gone] + snap.running[gone + 1 :], now=1001.0)
+        # As read from the database: new objects with the same values.
+        fresh_run = tuple(Running(replace(r.workload), replace(r.allocation, shares=tuple(replace(x) for x in r.allocation.shares))) for r in snap.running)
+        after = replace(snap, running=fresh_run[:gone] + fresh_run[gone + 1 :], pending=tuple(replace(w) for w in snap.pending), now=1001.0)
         t = time.process_time()
         d = core.decide(after)
         warms.append(time.process_time() - t)

@@ -32,6 +32,17 @@ def _schedule_function():
     return schedule
 
 
+def _same_running(a, b) -> bool:
+    if a is b:
+        return True
+    if a.workload.__dict__ != b.workload.__dict__:
+        return False
+    x, y = a.allocation, b.allocation
+    return x.started_at == y.started_at and len(x.shares) == len(y.shares) and all(
+        p.__dict__ == q.__dict__ for p, q in zip(x.shares, y.shares)
+    )
+
+
 class IncrementalCore:
     """The core's stateful ``Scheduler``, kept between cycles and brought up to date by differences.
 
@@ -64,10 +75,13 @@ class IncrementalCore:
         pending = {w.id: w for w in snapshot.pending}
         for wid, r in list(s.running.items()):
             now_r = running.get(wid)
-            if now_r is None or now_r != r:
+            if now_r is None or not _same_running(now_r, r):
                 s.finished(wid)
         for wid, w in list(s.pending.items()):
-            if pending.get(wid) != w:
+            now_w = pending.get(wid)
+            # Field by field through the instance dicts: a snapshot read from the
+            # database holds new objects each cycle, and dict equality is C code.
+            if now_w is None or (now_w is not w and now_w.__dict__ != w.__dict__):
                 s.cancel(wid)
         for wid, r in running.items():
             if wid not in s.running:
