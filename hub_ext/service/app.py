@@ -160,6 +160,7 @@ class GpuPoolService(Application):
         )
         preemption = Preemption(store, hub=reclaim.hub, on_change=lambda: loop_holder["loop"].poke(), parent=self)
         time_limits = TimeLimits(parent=self)
+        time_limits.preemption = preemption
         decay = UsageDecay(parent=self)
         loop = SchedulingLoop(store, supervisor, reclaim=reclaim, preemption_rules=preemption, history=decay, time_limits=time_limits, parent=self)
         loop_holder["loop"] = loop

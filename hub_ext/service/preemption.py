@@ -283,7 +283,12 @@ def finish_session(db: Session, w: WorkloadRow, now: float, action: str) -> None
         w.state = "cancelled"
         w.finished_at = now
     # (When the spawner gave the GPUs back first, the session is already cancelled.)
-    w.preemptions += 1
     w.preempt_at = None
+    if reason.startswith("time limit"):
+        # Ended at its team's maximum session length (time_limits.py), not preempted.
+        w.reason = message
+        events.record(db, "time-limit", message, w, details={"action": action}, at=now)
+        return
+    w.preemptions += 1
     w.reason = f"preempted: {message}"
     events.record(db, PREEMPTED, message, w, details={"action": action}, at=now)

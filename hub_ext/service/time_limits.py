@@ -30,6 +30,7 @@ from ..scheduler.estimates import duration_text
 from . import events
 from .apply import JobActions, release
 from .errors import bad_request
+from .hub import server_name_of
 from .store import WorkloadRow
 
 YEAR_S = 365 * 86400.0
@@ -45,6 +46,10 @@ def _positive_seconds(name: str, value) -> float:
 
 class TimeLimits(LoggingConfigurable):
     """Per-team defaults and maxima of job time limits."""
+
+    # Preemption (service/preemption.py), set by the app: a session past its maximum length leaves
+    # through its server stop, as preempted work does.
+    preemption = None
 
     team_default_s = Dict(
         help="""Time limit in seconds for jobs that declare none, by team: ``{"vision": 86400}``. The key
@@ -157,7 +162,16 @@ class TimeLimits(LoggingConfigurable):
             if longest is None:
                 continue
             ends = w.started_at + longest
-            if now >= ends:
+            if w.preempt_at is not None:
+                continue  # already being ended (or preempted): its server is on its way out
+            if now >= ends and self.preemption is not None and server_name_of(w.name) and self.preemption.hub() is not None:
+                # Its server still runs on the cards: they stay its own until the hub has stopped it
+                # (the preemption's path with no notice left), so no card is used twice.
+                w.preempt_at = now
+                w.preempt_reason = f"time limit: the session reached team {w.team}'s maximum session length of {duration_text(longest)}"
+                w.reason = w.preempt_reason + "; its server is being stopped"
+                events.record(db, TIME_LIMIT, w.preempt_reason, w, details={"max_session_s": longest}, at=now)
+            elif now >= ends:
                 release(w, actions)
                 w.state = "cancelled"
                 w.finished_at = now
