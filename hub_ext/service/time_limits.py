@@ -164,7 +164,7 @@ class TimeLimits(LoggingConfigurable):
             ends = w.started_at + longest
             if w.preempt_at is not None:
                 continue  # already being ended (or preempted): its server is on its way out
-            if now >= ends and self.preemption is not None and server_name_of(w.name) and self.preemption.hub() is not None:
+            if now >= ends and self.preemption is not None and server_name_of(w.name) is not None and self.preemption.hub() is not None:
                 # Its server still runs on the cards: they stay its own until the hub has stopped it
                 # (the preemption's path with no notice left), so no card is used twice.
                 w.preempt_at = now

@@ -23,11 +23,14 @@ from tests.spawner.hubtools import SPAWNER_CONFIG, cancel_active_workloads, pool
 
 POOL = [{"name": "node-a", "gpus": 1, "model": "A100-40GB", "memory_mib": 40960}]
 # nlp and bio have no quota: their sessions borrow and may be preempted; vision owns the card.
-TEAMS = {"vision": {"quota": 1}, "nlp": {"quota": 0}, "bio": {"quota": 0}}
-USERS = {"alice": ["vision"], "carol": ["nlp"], "erin": ["bio"], "ada": []}
+TEAMS = {"vision": {"quota": 1}, "nlp": {"quota": 0}, "bio": {"quota": 0}, "physics": {"quota": 0}}
+USERS = {"alice": ["vision"], "carol": ["nlp"], "erin": ["bio"], "frank": ["physics"], "ada": []}
 NOTICE = """
 c.Preemption.grace_seconds = 4
 c.Preemption.team_overrides = {"bio": {"session_action": "restart_without_gpus", "grace_seconds": 2}}
+# physics: sessions last at most 8 s (time_limits.py), warned 4 s before.
+c.TimeLimits.team_session_max_s = {"physics": 8}
+c.TimeLimits.session_warning_s = 4
 """
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -106,4 +109,18 @@ def test_a_team_set_to_restart_without_gpus_gets_its_server_back_with_none(hub, 
     assert env.get("CUDA_VISIBLE_DEVICES") == "" and env.get("GPUPOOL_GPUS") == "0"
     wait_for(lambda: admin.workload(job["id"])["state"] == "running", 30, "alice's job to start")
     assert admin.workload(session["id"])["state"] == "cancelled"
+    assert_cards_within_allocations(hub)
+
+
+def test_a_session_at_its_teams_maximum_length_keeps_its_card_until_its_server_is_gone(hub, admin):
+    spawn(hub, "frank", gpus=1)
+    wait_ready(hub, "frank")
+    session = running_session(admin, "frank")
+    assert_cards_within_allocations(hub)
+    # The pool ends it at 8 s: the card is given back only once the hub has stopped the server.
+    ended = wait_for(lambda: (w := admin.workload(session["id"]))["state"] == "cancelled" and w, 60, "frank's session to end at its maximum length")
+    model = server_model(hub, "frank")
+    assert model is None or not (model.get("ready") or model.get("pending")), ("the session gave its card back while its server still ran", model)
+    assert ended["reason"].startswith("time limit"), ended["reason"]
+    assert {"time-limit-warning", "time-limit"} <= set(kinds(admin, session["id"]))
     assert_cards_within_allocations(hub)
