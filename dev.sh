@@ -51,11 +51,19 @@ bootstrap() {
     inputs_hash > "$STAMP"
   fi
   for ext in extensions/*/; do
+    [ -f "$ext/package.json" ] || continue
     # An editable reinstall may keep an earlier build: rebuild when a source is newer than it.
     built=$(ls "$ext"*/labextension/package.json 2>/dev/null | head -1)
-    if [ -f "$ext/package.json" ] && { [ -z "$built" ] || [ -n "$(find "$ext/src" "$ext/style" -type f -newer "$built" 2>/dev/null | head -1)" ]; }; then
+    if [ -z "$built" ] || [ -n "$(find "$ext/src" "$ext/style" -type f -newer "$built" 2>/dev/null | head -1)" ]; then
       log "rebuilding the labextension in $ext (its sources are newer than the build)"
       (cd "$ext" && PATH="$VENV/bin:$PATH" jlpm build:prod >/dev/null)
+      built=$(ls "$ext"*/labextension/package.json 2>/dev/null | head -1)
+    fi
+    # pip copies the build into the environment: JupyterLab must load this build, not an older copy.
+    name=$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$ext/package.json")
+    if [ -n "$built" ] && ! cmp -s "$built" "$VENV/share/jupyter/labextensions/$name/package.json"; then
+      log "installing the current labextension build of $ext"
+      "$VENV/bin/jupyter" labextension develop --overwrite "$ext" >/dev/null 2>&1
     fi
   done
   if [ ! -x "$VENV/bin/configurable-http-proxy" ]; then

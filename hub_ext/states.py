@@ -41,6 +41,11 @@ EVENT_KINDS = (
     "cancelled",
     "team-changed",
     "node-added",
+    "preempting",
+    "preempt-failed",
+    "requeued",
+    "time-limit",
+    "time-limit-warning",
 )
 
 

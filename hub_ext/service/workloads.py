@@ -329,13 +329,25 @@ class WorkloadRules(LoggingConfigurable):
 
     # ------------------------------------------------------------ admin actions
 
-    def preempt(self, db: Session, w: WorkloadRow, by: str, now: float | None = None) -> JobActions:
-        """An admin takes a running workload's GPUs back: it returns to the queue, as a scheduler preemption does."""
+    def preempt(self, db: Session, w: WorkloadRow, by: str, now: float | None = None, notice=None) -> JobActions:
+        """An admin takes a running workload's GPUs back, as a scheduler preemption does.
+
+        With ``notice`` (the service's ``Preemption``) it gets the same notice: a job SIGTERM and
+        its team's grace, then back to the queue; a session's server is stopped. It keeps its
+        GPUs until its process or server is gone, so no card is used twice."""
         now = time.time() if now is None else now
         actions = JobActions()
         if w.state != "running":
             raise conflict(f"only a running workload can be preempted; {w.id} is {w.state}")
+        if w.preempt_at is not None:
+            raise conflict(f"{w.id} is already being preempted; it lets go of its GPUs by its notice's end")
         held = w.allocated_gpus
+        if notice is not None:
+            reason = f"preempted by admin {by}; {_gpus_text(held)} back to the pool"
+            at = notice.notice(db, w, reason, None, now)
+            if w.kind == "job" and w.runner_handle:
+                actions.notices.append((w.seq, w.runner_handle, at, reason, {s.gpu_uuid for s in w.shares}))
+            return actions
         release(w, actions)
         w.state = "pending"
         w.preemptions += 1

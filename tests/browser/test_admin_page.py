@@ -117,8 +117,8 @@ def test_admin_acts_on_workloads_searches_events_and_reads_the_report(admin_hub,
     running = page.locator(f'#running tr[data-workload-id="{job["id"]}"]')
     expect(running).to_be_visible(timeout=SLOW)
     running.locator('button[data-action="preempt"]').click()
-    expect(page.locator("#notice")).to_contain_text("back in the queue")
-    assert hub.client("alice").workload(job["id"])["preemptions"] == 1
+    expect(page.locator("#notice")).to_contain_text("it has its notice")
+    wait_for(lambda: hub.client("alice").workload(job["id"])["preemptions"] == 1, what="alice's job back in the queue after its notice")
 
     # The events: search finds the admin's actions; paging goes further back than one page.
     page.fill('#event-search input[name="q"]', "by admin ada")

@@ -365,6 +365,11 @@ def test_a_preempted_session_is_warned_in_the_panel_before_its_server_stops(alic
     admin.set_team("nlp", quota=8)
     job = hub.client("carol").submit(name="whole-node", kind="job", command=["sleep", "900"], gpus=8)
     try:
+        if not alice_lab.locator("#gpupool-panel").is_visible():  # an earlier test reloaded the lab
+            alice_lab.click('.lm-TabBar-tab[data-id="gpupool-panel"]')
+        # A JupyterLab notification says so wherever she is working...
+        expect(alice_lab.locator(".Toastify__toast", has_text="is being preempted; save your work")).to_be_visible(timeout=SLOW)
+        # ...and the panel keeps the warning while the notice runs.
         warning = alice_lab.locator(f'#gpupool-panel .gp-Warning[data-kind="preempting"][data-workload-id="{session["id"]}"]')
         expect(warning).to_be_visible(timeout=SLOW)
         expect(warning).to_contain_text("Preempting:")

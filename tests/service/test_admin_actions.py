@@ -67,10 +67,16 @@ def test_admin_preempts_a_running_job_back_into_the_queue(as_user):
     w = alice.submit(name="to-preempt", gpus=1, **sleeper())
     wait_for(lambda: alice.workload(w["id"])["state"] == "running", what="the job to run")
     after = ada.preempt(w["id"])
+    # Notice first (as any preemption): it keeps its GPU until its process has gone.
+    assert after["state"] == "running" and after["preempt_at"], after
+    [notice] = events_of(ada, w["id"], "preempting")
+    assert "by admin ada" in notice["message"]
+    with pytest.raises(PoolConflict):
+        ada.preempt(w["id"])  # already being preempted
     # Back in the queue, or already restarted by the next cycle on the free GPUs: either way preempted once.
-    assert after["preemptions"] == 1
+    wait_for(lambda: ada.workload(w["id"])["preemptions"] == 1, what="the job to go back to the queue after its notice")
     [event] = events_of(ada, w["id"], "preempted")
-    assert event["details"]["by"] == "ada" and "ada" in event["message"]
+    assert "by admin ada" in event["message"]
     alice.cancel(w["id"])
     with pytest.raises(PoolConflict):
         ada.preempt(w["id"])

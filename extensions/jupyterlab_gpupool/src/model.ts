@@ -181,6 +181,8 @@ export class PoolModel {
     if (e.kind === 'started') {
       const gpus = typeof e.details?.gpus === 'number' ? gpuCount(e.details.gpus as number) : '';
       Notification.success(trans.__('%1 started with %2.', what, gpus || trans.__('its GPUs')), options);
+    } else if (e.kind === 'preempting') {
+      Notification.warning(trans.__('%1 is being preempted; save your work: %2', what, e.message), { ...options, autoClose: false });
     } else if (e.kind === 'preempted') {
       Notification.warning(trans.__('%1 was preempted and is back in the queue: %2', what, e.message), { ...options, autoClose: false });
     } else if (e.kind === 'warned') {

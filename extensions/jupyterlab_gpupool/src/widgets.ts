@@ -413,7 +413,7 @@ export class Queue extends Section {
             { className: q.user === me ? 'gp-QueueMine' : '', 'data-workload-id': q.id, 'data-mine': q.user === me ? 'true' : 'false' },
             h('b', {}, `#${q.queue_position ?? '?'}`),
             ` ${q.user === me ? q.name || q.id : q.id} · ${q.user} (${q.team}) · ${gpuCount(q.gpus)}`,
-            q.expected_start ? h('span', { className: 'gp-Muted' }, ` · ${this.trans.__('expected %1', untilText(q.expected_start) ?? '')}`) : null,
+            q.expected_start ? h('span', { className: 'gp-Muted', title: q.expected_start_basis ?? '' }, ` · ${this.trans.__('expected %1 (an estimate)', untilText(q.expected_start) ?? '')}`) : null,
             q.reason ? h('div', { className: 'gp-Muted' }, q.reason) : null
           )
         )

@@ -130,7 +130,7 @@ class PreemptHandler(APIHandler):
     async def post(self, workload_id):
         with self.pool.store.write() as db:
             w = get_workload(db, workload_id)
-            actions = self.pool.rules.preempt(db, w, by=self.me.name)
+            actions = self.pool.rules.preempt(db, w, by=self.me.name, notice=self.pool.loop.preemption_rules)
             seq = w.seq
         await self.pool.loop.cycle(actions)
         with self.pool.store.read() as db:

@@ -21,7 +21,7 @@ export const GPU_STATES = ['free', 'used', 'partial'] as const;
 export type GpuState = (typeof GPU_STATES)[number];
 
 /** Event kinds the UIs react to. */
-export const EVENT_KINDS = ['submitted', 'started', 'preempted', 'resized', 'resize-requested', 'priority-changed', 'restart-requested', 'reclaimed', 'warned', 'warning-withdrawn', 'flagged', 'flag-withdrawn', 'reclaim-failed', 'finished', 'failed', 'cancelled', 'team-changed', 'node-added'] as const;
+export const EVENT_KINDS = ['submitted', 'started', 'preempted', 'resized', 'resize-requested', 'priority-changed', 'restart-requested', 'reclaimed', 'warned', 'warning-withdrawn', 'flagged', 'flag-withdrawn', 'reclaim-failed', 'finished', 'failed', 'cancelled', 'team-changed', 'node-added', 'preempting', 'preempt-failed', 'requeued', 'time-limit', 'time-limit-warning'] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 /** True for a state after which a workload never changes again. */

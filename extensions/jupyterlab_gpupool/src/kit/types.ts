@@ -65,6 +65,7 @@ export interface IWorkload {
   queue_position: number | null;
   reason: string | null;
   expected_start: string | null;
+  expected_start_basis?: string | null;
   submitted_at: string | null;
   started_at: string | null;
   finished_at: string | null;
@@ -115,6 +116,7 @@ export interface IQueueEntry {
   queue_position: number | null;
   reason: string | null;
   expected_start?: string | null;
+  expected_start_basis?: string | null;
   submitted_at?: string | null;
 }
 

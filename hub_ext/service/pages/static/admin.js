@@ -267,10 +267,10 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
     if (w.state === 'running') {
       const preempt = h('button', { 'data-action': 'preempt' }, 'Preempt');
       preempt.addEventListener('click', () => {
-        if (!window.confirm(`Preempt ${w.name || w.id} of ${w.user}? Its GPUs go back to the pool and it waits in the queue again.`)) return;
+        if (!window.confirm(`Preempt ${w.name || w.id} of ${w.user}? It gets its team's notice, then its GPUs go back to the pool (a job waits in the queue again; a session's server is stopped).`)) return;
         act(preempt, `Preempting ${w.id}`, async () => {
           await api('workloads/' + encodeURIComponent(w.id) + '/preempt', { method: 'POST' });
-          return `Preempted ${w.name || w.id}; it is back in the queue.`;
+          return `Preempting ${w.name || w.id}: it has its notice, then goes back in the queue.`;
         })();
       });
       buttons.push(preempt);

@@ -10,7 +10,7 @@ export const WORKLOAD_KINDS = ['session', 'job'];
 /** A GPU in the pool: free, held whole, or held in shares. */
 export const GPU_STATES = ['free', 'used', 'partial'];
 /** Event kinds the UIs react to. */
-export const EVENT_KINDS = ['submitted', 'started', 'preempted', 'resized', 'resize-requested', 'priority-changed', 'restart-requested', 'reclaimed', 'warned', 'warning-withdrawn', 'flagged', 'flag-withdrawn', 'reclaim-failed', 'finished', 'failed', 'cancelled', 'team-changed', 'node-added'];
+export const EVENT_KINDS = ['submitted', 'started', 'preempted', 'resized', 'resize-requested', 'priority-changed', 'restart-requested', 'reclaimed', 'warned', 'warning-withdrawn', 'flagged', 'flag-withdrawn', 'reclaim-failed', 'finished', 'failed', 'cancelled', 'team-changed', 'node-added', 'preempting', 'preempt-failed', 'requeued', 'time-limit', 'time-limit-warning'];
 /** True for a state after which a workload never changes again. */
 export function isFinished(state) {
     return FINISHED_STATES.includes(state);
