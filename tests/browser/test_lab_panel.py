@@ -100,9 +100,15 @@ def test_job_queues_starts_resizes_and_stops(alice_lab, lab_hub, screenshot):
     form.locator('input[name="gpus"]').fill("2")
     form.locator('input[name="min_gpus"]').fill("1")
     form.locator('input[name="max_gpus"]').fill("2")
+    form.locator('input[name="time_limit"]').fill("90")  # no unit: refused in the panel, nothing sent
+    form.locator('button[data-action="submit"]').click()
+    expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("say the unit")
+    form.locator('input[name="time_limit"]').fill("2h")
     form.locator('button[data-action="submit"]').click()
     expect(page.locator("#gpupool-panel .gp-Notice")).to_contain_text("Submitted resnet-elastic")
     row = job_row(page, "resnet-elastic")
+    submitted = [w for w in hub.client("alice").workloads()["workloads"] if w["name"] == "resnet-elastic"]
+    assert [w["time_limit_s"] for w in submitted] == [7200], submitted  # one job, with its time limit
     expect(row).to_have_attribute("data-state", "pending", timeout=SLOW)
     expect(row.locator(".gp-WQueue")).to_have_text("#1")
     expect(row.locator(".gp-WReason")).not_to_be_empty()

@@ -495,7 +495,8 @@ export class JobForm extends Section {
       gpus: h('input', { name: 'gpus', type: 'number', min: 0.05, step: 'any', value: 1, required: true }) as HTMLInputElement,
       minGpus: h('input', { name: 'min_gpus', type: 'number', min: 1, step: 1, placeholder: 'min' }) as HTMLInputElement,
       maxGpus: h('input', { name: 'max_gpus', type: 'number', min: 1, step: 1, placeholder: 'max' }) as HTMLInputElement,
-      model: h('input', { name: 'gpu_model', type: 'text', placeholder: trans.__('any model'), list: 'gp-gpu-models' }) as HTMLInputElement
+      model: h('input', { name: 'gpu_model', type: 'text', placeholder: trans.__('any model'), list: 'gp-gpu-models' }) as HTMLInputElement,
+      time: h('input', { name: 'time_limit', type: 'text', placeholder: trans.__('team default') }) as HTMLInputElement
     };
     const form = h(
       'form',
@@ -512,12 +513,13 @@ export class JobForm extends Section {
       h('div', { className: 'gp-Row2' }, field(trans.__('Elastic: min GPUs'), inputs.minGpus), field(trans.__('max GPUs'), inputs.maxGpus)),
       field(trans.__('GPU model'), inputs.model),
       this._models,
+      field(trans.__('Time limit'), inputs.time, trans.__('e.g. 2h, 45m, 1h30m or 1:30:00; the pool stops the job there')),
       h('button', { type: 'submit', className: 'jp-mod-styled jp-mod-accept gp-Button', 'data-action': 'submit' }, trans.__('Submit job'))
     );
     return form;
   }
 
-  private async _submit(inputs: Record<'name' | 'command' | 'gpus' | 'minGpus' | 'maxGpus' | 'model', HTMLInputElement>, form: HTMLFormElement): Promise<void> {
+  private async _submit(inputs: Record<'name' | 'command' | 'gpus' | 'minGpus' | 'maxGpus' | 'model' | 'time', HTMLInputElement>, form: HTMLFormElement): Promise<void> {
     let job: IJobRequest;
     try {
       job = jobFrom(inputs);
@@ -537,7 +539,7 @@ export class JobForm extends Section {
   private readonly _models = h('datalist', { id: 'gp-gpu-models' });
 }
 
-export function jobFrom(inputs: Record<'name' | 'command' | 'gpus' | 'minGpus' | 'maxGpus' | 'model', HTMLInputElement>): IJobRequest {
+export function jobFrom(inputs: Record<'name' | 'command' | 'gpus' | 'minGpus' | 'maxGpus' | 'model' | 'time', HTMLInputElement>): IJobRequest {
   const name = inputs.name.value.trim();
   if (!name) {
     throw new Error('give the job a name');
@@ -558,7 +560,39 @@ export function jobFrom(inputs: Record<'name' | 'command' | 'gpus' | 'minGpus' |
   if (min !== null && max !== null && !(min <= gpus && gpus <= max)) {
     throw new Error(`GPUs (${gpus}) must lie between the elastic minimum (${min}) and maximum (${max})`);
   }
-  return { name, command, gpus, min_gpus: min, max_gpus: max, gpu_model: inputs.model.value.trim() || null };
+  const time = inputs.time?.value.trim() ?? '';
+  const request: IJobRequest = { name, command, gpus, min_gpus: min, max_gpus: max, gpu_model: inputs.model.value.trim() || null };
+  if (time) {
+    request.time_limit_s = parseDuration(time);
+  }
+  return request;
+}
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "2h", "45m", "1d", "1h30m", "90s", "1:30:00" (h:mm:ss) or "30:00" (m:ss) as seconds: as `gpupool submit --time`. */
+export function parseDuration(text: string): number {
+  const t = text.trim().toLowerCase();
+  let seconds = 0;
+  if (t.includes(':')) {
+    const parts = t.split(':');
+    if (parts.length > 3 || !parts.every(p => /^\d+$/.test(p))) {
+      throw new Error(`'${text}' is not a time limit (try 2h, 45m, 1d or 1:30:00)`);
+    }
+    seconds = parts.reduce((acc, p) => acc * 60 + Number(p), 0);
+  } else {
+    if (!/^(\d+(\.\d+)?\s*[smhd]\s*)+$/.test(t)) {
+      const hint = /^\d+(\.\d+)?$/.test(t) ? ' (say the unit: 90m, 2h, 1d)' : ' (try 2h, 45m, 1d or 1:30:00)';
+      throw new Error(`'${text}' is not a time limit${hint}`);
+    }
+    for (const m of t.matchAll(/(\d+(?:\.\d+)?)\s*([smhd])/g)) {
+      seconds += Number(m[1]) * UNITS[m[2]];
+    }
+  }
+  if (!(seconds > 0)) {
+    throw new Error('a time limit must be more than 0');
+  }
+  return seconds;
 }
 
 // ---------------------------------------------------------------- events

@@ -101,6 +101,7 @@ export interface IJobRequest {
   max_gpus?: number | null;
   gpu_model?: string | null;
   team?: string | null;
+  time_limit_s?: number | null;
 }
 
 
