@@ -288,8 +288,14 @@ class WorkloadRules(LoggingConfigurable):
         w.queue_position = None
         w.expected_start = None
         w.expected_start_basis = None
-        w.reason = f"cancelled by {by}" if was == "pending" else f"stopped by {by}"
-        events.record(db, "cancelled", w.reason, w, details={"was": was, "by": by}, at=now)
+        said = f"cancelled by {by}" if was == "pending" else f"stopped by {by}"
+        # When the pool itself is already ending it (a preemption's notice is over, or its team's maximum
+        # session length is reached) the server's stop is what brought it here: its user keeps reading
+        # the pool's reason, which the preemption completes once it sees the server gone
+        # (preemption.finish_session). A stop during the notice is its user's own.
+        if w.preempt_at is None or w.preempt_at > now or was == "pending":
+            w.reason = said
+        events.record(db, "cancelled", said, w, details={"was": was, "by": by}, at=now)
         return actions
 
     # ------------------------------------------------------------ resize

@@ -124,3 +124,30 @@ def test_out_of_range_preemption_settings_are_refused(setting, value, message):
         Preemption(**{setting: value})
     with pytest.raises(TraitError, match=message):
         Preemption(team_overrides={"nlp": {setting: value}})
+
+
+@pytest.mark.parametrize("preempt_at,by_then,expected", [
+    # Nothing was ending it: the spawner's stop is the reason.
+    (None, T0 + 5, "stopped by gpupool-spawner"),
+    # Its team's maximum length was reached and the pool asked the hub to stop the server: the pool's reason stays.
+    (T0, T0 + 5, "time limit: the session reached"),
+    # Its notice is over and the pool is stopping its server: the pool's reason stays.
+    (T0 + 3, T0 + 5, "preempting at"),
+    # Its user stops it during the notice: that stop is theirs.
+    (T0 + 30, T0 + 5, "stopped by gpupool-spawner"),
+])
+def test_a_session_stopped_while_the_pool_ends_it_keeps_the_pools_reason(store, preempt_at, by_then, expected):
+    from hub_ext.service.workloads import WorkloadRules
+
+    with store.write() as db:
+        seq = add(db, "carol", "nlp", "session", T0, "carol/")
+    cycle(store, T0, Preemption(store))
+    with store.write() as db:
+        w = db.get(WorkloadRow, seq)
+        w.preempt_at = preempt_at
+        if preempt_at is not None:
+            w.preempt_reason = "time limit: the session reached team nlp's maximum session length of 8 s" if preempt_at == T0 else "team nlp was using more than its quota"
+            w.reason = w.preempt_reason if preempt_at == T0 else f"preempting at ...: {w.preempt_reason}"
+        WorkloadRules().cancel(db, w, "gpupool-spawner", now=by_then)
+    st, reason, _, gpus = state(store, seq)
+    assert st == "cancelled" and not gpus and reason.startswith(expected), reason
