@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Awaitable, Callable
 from urllib.parse import quote
 
 # What may happen to a session's server when its GPUs are taken away.
@@ -150,3 +151,45 @@ class HubClient:
                 e.stopped = True
                 raise
         return found
+
+
+class ServerActions:
+    """The server stops (and restarts) one of the service's parts has under way with the hub.
+
+    Idle reclaim and preemption both stop sessions' servers in the background, once per session at a
+    time, and wait ``retry_seconds`` before trying again a stop the hub refused (the server still runs
+    on its GPUs meanwhile, so they stay its own). This is that bookkeeping, in one place.
+    """
+
+    def __init__(self, retry_seconds: Callable[[], float]):
+        self._retry_seconds = retry_seconds
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._retry_at: dict[str, float] = {}
+
+    def busy(self, workload_id: str, now: float) -> bool:
+        """Whether a stop of this workload's server is under way, or was refused less than ``retry_seconds`` ago."""
+        return workload_id in self._in_flight or self._retry_at.get(workload_id, 0) > now
+
+    def under_way(self, workload_id: str) -> bool:
+        return workload_id in self._in_flight
+
+    def start(self, workload_id: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action()`` in the background unless one for this workload is under way."""
+        if workload_id in self._in_flight:
+            return
+        task = asyncio.ensure_future(action())
+        self._in_flight[workload_id] = task
+        task.add_done_callback(lambda _t: self._in_flight.pop(workload_id, None))
+
+    def refused(self, workload_id: str) -> None:
+        """The hub refused: not again before ``retry_seconds``."""
+        self._retry_at[workload_id] = time.time() + self._retry_seconds()
+
+    def succeeded(self, workload_id: str) -> None:
+        self._retry_at.pop(workload_id, None)
+
+    async def close(self) -> None:
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)

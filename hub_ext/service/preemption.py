@@ -24,7 +24,6 @@ Minimum run-times (``min_runtime_*``) reach the core as fields of its teams.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from traitlets import Dict, Enum, Float, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from . import events
-from .hub import SERVER_ACTIONS, STOP, HubClient, HubError, server_name_of
+from .hub import SERVER_ACTIONS, STOP, HubClient, HubError, ServerActions, server_name_of
 from ..scheduler.reasons import PREEMPTED as PREEMPTED_REASON
 from .store import WorkloadRow, parse_workload_id
 
@@ -161,9 +160,8 @@ class Preemption(LoggingConfigurable):
         self.store = store
         self.hub = hub or (lambda: None)
         self.on_change = on_change
-        self._in_flight: dict[str, asyncio.Task] = {}
+        self._stops = ServerActions(lambda: self.retry_seconds)
         self._stopped: set[str] = set()  # sessions whose server is gone: finished in the next cycle
-        self._retry_at: dict[str, float] = {}
 
     def for_team(self, team: str) -> TeamPreemption:
         o = self.team_overrides.get(team, {})
@@ -212,21 +210,19 @@ class Preemption(LoggingConfigurable):
             if server is None or self.hub() is None:
                 requeue(db, w, now, actions)
                 continue
-            if w.id in self._in_flight or self._retry_at.get(w.id, 0) > now:
+            if self._stops.busy(w.id, now):
                 continue
             if w.state == "running":
                 w.state = "stopping"
-                w.reason = BEING_PREEMPTED + (w.preempt_reason or "")
+                ending = w.preempt_reason or ""
+                # A session at its team's maximum length is ended, not preempted (time_limits.py).
+                w.reason = f"{ending}; its server is being stopped" if ending.startswith("time limit") else BEING_PREEMPTED + ending
             todo.append(ServerStop(w.id, w.user, server, self.for_team(w.team).session_action))
         return todo
 
     def carry_out(self, stops: list[ServerStop]) -> None:
         for s in stops:
-            if s.workload_id in self._in_flight:
-                continue
-            task = asyncio.ensure_future(self._stop(s))
-            self._in_flight[s.workload_id] = task
-            task.add_done_callback(lambda _t, wid=s.workload_id: self._in_flight.pop(wid, None))
+            self._stops.start(s.workload_id, lambda s=s: self._stop(s))
 
     async def _stop(self, s: ServerStop) -> None:
         hub = self.hub()
@@ -236,23 +232,20 @@ class Preemption(LoggingConfigurable):
             if not getattr(e, "stopped", False):
                 # The server still runs on its GPUs: they stay its own until it is gone.
                 self.log.error("preemption of %s: could not stop the server: %s", s.workload_id, e)
-                self._retry_at[s.workload_id] = time.time() + self.retry_seconds
+                self._stops.refused(s.workload_id)
                 with self.store.write() as db:
                     w = db.get(WorkloadRow, parse_workload_id(s.workload_id))
                     if w is not None:
                         events.record(db, PREEMPT_FAILED, f"could not stop the session's server (retrying every {self.retry_seconds:g} s): {e}", w)
                 return
             self.log.error("preemption of %s: stopped the server but could not restart it without GPUs: %s", s.workload_id, e)
-        self._retry_at.pop(s.workload_id, None)
+        self._stops.succeeded(s.workload_id)
         self._stopped.add(s.workload_id)
         if self.on_change:
             self.on_change()
 
     async def close(self) -> None:
-        for task in list(self._in_flight.values()):
-            task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._stops.close()
 
 
 def requeue(db: Session, w: WorkloadRow, now: float, actions) -> None:

@@ -26,7 +26,6 @@ service neither forgets a warning nor warns twice.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from ..reclaim import (
 from ..scheduler.model import Allocation, GpuShare, Running, Workload, WorkloadKind
 from . import events
 from .apply import JobActions, release
-from .hub import HubClient, HubError, server_name_of
+from .hub import HubClient, HubError, ServerActions, server_name_of
 from .snapshot import allocation_model, workload_model
 from .store import EventRow, GpuRow, NodeRow, ShareRow, Store, WorkloadRow, format_workload_id, parse_workload_id
 
@@ -198,10 +197,9 @@ class IdleReclaim(LoggingConfigurable):
         self.threshold_percent = threshold_percent
         self.settings = self._build_settings()
         self._states: dict[str, ReclaimState] | None = None  # loaded from the event log on the first cycle
-        self._in_flight: dict[str, asyncio.Task] = {}
+        self._stops = ServerActions(lambda: self.retry_seconds)
         self._give_back: set[str] = set()  # stopped (or serverless) sessions whose GPUs go back next cycle
         self._reclaiming: dict[str, tuple[str, dict]] = {}  # session -> the "reclaimed" event to record once it is stopped
-        self._retry_at: dict[str, float] = {}
         self._reported_failures: set[str] = set()
         self._checked_at = float("-inf")
         self._models: dict[str, tuple] = {}  # workload id -> (what it was built from, Running)
@@ -366,8 +364,8 @@ class IdleReclaim(LoggingConfigurable):
 
         todo = []
         for r in d.reclaims:
-            if self._retry_at.get(r.workload_id, 0) > now:
-                continue  # the hub refused a moment ago: try again after retry_seconds
+            if self._stops.busy(r.workload_id, now):
+                continue  # under way, or the hub refused a moment ago: try again after retry_seconds
             w = row(r.workload_id)
             what = "stopped (your files are kept)" if r.action == "stop" else "restarted without GPUs"
             message = f"{r.reason}: the session is {what} and its {r.gpus:g} GPU(s) go back to the pool"
@@ -382,7 +380,7 @@ class IdleReclaim(LoggingConfigurable):
         planned = {a.workload_id for a in todo}
         for wid, a in active.items():
             if a.state == "stopping" and a.kind == "session" and (a.reason or "").startswith(RECLAIMING_REASON):
-                if wid in planned or wid in self._in_flight or self._retry_at.get(wid, 0) > now:
+                if wid in planned or self._stops.busy(wid, now):
                     continue
                 todo.append(ServerAction(wid, a.user, server_name_of(a.name), self.settings.for_team(a.team).action))
         for wid, state in list(self._states.items()):
@@ -396,11 +394,7 @@ class IdleReclaim(LoggingConfigurable):
     def carry_out(self, actions: list[ServerAction]) -> None:
         """Stop (and restart) the servers of reclaimed sessions, in the background."""
         for a in actions:
-            if a.workload_id in self._in_flight:
-                continue
-            task = asyncio.ensure_future(self._carry_out(a))
-            self._in_flight[a.workload_id] = task
-            task.add_done_callback(lambda _t, wid=a.workload_id: self._in_flight.pop(wid, None))
+            self._stops.start(a.workload_id, lambda a=a: self._carry_out(a))
 
     def hub(self) -> HubClient | None:
         """The service's hub client (None when no hub API URL or token is configured)."""
@@ -425,7 +419,7 @@ class IdleReclaim(LoggingConfigurable):
                     return
             self.log.info("reclaimed %s: %s's server %r %s", a.workload_id, a.user, a.server,
                           ("restarted without GPUs" if a.action == "restart_without_gpus" else "stopped") if found else "was not running")
-        self._retry_at.pop(a.workload_id, None)
+        self._stops.succeeded(a.workload_id)
         self._give_back.add(a.workload_id)
         if self.on_change:
             self.on_change()
@@ -441,16 +435,13 @@ class IdleReclaim(LoggingConfigurable):
                 self._reclaiming.pop(w.id, None)
                 w.state = "running"
                 w.reason = f"idle, but the reclaim failed (retrying every {self.retry_seconds:g}s): {message}"
-                self._retry_at[a.workload_id] = time.time() + self.retry_seconds
+                self._stops.refused(a.workload_id)
             if a.workload_id not in self._reported_failures:
                 self._reported_failures.add(a.workload_id)
                 events.record(db, RECLAIM_FAILED, message, w)
 
     async def close(self) -> None:
-        for task in list(self._in_flight.values()):
-            task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._stops.close()
 
     # ------------------------------------------------------------ reading idle time
 
