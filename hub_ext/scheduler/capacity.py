@@ -286,6 +286,11 @@ class Capacity:
             s = self._whole_shares[g] = GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
         return s
 
+    def free_if_released(self, v: View, gids) -> int:
+        """At most how many untouched cards ``v`` would have if GPUs ``gids`` were released (an upper bound)."""
+        ff, gc, classes = self.free_frac, self.gpu_class, v.classes
+        return v.free_total + len({g for g in gids if ff[g] < 1.0 - EPSILON and gc[g] in classes})
+
     def free_cards_on(self, v: View, n: int) -> list[int]:
         """Untouched eligible cards on node ``n``, lowest index first."""
         classes = v.classes

@@ -81,6 +81,9 @@ class Cycle:
         self._failed: tuple[set, set] = (set(), set())  # shapes that failed [not starving, starving]
         self._failed_at: tuple = (0, 0)
         self._stuck_at: tuple | None = None  # nothing_can_start() is True as of this version
+        # try_start calls so far: between two, nothing in the cycle changes (a
+        # failed request answered from _failed changes nothing either).
+        self._tries = 0
         self._free_at: tuple | None = None  # ... is False as of this version
 
     # ------------------------------------------------------------ helpers for the decision modules
@@ -257,6 +260,7 @@ class Cycle:
         key = self.st.request_shape(w)
         if key is not None and key in failed:
             return False
+        self._tries += 1
         if self.try_start(w, starving):
             return True
         if key is not None and (len(self.starts), len(self.reservations)) == version:
@@ -444,6 +448,8 @@ class Cycle:
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
         everything = self.cap.view((None, None))
+        # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
+        hopeless_at: dict[str, tuple[int, bool]] = {}
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return
@@ -451,9 +457,16 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
-            if not self.attempt(w) and self.team_hopeless(w.team):
-                cur.drop(w.team)
-                continue
+            if not self.attempt(w):
+                known = hopeless_at.get(w.team)
+                if known is not None and known[0] == self._tries:
+                    hopeless = known[1]
+                else:
+                    hopeless = self.team_hopeless(w.team)
+                    hopeless_at[w.team] = (self._tries, hopeless)
+                if hopeless:
+                    cur.drop(w.team)
+                    continue
             cur.done_with(w.team)
 
 
