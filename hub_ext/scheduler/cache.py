@@ -24,6 +24,7 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from operator import attrgetter
 
 from .capacity import Capacity
@@ -37,11 +38,12 @@ from .reasons import is_valid
 
 
 class Scheduler:
-    def __init__(self, pool: Pool, teams: dict[str, Team] | None = None, config: SchedulerConfig | None = None):
+    def __init__(self, pool: Pool, teams: dict[str, Team] | None = None, config: SchedulerConfig | None = None, in_use=()):
+        """``in_use``: shares held by running work the caller registers itself (``from_snapshot``)."""
         self.pool = pool
         self.teams: dict[str, Team] = dict(teams or {})
         self.config = config or SchedulerConfig()
-        self.capacity = Capacity(pool)
+        self.capacity = Capacity(pool, in_use)
         self.pending: dict[str, Workload] = {}
         self.queues: dict[str, TeamQueue] = {}
         self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s)
@@ -66,10 +68,9 @@ class Scheduler:
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
-        s = cls(snap.pool, snap.teams, snap.config)
-        s.history = snap.history
         # Index everything at once rather than event by event: same state, less work.
-        s.capacity = Capacity(snap.pool, [sh for r in snap.running for sh in r.allocation.shares])
+        s = cls(snap.pool, snap.teams, snap.config, in_use=[sh for r in snap.running for sh in r.allocation.shares])
+        s.history = snap.history
         s._add_running(snap.running)
         s.submit_many(snap.pending)
         return s
@@ -131,44 +132,74 @@ class Scheduler:
         self._time(w, 1)
 
     def submit_many(self, workloads) -> None:
-        """Submit many workloads at once: one sort instead of one insertion each."""
+        """Submit many workloads at once: one sort instead of one insertion each.
+
+        The same state as ``submit`` one by one; the per-workload work is kept
+        to C-level passes (sorts, maps, counters) and what differs between
+        workloads is computed once per distinct request (a queue of 50,000
+        holds a few hundred)."""
         pending, queues, invalid, running = self.pending, self.queues, self.invalid, self.running
         by_submit = attrgetter("submitted_at", "id")
         incoming = sorted(workloads, key=by_submit)
+        # What validity, asks, time limits and the order read, judged once per distinct request.
+        shape_of = attrgetter("team", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "priority", "time_limit_s", "estimate_s")
+        shapes = Counter(map(shape_of, incoming))
         # (-priority, submitted_at, id), as queue_key, with C-level keys: stable sorts.
-        by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
-        if self.config.las_thresholds_gpu_s:
-            by_queue.sort(key=self.queue_key)
-        fresh: set[int] = set()  # lists created here: already in order
-        merged: set[tuple[str, str]] = set()  # lists that had work before: re-sorted
+        if len({shape[7] for shape in shapes}) > 1:
+            by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
+        else:
+            by_queue = list(incoming)
+        las = self.config.las_thresholds_gpu_s
+        if las and incoming and max(map(attrgetter("attained_gpu_s"), incoming)) >= las[0]:
+            by_queue.sort(key=self.queue_key)  # some are above level 0 (all at level 0: already in order)
+        ids = list(map(attrgetter("id"), by_queue))
+        new = dict(zip(ids, by_queue))
+        if len(new) != len(ids) or not pending.keys().isdisjoint(new) or not running.keys().isdisjoint(new):
+            seen: set[str] = set()
+            for wid in ids:
+                if wid in seen or wid in pending or wid in running:
+                    raise ValueError(f"workload {wid} is already known to the scheduler")
+                seen.add(wid)
+        if pending:
+            pending.update(new)
+        else:
+            self.pending = new
+        bad = set()
         views = set()
-        for w in by_queue:
-            wid = w.id
-            if wid in pending or wid in running:
-                raise ValueError(f"workload {wid} is already known to the scheduler")
-            pending[wid] = w
-            g = w.gpus
-            if w.min_gpus is not None or w.max_gpus is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
+        timed = self._may_backfill
+        for shape, n in shapes.items():
+            team, kind, g, least, most, model, mem, _, limit, estimate = shape
+            w = None
+            if least is not None or most is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
+                w = Workload(id="", user="", team=team, kind=kind, gpus=g, submitted_at=0.0, min_gpus=least, max_gpus=most)
                 if not is_valid(w):
-                    invalid.add(wid)
-            q = queues.get(w.team)
+                    bad.add(shape)
+                smallest = smallest_size(w)
+            else:
+                smallest = g
+            views.add((model, mem))
+            self._ask_key(team, ((model, mem), smallest, 0 < g < 1), n)
+            if limit is not None or estimate is not None:
+                w = Workload(id="", user="", team=team, kind=kind, gpus=g, submitted_at=0.0, time_limit_s=limit, estimate_s=estimate)
+                if timed(w):
+                    self._timed[team] = self._timed.get(team, 0) + n
+        if bad:
+            invalid.update(w.id for w in by_queue if shape_of(w) in bad)
+        groups: defaultdict = defaultdict(list)
+        for key, w in zip(map(attrgetter("team", "user"), by_queue), by_queue):
+            groups[key].append(w)
+        for (team, user), ws in groups.items():
+            q = queues.get(team)
             if q is None:
-                q = queues[w.team] = TeamQueue(self.queue_key)
-            lst = q.users.get(w.user)
+                q = queues[team] = TeamQueue(self.queue_key)
+            lst = q.users.get(user)
             if lst is None:
-                lst = q.users[w.user] = []
-                fresh.add(id(lst))
-            elif id(lst) not in fresh and (w.team, w.user) not in merged:
-                lst = self._writable(q, w.user)
-                merged.add((w.team, w.user))
-            lst.append(w)
-            q.count += 1
-            views.add((w.gpu_model, w.min_gpu_memory_mib))
-            self._ask(w, 1)
-            if w.time_limit_s is not None or w.estimate_s is not None:  # the common case (neither) kept short
-                self._time(w, 1)
-        for team, user in merged:
-            self.queues[team].users[user].sort(key=self.queue_key)
+                q.users[user] = ws  # already in queue order
+            else:
+                lst = self._writable(q, user)
+                lst.extend(ws)
+                lst.sort(key=self.queue_key)
+            q.count += len(ws)
         if self.fifo:
             fifo = self._writable_fifo()
             fifo.extend(incoming)
@@ -374,16 +405,18 @@ class Scheduler:
         return las_level(w, las) if las else 0
 
     def _ask(self, w: Workload, n: int) -> None:
-        asks = self._asks.setdefault(w.team, {})
-        key = ((w.gpu_model, w.min_gpu_memory_mib), smallest_size(w), w.is_fraction)
+        self._ask_key(w.team, ((w.gpu_model, w.min_gpu_memory_mib), smallest_size(w), w.is_fraction), n)
+
+    def _ask_key(self, team: str, key: tuple, n: int) -> None:
+        asks = self._asks.setdefault(team, {})
         left = asks.get(key, 0) + n
         if left:
             asks[key] = left
         else:
             del asks[key]
             if not asks:
-                del self._asks[w.team]
-        self._demand.pop(w.team, None)
+                del self._asks[team]
+        self._demand.pop(team, None)
 
     def demand(self, team: str) -> dict:
         """Per view: (smallest size, smallest whole gang, any fractions) of a team's queue."""

@@ -111,12 +111,25 @@ class Capacity:
         self.views: dict[ViewKey, View] = {}
         self.class_views: list[list[View]] = [[] for _ in self.classes]
         self.saved: dict[int, tuple[float, float]] | None = None  # first values of GPUs changed since begin()
+        # share_gpu and share_amounts, inlined: a cold start indexes every running share here.
+        ff, fm, by_uuid, names, gnode, gmem = self.free_frac, self.free_mem, self.gpu_by_uuid, self.node_names, self.gpu_node, self.gpu_mem
+        whole = 1.0 - EPSILON
         for s in in_use:
-            g = self.share_gpu(s)
-            if g is not None:
-                frac, mem = self.share_amounts(g, s)
-                self.free_frac[g] = round(self.free_frac[g] - frac, 9)
-                self.free_mem[g] = round(self.free_mem[g] - mem, 6)
+            g = by_uuid.get(s.gpu_uuid)
+            if g is None or names[gnode[g]] != s.node:
+                continue
+            frac = s.fraction
+            if frac >= whole:
+                mem = float(gmem[g])
+                if ff[g] == 1.0 and fm[g] == mem:  # an untouched card (the usual case): what rounding gives
+                    ff[g] = 0.0
+                    fm[g] = 0.0
+                    continue
+                frac = 1.0
+            else:
+                mem = float(s.memory_mib if s.memory_mib is not None else frac * gmem[g])
+            ff[g] = round(ff[g] - frac, 9)
+            fm[g] = round(fm[g] - mem, 6)
         self.view(ALL)
 
     # ------------------------------------------------------------ views
