@@ -24,6 +24,7 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter, defaultdict
 from operator import attrgetter
 
@@ -141,6 +142,8 @@ class Scheduler:
         pending, queues, invalid, running = self.pending, self.queues, self.invalid, self.running
         by_submit = attrgetter("submitted_at", "id")
         incoming = sorted(workloads, key=by_submit)
+        if not incoming:
+            return
         # What validity, asks, time limits and the order read, judged once per distinct request.
         shape_of = attrgetter("team", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "priority", "time_limit_s", "estimate_s")
         shapes = Counter(map(shape_of, incoming))
@@ -197,13 +200,21 @@ class Scheduler:
                 q.users[user] = ws  # already in queue order
             else:
                 lst = self._writable(q, user)
-                lst.extend(ws)
-                lst.sort(key=self.queue_key)
+                if len(ws) < 16:  # a few into a long list: insertions, not a sort (keys are unique: the same order)
+                    for w in ws:
+                        insort(lst, w, key=self.queue_key)
+                else:
+                    lst.extend(ws)
+                    lst.sort(key=self.queue_key)
             q.count += len(ws)
         if self.fifo:
             fifo = self._writable_fifo()
-            fifo.extend(incoming)
-            fifo.sort(key=by_submit)
+            if len(incoming) < 16:
+                for w in incoming:
+                    insort(fifo, w, key=by_submit)
+            else:
+                fifo.extend(incoming)
+                fifo.sort(key=by_submit)
         else:
             self.fifo = incoming
         for vk in views:
