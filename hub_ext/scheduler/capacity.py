@@ -70,42 +70,30 @@ class Capacity:
     def __init__(self, pool: Pool, in_use=()):
         """``in_use``: shares already held (indexed once, not one by one)."""
         self.pool = pool
-        self.node_names: list[str] = []
-        self.node_index: dict[str, int] = {}
-        self.schedulable: list[bool] = []
+        nodes = pool.nodes
+        self.node_names: list[str] = [node.name for node in nodes]
+        self.node_index: dict[str, int] = {name: n for n, name in enumerate(self.node_names)}
+        self.schedulable: list[bool] = [node.schedulable for node in nodes]
+        # Column by column (C-level passes) rather than one GPU at a time: a cold start indexes every GPU.
+        gpus = [gpu for node in nodes for gpu in node.gpus]
+        self.gpu_node: list[int] = [n for n, node in enumerate(nodes) for _ in node.gpus]
+        self.gpu_uuid: list[str] = [gpu.uuid for gpu in gpus]
+        self.gpu_index: list[int] = [gpu.index for gpu in gpus]
+        self.gpu_model: list[str] = [gpu.model for gpu in gpus]
+        self.gpu_mem: list[int] = [gpu.memory_mib for gpu in gpus]
+        kinds = list(zip(self.gpu_model, self.gpu_mem))
+        class_ids: dict[tuple[str, int], int] = {k: c for c, k in enumerate(dict.fromkeys(kinds))}  # first seen, first numbered
+        self.classes: list[tuple[str, int]] = list(class_ids)
+        self.gpu_class: list[int] = [class_ids[k] for k in kinds]
+        self.free_frac: list[float] = [1.0] * len(gpus)
+        self.free_mem: list[float] = [float(m) for m in self.gpu_mem]
+        self.gpu_by_uuid: dict[str, int] = dict(zip(self.gpu_uuid, range(len(gpus))))  # a repeated uuid: the last wins, as before
         self.node_gpus: list[list[int]] = []
-        self.gpu_node: list[int] = []
-        self.gpu_uuid: list[str] = []
-        self.gpu_index: list[int] = []
-        self.gpu_model: list[str] = []
-        self.gpu_class: list[int] = []
-        self.gpu_mem: list[int] = []
-        self.free_frac: list[float] = []
-        self.free_mem: list[float] = []
-        self.gpu_by_uuid: dict[str, int] = {}
-        self.classes: list[tuple[str, int]] = []
-        class_ids: dict[tuple[str, int], int] = {}
-        for n, node in enumerate(pool.nodes):
-            self.node_names.append(node.name)
-            self.node_index[node.name] = n
-            self.schedulable.append(node.schedulable)
-            ids = []
-            for gpu in node.gpus:
-                g = len(self.gpu_node)
-                cls = class_ids.setdefault((gpu.model, gpu.memory_mib), len(class_ids))
-                if cls == len(self.classes):
-                    self.classes.append((gpu.model, gpu.memory_mib))
-                self.gpu_node.append(n)
-                self.gpu_uuid.append(gpu.uuid)
-                self.gpu_index.append(gpu.index)
-                self.gpu_model.append(gpu.model)
-                self.gpu_class.append(cls)
-                self.gpu_mem.append(gpu.memory_mib)
-                self.free_frac.append(1.0)
-                self.free_mem.append(float(gpu.memory_mib))
-                self.gpu_by_uuid[gpu.uuid] = g
-                ids.append(g)
-            self.node_gpus.append(ids)
+        g = 0
+        for node in nodes:
+            k = len(node.gpus)
+            self.node_gpus.append(list(range(g, g + k)))
+            g += k
         self._whole_shares: list[GpuShare | None] = [None] * len(self.gpu_node)  # shares are immutable: reuse them
         self.max_per_node = max((len(x) for x in self.node_gpus), default=0)
         self.views: dict[ViewKey, View] = {}
