@@ -287,10 +287,31 @@ class Capacity:
             s = self._whole_shares[g] = GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
         return s
 
-    def free_if_released(self, v: View, gids) -> int:
-        """At most how many untouched cards ``v`` would have if GPUs ``gids`` were released (an upper bound)."""
-        ff, gc, classes = self.free_frac, self.gpu_class, v.classes
-        return v.free_total + len({g for g in gids if ff[g] < 1.0 - EPSILON and gc[g] in classes})
+    def gang_could_fit(self, v: View, gids, gpus: int) -> bool:
+        """Could a gang of ``gpus`` whole cards of ``v`` fit once GPUs ``gids`` were released?
+
+        False only when it surely could not: a gang uses ``v.nodes_needed(gpus)``
+        nodes (placement.place_whole), and even the nodes with the most
+        untouched cards plus every card of ``gids`` on them hold too few.
+        Releasing only some of ``gids`` frees no more, so a room-making search
+        over them can stop before its trials."""
+        k = v.nodes_needed(gpus)
+        if k is None:
+            return False
+        ff, gc, gnode, classes = self.free_frac, self.gpu_class, self.gpu_node, v.classes
+        extra: dict[int, int] = {}
+        for g in set(gids):
+            if ff[g] < 1.0 - EPSILON and gc[g] in classes:
+                n = gnode[g]
+                extra[n] = extra.get(n, 0) + 1
+        if v.free_total + sum(extra.values()) < gpus:
+            return False
+        node_free = v.node_free
+        best = [node_free[n] + e for n, e in extra.items()]
+        # Nodes without released cards keep what they have: the largest blocks of the buckets.
+        best += v.largest_blocks(k)
+        best.sort(reverse=True)
+        return sum(best[:k]) >= gpus
 
     def free_cards_on(self, v: View, n: int) -> list[int]:
         """Untouched eligible cards on node ``n``, lowest index first."""
