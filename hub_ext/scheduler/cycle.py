@@ -46,6 +46,12 @@ class Cycle:
     (a gang of 8 that found no block stops the search for larger gangs until
     GPUs are freed)."""
 
+    # Shortcuts that skip work whose answer is already known (the fair loop's
+    # team_hopeless between tries, make_room's trials that cannot succeed).
+    # False runs the long way: tests/simulator/test_replay_shortcuts.py checks
+    # that replays decide exactly the same either way.
+    shortcuts = True
+
     def __init__(self, st, now: float):
         self.st = st
         self.now = now
@@ -459,7 +465,7 @@ class Cycle:
             _, w = pick
             if not self.attempt(w):
                 known = hopeless_at.get(w.team)
-                if known is not None and known[0] == self._tries:
+                if known is not None and known[0] == self._tries and self.shortcuts:
                     hopeless = known[1]
                 else:
                     hopeless = self.team_hopeless(w.team)
