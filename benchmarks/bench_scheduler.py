@@ -249,6 +249,13 @@ def main(argv=None) -> int:
     print(f"  cold start (index everything, decide): {sc['cold']:7.1f} ms")
     print(f"  next cycle after a job ended and one arrived, by revisions (re-read what changed, update, decide): {sc['warm']:7.1f} ms (median {sc['warm_med']:.1f})")
     print(f"  the same cycle comparing every pending workload field by field (the periodic check): {sc['full']:7.1f} ms (median {sc['full_med']:.1f})")
+    print("\nhow the service cycle grows (busy pool, 200 teams; ms, best of the runs): cold | by revisions | field by field")
+    steps = [(g, big_pending) for g in ([500, 1_000] if args.quick else [2_500, 5_000])] + [(big_gpus, big_pending)]
+    steps += [(big_gpus, p) for p in ([2_500, 5_000] if args.quick else [12_500, 25_000])]
+    print(f"{'GPUs':>7} {'pending':>8} {'cold':>8} {'revisions':>10} {'field':>8}")
+    for gpus, pend in steps:
+        m = sc if (gpus, pend) == (big_gpus, big_pending) else service_cycle(gpus, pend, max(2, repeat // 2))
+        print(f"{gpus:>7,} {pend:>8,} {m['cold']:>8.1f} {m['warm']:>10.1f} {m['full']:>8.1f}")
     return 0
 
 

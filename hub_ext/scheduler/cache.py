@@ -24,7 +24,7 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right, insort
 from collections import Counter, defaultdict
 from operator import attrgetter
 
@@ -36,6 +36,8 @@ from .model import EPSILON, Allocation, Decisions, Pool, Running, SchedulerConfi
 from .ordering import TeamQueue, fifo_key, las_level, queue_key, queue_key_for, sorted_add, sorted_remove
 from .placement import view_key
 from .reasons import is_valid
+
+_submitted = attrgetter("submitted_at")
 
 
 class Scheduler:
@@ -62,6 +64,10 @@ class Scheduler:
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
         self._shapes: dict[str, tuple] = {}  # pending workload -> request_shape
         self._timed: dict[str, int] = {}  # per team: pending work with a time limit (or estimate) that may backfill
+        # Pending work submitted up to _starving_until, by request shape, each list in submit order:
+        # built when a cycle first asks (starving_index), then kept up to date by the events.
+        self._starving: dict[tuple | None, list[Workload]] | None = None
+        self._starving_until = float("-inf")
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
         self._shared = False
@@ -131,6 +137,8 @@ class Scheduler:
         self.capacity.view(view_key(w))
         self._ask(w, 1)
         self._time(w, 1)
+        if self._starving is not None and w.submitted_at <= self._starving_until:
+            sorted_add(self._starving.setdefault(self.request_shape(w), []), w, fifo_key)
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once: one sort instead of one insertion each.
@@ -217,14 +225,24 @@ class Scheduler:
                 fifo.sort(key=by_submit)
         else:
             self.fifo = incoming
+        if self._starving is not None:
+            for w in incoming[: bisect_right(incoming, self._starving_until, key=_submitted)]:
+                sorted_add(self._starving.setdefault(self.request_shape(w), []), w, fifo_key)
         for vk in views:
             self.capacity.view(vk)
 
     def cancel(self, workload_id: str) -> Workload | None:
         """A pending workload leaves the queue (cancelled, or started)."""
-        w = self.pending.pop(workload_id, None)
+        w = self.pending.get(workload_id)
         if w is None:
             return None
+        if self._starving is not None and w.submitted_at <= self._starving_until:
+            shape = self.request_shape(w)
+            lst = self._starving[shape]
+            sorted_remove(lst, w, fifo_key)
+            if not lst:
+                del self._starving[shape]
+        del self.pending[workload_id]
         self.invalid.discard(workload_id)
         self._shapes.pop(workload_id, None)
         q = self.queues[w.team]
@@ -295,6 +313,8 @@ class Scheduler:
     def set_config(self, config: SchedulerConfig) -> None:
         old = self.config.las_thresholds_gpu_s
         self.config = config
+        self._shapes.clear()  # a request's shape reads the configuration
+        self._starving = None
         if config.las_thresholds_gpu_s != old:
             # The order inside each team changes: rebuild the queues.
             self.queue_key = queue_key_for(config.las_thresholds_gpu_s)
@@ -392,6 +412,22 @@ class Scheduler:
                 self.las_level(w),
             )
         return shape
+
+    def starving_index(self, cutoff: float) -> dict[tuple | None, list[Workload]]:
+        """Pending work submitted up to at least ``cutoff``, by request shape (None: invalid work),
+        each list in submit order; kept between cycles, extended as the cutoff moves on."""
+        idx = self._starving
+        if idx is None:
+            idx = self._starving = {}
+            self._starving_until = float("-inf")
+        if cutoff > self._starving_until:
+            fifo = self.fifo
+            lo = bisect_right(fifo, self._starving_until, key=_submitted)
+            hi = bisect_right(fifo, cutoff, key=_submitted)
+            for w in fifo[lo:hi]:  # all later than what the lists hold: appending keeps them in order
+                idx.setdefault(self.request_shape(w), []).append(w)
+            self._starving_until = cutoff
+        return idx
 
     def _may_backfill(self, w: Workload) -> bool:
         return w.time_limit_s is not None or (self.config.backfill_on_estimates and w.estimate_s is not None)

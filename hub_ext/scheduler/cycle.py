@@ -31,13 +31,19 @@ Reasons for pending work are computed only when read (reasons.py).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from operator import attrgetter
+
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
-from .ordering import FairCursor
+from .ordering import FairCursor, fifo_key
 from .placement import place_fraction, place_whole, view_key
 from .preemption import fmt
 from .reasons import EndState, LazyPending, quota_start_reason
+
+
+_submitted = attrgetter("submitted_at")
 
 
 class Cycle:
@@ -431,6 +437,9 @@ class Cycle:
         cutoff = self.now - after
         self.starving_until = cutoff
         starts, reservations, shapes, failed = self.starts, self.reservations, self.st._shapes, self._failed[1]
+        if self.shortcuts:
+            self._starving_jumps(cutoff)
+            return
         first = self.starving_first
         seen = None
         for w in self.st.fifo:
@@ -446,6 +455,44 @@ class Cycle:
             if version == self._failed_at and shapes.get(w.id) in failed:
                 continue
             self.attempt(w, starving=True)
+
+    def _starving_jumps(self, cutoff: float) -> None:
+        """``_starving_loop``'s walk, jumping over the runs of workloads whose
+        shapes all failed already: from the starving work indexed by shape
+        (``Scheduler.starving_index``), the next workload whose shape has not
+        failed is found in a step per shape rather than a step per workload.
+        The same workloads are tried in the same order."""
+        st = self.st
+        fifo = st.fifo
+        end = bisect_right(fifo, cutoff, key=_submitted)
+        if not end:
+            return
+        index = st.starving_index(cutoff)
+        starts, reservations, failed = self.starts, self.reservations, self._failed[1]
+        i = 0
+        seen = None
+        while i < end:
+            version = (len(starts), len(reservations))
+            if version != seen:
+                seen = version  # nothing_can_start() changes only with a decision
+                if self.nothing_can_start():
+                    break  # the fair loop stops at once too: same state
+            if version == self._failed_at and failed:
+                after = fifo_key(fifo[i])
+                best = None
+                for shape, lst in index.items():
+                    if shape in failed:
+                        continue
+                    k = bisect_left(lst, after, key=fifo_key)
+                    if k < len(lst) and (best is None or fifo_key(lst[k]) < fifo_key(best)):
+                        best = lst[k]
+                if best is None or best.submitted_at > cutoff:
+                    i = end
+                    break
+                i = bisect_left(fifo, fifo_key(best), key=fifo_key)
+            self.attempt(fifo[i], starving=True)
+            i += 1
+        self.starving_first = fifo[:i]
 
     def _fair_loop(self) -> None:
         st = self.st
