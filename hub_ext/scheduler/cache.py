@@ -24,7 +24,7 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter, defaultdict
 from operator import attrgetter
 
@@ -64,9 +64,10 @@ class Scheduler:
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
         self._shapes: dict[str, tuple] = {}  # pending workload -> request_shape
         self._timed: dict[str, int] = {}  # per team: pending work with a time limit (or estimate) that may backfill
-        # Pending work submitted up to _starving_until, by request shape, each list in submit order:
+        # Pending work submitted up to _starving_until, by request shape, each list of
+        # (submitted_at, id, workload) in submit order:
         # built when a cycle first asks (starving_index), then kept up to date by the events.
-        self._starving: dict[tuple | None, list[Workload]] | None = None
+        self._starving: dict[tuple | None, list[tuple]] | None = None
         self._starving_until = float("-inf")
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
@@ -138,7 +139,7 @@ class Scheduler:
         self._ask(w, 1)
         self._time(w, 1)
         if self._starving is not None and w.submitted_at <= self._starving_until:
-            sorted_add(self._starving.setdefault(self.request_shape(w), []), w, fifo_key)
+            insort(self._starving.setdefault(self.request_shape(w), []), (w.submitted_at, w.id, w))
 
     def submit_many(self, workloads) -> None:
         """Submit many workloads at once: one sort instead of one insertion each.
@@ -227,7 +228,7 @@ class Scheduler:
             self.fifo = incoming
         if self._starving is not None:
             for w in incoming[: bisect_right(incoming, self._starving_until, key=_submitted)]:
-                sorted_add(self._starving.setdefault(self.request_shape(w), []), w, fifo_key)
+                insort(self._starving.setdefault(self.request_shape(w), []), (w.submitted_at, w.id, w))
         for vk in views:
             self.capacity.view(vk)
 
@@ -239,7 +240,7 @@ class Scheduler:
         if self._starving is not None and w.submitted_at <= self._starving_until:
             shape = self.request_shape(w)
             lst = self._starving[shape]
-            sorted_remove(lst, w, fifo_key)
+            del lst[bisect_left(lst, (w.submitted_at, w.id))]
             if not lst:
                 del self._starving[shape]
         del self.pending[workload_id]
@@ -413,9 +414,10 @@ class Scheduler:
             )
         return shape
 
-    def starving_index(self, cutoff: float) -> dict[tuple | None, list[Workload]]:
+    def starving_index(self, cutoff: float) -> dict[tuple | None, list[tuple]]:
         """Pending work submitted up to at least ``cutoff``, by request shape (None: invalid work),
-        each list in submit order; kept between cycles, extended as the cutoff moves on."""
+        each list of (submitted_at, id, workload) in submit order; kept between cycles, extended as
+        the cutoff moves on."""
         idx = self._starving
         if idx is None:
             idx = self._starving = {}
@@ -425,7 +427,7 @@ class Scheduler:
             lo = bisect_right(fifo, self._starving_until, key=_submitted)
             hi = bisect_right(fifo, cutoff, key=_submitted)
             for w in fifo[lo:hi]:  # all later than what the lists hold: appending keeps them in order
-                idx.setdefault(self.request_shape(w), []).append(w)
+                idx.setdefault(self.request_shape(w), []).append((w.submitted_at, w.id, w))
             self._starving_until = cutoff
         return idx
 

@@ -31,19 +31,16 @@ Reasons for pending work are computed only when read (reasons.py).
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from operator import attrgetter
+from bisect import bisect_left
+from heapq import heapify, heappop, heappush
 
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
-from .ordering import FairCursor, fifo_key
+from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
 from .preemption import fmt
 from .reasons import EndState, LazyPending, quota_start_reason
-
-
-_submitted = attrgetter("submitted_at")
 
 
 class Cycle:
@@ -74,7 +71,7 @@ class Cycle:
         self.reservations: dict = {}
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
-        self.starving_first: list[Workload] = []
+        self.starving_first: list[Workload] = []  # (filled by the long way only: nothing reads it)
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -457,50 +454,59 @@ class Cycle:
             self.attempt(w, starving=True)
 
     def _starving_jumps(self, cutoff: float) -> None:
-        """``_starving_loop``'s walk, jumping over the runs of workloads whose
-        shapes all failed already: from the starving work indexed by shape
-        (``Scheduler.starving_index``), the next workload whose shape has not
-        failed is found in a step per shape rather than a step per workload.
-        The same workloads are tried in the same order."""
+        """``_starving_loop``'s walk, without stepping over the workloads whose
+        shapes already failed: from the starving work indexed by shape
+        (``Scheduler.starving_index``), a heap holds each shape's next workload
+        not yet passed, and a failed shape leaves it until something is decided
+        (then the heap is rebuilt from where the walk is). The same workloads
+        are tried in the same order."""
         st = self.st
         fifo = st.fifo
-        end = bisect_right(fifo, cutoff, key=_submitted)
-        if not end:
+        if not fifo or fifo[0].submitted_at > cutoff:
             return
         index = st.starving_index(cutoff)
         starts, reservations, failed = self.starts, self.reservations, self._failed[1]
-        i = 0
+        at = (float("-inf"), "")  # the walk has passed every workload before this (submitted_at, id)
+        heap = None
         seen = None
-        while i < end:
+        while True:
             version = (len(starts), len(reservations))
             if version != seen:
                 seen = version  # nothing_can_start() changes only with a decision
                 if self.nothing_can_start():
                     break  # the fair loop stops at once too: same state
-            if version == self._failed_at and failed:
-                after = fifo_key(fifo[i])
-                best = None
+                heap = None
+            if heap is None:
+                skip = failed if version == self._failed_at else ()
+                heap = []
                 for shape, lst in index.items():
-                    if shape in failed:
-                        continue
-                    k = bisect_left(lst, after, key=fifo_key)
-                    if k < len(lst) and (best is None or fifo_key(lst[k]) < fifo_key(best)):
-                        best = lst[k]
-                if best is None or best.submitted_at > cutoff:
-                    i = end
-                    break
-                i = bisect_left(fifo, fifo_key(best), key=fifo_key)
-            self.attempt(fifo[i], starving=True)
-            i += 1
-        self.starving_first = fifo[:i]
+                    if shape not in skip:
+                        k = bisect_left(lst, at)
+                        if k < len(lst):
+                            heap.append((lst[k], k, shape))
+                heapify(heap)
+            if not heap:
+                break
+            entry, k, shape = heappop(heap)
+            if entry[0] > cutoff:
+                break
+            w = entry[2]
+            at = (entry[0], entry[1] + "\0")  # just after w and before anything submitted after it
+            self.attempt(w, starving=True)
+            if (len(starts), len(reservations)) == version and shape not in failed:
+                lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
+                if k + 1 < len(lst):
+                    heappush(heap, (lst[k + 1], k + 1, shape))
 
     def _fair_loop(self) -> None:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
+        everything = self.cap.view((None, None))
+        if self.shortcuts and not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
+            return  # the loop below would stop before its first pick: no cursor to build
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
-        everything = self.cap.view((None, None))
         # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
         hopeless_at: dict[str, tuple[int, bool]] = {}
         while True:
