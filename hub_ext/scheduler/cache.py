@@ -59,6 +59,7 @@ class Scheduler:
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
+        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work (las_top)
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
@@ -106,6 +107,7 @@ class Scheduler:
             key = (w.team, w.user)
             user_usage[key] = round(user_usage.get(key, 0.0) + g, 9)
         self._ranked.clear()
+        self._las_top.clear()
         for vk in views:
             self.capacity.view(vk)
 
@@ -267,6 +269,7 @@ class Scheduler:
         self.running[w.id] = r
         self.team_running.setdefault(w.team, {})[w.id] = r
         self._ranked.pop(w.team, None)
+        self._las_top.pop(w.team, None)
         if w.is_elastic:
             self.elastic_running.add(w.id)
         self.capacity.view(view_key(w))
@@ -285,6 +288,7 @@ class Scheduler:
         if not tr:
             del self.team_running[w.team]
         self._ranked.pop(w.team, None)
+        self._las_top.pop(w.team, None)
         self.elastic_running.discard(workload_id)
         self.leaving.discard(workload_id)
         self.capacity.give_shares(r.allocation.shares)
@@ -315,6 +319,7 @@ class Scheduler:
         old = self.config.las_thresholds_gpu_s
         self.config = config
         self._shapes.clear()  # a request's shape reads the configuration
+        self._las_top.clear()
         self._starving = None
         if config.las_thresholds_gpu_s != old:
             # The order inside each team changes: rebuild the queues.
@@ -447,6 +452,13 @@ class Scheduler:
         if team is None:
             return sum(self._timed.values())
         return self._timed.get(team, 0)
+
+    def las_top(self, team: str) -> int:
+        """The highest LAS level of ``team``'s running work (0 when LAS is off); kept until its running work changes."""
+        top = self._las_top.get(team)
+        if top is None:
+            top = self._las_top[team] = max((self.las_level(r.workload) for r in self.team_running.get(team, {}).values()), default=0)
+        return top
 
     def las_level(self, w: Workload) -> int:
         """``w``'s least-attained-service queue (0 when LAS is off)."""

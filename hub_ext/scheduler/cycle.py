@@ -82,7 +82,6 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
-        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -339,10 +338,7 @@ class Cycle:
         cfg = self.config
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
-        top = self._las_top.get(team)
-        if top is None:
-            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
-        return top > 0
+        return self.st.las_top(team) > 0
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
