@@ -241,11 +241,15 @@ class SchedulingLoop(LoggingConfigurable):
                         actions.extend(self.time_limits.before_cycle(db, now))
                     history = self.history.update(db, now) if self.history is not None else None
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history)
+                    revisions = {wid: a.revision for wid, a in rows.items()} if self.incremental else None
                     if self.backfill_on_estimates and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)
+                        if revisions is not None:  # estimates come from past runs, not the rows: a changed one is a change too
+                            for w in (*snapshot.pending, *(r.workload for r in snapshot.running)):
+                                revisions[w.id] = (revisions[w.id], w.estimate_s)
                     if self.incremental:
                         misses = self.core.misses
-                        decisions = self.core.decide(snapshot, {wid: a.revision for wid, a in rows.items()})
+                        decisions = self.core.decide(snapshot, revisions)
                         if self.core.misses > misses:
                             self.log.warning("Scheduling: %d workload change(s) came without a revision bump; the full comparison caught them",
                                              self.core.misses - misses)
