@@ -170,35 +170,52 @@ def after_events(gpus: int, pending: int, repeat: int) -> dict:
 
 
 def service_cycle(gpus: int, pending: int, repeat: int) -> dict:
-    """The service loop's core step (loop.IncrementalCore.decide) on the snapshot it read: cold (first
-    cycle: index everything) and after one job ended (the differences, then the cycle). The database
-    read that builds the snapshot is not included."""
+    """The service loop's core step (loop.IncrementalCore.decide) on the snapshot it read, with the
+    revisions the same read gives (WorkloadRow.revision, turned into a dict as the loop does): cold
+    (first cycle: index everything) and after one job ended and one arrived (the revisions say which
+    pending workloads to read again; running work is compared field by field), and the same cycle
+    comparing every pending workload field by field (no revisions, or the periodic check). The
+    database read that builds the snapshot is not included."""
     from dataclasses import replace
 
     from hub_ext.scheduler import Running
     from hub_ext.service.loop import IncrementalCore
+    from hub_ext.service.snapshot import ActiveWorkload
+
+    def rows_of(snapshot):
+        # What build_snapshot returns beside the snapshot (every revision 0: nothing rewritten yet).
+        return {w.id: ActiveWorkload(i, "pending", None, None, 0.0, 0) for i, w in enumerate(list(snapshot.pending) + [r.workload for r in snapshot.running])}
 
     s, _ = build(gpus, pending, True)
     s.apply(s.cycle(1000.0))
     snap = s.snapshot(1000.0)
-    colds, warms = [], []
+    rows = rows_of(snap)
+    colds, warms, fulls = [], [], []
     rng = random.Random(11)
     for k in range(repeat):
-        core = IncrementalCore()
-        t = time.process_time()
-        core.decide(snap)
-        colds.append(time.process_time() - t)
         gone = rng.randrange(len(snap.running))
         # As read from the database: new objects with the same values.
         fresh_run = tuple(Running(replace(r.workload), replace(r.allocation, shares=tuple(replace(x) for x in r.allocation.shares))) for r in snap.running)
-        after = replace(snap, running=fresh_run[:gone] + fresh_run[gone + 1 :], pending=tuple(replace(w) for w in snap.pending), now=1001.0)
-        t = time.process_time()
-        d = core.decide(after)
-        warms.append(time.process_time() - t)
-        if k == 0:
-            full = schedule(after)
-            assert full.starts == d.starts and full.preemptions == d.preemptions, "kept and pure cycles disagree"
-    return {"cold": min(colds) * 1000, "warm": min(warms) * 1000, "warm_med": statistics.median(warms) * 1000}
+        arrival = make_workloads(1, sorted(snap.teams), rng, 20_000_000 + k, 1000.5)[0]
+        after = replace(snap, running=fresh_run[:gone] + fresh_run[gone + 1 :], pending=tuple(replace(w) for w in snap.pending) + (arrival,), now=1001.0)
+        rows_after = dict(rows)
+        del rows_after[snap.running[gone].workload.id]
+        rows_after[arrival.id] = ActiveWorkload(10**9, "pending", None, None, 0.0, 0)
+        for kind, times in (("revisions", warms), ("full", fulls)):
+            core = IncrementalCore()
+            t = time.process_time()
+            core.decide(snap, {wid: a.revision for wid, a in rows.items()})
+            if kind == "revisions":
+                colds.append(time.process_time() - t)
+            t = time.process_time()
+            d = core.decide(after, {wid: a.revision for wid, a in rows_after.items()} if kind == "revisions" else None)
+            times.append(time.process_time() - t)
+            if k == 0:
+                full = schedule(after)
+                assert full.starts == d.starts and full.preemptions == d.preemptions and full.resizes == d.resizes, "kept and pure cycles disagree"
+                assert tuple(full.pending) == tuple(d.pending), "kept and pure cycles disagree (pending reasons)"
+    return {"cold": min(colds) * 1000, "warm": min(warms) * 1000, "warm_med": statistics.median(warms) * 1000,
+            "full": min(fulls) * 1000, "full_med": statistics.median(fulls) * 1000}
 
 
 def main(argv=None) -> int:
@@ -230,7 +247,15 @@ def main(argv=None) -> int:
     sc = service_cycle(big_gpus, big_pending, max(2, repeat // 2))
     print(f"\nthe service loop's kept core (loop.IncrementalCore, snapshot read from the database not included), {big_gpus:,} GPUs, {big_pending:,} pending:")
     print(f"  cold start (index everything, decide): {sc['cold']:7.1f} ms")
-    print(f"  next cycle after a job ended (compare the snapshot with the kept state, update it, decide): {sc['warm']:7.1f} ms (median {sc['warm_med']:.1f})")
+    print(f"  next cycle after a job ended and one arrived, by revisions (re-read what changed, update, decide): {sc['warm']:7.1f} ms (median {sc['warm_med']:.1f})")
+    print(f"  the same cycle comparing every pending workload field by field (the periodic check): {sc['full']:7.1f} ms (median {sc['full_med']:.1f})")
+    print("\nhow the service cycle grows (busy pool, 200 teams; ms, best of the runs): cold | by revisions | field by field")
+    steps = [(g, big_pending) for g in ([500, 1_000] if args.quick else [2_500, 5_000])] + [(big_gpus, big_pending)]
+    steps += [(big_gpus, p) for p in ([2_500, 5_000] if args.quick else [12_500, 25_000])]
+    print(f"{'GPUs':>7} {'pending':>8} {'cold':>8} {'revisions':>10} {'field':>8}")
+    for gpus, pend in steps:
+        m = sc if (gpus, pend) == (big_gpus, big_pending) else service_cycle(gpus, pend, max(2, repeat // 2))
+        print(f"{gpus:>7,} {pend:>8,} {m['cold']:>8.1f} {m['warm']:>10.1f} {m['full']:>8.1f}")
     return 0
 
 

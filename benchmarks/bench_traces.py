@@ -75,17 +75,22 @@ SAMPLE = Case("philly-sample", resolve("philly-sample", TRACES), "first", 3, 8,
               "the shipped 3-day Philly sample (../shared/traces absent)")
 
 
-def load(case: Case):
+def load(case: Case, days: float | None = None):
+    """The case's trace and end; ``days``: only the first that many days of its window (shorter runs, for profiling)."""
     trace = read_trace(case.path)
     if case.days is None:
-        return trace, trace.span  # the whole trace: the clock stops at its last submission
-    length = case.days * DAY
-    start = max(0.0, trace.span - length) if case.window == "last" else 0.0
-    return trace.window(start, length), length
+        trace, end = trace, trace.span  # the whole trace: the clock stops at its last submission
+    else:
+        length = case.days * DAY
+        start = max(0.0, trace.span - length) if case.window == "last" else 0.0
+        trace, end = trace.window(start, length), length
+    if days is not None and days * DAY < end:
+        trace, end = trace.window(0.0, days * DAY), days * DAY
+    return trace, end
 
 
-def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0) -> dict:
-    trace, end = load(case)
+def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0, days: float | None = None) -> dict:
+    trace, end = load(case, days)
     dgx1, dgx2 = case.cluster_shape()
     cluster = seed_cluster(dgx1, dgx2).with_teams_for(trace)
     ref = packed_queue(trace, cluster.total_gpus, end)
@@ -195,6 +200,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cycle-interval", type=float, default=0.0, help="at most one scheduling cycle per this many virtual seconds (default 0: every event)"
     )
+    parser.add_argument("--days", type=float, help="replay only the first this many days of each window (shorter runs, e.g. to profile)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per replay")
     args = parser.parse_args(argv)
@@ -206,7 +212,7 @@ def main(argv=None) -> int:
     results = []
     for case in cases:
         print(f"replaying {case.name}: {case.why} ...", file=sys.stderr, flush=True)
-        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval))
+        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.days))
     cycles = "a scheduling cycle at every event" if not args.cycle_interval else f"at most one scheduling cycle per {args.cycle_interval:g} s"
     print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; quotas in proportion to submitted GPU-hours; "
           "static slices of whole GPUs sized by quota")

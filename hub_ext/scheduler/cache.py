@@ -24,6 +24,8 @@ methods (``submit``, ``cancel``, ``started``, ``finished``, ``resized``).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter, defaultdict
 from operator import attrgetter
 
 from .capacity import Capacity
@@ -35,13 +37,16 @@ from .ordering import TeamQueue, fifo_key, las_level, queue_key, queue_key_for, 
 from .placement import view_key
 from .reasons import is_valid
 
+_submitted = attrgetter("submitted_at")
+
 
 class Scheduler:
-    def __init__(self, pool: Pool, teams: dict[str, Team] | None = None, config: SchedulerConfig | None = None):
+    def __init__(self, pool: Pool, teams: dict[str, Team] | None = None, config: SchedulerConfig | None = None, in_use=()):
+        """``in_use``: shares held by running work the caller registers itself (``from_snapshot``)."""
         self.pool = pool
         self.teams: dict[str, Team] = dict(teams or {})
         self.config = config or SchedulerConfig()
-        self.capacity = Capacity(pool)
+        self.capacity = Capacity(pool, in_use)
         self.pending: dict[str, Workload] = {}
         self.queues: dict[str, TeamQueue] = {}
         self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s)
@@ -54,11 +59,17 @@ class Scheduler:
         self.usage: dict[str, float] = {}
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
+        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work (las_top)
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
         self._shapes: dict[str, tuple] = {}  # pending workload -> request_shape
         self._timed: dict[str, int] = {}  # per team: pending work with a time limit (or estimate) that may backfill
+        # Pending work submitted up to _starving_until, by request shape, each list of
+        # (submitted_at, id, workload) in submit order:
+        # built when a cycle first asks (starving_index), then kept up to date by the events.
+        self._starving: dict[tuple | None, list[tuple]] | None = None
+        self._starving_until = float("-inf")
         # Copy-on-write: a cycle's lazy pending list reads the queue lists as
         # they were; the first change to a list after that copies it.
         self._shared = False
@@ -66,10 +77,9 @@ class Scheduler:
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> "Scheduler":
-        s = cls(snap.pool, snap.teams, snap.config)
-        s.history = snap.history
         # Index everything at once rather than event by event: same state, less work.
-        s.capacity = Capacity(snap.pool, [sh for r in snap.running for sh in r.allocation.shares])
+        s = cls(snap.pool, snap.teams, snap.config, in_use=[sh for r in snap.running for sh in r.allocation.shares])
+        s.history = snap.history
         s._add_running(snap.running)
         s.submit_many(snap.pending)
         return s
@@ -97,6 +107,7 @@ class Scheduler:
             key = (w.team, w.user)
             user_usage[key] = round(user_usage.get(key, 0.0) + g, 9)
         self._ranked.clear()
+        self._las_top.clear()
         for vk in views:
             self.capacity.view(vk)
 
@@ -129,60 +140,112 @@ class Scheduler:
         self.capacity.view(view_key(w))
         self._ask(w, 1)
         self._time(w, 1)
+        if self._starving is not None and w.submitted_at <= self._starving_until:
+            insort(self._starving.setdefault(self.request_shape(w), []), (w.submitted_at, w.id, w))
 
     def submit_many(self, workloads) -> None:
-        """Submit many workloads at once: one sort instead of one insertion each."""
+        """Submit many workloads at once: one sort instead of one insertion each.
+
+        The same state as ``submit`` one by one; the per-workload work is kept
+        to C-level passes (sorts, maps, counters) and what differs between
+        workloads is computed once per distinct request (a queue of 50,000
+        holds a few hundred)."""
         pending, queues, invalid, running = self.pending, self.queues, self.invalid, self.running
         by_submit = attrgetter("submitted_at", "id")
         incoming = sorted(workloads, key=by_submit)
+        if not incoming:
+            return
+        # What validity, asks, time limits and the order read, judged once per distinct request.
+        shape_of = attrgetter("team", "kind", "gpus", "min_gpus", "max_gpus", "gpu_model", "min_gpu_memory_mib", "priority", "time_limit_s", "estimate_s")
+        shapes = Counter(map(shape_of, incoming))
         # (-priority, submitted_at, id), as queue_key, with C-level keys: stable sorts.
-        by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
-        if self.config.las_thresholds_gpu_s:
-            by_queue.sort(key=self.queue_key)
-        fresh: set[int] = set()  # lists created here: already in order
-        merged: set[tuple[str, str]] = set()  # lists that had work before: re-sorted
+        if len({shape[7] for shape in shapes}) > 1:
+            by_queue = sorted(incoming, key=attrgetter("priority"), reverse=True)
+        else:
+            by_queue = list(incoming)
+        las = self.config.las_thresholds_gpu_s
+        if las and incoming and max(map(attrgetter("attained_gpu_s"), incoming)) >= las[0]:
+            by_queue.sort(key=self.queue_key)  # some are above level 0 (all at level 0: already in order)
+        ids = list(map(attrgetter("id"), by_queue))
+        new = dict(zip(ids, by_queue))
+        if len(new) != len(ids) or not pending.keys().isdisjoint(new) or not running.keys().isdisjoint(new):
+            seen: set[str] = set()
+            for wid in ids:
+                if wid in seen or wid in pending or wid in running:
+                    raise ValueError(f"workload {wid} is already known to the scheduler")
+                seen.add(wid)
+        if pending:
+            pending.update(new)
+        else:
+            self.pending = new
+        bad = set()
         views = set()
-        for w in by_queue:
-            wid = w.id
-            if wid in pending or wid in running:
-                raise ValueError(f"workload {wid} is already known to the scheduler")
-            pending[wid] = w
-            g = w.gpus
-            if w.min_gpus is not None or w.max_gpus is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
+        timed = self._may_backfill
+        for shape, n in shapes.items():
+            team, kind, g, least, most, model, mem, _, limit, estimate = shape
+            w = None
+            if least is not None or most is not None or not (0 < g < 1 or (g >= 1 and g == int(g))):
+                w = Workload(id="", user="", team=team, kind=kind, gpus=g, submitted_at=0.0, min_gpus=least, max_gpus=most)
                 if not is_valid(w):
-                    invalid.add(wid)
-            q = queues.get(w.team)
+                    bad.add(shape)
+                smallest = smallest_size(w)
+            else:
+                smallest = g
+            views.add((model, mem))
+            self._ask_key(team, ((model, mem), smallest, 0 < g < 1), n)
+            if limit is not None or estimate is not None:
+                w = Workload(id="", user="", team=team, kind=kind, gpus=g, submitted_at=0.0, time_limit_s=limit, estimate_s=estimate)
+                if timed(w):
+                    self._timed[team] = self._timed.get(team, 0) + n
+        if bad:
+            invalid.update(w.id for w in by_queue if shape_of(w) in bad)
+        groups: defaultdict = defaultdict(list)
+        for key, w in zip(map(attrgetter("team", "user"), by_queue), by_queue):
+            groups[key].append(w)
+        for (team, user), ws in groups.items():
+            q = queues.get(team)
             if q is None:
-                q = queues[w.team] = TeamQueue(self.queue_key)
-            lst = q.users.get(w.user)
+                q = queues[team] = TeamQueue(self.queue_key)
+            lst = q.users.get(user)
             if lst is None:
-                lst = q.users[w.user] = []
-                fresh.add(id(lst))
-            elif id(lst) not in fresh and (w.team, w.user) not in merged:
-                lst = self._writable(q, w.user)
-                merged.add((w.team, w.user))
-            lst.append(w)
-            q.count += 1
-            views.add((w.gpu_model, w.min_gpu_memory_mib))
-            self._ask(w, 1)
-            if w.time_limit_s is not None or w.estimate_s is not None:  # the common case (neither) kept short
-                self._time(w, 1)
-        for team, user in merged:
-            self.queues[team].users[user].sort(key=self.queue_key)
+                q.users[user] = ws  # already in queue order
+            else:
+                lst = self._writable(q, user)
+                if len(ws) < 16:  # a few into a long list: insertions, not a sort (keys are unique: the same order)
+                    for w in ws:
+                        insort(lst, w, key=self.queue_key)
+                else:
+                    lst.extend(ws)
+                    lst.sort(key=self.queue_key)
+            q.count += len(ws)
         if self.fifo:
             fifo = self._writable_fifo()
-            fifo.extend(incoming)
-            fifo.sort(key=by_submit)
+            if len(incoming) < 16:
+                for w in incoming:
+                    insort(fifo, w, key=by_submit)
+            else:
+                fifo.extend(incoming)
+                fifo.sort(key=by_submit)
         else:
             self.fifo = incoming
+        if self._starving is not None:
+            for w in incoming[: bisect_right(incoming, self._starving_until, key=_submitted)]:
+                insort(self._starving.setdefault(self.request_shape(w), []), (w.submitted_at, w.id, w))
         for vk in views:
             self.capacity.view(vk)
 
     def cancel(self, workload_id: str) -> Workload | None:
         """A pending workload leaves the queue (cancelled, or started)."""
-        w = self.pending.pop(workload_id, None)
+        w = self.pending.get(workload_id)
         if w is None:
             return None
+        if self._starving is not None and w.submitted_at <= self._starving_until:
+            shape = self.request_shape(w)
+            lst = self._starving[shape]
+            del lst[bisect_left(lst, (w.submitted_at, w.id))]
+            if not lst:
+                del self._starving[shape]
+        del self.pending[workload_id]
         self.invalid.discard(workload_id)
         self._shapes.pop(workload_id, None)
         q = self.queues[w.team]
@@ -206,6 +269,7 @@ class Scheduler:
         self.running[w.id] = r
         self.team_running.setdefault(w.team, {})[w.id] = r
         self._ranked.pop(w.team, None)
+        self._las_top.pop(w.team, None)
         if w.is_elastic:
             self.elastic_running.add(w.id)
         self.capacity.view(view_key(w))
@@ -224,6 +288,7 @@ class Scheduler:
         if not tr:
             del self.team_running[w.team]
         self._ranked.pop(w.team, None)
+        self._las_top.pop(w.team, None)
         self.elastic_running.discard(workload_id)
         self.leaving.discard(workload_id)
         self.capacity.give_shares(r.allocation.shares)
@@ -253,6 +318,9 @@ class Scheduler:
     def set_config(self, config: SchedulerConfig) -> None:
         old = self.config.las_thresholds_gpu_s
         self.config = config
+        self._shapes.clear()  # a request's shape reads the configuration
+        self._las_top.clear()
+        self._starving = None
         if config.las_thresholds_gpu_s != old:
             # The order inside each team changes: rebuild the queues.
             self.queue_key = queue_key_for(config.las_thresholds_gpu_s)
@@ -351,6 +419,23 @@ class Scheduler:
             )
         return shape
 
+    def starving_index(self, cutoff: float) -> dict[tuple | None, list[tuple]]:
+        """Pending work submitted up to at least ``cutoff``, by request shape (None: invalid work),
+        each list of (submitted_at, id, workload) in submit order; kept between cycles, extended as
+        the cutoff moves on."""
+        idx = self._starving
+        if idx is None:
+            idx = self._starving = {}
+            self._starving_until = float("-inf")
+        if cutoff > self._starving_until:
+            fifo = self.fifo
+            lo = bisect_right(fifo, self._starving_until, key=_submitted)
+            hi = bisect_right(fifo, cutoff, key=_submitted)
+            for w in fifo[lo:hi]:  # all later than what the lists hold: appending keeps them in order
+                idx.setdefault(self.request_shape(w), []).append((w.submitted_at, w.id, w))
+            self._starving_until = cutoff
+        return idx
+
     def _may_backfill(self, w: Workload) -> bool:
         return w.time_limit_s is not None or (self.config.backfill_on_estimates and w.estimate_s is not None)
 
@@ -368,22 +453,31 @@ class Scheduler:
             return sum(self._timed.values())
         return self._timed.get(team, 0)
 
+    def las_top(self, team: str) -> int:
+        """The highest LAS level of ``team``'s running work (0 when LAS is off); kept until its running work changes."""
+        top = self._las_top.get(team)
+        if top is None:
+            top = self._las_top[team] = max((self.las_level(r.workload) for r in self.team_running.get(team, {}).values()), default=0)
+        return top
+
     def las_level(self, w: Workload) -> int:
         """``w``'s least-attained-service queue (0 when LAS is off)."""
         las = self.config.las_thresholds_gpu_s
         return las_level(w, las) if las else 0
 
     def _ask(self, w: Workload, n: int) -> None:
-        asks = self._asks.setdefault(w.team, {})
-        key = ((w.gpu_model, w.min_gpu_memory_mib), smallest_size(w), w.is_fraction)
+        self._ask_key(w.team, ((w.gpu_model, w.min_gpu_memory_mib), smallest_size(w), w.is_fraction), n)
+
+    def _ask_key(self, team: str, key: tuple, n: int) -> None:
+        asks = self._asks.setdefault(team, {})
         left = asks.get(key, 0) + n
         if left:
             asks[key] = left
         else:
             del asks[key]
             if not asks:
-                del self._asks[w.team]
-        self._demand.pop(w.team, None)
+                del self._asks[team]
+        self._demand.pop(team, None)
 
     def demand(self, team: str) -> dict:
         """Per view: (smallest size, smallest whole gang, any fractions) of a team's queue."""

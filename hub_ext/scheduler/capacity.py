@@ -70,53 +70,54 @@ class Capacity:
     def __init__(self, pool: Pool, in_use=()):
         """``in_use``: shares already held (indexed once, not one by one)."""
         self.pool = pool
-        self.node_names: list[str] = []
-        self.node_index: dict[str, int] = {}
-        self.schedulable: list[bool] = []
+        nodes = pool.nodes
+        self.node_names: list[str] = [node.name for node in nodes]
+        self.node_index: dict[str, int] = {name: n for n, name in enumerate(self.node_names)}
+        self.schedulable: list[bool] = [node.schedulable for node in nodes]
+        # Column by column (C-level passes) rather than one GPU at a time: a cold start indexes every GPU.
+        gpus = [gpu for node in nodes for gpu in node.gpus]
+        self.gpu_node: list[int] = [n for n, node in enumerate(nodes) for _ in node.gpus]
+        self.gpu_uuid: list[str] = [gpu.uuid for gpu in gpus]
+        self.gpu_index: list[int] = [gpu.index for gpu in gpus]
+        self.gpu_model: list[str] = [gpu.model for gpu in gpus]
+        self.gpu_mem: list[int] = [gpu.memory_mib for gpu in gpus]
+        kinds = list(zip(self.gpu_model, self.gpu_mem))
+        class_ids: dict[tuple[str, int], int] = {k: c for c, k in enumerate(dict.fromkeys(kinds))}  # first seen, first numbered
+        self.classes: list[tuple[str, int]] = list(class_ids)
+        self.gpu_class: list[int] = [class_ids[k] for k in kinds]
+        self.free_frac: list[float] = [1.0] * len(gpus)
+        self.free_mem: list[float] = [float(m) for m in self.gpu_mem]
+        self.gpu_by_uuid: dict[str, int] = dict(zip(self.gpu_uuid, range(len(gpus))))  # a repeated uuid: the last wins, as before
         self.node_gpus: list[list[int]] = []
-        self.gpu_node: list[int] = []
-        self.gpu_uuid: list[str] = []
-        self.gpu_index: list[int] = []
-        self.gpu_model: list[str] = []
-        self.gpu_class: list[int] = []
-        self.gpu_mem: list[int] = []
-        self.free_frac: list[float] = []
-        self.free_mem: list[float] = []
-        self.gpu_by_uuid: dict[str, int] = {}
-        self.classes: list[tuple[str, int]] = []
-        class_ids: dict[tuple[str, int], int] = {}
-        for n, node in enumerate(pool.nodes):
-            self.node_names.append(node.name)
-            self.node_index[node.name] = n
-            self.schedulable.append(node.schedulable)
-            ids = []
-            for gpu in node.gpus:
-                g = len(self.gpu_node)
-                cls = class_ids.setdefault((gpu.model, gpu.memory_mib), len(class_ids))
-                if cls == len(self.classes):
-                    self.classes.append((gpu.model, gpu.memory_mib))
-                self.gpu_node.append(n)
-                self.gpu_uuid.append(gpu.uuid)
-                self.gpu_index.append(gpu.index)
-                self.gpu_model.append(gpu.model)
-                self.gpu_class.append(cls)
-                self.gpu_mem.append(gpu.memory_mib)
-                self.free_frac.append(1.0)
-                self.free_mem.append(float(gpu.memory_mib))
-                self.gpu_by_uuid[gpu.uuid] = g
-                ids.append(g)
-            self.node_gpus.append(ids)
+        g = 0
+        for node in nodes:
+            k = len(node.gpus)
+            self.node_gpus.append(list(range(g, g + k)))
+            g += k
         self._whole_shares: list[GpuShare | None] = [None] * len(self.gpu_node)  # shares are immutable: reuse them
         self.max_per_node = max((len(x) for x in self.node_gpus), default=0)
         self.views: dict[ViewKey, View] = {}
         self.class_views: list[list[View]] = [[] for _ in self.classes]
         self.saved: dict[int, tuple[float, float]] | None = None  # first values of GPUs changed since begin()
+        # share_gpu and share_amounts, inlined: a cold start indexes every running share here.
+        ff, fm, by_uuid, names, gnode, gmem = self.free_frac, self.free_mem, self.gpu_by_uuid, self.node_names, self.gpu_node, self.gpu_mem
+        whole = 1.0 - EPSILON
         for s in in_use:
-            g = self.share_gpu(s)
-            if g is not None:
-                frac, mem = self.share_amounts(g, s)
-                self.free_frac[g] = round(self.free_frac[g] - frac, 9)
-                self.free_mem[g] = round(self.free_mem[g] - mem, 6)
+            g = by_uuid.get(s.gpu_uuid)
+            if g is None or names[gnode[g]] != s.node:
+                continue
+            frac = s.fraction
+            if frac >= whole:
+                mem = float(gmem[g])
+                if ff[g] == 1.0 and fm[g] == mem:  # an untouched card (the usual case): what rounding gives
+                    ff[g] = 0.0
+                    fm[g] = 0.0
+                    continue
+                frac = 1.0
+            else:
+                mem = float(s.memory_mib if s.memory_mib is not None else frac * gmem[g])
+            ff[g] = round(ff[g] - frac, 9)
+            fm[g] = round(fm[g] - mem, 6)
         self.view(ALL)
 
     # ------------------------------------------------------------ views
@@ -285,6 +286,32 @@ class Capacity:
         if s is None:
             s = self._whole_shares[g] = GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
         return s
+
+    def gang_could_fit(self, v: View, gids, gpus: int) -> bool:
+        """Could a gang of ``gpus`` whole cards of ``v`` fit once GPUs ``gids`` were released?
+
+        False only when it surely could not: a gang uses ``v.nodes_needed(gpus)``
+        nodes (placement.place_whole), and even the nodes with the most
+        untouched cards plus every card of ``gids`` on them hold too few.
+        Releasing only some of ``gids`` frees no more, so a room-making search
+        over them can stop before its trials."""
+        k = v.nodes_needed(gpus)
+        if k is None:
+            return False
+        ff, gc, gnode, classes = self.free_frac, self.gpu_class, self.gpu_node, v.classes
+        extra: dict[int, int] = {}
+        for g in set(gids):
+            if ff[g] < 1.0 - EPSILON and gc[g] in classes:
+                n = gnode[g]
+                extra[n] = extra.get(n, 0) + 1
+        if v.free_total + sum(extra.values()) < gpus:
+            return False
+        node_free = v.node_free
+        best = [node_free[n] + e for n, e in extra.items()]
+        # Nodes without released cards keep what they have: the largest blocks of the buckets.
+        best += v.largest_blocks(k)
+        best.sort(reverse=True)
+        return sum(best[:k]) >= gpus
 
     def free_cards_on(self, v: View, n: int) -> list[int]:
         """Untouched eligible cards on node ``n``, lowest index first."""

@@ -31,6 +31,9 @@ Reasons for pending work are computed only when read (reasons.py).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from heapq import heapify, heappop, heappush
+
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
@@ -45,6 +48,12 @@ class Cycle:
     preemptions and resizes made, reservations, and memos of what did not fit
     (a gang of 8 that found no block stops the search for larger gangs until
     GPUs are freed)."""
+
+    # Shortcuts that skip work whose answer is already known (the fair loop's
+    # team_hopeless between tries, make_room's trials that cannot succeed).
+    # False runs the long way: tests/simulator/test_replay_shortcuts.py checks
+    # that replays decide exactly the same either way.
+    shortcuts = True
 
     def __init__(self, st, now: float):
         self.st = st
@@ -62,7 +71,7 @@ class Cycle:
         self.reservations: dict = {}
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
-        self.starving_first: list[Workload] = []
+        self.starving_first: list[Workload] = []  # (filled by the long way only: nothing reads it)
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -73,7 +82,6 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
-        self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -81,6 +89,9 @@ class Cycle:
         self._failed: tuple[set, set] = (set(), set())  # shapes that failed [not starving, starving]
         self._failed_at: tuple = (0, 0)
         self._stuck_at: tuple | None = None  # nothing_can_start() is True as of this version
+        # try_start calls so far: between two, nothing in the cycle changes (a
+        # failed request answered from _failed changes nothing either).
+        self._tries = 0
         self._free_at: tuple | None = None  # ... is False as of this version
 
     # ------------------------------------------------------------ helpers for the decision modules
@@ -257,6 +268,7 @@ class Cycle:
         key = self.st.request_shape(w)
         if key is not None and key in failed:
             return False
+        self._tries += 1
         if self.try_start(w, starving):
             return True
         if key is not None and (len(self.starts), len(self.reservations)) == version:
@@ -326,10 +338,7 @@ class Cycle:
         cfg = self.config
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
-        top = self._las_top.get(team)
-        if top is None:
-            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
-        return top > 0
+        return self.st.las_top(team) > 0
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
@@ -421,6 +430,9 @@ class Cycle:
         cutoff = self.now - after
         self.starving_until = cutoff
         starts, reservations, shapes, failed = self.starts, self.reservations, self.st._shapes, self._failed[1]
+        if self.shortcuts:
+            self._starving_jumps(cutoff)
+            return
         first = self.starving_first
         seen = None
         for w in self.st.fifo:
@@ -437,13 +449,62 @@ class Cycle:
                 continue
             self.attempt(w, starving=True)
 
+    def _starving_jumps(self, cutoff: float) -> None:
+        """``_starving_loop``'s walk, without stepping over the workloads whose
+        shapes already failed: from the starving work indexed by shape
+        (``Scheduler.starving_index``), a heap holds each shape's next workload
+        not yet passed, and a failed shape leaves it until something is decided
+        (then the heap is rebuilt from where the walk is). The same workloads
+        are tried in the same order."""
+        st = self.st
+        fifo = st.fifo
+        if not fifo or fifo[0].submitted_at > cutoff:
+            return
+        index = st.starving_index(cutoff)
+        starts, reservations, failed = self.starts, self.reservations, self._failed[1]
+        at = (float("-inf"), "")  # the walk has passed every workload before this (submitted_at, id)
+        heap = None
+        seen = None
+        while True:
+            version = (len(starts), len(reservations))
+            if version != seen:
+                seen = version  # nothing_can_start() changes only with a decision
+                if self.nothing_can_start():
+                    break  # the fair loop stops at once too: same state
+                heap = None
+            if heap is None:
+                skip = failed if version == self._failed_at else ()
+                heap = []
+                for shape, lst in index.items():
+                    if shape not in skip:
+                        k = bisect_left(lst, at)
+                        if k < len(lst):
+                            heap.append((lst[k], k, shape))
+                heapify(heap)
+            if not heap:
+                break
+            entry, k, shape = heappop(heap)
+            if entry[0] > cutoff:
+                break
+            w = entry[2]
+            at = (entry[0], entry[1] + "\0")  # just after w and before anything submitted after it
+            self.attempt(w, starving=True)
+            if (len(starts), len(reservations)) == version and shape not in failed:
+                lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
+                if k + 1 < len(lst):
+                    heappush(heap, (lst[k + 1], k + 1, shape))
+
     def _fair_loop(self) -> None:
         st = self.st
         queues = {t: q.users for t, q in st.queues.items() if q.count}
         # Starving work (submitted up to starving_until) went first: skipped here.
+        everything = self.cap.view((None, None))
+        if self.shortcuts and not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
+            return  # the loop below would stop before its first pick: no cursor to build
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
-        everything = self.cap.view((None, None))
+        # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
+        hopeless_at: dict[str, tuple[int, bool]] = {}
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return
@@ -451,9 +512,16 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
-            if not self.attempt(w) and self.team_hopeless(w.team):
-                cur.drop(w.team)
-                continue
+            if not self.attempt(w):
+                known = hopeless_at.get(w.team)
+                if known is not None and known[0] == self._tries and self.shortcuts:
+                    hopeless = known[1]
+                else:
+                    hopeless = self.team_hopeless(w.team)
+                    hopeless_at[w.team] = (self._tries, hopeless)
+                if hopeless:
+                    cur.drop(w.team)
+                    continue
             cur.done_with(w.team)
 
 

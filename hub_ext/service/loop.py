@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from traitlets import Bool, Enum, Float, TraitError, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.forward import with_estimates
@@ -54,40 +54,74 @@ class IncrementalCore:
     it decides. A cycle is pure, so the decisions equal ``schedule(snapshot)``
     (tests/service/test_incremental_core.py checks it); a change of pool,
     teams or configuration re-indexes from the snapshot.
+
+    Which workloads changed: with ``revisions`` (workload id ->
+    ``WorkloadRow.revision``, bumped by every write of a column the scheduler
+    reads or of the workload's shares) only those whose revision moved are
+    read again; without, every active workload is compared field by field.
+    Every ``check_every``-th cycle compares field by field anyway and counts
+    in ``misses`` the changes the revisions did not show (a write that
+    bypassed the bump), which that comparison then applies.
     """
 
-    def __init__(self):
+    def __init__(self, check_every: int = 0):
         self.scheduler = None
         self._key = None
+        self._revisions = None
         self.rebuilds = 0
+        self.cycles = 0
+        self.check_every = check_every
+        self.misses = 0
 
-    def decide(self, snapshot):
+    def decide(self, snapshot, revisions=None):
         from ..scheduler import Scheduler
 
         key = (snapshot.pool, tuple(sorted(snapshot.teams.items())), snapshot.config)
         s = self.scheduler
+        kept, self._revisions = self._revisions, revisions
         if s is None or key != self._key:
             self.scheduler = s = Scheduler.from_snapshot(snapshot)
             self._key = key
             self.rebuilds += 1
             return s.cycle(snapshot.now)
-        running = {r.workload.id: r for r in snapshot.running}
-        pending = {w.id: w for w in snapshot.pending}
-        for wid, r in list(s.running.items()):
-            now_r = running.get(wid)
-            if now_r is None or not _same_running(now_r, r):
-                s.finished(wid)
-        for wid, w in list(s.pending.items()):
-            now_w = pending.get(wid)
-            # Field by field through the instance dicts: a snapshot read from the
-            # database holds new objects each cycle, and dict equality is C code.
-            if now_w is None or (now_w is not w and now_w.__dict__ != w.__dict__):
-                s.cancel(wid)
-        for wid, r in running.items():
-            if wid not in s.running:
-                s.cancel(wid)
-                s.started(r.workload, r.allocation)
-        s.submit_many([w for wid, w in pending.items() if wid not in s.pending])
+        self.cycles += 1
+        pend, run = s.pending, s.running
+        if revisions is None or kept is None or (self.check_every and self.cycles % self.check_every == 0):
+            sure = revisions is not None and kept is not None  # count what the revisions would have missed
+            running = {r.workload.id: r for r in snapshot.running}
+            for wid, r in list(run.items()):
+                now_r = running.get(wid)
+                if now_r is None or not _same_running(now_r, r):
+                    if now_r is not None and sure and kept.get(wid) == revisions.get(wid):
+                        self.misses += 1
+                    s.finished(wid)
+            pending = {w.id: w for w in snapshot.pending}
+            for wid, w in list(pend.items()):
+                now_w = pending.get(wid)
+                # Field by field through the instance dicts: a snapshot read from the
+                # database holds new objects each cycle, and dict equality is C code.
+                if now_w is None or (now_w is not w and now_w.__dict__ != w.__dict__):
+                    if now_w is not None and sure and kept.get(wid) == revisions.get(wid):
+                        self.misses += 1
+                    s.cancel(wid)
+            started = [r for wid, r in running.items() if wid not in run]
+            arrived = [w for wid, w in pending.items() if wid not in pend]
+        else:
+            # Only what was written since the last cycle (or left the active states).
+            changed = {wid for wid, rev in revisions.items() if kept.get(wid) != rev}
+            touched = [*changed, *(kept.keys() - revisions.keys())]
+            for wid in touched:
+                if wid in run:
+                    s.finished(wid)
+            for wid in touched:
+                if wid in pend:
+                    s.cancel(wid)
+            started = [r for r in snapshot.running if r.workload.id in changed] if changed else []
+            arrived = [w for w in snapshot.pending if w.id in changed] if changed else []
+        for r in started:
+            s.cancel(r.workload.id)
+            s.started(r.workload, r.allocation)
+        s.submit_many(arrived)
         s.set_history(snapshot.history)  # decayed past usage changes between cycles
         return s.cycle(snapshot.now)
 
@@ -132,6 +166,17 @@ class SchedulingLoop(LoggingConfigurable):
         help="Keep the scheduler core's indexed state between cycles and update it by differences "
         "(same decisions as rebuilding it from the snapshot every cycle, less work on long queues).",
     ).tag(config=True)
+    incremental_check_every = Int(
+        100,
+        help="With incremental: every this many cycles compare every pending workload with the kept state field by field "
+        "(the other cycles re-read only workloads whose revision changed) and log any change the revisions missed. 0: never.",
+    ).tag(config=True)
+
+    @validate("incremental_check_every")
+    def _valid_check_every(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"SchedulingLoop.incremental_check_every must be 0 (never) or a number of cycles; got {proposal['value']!r}")
+        return proposal["value"]
 
     @validate("aging_gpus_per_hour", "aging_max_gpus")
     def _valid_aging(self, proposal):
@@ -156,7 +201,7 @@ class SchedulingLoop(LoggingConfigurable):
         self.last_error: str | None = None
         # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates.
         self.estimates = None
-        self.core = IncrementalCore()
+        self.core = IncrementalCore(self.incremental_check_every)
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -196,9 +241,20 @@ class SchedulingLoop(LoggingConfigurable):
                         actions.extend(self.time_limits.before_cycle(db, now))
                     history = self.history.update(db, now) if self.history is not None else None
                     snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history)
+                    revisions = {wid: a.revision for wid, a in rows.items()} if self.incremental else None
                     if self.backfill_on_estimates and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)
-                    decisions = self.core.decide(snapshot) if self.incremental else _schedule_function()(snapshot)
+                        if revisions is not None:  # estimates come from past runs, not the rows: a changed one is a change too
+                            for w in (*snapshot.pending, *(r.workload for r in snapshot.running)):
+                                revisions[w.id] = (revisions[w.id], w.estimate_s)
+                    if self.incremental:
+                        misses = self.core.misses
+                        decisions = self.core.decide(snapshot, revisions)
+                        if self.core.misses > misses:
+                            self.log.warning("Scheduling: %d workload change(s) came without a revision bump; the full comparison caught them",
+                                             self.core.misses - misses)
+                    else:
+                        decisions = _schedule_function()(snapshot)
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
@@ -210,7 +266,7 @@ class SchedulingLoop(LoggingConfigurable):
                 self.log.error("Scheduling cycle refused: %s", e)
             except Exception as e:
                 server_stops = []
-                self.core = IncrementalCore()  # its state may be half updated: re-index next cycle
+                self.core = IncrementalCore(self.incremental_check_every)  # its state may be half updated: re-index next cycle
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()

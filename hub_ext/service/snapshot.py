@@ -80,6 +80,7 @@ class ActiveWorkload:
     queue_position: int | None
     reason: str | None
     allocated: float
+    revision: int = 0  # WorkloadRow.revision: changes whenever what the scheduler reads of the row changes
 
 
 # Columns read for every active workload (a plain select: ORM objects for thousands of rows cost too much per cycle).
@@ -88,7 +89,7 @@ _COLUMNS = (
     WorkloadRow.submitted_at, WorkloadRow.started_at, WorkloadRow.priority, WorkloadRow.preemptible,
     WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
-    WorkloadRow.preempt_at, WorkloadRow.time_limit_s,
+    WorkloadRow.preempt_at, WorkloadRow.time_limit_s, WorkloadRow.revision,
 )
 ACTIVE = ACTIVE_STATES
 
@@ -121,7 +122,7 @@ def build_snapshot(
     index: dict[str, ActiveWorkload] = {}
     rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
-         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s) in rows:
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision) in rows:
         wid = format_workload_id(seq)
         if gpus_cap is not None and max_gpus is not None:
             max_gpus = min(max_gpus, gpus_cap)
@@ -131,7 +132,7 @@ def build_snapshot(
             min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s,
         )
         held = shares.get(seq, [])
-        index[wid] = ActiveWorkload(seq, state, position, reason, sum(s.fraction for s in held))
+        index[wid] = ActiveWorkload(seq, state, position, reason, sum(s.fraction for s in held), revision)
         if state == "pending":
             pending.append(w)
         elif held:

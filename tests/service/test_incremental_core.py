@@ -21,14 +21,16 @@ def same(a, b) -> bool:
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_kept_state_equals_the_pure_function_through_a_day_of_events(seed):
+@pytest.mark.parametrize("seed,by_revisions", [(1, False), (2, False), (3, False), (1, True), (2, True)])
+def test_kept_state_equals_the_pure_function_through_a_day_of_events(seed, by_revisions):
     rng = random.Random(seed)
     p = pool(("a", 8), ("b", 8), ("c", 16, "V100-32GB", 32768))
     t = teams(("vision", 12), ("nlp", 8), ("bio", 4))
     s = snap(p, t, [], [], now=0.0, las_thresholds_gpu_s=(4 * 3600.0,))
     core = IncrementalCore()
     n = 0
+    revisions: dict[str, int] = {}  # as WorkloadRow.revision: bumped when what the snapshot reads of a workload changes
+    seen: dict[str, object] = {}
     for step in range(120):
         now = step * 600.0
         pend = list(s.pending)
@@ -55,7 +57,37 @@ def test_kept_state_equals_the_pure_function_through_a_day_of_events(seed):
         if step == 60:  # an admin changes a quota: re-indexed
             tm["bio"] = replace(tm["bio"], quota=8.0)
         s = replace(s, teams=tm, running=tuple(run), pending=tuple(pend), now=now)
-        d = core.decide(s)
+        now_seen = {w.id: w for w in s.pending} | {r.workload.id: r for r in s.running}
+        revisions = {wid: revisions.get(wid, 0) + (wid in seen and seen[wid] != x) for wid, x in now_seen.items()}
+        seen = now_seen
+        d = core.decide(s, dict(revisions)) if by_revisions else core.decide(s)
         assert same(d, schedule(s)), f"step {step}"
         s = apply(s, d)
     assert core.rebuilds == 2  # the first cycle and the quota change; every other cycle was by differences
+
+
+def test_revisions_show_which_pending_workloads_to_read_again_and_the_periodic_check_counts_a_missed_bump():
+    """With revisions (as WorkloadRow.revision gives them) only pending work whose revision moved is
+    re-read; a change that came without a bump is invisible until the field-by-field check every
+    ``check_every`` cycles, which counts it and corrects the kept state."""
+    p = pool(("a", 8))
+    t = teams(("vision", 8))
+    blocker = job("w0", "vision", 8, at=0.0)
+    core = IncrementalCore(check_every=3)
+    s = snap(p, t, [], [blocker], now=0.0)
+    s = apply(s, core.decide(s, {"w0": 0}))
+    wait = job("w1", "vision", 4, at=10.0)
+    s = replace(s, pending=(wait,), now=20.0)
+    revs = {"w0": 1, "w1": 0}
+    d = core.decide(s, revs)
+    assert same(d, schedule(s))
+    # A raised priority, bumped: read again, the same decisions as the pure function.
+    s = replace(s, pending=(replace(wait, priority=1),), now=30.0)
+    revs = {"w0": 1, "w1": 1}
+    assert same(core.decide(s, revs), schedule(s))
+    # The blocker ends and w1 asks for 16 GPUs (more than the pool) without a bump: the kept
+    # state still has it at 4 and would start it; the third cycle's full check catches it.
+    s = replace(s, running=(), pending=(replace(wait, priority=1, gpus=16.0),), now=40.0)
+    del revs["w0"]
+    d = core.decide(s, revs)
+    assert core.misses == 1 and same(d, schedule(s)) and not d.starts

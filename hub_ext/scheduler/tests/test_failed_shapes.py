@@ -73,6 +73,7 @@ def test_skipping_failed_shapes_changes_no_decision(name, monkeypatch):
         tries["n"] = 0
         with monkeypatch.context() as m:
             m.setattr(Cycle, "attempt", lambda self, w, starving=False: self.try_start(w, starving))
+            m.setattr(Cycle, "shortcuts", False)  # and none of the other shortcuts (cycle.Cycle.shortcuts)
             slow = replay(seed, CONFIGS[name])
         slow_tries += tries["n"]
         assert fast == slow, f"seed {seed}: decisions differ"

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Engine
@@ -131,6 +132,9 @@ class WorkloadRow(Base):
     # is stopped then; jobs: SIGTERM at once, SIGKILL then), and why.
     preempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     preempt_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bumped whenever a column the scheduler reads or the shares change (SCHEDULING_COLUMNS, see _bump_revision),
+    # so the scheduling loop's kept state re-reads only the workloads that changed (service/loop.py).
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     shares: Mapped[list[ShareRow]] = relationship(
         back_populates="workload", order_by="ShareRow.id", cascade="all, delete-orphan"
@@ -143,6 +147,25 @@ class WorkloadRow(Base):
     @property
     def allocated_gpus(self) -> float:
         return sum(s.fraction for s in self.shares)
+
+
+# What the scheduler's snapshot reads of a workload row (service/snapshot.py); queue positions,
+# reasons and expected starts are written back every cycle and are not among them.
+SCHEDULING_COLUMNS = (
+    "user", "team", "kind", "state", "gpus", "submitted_at", "started_at", "priority", "preemptible", "min_gpus",
+    "max_gpus", "gpus_cap", "gpu_model", "min_gpu_memory_mib", "gpu_memory_mib", "preempt_at", "time_limit_s",
+)
+
+
+@event.listens_for(WorkloadRow, "before_update")
+def _bump_revision(mapper, connection, target) -> None:
+    """Every ORM write of a scheduling column or of the workload's shares bumps ``revision`` (in the same UPDATE).
+
+    Bulk UPDATE statements bypass this: they must not set SCHEDULING_COLUMNS (apply.py writes
+    only positions and reasons that way); the loop's periodic full comparison catches a miss."""
+    attrs = inspect(target).attrs
+    if attrs.shares.history.has_changes() or any(attrs[c].history.has_changes() for c in SCHEDULING_COLUMNS):
+        target.revision = WorkloadRow.revision + 1  # in SQL: no read of the current value
 
 
 class ShareRow(Base):
