@@ -146,6 +146,10 @@ class Cycle:
             if not sizes:
                 return False
         v = self.cap.views.get((w.gpu_model, w.min_gpu_memory_mib)) or self.cap.view(view_key(w))
+        if w.min_gpus is not None and elastic.may_take_asked(self.config, w):
+            done = self._start_asked(w, v, sizes[0], starving)
+            if done is not None:
+                return done
         for g, over in sizes:
             placed = self._place(w, v, g)
             if placed is not None:
@@ -186,6 +190,26 @@ class Cycle:
             if res is not None and not over:
                 self._preempt_overrunning(w, res)
         return False
+
+    def _start_asked(self, w: Workload, v, size, starving: bool) -> bool | None:
+        """New elastic work: start at the size it asked for, making room if it must
+        (elastic.may_take_asked). None: no room at that size, try smaller sizes."""
+        g, over = size
+        if g < w.gpus - EPSILON:
+            return None
+        placed = self._place(w, v, g)
+        if placed is None:
+            room = preemption.make_room(self, w, v, g, entitled=not over)
+            if room is None:
+                return None
+            placed, plan = room
+            preemption.apply_plan(self, w, plan)
+            self.whole_fail.clear()
+            if plan.awaiting:
+                self._await(w, placed, plan.awaiting)
+                return False
+        self._start(w, g, over, placed, starving)
+        return True
 
     def backfill_open(self) -> bool:
         """Could work with a time limit (or, where allowed, an estimate) start on held cards?"""
@@ -328,7 +352,10 @@ class Cycle:
             return False
         top = self._las_top.get(team)
         if top is None:
-            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
+            running = self.st.team_running.get(team, {}).values()
+            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in running), default=0)
+            if not top and cfg.new_work_shrinks_elastic and any(r.workload.is_elastic and r.allocation.gpus > r.workload.min_gpus for r in running):
+                top = self._las_top[team] = 1  # new work may shrink them (elastic.new_work_victim)
         return top > 0
 
     def soft_held(self) -> bool:
