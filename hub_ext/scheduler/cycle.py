@@ -354,7 +354,7 @@ class Cycle:
         if top is None:
             running = self.st.team_running.get(team, {}).values()
             top = self._las_top[team] = max((self.st.las_level(r.workload) for r in running), default=0)
-            if not top and cfg.new_work_shrinks_elastic and any(r.workload.is_elastic and r.allocation.gpus > r.workload.min_gpus for r in running):
+            if not top and cfg.new_work_shrinks_elastic and any(r.workload.is_elastic and r.workload.attained_gpu_s > 0 and r.allocation.gpus > r.workload.min_gpus for r in running):
                 top = self._las_top[team] = 1  # new work may shrink them (elastic.new_work_victim)
         return top > 0
 
