@@ -162,7 +162,7 @@ class Cycle:
         for g, over in sizes:
             if not (lent or (reclaim and not over) or (over and held) or las):
                 continue
-            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0)
+            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0, las and elastic.is_new(w))
             if g >= self.room_fail.get(key, float("inf")):
                 continue
             room = preemption.make_room(self, w, v, g, entitled=not over)

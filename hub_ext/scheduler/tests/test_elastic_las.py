@@ -104,3 +104,13 @@ def test_the_stateful_scheduler_makes_room_for_new_work_as_the_pure_function():
     a, b = Scheduler.from_snapshot(s).cycle(s.now), schedule(s)
     assert started_ids(a) == started_ids(b) == ["new"]
     assert held(a, "long") == held(b, "long") == 2
+
+
+def test_new_work_is_not_judged_by_work_of_its_shape_that_has_run():
+    # Same shape, same level: "ran" (attained service, submitted first) may not shrink anyone and fails;
+    # "new" may, and must not be answered from that failure.
+    long = running(elastic("long", 4, attained=2 * H), "n/0", "n/1", "n/2", "n/3")
+    pend = [elastic("ran", 2, attained=60.0, at=10, lo=2), elastic("new", 2, at=50, lo=2)]
+    s = snap(pool(("n", 4)), teams(("a", 4)), [long], pend)
+    for d in (schedule(s), Scheduler.from_snapshot(s).cycle(s.now)):
+        assert started_ids(d) == ["new"] and held(d, "long") == 2
