@@ -12,6 +12,16 @@
   start takes them back by shrinking the job, before anything else happens.
   Shrinking further, down to min_gpus, is a quota reclaim and comes before
   any workload is preempted (see preemption.py).
+
+Under least attained service (SchedulerConfig, with attained service reported):
+
+* growth goes to the job with the least attained service first
+  (``elastic_growth_order="attained"``);
+* new work (no attained service yet) that does not fit at its asked size
+  shrinks its own team's elastic jobs that have run, most attained service
+  first, to no less than ``new_work_shrink_floor`` of what each asked, and
+  starts at its asked size (``new_work_shrinks_elastic``); it never suspends
+  them. Without room at its asked size it starts smaller, as above.
 """
 
 from __future__ import annotations
@@ -55,8 +65,8 @@ def is_new(w: Workload) -> bool:
 def new_work_victim(cfg, w: Workload, rw: Workload) -> bool:
     """May new work ``w`` shrink running ``rw`` of its team (``SchedulerConfig.new_work_shrinks_elastic``)?
 
-    Only an elastic job that has held GPUs, and only down to its min_gpus: it
-    keeps running, slower, while the new work starts at the size it asked for."""
+    Only an elastic job that has held GPUs, and only down to ``new_work_floor``:
+    it keeps running, slower, while the new work starts at the size it asked for."""
     return bool(cfg.new_work_shrinks_elastic and rw.is_elastic and is_new(w) and not is_new(rw) and rw.team == w.team)
 
 

@@ -20,7 +20,9 @@ preemption on, whatever the quota:
    attained service) shrunk down to their min_gpus, then such work
    preempted whole: highest level first, then the latest submitted (as Tiresias's
    2D-LAS: short work overtakes long work of its own team, never of another
-   team, and never work of a higher priority).
+   team, and never work of a higher priority). Elastic jobs are only shrunk
+   unless ``las_preempt_elastic``; new work also shrinks same-level elastic
+   jobs that have run, down to a floor (elastic.new_work_victim).
 
 Never candidates: work within its team's quota (so a session within quota is
 never preempted), non-preemptible work, work started in this same cycle, work
