@@ -336,6 +336,19 @@ class Cycle:
                     break
         return self._entitled
 
+    def new_work_room(self, team: str) -> bool:
+        """Does ``team`` run elastic jobs that new work may shrink (elastic.new_work_victim)? Once per team and cycle."""
+        memo = getattr(self, "_new_room", None)
+        if memo is None:
+            memo = self._new_room = {}
+        room = memo.get(team)
+        if room is None:
+            room = memo[team] = any(
+                r.workload.is_elastic and not elastic.is_new(r.workload) and r.allocation.gpus > r.workload.min_gpus
+                for r in self.st.team_running.get(team, {}).values()
+            )
+        return room
+
     def lent(self) -> bool:
         """Do elastic jobs hold lent GPUs (which any workload that may start can take back)?"""
         if self._lent is None:
@@ -348,14 +361,13 @@ class Cycle:
     def las_room(self, team: str) -> bool:
         """Could least attained service let some pending work of ``team`` preempt its own team's running work?"""
         cfg = self.config
+        if cfg.new_work_shrinks_elastic and cfg.las_thresholds_gpu_s and cfg.preemption and self.new_work_room(team):
+            return True  # or shrink it for new work (elastic.new_work_victim)
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
         top = self._las_top.get(team)
         if top is None:
-            running = self.st.team_running.get(team, {}).values()
-            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in running), default=0)
-            if not top and cfg.new_work_shrinks_elastic and any(r.workload.is_elastic and r.workload.attained_gpu_s > 0 and r.allocation.gpus > r.workload.min_gpus for r in running):
-                top = self._las_top[team] = 1  # new work may shrink them (elastic.new_work_victim)
+            top = self._las_top[team] = max((self.st.las_level(r.workload) for r in self.st.team_running.get(team, {}).values()), default=0)
         return top > 0
 
     def soft_held(self) -> bool:
