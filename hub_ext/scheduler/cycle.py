@@ -343,9 +343,10 @@ class Cycle:
             memo = self._new_room = {}
         room = memo.get(team)
         if room is None:
+            running = self.st.running
             room = memo[team] = any(
-                r.workload.is_elastic and not elastic.is_new(r.workload) and r.allocation.gpus > r.workload.min_gpus
-                for r in self.st.team_running.get(team, {}).values()
+                r.workload.team == team and not elastic.is_new(r.workload) and r.allocation.gpus > r.workload.min_gpus
+                for r in (running[wid] for wid in self.st.elastic_running)
             )
         return room
 
@@ -361,7 +362,7 @@ class Cycle:
     def las_room(self, team: str) -> bool:
         """Could least attained service let some pending work of ``team`` preempt its own team's running work?"""
         cfg = self.config
-        if cfg.new_work_shrinks_elastic and cfg.las_thresholds_gpu_s and cfg.preemption and self.new_work_room(team):
+        if cfg.new_work_shrinks_elastic and self.st.elastic_running and cfg.las_thresholds_gpu_s and cfg.preemption and self.new_work_room(team):
             return True  # or shrink it for new work (elastic.new_work_victim)
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
