@@ -39,6 +39,8 @@ DEFAULT_VENV = os.path.join(REPO, ".gpupool", "bench", "pollux-venv")
 MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
+# The SchedulerConfig fields that decide this harness's figures, printed with them.
+CORE_SWITCHES = ("las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "reservation_after_s")
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 
@@ -203,6 +205,8 @@ def main(argv=None) -> int:
 
     print(f"Pollux simulator: {len(files)} workloads, load {args.load}, 16 nodes x 4 GPUs; our core's default SchedulerConfig")
     print("(mapping: one team, one user per job, TunedJobs batch sizes; rigid = num_replicas GPUs; elastic = 1..num_replicas)")
+    used = raw[0]["config"] if raw else {}
+    print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
     print()
     for key, title in (("mean_jct_s", "Mean JCT (s)"), ("p95_jct_s", "p95 JCT (s)"), ("makespan_s", "Makespan (s)")):
         print("\n".join(table(names, ours, pub, key, title)))
@@ -225,6 +229,8 @@ def main(argv=None) -> int:
     if "tiresias" in pub:
         worse = [n for n in names if n in pub["tiresias"] and ours[n][rec]["mean_jct_s"] >= pub["tiresias"][n]["mean_jct_s"]]
         print(f"target: mean JCT below Tiresias on every workload ({rec}): " + ("MET" if not worse else f"MISSED on {', '.join(worse)}"))
+        print("  ours / Tiresias per workload: " + ", ".join(
+            f"{n.replace('workload-', 'w')} {ours[n][rec]['mean_jct_s'] / pub['tiresias'][n]['mean_jct_s']:.3f}" for n in names if n in pub["tiresias"]))
     if "pollux" in out["mean"]:
         ratio = out["mean"][f"ours-{rec}"] / out["mean"]["pollux"]
         verdict = "MET" if ratio <= 1 + POLLUX_SLACK else "MISSED"

@@ -416,6 +416,7 @@ class Scheduler:
                 w.team, w.kind, w.gpus, w.preemptible, w.min_gpus, w.max_gpus, w.gpu_model, w.min_gpu_memory_mib, w.gpu_memory_mib,
                 w.time_limit_s, w.estimate_s if self.config.backfill_on_estimates else None,
                 self.las_level(w),
+                w.attained_gpu_s <= 0 if self.config.new_work_shrinks_elastic else None,  # new work may shrink elastic work
             )
         return shape
 

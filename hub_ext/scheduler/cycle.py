@@ -157,6 +157,10 @@ class Cycle:
             if not sizes:
                 return False
         v = self.cap.views.get((w.gpu_model, w.min_gpu_memory_mib)) or self.cap.view(view_key(w))
+        if w.min_gpus is not None and elastic.may_take_asked(self.config, w):
+            done = self._start_asked(w, v, sizes[0], starving)
+            if done is not None:
+                return done
         for g, over in sizes:
             placed = self._place(w, v, g)
             if placed is not None:
@@ -169,7 +173,7 @@ class Cycle:
         for g, over in sizes:
             if not (lent or (reclaim and not over) or (over and held) or las):
                 continue
-            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0)
+            key = (w.team, v.key, not over, self.st.las_level(w) if las else 0, las and elastic.is_new(w))
             if g >= self.room_fail.get(key, float("inf")):
                 continue
             room = preemption.make_room(self, w, v, g, entitled=not over)
@@ -197,6 +201,26 @@ class Cycle:
             if res is not None and not over:
                 self._preempt_overrunning(w, res)
         return False
+
+    def _start_asked(self, w: Workload, v, size, starving: bool) -> bool | None:
+        """New elastic work: start at the size it asked for, making room if it must
+        (elastic.may_take_asked). None: no room at that size, try smaller sizes."""
+        g, over = size
+        if g < w.gpus - EPSILON:
+            return None
+        placed = self._place(w, v, g)
+        if placed is None:
+            room = preemption.make_room(self, w, v, g, entitled=not over)
+            if room is None:
+                return None
+            placed, plan = room
+            preemption.apply_plan(self, w, plan)
+            self.whole_fail.clear()
+            if plan.awaiting:
+                self._await(w, placed, plan.awaiting)
+                return False
+        self._start(w, g, over, placed, starving)
+        return True
 
     def backfill_open(self) -> bool:
         """Could work with a time limit (or, where allowed, an estimate) start on held cards?"""
@@ -324,6 +348,20 @@ class Cycle:
                     break
         return self._entitled
 
+    def new_work_room(self, team: str) -> bool:
+        """Does ``team`` run elastic jobs that new work may shrink (elastic.new_work_victim)? Once per team and cycle."""
+        memo = getattr(self, "_new_room", None)
+        if memo is None:
+            memo = self._new_room = {}
+        room = memo.get(team)
+        if room is None:
+            running = self.st.running
+            room = memo[team] = any(
+                r.workload.team == team and not elastic.is_new(r.workload) and r.allocation.gpus > r.workload.min_gpus
+                for r in (running[wid] for wid in self.st.elastic_running)
+            )
+        return room
+
     def lent(self) -> bool:
         """Do elastic jobs hold lent GPUs (which any workload that may start can take back)?"""
         if self._lent is None:
@@ -336,6 +374,8 @@ class Cycle:
     def las_room(self, team: str) -> bool:
         """Could least attained service let some pending work of ``team`` preempt its own team's running work?"""
         cfg = self.config
+        if cfg.new_work_shrinks_elastic and self.st.elastic_running and cfg.las_thresholds_gpu_s and cfg.preemption and self.new_work_room(team):
+            return True  # or shrink it for new work (elastic.new_work_victim)
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
         return self.st.las_top(team) > 0

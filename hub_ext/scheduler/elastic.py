@@ -12,11 +12,22 @@
   start takes them back by shrinking the job, before anything else happens.
   Shrinking further, down to min_gpus, is a quota reclaim and comes before
   any workload is preempted (see preemption.py).
+
+Under least attained service (SchedulerConfig, with attained service reported):
+
+* growth goes to the job with the least attained service first
+  (``elastic_growth_order="attained"``);
+* new work (no attained service yet) that does not fit at its asked size
+  shrinks its own team's elastic jobs that have run, most attained service
+  first, to no less than ``new_work_shrink_floor`` of what each asked, and
+  starts at its asked size (``new_work_shrinks_elastic``); it never suspends
+  them. Without room at its asked size it starts smaller, as above.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 
 from .fairshare import OK, check, team_of, team_share
 from .model import EPSILON, Workload
@@ -39,6 +50,36 @@ def growth_gpus(w: Workload, held: int) -> int:
     return max(0, held - int(w.gpus))
 
 
+def growth_key(w: Workload, level: int, started_at: float, cfg) -> tuple:
+    """Order of growth inside a team (after the team's share): see ``SchedulerConfig.elastic_growth_order``."""
+    if cfg.elastic_growth_order == "attained":
+        return (w.attained_gpu_s, started_at)
+    return (level, started_at)
+
+
+def is_new(w: Workload) -> bool:
+    """Work that has not held GPUs yet (no attained service)."""
+    return w.attained_gpu_s <= 0
+
+
+def new_work_victim(cfg, w: Workload, rw: Workload) -> bool:
+    """May new work ``w`` shrink running ``rw`` of its team (``SchedulerConfig.new_work_shrinks_elastic``)?
+
+    Only an elastic job that has held GPUs, and only down to ``new_work_floor``:
+    it keeps running, slower, while the new work starts at the size it asked for."""
+    return bool(cfg.new_work_shrinks_elastic and rw.is_elastic and is_new(w) and not is_new(rw) and rw.team == w.team)
+
+
+def new_work_floor(cfg, rw: Workload) -> int:
+    """The fewest GPUs new work shrinks ``rw`` to: ``new_work_shrink_floor`` of what it asked, rounded up, at least min_gpus."""
+    return int(min(max(rw.min_gpus, math.ceil(cfg.new_work_shrink_floor * rw.gpus - EPSILON)), rw.max_gpus))
+
+
+def may_take_asked(cfg, w: Workload) -> bool:
+    """Should new elastic work make room for the size it asked before starting smaller?"""
+    return bool(cfg.new_work_shrinks_elastic and cfg.preemption and w.is_elastic and is_new(w))
+
+
 def grow(cycle) -> None:
     """Give idle whole GPUs to running elastic jobs, fairly between teams."""
     st = cycle.st
@@ -54,7 +95,7 @@ def grow(cycle) -> None:
         if held >= w.max_gpus or cap.view(cycle.view_key(w)).free_total == 0:
             continue
         share = team_share(team_of(st.teams, w.team), cycle.usage.get(w.team, 0.0))
-        heapq.heappush(heap, (share, st.las_level(w), r.allocation.started_at, wid))
+        heapq.heappush(heap, (share, growth_key(w, st.las_level(w), r.allocation.started_at, cfg), r.allocation.started_at, wid))
     while heap:
         _, level, started, wid = heapq.heappop(heap)
         r = st.running[wid]

@@ -187,6 +187,23 @@ class SchedulerConfig:
     # has what other cuts did. Inert where callers do not report attained
     # service (every workload is then level 0).
     las_thresholds_gpu_s: tuple[float, ...] = (16 * 3600.0,)
+    # Which running elastic job of a team grows first into idle GPUs (elastic.py):
+    # "attained": the one that has held GPUs for least (continuous least attained
+    # service); "started": lowest LAS level, then the earliest started.
+    elastic_growth_order: str = "attained"
+    # Least attained service may preempt an elastic job of a higher level whole
+    # (after shrinking it to min_gpus); False: it only shrinks it to min_gpus,
+    # so long-running elastic work keeps progressing on its smallest size.
+    las_preempt_elastic: bool = False
+    # New work (no attained service yet) that does not fit at the size it asked
+    # for shrinks running elastic jobs of its own team that have held GPUs, most
+    # attained service first, never suspending them, and starts at its asked
+    # size (elastic.py; needs preemption on). Inert where callers report no
+    # attained service. docs/benchmarks.md has what these three switches gave.
+    new_work_shrinks_elastic: bool = True
+    # ... but no further than this fraction of what the job asked for (rounded
+    # up, at least its min_gpus): long-running work keeps some of its speed.
+    new_work_shrink_floor: float = 0.5
 
 
 # ---------------------------------------------------------------- the snapshot

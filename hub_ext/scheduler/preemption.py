@@ -20,7 +20,9 @@ preemption on, whatever the quota:
    attained service) shrunk down to their min_gpus, then such work
    preempted whole: highest level first, then the latest submitted (as Tiresias's
    2D-LAS: short work overtakes long work of its own team, never of another
-   team, and never work of a higher priority).
+   team, and never work of a higher priority). Elastic jobs are only shrunk
+   unless ``las_preempt_elastic``; new work also shrinks same-level elastic
+   jobs that have run, down to a floor (elastic.new_work_victim).
 
 Never candidates: work within its team's quota (so a session within quota is
 never preempted), non-preemptible work, work started in this same cycle, work
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .elastic import growth_gpus
+from .elastic import growth_gpus, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
@@ -168,6 +170,8 @@ def las_victims(cycle, w: Workload) -> list:
             # As Tiresias: the highest level first, then the latest submitted
             # (a long-running early job keeps its place in its queue).
             out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
+        elif new_work_victim(cycle.config, w, rw):
+            out.append(((rw.priority, -rl, -rw.attained_gpu_s, rw.id), r))  # most attained service first
     out.sort(key=lambda x: x[0])
     return [r for _, r in out]
 
@@ -176,14 +180,20 @@ def las_units(cycle, w: Workload) -> list[Unit]:
     cap = cycle.cap
     victims = las_victims(cycle, w)
     units: list[Unit] = []
+    level = las_level(w, cycle.config.las_thresholds_gpu_s)
     for r in victims:
         rw = r.workload
         if rw.is_elastic:
             shares = cycle.shares_of(rw.id)
             lent = growth_gpus(rw, len(shares))
-            for s in reversed(shares[rw.min_gpus : len(shares) - lent]):
+            floor = rw.min_gpus if las_level(rw, cycle.config.las_thresholds_gpu_s) > level else new_work_floor(cycle.config, rw)
+            for s in reversed(shares[floor : len(shares) - lent]):
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,)), las=True))
     for r in victims:
+        if r.workload.is_elastic and not cycle.config.las_preempt_elastic:
+            continue  # shrunk to its minimum, never suspended: it keeps progressing
+        if las_level(r.workload, cycle.config.las_thresholds_gpu_s) <= level:
+            continue  # a victim for new work (elastic.new_work_victim): shrunk only
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id)), las=True))
     return units
 
