@@ -31,8 +31,10 @@ Reasons for pending work are computed only when read (reasons.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import elastic, preemption, reservation
-from .fairshare import OK, check, team_of
+from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
@@ -74,6 +76,8 @@ class Cycle:
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
         self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
+        self._within: dict[str, float] = {}  # team over its quota -> GPUs of its work within the quota
+        self._within_started: dict[str, float] = {}  # team -> GPUs started within its quota in this cycle
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -100,7 +104,23 @@ class Cycle:
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
+    def quota_used(self, team_name: str) -> float:
+        """GPUs of the team's work within its quota: its usage, unless borrowed work that does not fit
+        the quota (fairshare.over_quota) runs beside it; then that work does not use up the quota."""
+        usage = self.usage.get(team_name, 0.0)
+        team = team_of(self.st.teams, team_name)
+        if usage <= team.quota + EPSILON:
+            return usage
+        used = self._within.get(team_name)
+        if used is None:
+            started = self._within_started.get(team_name, 0.0)
+            used = self._within[team_name] = started + quota_used(
+                replace(team, quota=max(0.0, team.quota - started)), self.st.ranked(team_name), self.gone, self.current_gpus
+            )
+        return used
+
     def usage_changed(self, team: str) -> None:
+        self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()
         self.room_fail.clear()
@@ -132,15 +152,16 @@ class Cycle:
             return False
         team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
         usage = self.usage.get(w.team, 0.0)
+        within = self.quota_used(w.team) if usage > team.quota + EPSILON else usage
         if w.min_gpus is None:  # not elastic: one size (the common case, kept short)
-            code, over = check(team, usage, w.gpus, w, self.config)
+            code, over = check(team, usage, w.gpus, w, self.config, within)
             if code != OK:
                 return False
             sizes = ((w.gpus, over),)
         else:
             sizes = []
             for g in elastic.start_sizes(w):
-                code, over = check(team, usage, g, w, self.config)
+                code, over = check(team, usage, g, w, self.config, within)
                 if code == OK:
                     sizes.append((g, over))
             if not sizes:
@@ -153,7 +174,7 @@ class Cycle:
                 return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
-        held = bool(self.reservations) and self.borrower_held()
+        held = w.is_fraction and bool(self.reservations) and self.borrower_held()
         las = self.las_room(w.team)
         for g, over in sizes:
             if not (lent or (reclaim and not over) or (over and held) or las):
@@ -212,6 +233,9 @@ class Cycle:
             cached = cap._whole_shares
             shares = tuple([cached[g] or cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
+        if not over:
+            self._within_started[w.team] = self._within_started.get(w.team, 0.0) + gpus
+        self._within.pop(w.team, None)
         self.started.add(w.id)
         self._entitled = None
         short = w.min_gpus is not None and gpus < w.gpus - EPSILON
@@ -307,7 +331,7 @@ class Cycle:
                 if not q.count:
                     continue
                 smallest = min(d[0] for d in st.demand(name).values())
-                if self.usage.get(name, 0.0) + smallest <= team_of(st.teams, name).quota + EPSILON:
+                if self.quota_used(name) + smallest <= team_of(st.teams, name).quota + EPSILON:
                     self._entitled = True
                     break
         return self._entitled
@@ -337,13 +361,13 @@ class Cycle:
         return bool(self.st.leaving) or any(r.held for r in self.reservations.values())
 
     def borrower_held(self) -> bool:
-        """Does a borrower's reservation hold cards (which a borrower ahead of its team may take)?"""
+        """Does a borrower's reservation hold cards (which a fraction of a borrower ahead of its team may take)?"""
         return any(not r.hard and r.held for r in self.reservations.values())
 
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""
         if self._reclaim is None:
-            self._reclaim = self.config.preemption and self.st.any_over_quota(self.gone)
+            self._reclaim = self.config.preemption and (self.st.any_over_quota(self.gone) or bool(preemption.cards_over(self)))
         return self._reclaim
 
     def team_hopeless(self, team_name: str) -> bool:
@@ -356,7 +380,8 @@ class Cycle:
         smallest = min(d[0] for d in demand.values())
         if team.limit is not None and usage + smallest > team.limit + EPSILON:
             return True
-        within = usage + smallest <= team.quota + EPSILON
+        quota_used = self.quota_used(team_name)
+        within = quota_used + smallest <= team.quota + EPSILON
         if not within and not self.config.borrowing:
             return True
         lent = self.lent()
@@ -370,8 +395,8 @@ class Cycle:
                 return False
             if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
                 return False
-            entitled = usage + least <= team.quota + EPSILON
-            if (lent or (reclaim and entitled) or (not entitled and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
+            entitled = quota_used + least <= team.quota + EPSILON
+            if (lent or (reclaim and entitled) or (not entitled and has_fraction and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False
         return True
 

@@ -3,10 +3,12 @@
 Candidates, cheapest loss first:
 0. GPUs of work already leaving (see below);
 1. GPUs held by a borrower's reservation: for work within its quota (a
-   guarantee outranks a borrower's reservation), and for a borrower ahead of
-   the reserving team in the fair order (borrowing less per weight, now and in
-   the past); and, for a fraction within its quota, cards held for another
-   team's reservation (a quota means room on a card);
+   guarantee outranks a borrower's reservation), and for a fraction of a
+   borrower ahead of the reserving team in the fair order (borrowing less per
+   weight, now and in the past; a fraction only: whole cards borrowed there
+   would keep the gang waiting as long as they run); and, for a fraction within
+   its quota, cards held for another team's reservation (a quota means room on
+   a card);
 2. GPUs an elastic job received beyond what it asked for (lent GPUs, taken
    back for any workload that may start);
 and, only for a workload whose team stays within its quota (a quota
@@ -14,6 +16,12 @@ reclaim) and only with preemption on:
 3. elastic jobs of over-quota teams shrunk down to their min_gpus;
 4. over-quota workloads of other teams, preempted whole: lowest priority
    first, then the team borrowing most per weight, then the newest;
+4b. fractions of another team on the cards it holds beyond its quota: a team
+   is charged a whole card for each card it holds (a card shared by teams in
+   proportion to their shares), since what its fractions leave unused on a
+   card is no card for anyone else. The cards it holds alone beyond its quota,
+   emptiest first, are freed whole (``cards_over``): a quota means room on a
+   card, for whole-card work too;
 and, with least attained service on (``las_thresholds_gpu_s``) and
 preemption on, whatever the quota:
 5. elastic jobs of the workload's own team at a higher LAS level (more
@@ -23,7 +31,7 @@ preemption on, whatever the quota:
    team, and never work of a higher priority).
 
 Never candidates: work within its team's quota (so a session within quota is
-never preempted), non-preemptible work, work started in this same cycle, work
+never preempted; fractions on cards held beyond the quota, 4b, are beyond it), non-preemptible work, work started in this same cycle, work
 younger than its team's minimum run-time (minimum_runtime.py), and work
 already leaving (preempted with notice in an earlier cycle).
 
@@ -94,9 +102,11 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 res = cycle.reservations[rid]
                 if res.hard and res.workload.team != w.team:
                     units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
-    elif cycle.reservations:
+    elif cycle.reservations and w.is_fraction:
         # A borrower's reservation protects its gang from teams behind it in the fair order,
-        # not from a borrower ahead of it (borrowing less, now and in the past).
+        # not from a fraction of a borrower ahead of it (borrowing less, now and in the past):
+        # a fraction takes part of one card. Whole cards borrowed there would keep the gang
+        # waiting for as long as they run (on a busy pool, gangs of teams behind waited days).
         mine = _borrow_key(cycle, w.team)
         for rid in sorted(cycle.reservations):
             res = cycle.reservations[rid]
@@ -146,7 +156,92 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
     for _, r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    seen = {r.workload.id for _, r in victims}
+    for r in card_victims(cycle, w):
+        if r.workload.id in seen:
+            continue
+        seen.add(r.workload.id)
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
     return units + las_units(cycle, w)
+
+
+def cards_over(cycle) -> dict[str, dict[int, list]]:
+    """Teams whose fractions hold more cards than their quota: team -> {card: its workloads there}
+    for the cards beyond its quota that it holds alone, emptiest first (what a quota reclaim may free).
+
+    A team is charged a whole card for each card its work holds, a card shared by
+    teams in proportion to their shares on it: the part of a card that its
+    fractions leave unused is room no one else can use as a card. Memoised until
+    the next decision."""
+    version = (len(cycle.starts), len(cycle.preempts))
+    memo = getattr(cycle, "_cards_over", None)
+    if memo is not None and memo[0] == version:
+        return memo[1]
+    out: dict[str, dict[int, list]] = {}
+    cap = cycle.cap
+    st = cycle.st
+    if cap.view((None, None)).partial:
+        card_frac: dict[int, dict[str, float]] = {}
+        on_card: dict[int, list] = {}
+        whole: dict[str, float] = {}
+        for wid, r in st.running.items():
+            rw = r.workload
+            if wid in cycle.gone:
+                continue
+            if not rw.is_fraction:
+                whole[rw.team] = whole.get(rw.team, 0.0) + cycle.current_gpus(wid)
+                continue
+            for sh in r.allocation.shares:
+                g = cap.share_gpu(sh)
+                if g is None:
+                    continue
+                teams = card_frac.setdefault(g, {})
+                teams[rw.team] = teams.get(rw.team, 0.0) + sh.fraction
+                on_card.setdefault(g, []).append(r)
+        charged: dict[str, float] = {}
+        alone: dict[str, list[tuple[float, int]]] = {}
+        for g, teams in card_frac.items():
+            total = sum(teams.values())
+            for t, f in teams.items():
+                charged[t] = charged.get(t, 0.0) + f / total
+            if len(teams) == 1:
+                (t, f), = teams.items()
+                alone.setdefault(t, []).append((f, g))
+        for t, c in charged.items():
+            team = team_of(st.teams, t)
+            cards = whole.get(t, 0.0) + c
+            over = int(cards - team.quota + EPSILON)
+            if over <= 0:
+                continue
+            out[t] = {g: on_card[g] for _, g in sorted(alone.get(t, []))[:over]}
+    cycle._cards_over = (version, out)
+    return out
+
+
+def card_victims(cycle, w: Workload) -> list:
+    """Fractional work of other teams on the cards they hold beyond their quota (``cards_over``),
+    whole cards only, emptiest first: a quota means room on a card."""
+    st = cycle.st
+    out = []
+    for tname, cards in sorted(cards_over(cycle).items()):
+        if tname == w.team:
+            continue
+        team = team_of(st.teams, tname)
+        for g, rs in cards.items():
+            ok = True
+            for r in rs:
+                rw = r.workload
+                if not rw.preemptible or rw.id in cycle.started or rw.id in cycle.gone or r.leaving:
+                    ok = False
+                    break
+                left = protected_for(r, team, cycle.now, RECLAIM)
+                if left > 0:
+                    cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
+                    ok = False
+                    break
+            if ok:
+                out.extend(rs)
+    return out
 
 
 def las_victims(cycle, w: Workload) -> list:
@@ -313,6 +408,11 @@ def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
             reason = (
                 f"it has held {fmt(round(rw.attained_gpu_s / 3600, 2))} GPU-hours, {w.id} of the same team "
                 f"{fmt(round(w.attained_gpu_s / 3600, 2))}: least attained service goes first within team {rw.team}"
+            )
+        elif cycle.usage.get(rw.team, 0.0) + gpus <= team.quota + EPSILON:
+            reason = (
+                f"team {rw.team}'s fractions were holding more cards than its quota of {fmt(team.quota)} GPUs; "
+                f"team {wteam.name} reclaims a card within its quota for {w.id}"
             )
         else:
             reason = (
