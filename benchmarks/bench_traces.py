@@ -154,6 +154,23 @@ def table(results: list[dict], markdown: bool) -> str:
     return "\n".join(out)
 
 
+def team_table(results: list[dict], markdown: bool) -> str:
+    """Per team: mean JCT (unfinished counted to the end) under pool and in its static slice."""
+    head = ["trace", "team", "quota", "jobs", "pool", "static", "pool/static"]
+    rows = []
+    for r in results:
+        p, s = r["runs"]["pool"], r["runs"]["static"]
+        for team in sorted(p["teams"]):
+            mine, theirs = p["teams"][team]["mean_jct_with_unfinished_s"], s["teams"].get(team, {}).get("mean_jct_with_unfinished_s")
+            quota = r["cluster"].teams[team].quota
+            rows.append([r["case"].name, team, f"{quota:g}", str(p["teams"][team]["jobs"]), _h(mine), _h(theirs), _ratio(mine, theirs)])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(str(row[i])) for row in rows + [head]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [head] + rows)
+
+
 def targets(r: dict) -> list[str]:
     p, s, f = (r["runs"][k] for k in POLICIES)
     name = r["case"].name
@@ -214,6 +231,10 @@ def main(argv=None) -> int:
         print(f"- {r['case'].name}: {r['case'].why}")
     print()
     print(table(results, args.markdown))
+    print()
+    print("Mean JCT per team, unfinished jobs counted to the end (the target: pool no higher than static):")
+    print()
+    print(team_table(results, args.markdown))
     print()
     for r in results:
         for line in targets(r):

@@ -31,7 +31,6 @@ Reasons for pending work are computed only when read (reasons.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, quota_used, team_of
@@ -76,8 +75,9 @@ class Cycle:
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
         self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work
-        self._within: dict[str, float] = {}  # team over its quota -> GPUs of its work within the quota
-        self._within_started: dict[str, float] = {}  # team -> GPUs started within its quota in this cycle
+        self._within: dict[str, float] = {}  # team over its quota -> GPUs that count against the quota
+        self._started_gpus: dict[str, float] = {}  # team -> GPUs started in this cycle
+        self._oversized_started: dict[str, float] = {}  # ... of which by work larger than the quota
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -105,18 +105,21 @@ class Cycle:
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
     def quota_used(self, team_name: str) -> float:
-        """GPUs of the team's work within its quota: its usage, unless borrowed work that does not fit
-        the quota (fairshare.over_quota) runs beside it; then that work does not use up the quota."""
+        """GPUs of the team's work that count against its quota: its usage, less work larger than the
+        whole quota (fairshare.quota_used)."""
         usage = self.usage.get(team_name, 0.0)
         team = team_of(self.st.teams, team_name)
         if usage <= team.quota + EPSILON:
             return usage
         used = self._within.get(team_name)
         if used is None:
-            started = self._within_started.get(team_name, 0.0)
-            used = self._within[team_name] = started + quota_used(
-                replace(team, quota=max(0.0, team.quota - started)), self.st.ranked(team_name), self.gone, self.current_gpus
-            )
+            oversized = self._oversized_started.get(team_name, 0.0)
+            running = self.st.ranked(team_name)
+            if oversized or any(r.allocation.gpus > team.quota + EPSILON for r in running):
+                used = quota_used(team, running, self.gone, self.current_gpus) + self._started_gpus.get(team_name, 0.0) - oversized
+            else:
+                used = usage
+            self._within[team_name] = used
         return used
 
     def usage_changed(self, team: str) -> None:
@@ -233,8 +236,9 @@ class Cycle:
             cached = cap._whole_shares
             shares = tuple([cached[g] or cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
-        if not over:
-            self._within_started[w.team] = self._within_started.get(w.team, 0.0) + gpus
+        self._started_gpus[w.team] = self._started_gpus.get(w.team, 0.0) + gpus
+        if gpus > (self.st.teams.get(w.team) or team_of(self.st.teams, w.team)).quota + EPSILON:
+            self._oversized_started[w.team] = self._oversized_started.get(w.team, 0.0) + gpus
         self._within.pop(w.team, None)
         self.started.add(w.id)
         self._entitled = None

@@ -11,11 +11,11 @@
   preemptible, or an owner could never get them back.
 * Which of a team's running workloads are "within quota": the team's running
   work ranked most-protected first (non-preemptible, higher priority, started
-  earlier); those that fit in what is left of the quota in that order are
-  within quota, the rest are over quota and use none of it: a gang borrowed
-  beyond the quota (larger than what is left of it) does not stop the team's
-  later, smaller work from being within its quota, as it would be in a slice
-  of the quota's size, where the gang would not run at all (``quota_used``).
+  earlier); those that fit inside the quota in that order are within quota,
+  the rest (and one that straddles the quota) are over quota. Work larger than
+  the whole quota (a gang that could never run in a slice of the quota's size)
+  is over quota and uses none of it: the team's smaller work stays within its
+  quota beside it, as it would be in its slice (``quota_used``).
 * Inside a team, users take turns: the next workload comes from the user
   using the fewest GPUs (after priority), so one user's long queue does not
   lock out a colleague.
@@ -78,31 +78,31 @@ def protection_key(r: Running) -> tuple:
 def over_quota(team: Team, ranked: list[Running], gone: set[str]) -> list[Running]:
     """The team's running workloads beyond its quota (most protected excluded).
 
-    In ranked order each workload that fits in what is left of the quota is
-    within it; one that does not fit (a gang larger than what is left) is over
-    quota and uses none of it, so the team's later, smaller work may still be
-    within its quota."""
+    Work larger than the whole quota is over it and uses none of it (``quota_used``)."""
     used = 0.0
     out = []
     for r in ranked:
         if r.workload.id in gone:
             continue
         g = r.allocation.gpus
-        if used + g > team.quota + EPSILON:
+        if g > team.quota + EPSILON:
             out.append(r)
-        else:
-            used += g
+            continue
+        used += g
+        if used > team.quota + EPSILON:
+            out.append(r)
     return out
 
 
 def quota_used(team: Team, ranked: list[Running], gone: set[str], gpus_of=None) -> float:
-    """GPUs of the team's running work within its quota (``over_quota``'s split), at most the quota."""
+    """GPUs of the team's running work that count against its quota: all but work larger than the
+    whole quota (a gang that could never run in a slice of the quota's size)."""
     used = 0.0
     for r in ranked:
         if r.workload.id in gone:
             continue
         g = r.allocation.gpus if gpus_of is None else gpus_of(r.workload.id)
-        if used + g <= team.quota + EPSILON:
+        if g <= team.quota + EPSILON:
             used += g
     return used
 

@@ -167,7 +167,8 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
 
 def cards_over(cycle) -> dict[str, dict[int, list]]:
     """Teams whose fractions hold more cards than their quota: team -> {card: its workloads there}
-    for the cards beyond its quota that it holds alone, emptiest first (what a quota reclaim may free).
+    for as many cards as it holds beyond its quota: those it holds alone first, emptiest first
+    (what a quota reclaim may free; a shared card frees only if the rest on it goes too).
 
     A team is charged a whole card for each card its work holds, a card shared by
     teams in proportion to their shares on it: the part of a card that its
@@ -199,21 +200,22 @@ def cards_over(cycle) -> dict[str, dict[int, list]]:
                 teams[rw.team] = teams.get(rw.team, 0.0) + sh.fraction
                 on_card.setdefault(g, []).append(r)
         charged: dict[str, float] = {}
-        alone: dict[str, list[tuple[float, int]]] = {}
+        held: dict[str, list[tuple[bool, float, int]]] = {}
         for g, teams in card_frac.items():
             total = sum(teams.values())
+            # Alone: nothing else on the card, nor started on it earlier in this cycle.
+            alone = len(teams) == 1 and 1.0 - cap.free_frac[g] <= total + EPSILON
             for t, f in teams.items():
                 charged[t] = charged.get(t, 0.0) + f / total
-            if len(teams) == 1:
-                (t, f), = teams.items()
-                alone.setdefault(t, []).append((f, g))
+                held.setdefault(t, []).append((not alone, f, g))
         for t, c in charged.items():
             team = team_of(st.teams, t)
             cards = whole.get(t, 0.0) + c
             over = int(cards - team.quota + EPSILON)
             if over <= 0:
                 continue
-            out[t] = {g: on_card[g] for _, g in sorted(alone.get(t, []))[:over]}
+            # Cards it holds alone first (freeing them frees a card), emptiest first.
+            out[t] = {g: [r for r in on_card[g] if r.workload.team == t] for _, _, g in sorted(held[t])[:over]}
     cycle._cards_over = (version, out)
     return out
 

@@ -76,9 +76,9 @@ WITHIN = [
     # (case, b's running work, b's new job, does it start, who is preempted for it, over quota)
     # Nodes a and c (8 cards each); team b's quota is 4, x's 4, y's 8; x runs 1-GPU jobs on
     # every card of node c that b does not hold (beyond its quota of 4).
-    ("a gang borrowed beyond the quota leaves the quota to the team's small work",
+    ("a gang larger than the whole quota leaves the quota to the team's small work",
      [gang("b-gang", "b", 8, "a")], 1, True, ["x7"], False),
-    ("what fits of the quota is within it; the rest borrows",
+    ("the team's other work counts against the quota as usual",
      [gang("b-gang", "b", 8, "a"), running(job("b1", "b", 3, at=1), "c/0", "c/1", "c/2")], 1, True, ["x7"], False),
     ("beyond what is left of the quota it borrows, and borrowing cannot preempt",
      [gang("b-gang", "b", 8, "a"), running(job("b1", "b", 3, at=1), "c/0", "c/1", "c/2")], 2, False, [], None),
@@ -86,7 +86,7 @@ WITHIN = [
 
 
 @pytest.mark.parametrize("case,b_run,gpus,starts,victims,over", WITHIN, ids=[c[0] for c in WITHIN])
-def test_borrowed_work_that_does_not_fit_the_quota_uses_none_of_it(case, b_run, gpus, starts, victims, over):
+def test_work_larger_than_the_quota_uses_none_of_it(case, b_run, gpus, starts, victims, over):
     held = {s.gpu_uuid for r in b_run for s in r.allocation.shares}
     x_run = [running(job(f"x{i}", "x", 1, at=2 + i), f"c/{i}") for i in range(8) if f"c/{i}" not in held]
     s = snap(pool(("a", 8), ("c", 8)), teams(("b", 4), ("x", 4), ("y", 8)), b_run + x_run, [job("new", "b", gpus, at=100)])
