@@ -46,6 +46,7 @@ fits without it, so the final set is minimal for that order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .elastic import growth_gpus
@@ -211,7 +212,7 @@ def cards_over(cycle) -> dict[str, dict[int, list]]:
         for t, c in charged.items():
             team = team_of(st.teams, t)
             cards = whole.get(t, 0.0) + c
-            over = int(cards - team.quota + EPSILON)
+            over = math.ceil(cards - team.quota - EPSILON)
             if over <= 0:
                 continue
             # Cards it holds alone first (freeing them frees a card), emptiest first.

@@ -79,6 +79,8 @@ CARDS = [
     # Node a has 4 cards; be (quota 2) runs one whole card and asks for another, within its quota.
     ("fractions holding more cards than their team's quota free the emptiest card",
      [("be", 2), ("ls", 2)], [("ls1", 0.5, "a/0"), ("ls2", 0.3, "a/1"), ("ls3", 0.4, "a/2")], ["ls2"], True),
+    ("part of a card beyond the quota counts as a card (2 and a third cards for a quota of 2)",
+     [("be", 2), ("ls", 2), ("x", 0)], [("ls1", 0.5, "a/0"), ("ls2", 0.4, "a/1"), ("ls3", 0.3, "a/2"), ("x1", 0.6, "a/2")], ["ls2"], True),
     ("no more cards than the quota: nothing is preempted",
      [("be", 2), ("ls", 3)], [("ls1", 0.5, "a/0"), ("ls2", 0.3, "a/1"), ("ls3", 0.4, "a/2")], [], False),
     ("a card shared with another team is not freed for it",

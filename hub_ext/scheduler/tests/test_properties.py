@@ -124,7 +124,7 @@ def run_world(seed: int, config: SchedulerConfig, cycles: int = 12):
             quota = t.get(victim.team, _zero).quota
             if usage[victim.team] <= quota + EPSILON:
                 # Within its quota in GPUs, a team may lose fractions only from cards it holds beyond its quota.
-                assert victim.is_fraction and cards[victim.team] > quota + 1 - EPSILON, "preempted work within its team's quota"
+                assert victim.is_fraction and cards[victim.team] > quota + EPSILON, "preempted work within its team's quota"
         # Only work beyond a quota is preempted: a team loses at most the one
         # workload that straddles its quota below it, never work well within it.
         lost: dict[str, list[float]] = {}
