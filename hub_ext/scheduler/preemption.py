@@ -19,9 +19,10 @@ reclaim) and only with preemption on:
 4b. fractions of another team on the cards it holds beyond its quota: a team
    is charged a whole card for each card it holds (a card shared by teams in
    proportion to their shares), since what its fractions leave unused on a
-   card is no card for anyone else. The cards it holds alone beyond its quota,
-   emptiest first, are freed whole (``cards_over``): a quota means room on a
-   card, for whole-card work too;
+   card is no card for anyone else. As many cards as it holds beyond its quota
+   (part of a card counts as one), those it holds alone and emptiest first, may
+   be freed whole (``cards_over``): a quota means room on a card, for
+   whole-card work too;
 and, with least attained service on (``las_thresholds_gpu_s``) and
 preemption on, whatever the quota:
 5. elastic jobs of the workload's own team at a higher LAS level (more
