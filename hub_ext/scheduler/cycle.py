@@ -177,7 +177,7 @@ class Cycle:
                 return True
         lent = self.lent()
         reclaim = self.reclaimable() or self.soft_held()
-        held = w.is_fraction and bool(self.reservations) and self.borrower_held()
+        held = bool(self.reservations) and self.borrower_held()
         las = self.las_room(w.team)
         for g, over in sizes:
             if not (lent or (reclaim and not over) or (over and held) or las):
@@ -400,7 +400,7 @@ class Cycle:
             if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
                 return False
             entitled = quota_used + least <= team.quota + EPSILON
-            if (lent or (reclaim and entitled) or (not entitled and has_fraction and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
+            if (lent or (reclaim and entitled) or (not entitled and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False
         return True
 

@@ -3,10 +3,11 @@
 Candidates, cheapest loss first:
 0. GPUs of work already leaving (see below);
 1. GPUs held by a borrower's reservation: for work within its quota (a
-   guarantee outranks a borrower's reservation), and for a fraction of a
-   borrower ahead of the reserving team in the fair order (borrowing less per
-   weight, now and in the past; a fraction only: whole cards borrowed there
-   would keep the gang waiting as long as they run); and, for a fraction within
+   guarantee outranks a borrower's reservation), and for a borrower ahead of
+   the reserving team in the fair order (borrowing less per weight, now and in
+   the past), where the gang needs part of its nodes' cards (a gang that needs
+   whole nodes yields only to fractions: every card taken would restart its
+   wait for the whole nodes); and, for a fraction within
    its quota, cards held for another team's reservation (a quota means room on
    a card);
 2. GPUs an elastic job received beyond what it asked for (lent GPUs, taken
@@ -104,15 +105,17 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 res = cycle.reservations[rid]
                 if res.hard and res.workload.team != w.team:
                     units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
-    elif cycle.reservations and w.is_fraction:
-        # A borrower's reservation protects its gang from teams behind it in the fair order,
-        # not from a fraction of a borrower ahead of it (borrowing less, now and in the past):
-        # a fraction takes part of one card. Whole cards borrowed there would keep the gang
-        # waiting for as long as they run (on a busy pool, gangs of teams behind waited days).
+    elif cycle.reservations:
+        # A borrower's reservation protects its gang from teams behind it in the fair order.
+        # A borrower ahead of it (borrowing less, now and in the past) may use its cards
+        # when the gang needs only part of its nodes, and a fraction of such a borrower
+        # always (part of one card). A gang that needs whole nodes fills only once every
+        # card of them is free at once: each card taken restarts that wait (on a busy
+        # pool, whole-node gangs of teams behind then waited days).
         mine = _borrow_key(cycle, w.team)
         for rid in sorted(cycle.reservations):
             res = cycle.reservations[rid]
-            if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine:
+            if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine and (w.is_fraction or _part_of_its_nodes(res)):
                 units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
     elastic = [wid for wid in sorted(st.elastic_running) if wid not in cycle.gone and wid not in cycle.started and wid not in st.leaving]
     for wid in elastic:
@@ -285,6 +288,14 @@ def las_units(cycle, w: Workload) -> list[Unit]:
     for r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id)), las=True))
     return units
+
+
+def _part_of_its_nodes(res) -> bool:
+    """Does the reserved gang need only part of the cards of its nodes (not whole nodes)?"""
+    # (A reservation is made for whole-GPU work only, and always with its view.)
+    if res.view is None:
+        return False
+    return res.gpus < sum(res.view.node_total[n] for n in res.nodes)
 
 
 def _borrow_key(cycle, team_name: str) -> float:

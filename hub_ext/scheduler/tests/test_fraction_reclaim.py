@@ -37,28 +37,30 @@ def test_a_fraction_within_quota_gets_room_on_one_card(case, quotas, run, victim
     assert ("be1" in started_ids(d)) == starts
 
 
-def starving_gang(team):
-    """``team`` has a gang of 4 waiting 2 h (starving: it holds the free cards of the node closest to fitting it)."""
-    return job("gang", team, 4, at=0.0, user="g")
+def starving_gang(team, gpus=4):
+    """``team`` has a gang waiting 2 h (starving: it holds the free cards of the node closest to fitting it)."""
+    return job("gang", team, gpus, at=0.0, user="g")
 
 
+LS_AHEAD = [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")]
 HOLDS = [
-    # (case, quotas, running, asker, does the asker start on a held card)
-    ("a fraction of a borrower ahead in the fair order uses a card held for a borrower behind it",
-     [("ls", 1), ("be", 1)], [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")],
-     job("be1", "be", 0.5, at=7000, user="b"), True),
-    ("a whole card borrowed ahead in the fair order does not: it would keep the gang waiting as long as it runs",
-     [("ls", 1), ("be", 1)], [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")],
-     job("be1", "be", 1, at=7000, user="b"), False),
+    # (case, quotas, running, ls's starving gang, asker, does the asker start on a held card)
+    ("a borrower ahead in the fair order uses a card held for a gang that needs part of its node",
+     [("ls", 1), ("be", 1)], LS_AHEAD + [running(job(f"ls{i}", "ls", 1), f"b/{i - 3}") for i in (4, 5)], 2,
+     job("be1", "be", 1, at=7000, user="b"), True),
+    ("a fraction of a borrower ahead uses a card held for a gang that needs a whole node",
+     [("ls", 1), ("be", 1)], LS_AHEAD, 4, job("be1", "be", 0.5, at=7000, user="b"), True),
+    ("a whole card borrowed ahead does not: the whole-node gang would wait for all its cards again",
+     [("ls", 1), ("be", 1)], LS_AHEAD, 4, job("be1", "be", 1, at=7000, user="b"), False),
     ("a borrower behind the reserving team waits",
-     [("ls", 1), ("be", 1)], [running(job("ls0", "ls", 1), "a/0")] + [running(job(f"be{i}", "be", 1), f"b/{i}") for i in range(4)],
+     [("ls", 1), ("be", 1)], [running(job("ls0", "ls", 1), "a/0")] + [running(job(f"be{i}", "be", 1), f"b/{i}") for i in range(4)], 4,
      job("be9", "be", 1, at=7000, user="b"), False),
 ]
 
 
-@pytest.mark.parametrize("case,quotas,run,asker,starts", HOLDS, ids=[c[0] for c in HOLDS])
-def test_a_borrowers_reservation_yields_only_to_borrowers_ahead_of_it(case, quotas, run, asker, starts):
-    s = snap(pool(("a", 4), ("b", 4)), teams(*quotas), run, [starving_gang("ls"), asker], now=7200.0)
+@pytest.mark.parametrize("case,quotas,run,gang,asker,starts", HOLDS, ids=[c[0] for c in HOLDS])
+def test_a_borrowers_reservation_yields_only_to_borrowers_ahead_of_it(case, quotas, run, gang, asker, starts):
+    s = snap(pool(("a", 4), ("b", 4)), teams(*quotas), run, [starving_gang("ls", gang), asker], now=7200.0)
     d = schedule(s)
     assert "gang" not in started_ids(d)
     assert (asker.id in started_ids(d)) == starts
