@@ -64,6 +64,9 @@ class Cycle:
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
         self.starving_first: list[Workload] = []
+        # Starving work that would borrow waits while some team waits with work within its quota
+        # (a quota is a guarantee, a borrower's wait is not): it goes after that work, before other borrowers.
+        self.deferred: list[Workload] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -419,6 +422,8 @@ class Cycle:
             else:
                 self._starving_loop()
                 self._fair_loop()
+                if self.deferred:
+                    self._deferred_loop()
             if cfg.elastic and st.elastic_running:
                 elastic.grow(self)
             end = EndState.capture(self)
@@ -464,7 +469,22 @@ class Cycle:
             first.append(w)
             if version == self._failed_at and shapes.get(w.id) in failed:
                 continue
+            if self._borrows(w) and self.anyone_entitled():
+                self.deferred.append(w)  # after work within quota (_fair_loop)
+                continue
             self.attempt(w, starving=True)
+
+    def _borrows(self, w: Workload) -> bool:
+        """Would ``w`` start beyond its team's quota (borrowing)?"""
+        team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
+        return self.quota_used(w.team) + elastic.smallest_size(w) > team.quota + EPSILON
+
+    def _deferred_loop(self) -> None:
+        """Starving borrowers held back while work within its quota waited: now, oldest first."""
+        deferred, self.deferred = self.deferred, []
+        for w in deferred:
+            if w.id not in self.started:
+                self.attempt(w, starving=True)
 
     def _fair_loop(self) -> None:
         st = self.st
@@ -480,6 +500,8 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
+            if self.deferred and self._borrows(w):
+                self._deferred_loop()  # starving borrowers before the other borrowers
             if not self.attempt(w) and self.team_hopeless(w.team):
                 cur.drop(w.team)
                 continue
