@@ -99,6 +99,9 @@ class Policy(abc.ABC):
     def resized(self, w: Workload, allocation: Allocation) -> None:
         """``w`` holds ``allocation`` instead of what it held."""
 
+    def leaving(self, w: Workload) -> None:
+        """``w`` was preempted with notice: it keeps its GPUs until it stops."""
+
     @abc.abstractmethod
     def decide(self, state: QueueState, now: float, changed_teams: Iterable[str]) -> list[Decisions]:
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
@@ -140,6 +143,9 @@ class CorePolicy(Policy):
 
     def resized(self, w, allocation):
         self.schedulers[self.scheduler_key(w.team)].resized(w.id, allocation)
+
+    def leaving(self, w):
+        self.schedulers[self.scheduler_key(w.team)].leave(w.id)
 
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
