@@ -258,8 +258,26 @@ class Cycle:
         if w.is_fraction:
             g, mem = placed
             cap.take(g, w.gpus, mem)
+            mine = {g: (w.gpus, mem)}
         else:
             cap.take_cards(placed)
+            mine = {g: (1.0, float(cap.gpu_mem[g])) for g in placed}
+        # make_room released all the leaving work's GPUs: what w does not hold stays theirs
+        # until they are gone (no card used twice, not even by work started later in this cycle).
+        still: dict[int, list[float]] = {}
+        for wid in leaving:
+            for sh in self.st.running[wid].allocation.shares:
+                g = cap.share_gpu(sh)
+                if g is not None:
+                    frac, mem = cap.share_amounts(g, sh)
+                    acc = still.setdefault(g, [0.0, 0.0])
+                    acc[0] += frac
+                    acc[1] += mem
+        for g, (frac, mem) in still.items():
+            held_frac, held_mem = mine.get(g, (0.0, 0.0))
+            frac, mem = max(0.0, frac - held_frac), max(0.0, mem - held_mem)
+            if frac > EPSILON or mem > EPSILON:
+                cap.take(g, frac, mem)
         self.awaiting[w.id] = leaving
         self.usage_changed(w.team)
 
