@@ -84,7 +84,7 @@ def load(case: Case):
     return trace.window(start, length), length
 
 
-def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0) -> dict:
+def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0, notice_s: float = 0.0) -> dict:
     trace, end = load(case)
     dgx1, dgx2 = case.cluster_shape()
     cluster = seed_cluster(dgx1, dgx2).with_teams_for(trace)
@@ -93,7 +93,8 @@ def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_inter
     for policy in POLICIES:
         started, cpu = time.perf_counter(), time.process_time()
         _, s = replay(
-            trace, cluster, policy, checkpoint_interval=checkpoint_interval, end=end, progress=progress, cycle_interval=cycle_interval
+            trace, cluster, policy, checkpoint_interval=checkpoint_interval, end=end, progress=progress, cycle_interval=cycle_interval,
+            notice_s=notice_s,
         )
         s["bench_wall_s"] = time.perf_counter() - started
         s["bench_cpu_s"] = time.process_time() - cpu
@@ -212,6 +213,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cycle-interval", type=float, default=0.0, help="at most one scheduling cycle per this many virtual seconds (default 0: every event)"
     )
+    parser.add_argument(
+        "--notice", type=float, default=120.0,
+        help="seconds a preempted job keeps its GPUs before they go (default 120: the service's Preemption.grace_seconds; 0: at once)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per replay")
     args = parser.parse_args(argv)
@@ -223,9 +228,10 @@ def main(argv=None) -> int:
     results = []
     for case in cases:
         print(f"replaying {case.name}: {case.why} ...", file=sys.stderr, flush=True)
-        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval))
+        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.notice))
     cycles = "a scheduling cycle at every event" if not args.cycle_interval else f"at most one scheduling cycle per {args.cycle_interval:g} s"
-    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; quotas in proportion to submitted GPU-hours; "
+    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; preemption notice {args.notice:g} s; "
+          "quotas in proportion to submitted GPU-hours; "
           "static slices of whole GPUs sized by quota")
     for r in results:
         print(f"- {r['case'].name}: {r['case'].why}")
