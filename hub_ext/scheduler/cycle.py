@@ -4,7 +4,9 @@ Order of work in a cycle (``ordering="fair"``):
 
 1. Starving workloads (pending longer than ``reservation_after_s``), oldest
    first: start if they fit (shrinking/preempting as below), else reserve
-   capacity for them (reservation.py).
+   capacity for them (reservation.py). One that would borrow waits while
+   some team waits with work within its quota: it goes in step 2 before the
+   first borrower.
 2. Everyone else in fair order (ordering.py): a workload first passes its
    team's check (fairshare.py: limit, quota, borrowing), then placement
    (placement.py); if it does not fit, room is made by taking back lent
