@@ -89,7 +89,8 @@ def load(case: Case, days: float | None = None):
     return trace, end
 
 
-def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0, days: float | None = None) -> dict:
+def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0, notice_s: float = 0.0,
+             days: float | None = None) -> dict:
     trace, end = load(case, days)
     dgx1, dgx2 = case.cluster_shape()
     cluster = seed_cluster(dgx1, dgx2).with_teams_for(trace)
@@ -98,7 +99,8 @@ def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_inter
     for policy in POLICIES:
         started, cpu = time.perf_counter(), time.process_time()
         _, s = replay(
-            trace, cluster, policy, checkpoint_interval=checkpoint_interval, end=end, progress=progress, cycle_interval=cycle_interval
+            trace, cluster, policy, checkpoint_interval=checkpoint_interval, end=end, progress=progress, cycle_interval=cycle_interval,
+            notice_s=notice_s,
         )
         s["bench_wall_s"] = time.perf_counter() - started
         s["bench_cpu_s"] = time.process_time() - cpu
@@ -159,6 +161,23 @@ def table(results: list[dict], markdown: bool) -> str:
     return "\n".join(out)
 
 
+def team_table(results: list[dict], markdown: bool) -> str:
+    """Per team: mean JCT (unfinished counted to the end) under pool and in its static slice."""
+    head = ["trace", "team", "quota", "jobs", "pool", "static", "pool/static"]
+    rows = []
+    for r in results:
+        p, s = r["runs"]["pool"], r["runs"]["static"]
+        for team in sorted(p["teams"]):
+            mine, theirs = p["teams"][team]["mean_jct_with_unfinished_s"], s["teams"].get(team, {}).get("mean_jct_with_unfinished_s")
+            quota = r["cluster"].teams[team].quota
+            rows.append([r["case"].name, team, f"{quota:g}", str(p["teams"][team]["jobs"]), _h(mine), _h(theirs), _ratio(mine, theirs)])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(str(row[i])) for row in rows + [head]) for i in range(len(head))]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [head] + rows)
+
+
 def targets(r: dict) -> list[str]:
     p, s, f = (r["runs"][k] for k in POLICIES)
     name = r["case"].name
@@ -201,6 +220,10 @@ def main(argv=None) -> int:
         "--cycle-interval", type=float, default=0.0, help="at most one scheduling cycle per this many virtual seconds (default 0: every event)"
     )
     parser.add_argument("--days", type=float, help="replay only the first this many days of each window (shorter runs, e.g. to profile)")
+    parser.add_argument(
+        "--notice", type=float, default=120.0,
+        help="seconds a preempted job keeps its GPUs before they go (default 120: the service's Preemption.grace_seconds; 0: at once)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per replay")
     args = parser.parse_args(argv)
@@ -212,14 +235,19 @@ def main(argv=None) -> int:
     results = []
     for case in cases:
         print(f"replaying {case.name}: {case.why} ...", file=sys.stderr, flush=True)
-        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.days))
+        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.notice, args.days))
     cycles = "a scheduling cycle at every event" if not args.cycle_interval else f"at most one scheduling cycle per {args.cycle_interval:g} s"
-    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; quotas in proportion to submitted GPU-hours; "
+    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; preemption notice {args.notice:g} s; "
+          "quotas in proportion to submitted GPU-hours; "
           "static slices of whole GPUs sized by quota")
     for r in results:
         print(f"- {r['case'].name}: {r['case'].why}")
     print()
     print(table(results, args.markdown))
+    print()
+    print("Mean JCT per team, unfinished jobs counted to the end (the target: pool no higher than static):")
+    print()
+    print(team_table(results, args.markdown))
     print()
     for r in results:
         for line in targets(r):

@@ -4,7 +4,9 @@ Order of work in a cycle (``ordering="fair"``):
 
 1. Starving workloads (pending longer than ``reservation_after_s``), oldest
    first: start if they fit (shrinking/preempting as below), else reserve
-   capacity for them (reservation.py).
+   capacity for them (reservation.py). One that would borrow waits while
+   some team waits with work within its quota: it goes in step 2 before the
+   first borrower.
 2. Everyone else in fair order (ordering.py): a workload first passes its
    team's check (fairshare.py: limit, quota, borrowing), then placement
    (placement.py); if it does not fit, room is made by taking back lent
@@ -35,7 +37,7 @@ from bisect import bisect_left
 from heapq import heapify, heappop, heappush
 
 from . import elastic, preemption, reservation
-from .fairshare import OK, check, team_of
+from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor
 from .placement import place_fraction, place_whole, view_key
@@ -72,6 +74,9 @@ class Cycle:
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
         self.starving_first: list[Workload] = []  # (filled by the long way only: nothing reads it)
+        # Starving work that would borrow waits while some team waits with work within its quota
+        # (a quota is a guarantee, a borrower's wait is not): it goes after that work, before other borrowers.
+        self.deferred: list[Workload] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -82,6 +87,9 @@ class Cycle:
         self._lent: bool | None = None  # do elastic jobs hold lent GPUs?
         self._reclaim: bool | None = None  # does any team run over its quota?
         self._entitled: bool | None = None  # does any team wait for work within its quota?
+        self._within: dict[str, float] = {}  # team over its quota -> GPUs that count against the quota
+        self._started_gpus: dict[str, float] = {}  # team -> GPUs started in this cycle
+        self._oversized_started: dict[str, float] = {}  # ... of which by work larger than the quota
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -111,7 +119,26 @@ class Cycle:
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
+    def quota_used(self, team_name: str) -> float:
+        """GPUs of the team's work that count against its quota: its usage, less work larger than the
+        whole quota (fairshare.quota_used)."""
+        usage = self.usage.get(team_name, 0.0)
+        team = team_of(self.st.teams, team_name)
+        if usage <= team.quota + EPSILON:
+            return usage
+        used = self._within.get(team_name)
+        if used is None:
+            oversized = self._oversized_started.get(team_name, 0.0)
+            running = self.st.ranked(team_name)
+            if oversized or any(r.allocation.gpus > team.quota + EPSILON for r in running):
+                used = quota_used(team, running, self.gone, self.current_gpus) + self._started_gpus.get(team_name, 0.0) - oversized
+            else:
+                used = usage
+            self._within[team_name] = used
+        return used
+
     def usage_changed(self, team: str) -> None:
+        self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()
         self.room_fail.clear()
@@ -143,15 +170,16 @@ class Cycle:
             return False
         team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
         usage = self.usage.get(w.team, 0.0)
+        within = self.quota_used(w.team) if usage > team.quota + EPSILON else usage
         if w.min_gpus is None:  # not elastic: one size (the common case, kept short)
-            code, over = check(team, usage, w.gpus, w, self.config)
+            code, over = check(team, usage, w.gpus, w, self.config, within)
             if code != OK:
                 return False
             sizes = ((w.gpus, over),)
         else:
             sizes = []
             for g in elastic.start_sizes(w):
-                code, over = check(team, usage, g, w, self.config)
+                code, over = check(team, usage, g, w, self.config, within)
                 if code == OK:
                     sizes.append((g, over))
             if not sizes:
@@ -247,6 +275,10 @@ class Cycle:
             cached = cap._whole_shares
             shares = tuple([cached[g] or cap.whole_share(g) for g in placed])
         self.add_usage(w.team, w.user, gpus)
+        self._started_gpus[w.team] = self._started_gpus.get(w.team, 0.0) + gpus
+        if gpus > (self.st.teams.get(w.team) or team_of(self.st.teams, w.team)).quota + EPSILON:
+            self._oversized_started[w.team] = self._oversized_started.get(w.team, 0.0) + gpus
+        self._within.pop(w.team, None)
         self.started.add(w.id)
         self._entitled = None
         short = w.min_gpus is not None and gpus < w.gpus - EPSILON
@@ -262,8 +294,26 @@ class Cycle:
         if w.is_fraction:
             g, mem = placed
             cap.take(g, w.gpus, mem)
+            mine = {g: (w.gpus, mem)}
         else:
             cap.take_cards(placed)
+            mine = {g: (1.0, float(cap.gpu_mem[g])) for g in placed}
+        # make_room released all the leaving work's GPUs: what w does not hold stays theirs
+        # until they are gone (no card used twice, not even by work started later in this cycle).
+        still: dict[int, list[float]] = {}
+        for wid in leaving:
+            for sh in self.st.running[wid].allocation.shares:
+                g = cap.share_gpu(sh)
+                if g is not None:
+                    frac, mem = cap.share_amounts(g, sh)
+                    acc = still.setdefault(g, [0.0, 0.0])
+                    acc[0] += frac
+                    acc[1] += mem
+        for g, (frac, mem) in still.items():
+            held_frac, held_mem = mine.get(g, (0.0, 0.0))
+            frac, mem = max(0.0, frac - held_frac), max(0.0, mem - held_mem)
+            if frac > EPSILON or mem > EPSILON:
+                cap.take(g, frac, mem)
         self.awaiting[w.id] = leaving
         self.usage_changed(w.team)
 
@@ -343,7 +393,7 @@ class Cycle:
                 if not q.count:
                     continue
                 smallest = min(d[0] for d in st.demand(name).values())
-                if self.usage.get(name, 0.0) + smallest <= team_of(st.teams, name).quota + EPSILON:
+                if self.quota_used(name) + smallest <= team_of(st.teams, name).quota + EPSILON:
                     self._entitled = True
                     break
         return self._entitled
@@ -386,13 +436,13 @@ class Cycle:
         return bool(self.st.leaving) or any(r.held for r in self.reservations.values())
 
     def borrower_held(self) -> bool:
-        """Does a borrower's reservation hold cards (which a borrower ahead of its team may take)?"""
+        """Does a borrower's reservation hold cards (which a fraction of a borrower ahead of its team may take)?"""
         return any(not r.hard and r.held for r in self.reservations.values())
 
     def reclaimable(self) -> bool:
         """Could work within its quota preempt anything at all?"""
         if self._reclaim is None:
-            self._reclaim = self.config.preemption and self.st.any_over_quota(self.gone)
+            self._reclaim = self.config.preemption and (self.st.any_over_quota(self.gone) or bool(preemption.cards_over(self)))
         return self._reclaim
 
     def team_hopeless(self, team_name: str) -> bool:
@@ -405,7 +455,8 @@ class Cycle:
         smallest = min(d[0] for d in demand.values())
         if team.limit is not None and usage + smallest > team.limit + EPSILON:
             return True
-        within = usage + smallest <= team.quota + EPSILON
+        quota_used = self.quota_used(team_name)
+        within = quota_used + smallest <= team.quota + EPSILON
         if not within and not self.config.borrowing:
             return True
         lent = self.lent()
@@ -419,7 +470,7 @@ class Cycle:
                 return False
             if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
                 return False
-            entitled = usage + least <= team.quota + EPSILON
+            entitled = quota_used + least <= team.quota + EPSILON
             if (lent or (reclaim and entitled) or (not entitled and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False
         return True
@@ -439,6 +490,8 @@ class Cycle:
             else:
                 self._starving_loop()
                 self._fair_loop()
+                if self.deferred:
+                    self._deferred_loop()
             if cfg.elastic and st.elastic_running:
                 elastic.grow(self)
             end = EndState.capture(self)
@@ -487,6 +540,9 @@ class Cycle:
             first.append(w)
             if version == self._failed_at and shapes.get(w.id) in failed:
                 continue
+            if self._borrows(w) and self.anyone_entitled():
+                self.deferred.append(w)  # after work within quota (_fair_loop)
+                continue
             self.attempt(w, starving=True)
 
     def _starving_jumps(self, cutoff: float) -> None:
@@ -528,11 +584,26 @@ class Cycle:
                 break
             w = entry[2]
             at = (entry[0], entry[1] + "\0")  # just after w and before anything submitted after it
-            self.attempt(w, starving=True)
+            if self._borrows(w) and self.anyone_entitled():
+                self.deferred.append(w)  # after work within quota (_fair_loop), as in _starving_loop
+            else:
+                self.attempt(w, starving=True)
             if (len(starts), len(reservations)) == version and shape not in failed:
                 lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
                 if k + 1 < len(lst):
                     heappush(heap, (lst[k + 1], k + 1, shape))
+
+    def _borrows(self, w: Workload) -> bool:
+        """Would ``w`` start beyond its team's quota (borrowing)?"""
+        team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
+        return self.quota_used(w.team) + elastic.smallest_size(w) > team.quota + EPSILON
+
+    def _deferred_loop(self) -> None:
+        """Starving borrowers held back while work within its quota waited: now, oldest first."""
+        deferred, self.deferred = self.deferred, []
+        for w in deferred:
+            if w.id not in self.started:
+                self.attempt(w, starving=True)
 
     def _fair_loop(self) -> None:
         st = self.st
@@ -552,6 +623,8 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
+            if self.deferred and self._borrows(w):
+                self._deferred_loop()  # starving borrowers before the other borrowers
             if not self.attempt(w):
                 known = hopeless_at.get(w.team)
                 if known is not None and known[0] == self._tries and self.shortcuts:

@@ -12,7 +12,10 @@
 * Which of a team's running workloads are "within quota": the team's running
   work ranked most-protected first (non-preemptible, higher priority, started
   earlier); those that fit inside the quota in that order are within quota,
-  the rest (and one that straddles the quota) are over quota.
+  the rest (and one that straddles the quota) are over quota. Work larger than
+  the whole quota (a gang that could never run in a slice of the quota's size)
+  is over quota and uses none of it: the team's smaller work stays within its
+  quota beside it, as it would be in its slice (``quota_used``).
 * Inside a team, users take turns: the next workload comes from the user
   using the fewest GPUs (after priority), so one user's long queue does not
   lock out a colleague.
@@ -35,12 +38,15 @@ def team_of(teams: dict[str, Team], name: str) -> Team:
     return t if t is not None else Team(name=name, quota=0.0)
 
 
-def check(team: Team, usage: float, gpus: float, w: Workload, config: SchedulerConfig) -> tuple[str, bool]:
-    """May ``w`` take ``gpus`` more GPUs for its team? -> (code, over_quota)."""
+def check(team: Team, usage: float, gpus: float, w: Workload, config: SchedulerConfig, within: float | None = None) -> tuple[str, bool]:
+    """May ``w`` take ``gpus`` more GPUs for its team? -> (code, over_quota).
+
+    ``within``: GPUs of the team's work within its quota (``quota_used``); the
+    limit counts everything (``usage``)."""
     after = usage + gpus
     if team.limit is not None and after > team.limit + EPSILON:
         return AT_LIMIT, False
-    if after <= team.quota + EPSILON:
+    if (usage if within is None else within) + gpus <= team.quota + EPSILON:
         return OK, False
     if not config.borrowing:
         return NO_BORROWING, True
@@ -70,16 +76,35 @@ def protection_key(r: Running) -> tuple:
 
 
 def over_quota(team: Team, ranked: list[Running], gone: set[str]) -> list[Running]:
-    """The team's running workloads beyond its quota (most protected excluded)."""
+    """The team's running workloads beyond its quota (most protected excluded).
+
+    Work larger than the whole quota is over it and uses none of it (``quota_used``)."""
     used = 0.0
     out = []
     for r in ranked:
         if r.workload.id in gone:
             continue
-        used += r.allocation.gpus
+        g = r.allocation.gpus
+        if g > team.quota + EPSILON:
+            out.append(r)
+            continue
+        used += g
         if used > team.quota + EPSILON:
             out.append(r)
     return out
+
+
+def quota_used(team: Team, ranked: list[Running], gone: set[str], gpus_of=None) -> float:
+    """GPUs of the team's running work that count against its quota: all but work larger than the
+    whole quota (a gang that could never run in a slice of the quota's size)."""
+    used = 0.0
+    for r in ranked:
+        if r.workload.id in gone:
+            continue
+        g = r.allocation.gpus if gpus_of is None else gpus_of(r.workload.id)
+        if g <= team.quota + EPSILON:
+            used += g
+    return used
 
 
 def quota_marks(team: Team, ranked: list[Running]) -> dict[str, bool]:

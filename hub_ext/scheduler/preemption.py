@@ -5,8 +5,11 @@ Candidates, cheapest loss first:
 1. GPUs held by a borrower's reservation: for work within its quota (a
    guarantee outranks a borrower's reservation), and for a borrower ahead of
    the reserving team in the fair order (borrowing less per weight, now and in
-   the past); and, for a fraction within its quota, cards held for another
-   team's reservation (a quota means room on a card);
+   the past), where the gang needs part of its nodes' cards (a gang that needs
+   whole nodes yields only to fractions: every card taken would restart its
+   wait for the whole nodes); and, for a fraction within
+   its quota, cards held for another team's reservation (a quota means room on
+   a card);
 2. GPUs an elastic job received beyond what it asked for (lent GPUs, taken
    back for any workload that may start);
 and, only for a workload whose team stays within its quota (a quota
@@ -14,6 +17,13 @@ reclaim) and only with preemption on:
 3. elastic jobs of over-quota teams shrunk down to their min_gpus;
 4. over-quota workloads of other teams, preempted whole: lowest priority
    first, then the team borrowing most per weight, then the newest;
+4b. fractions of another team on the cards it holds beyond its quota: a team
+   is charged a whole card for each card it holds (a card shared by teams in
+   proportion to their shares), since what its fractions leave unused on a
+   card is no card for anyone else. As many cards as it holds beyond its quota
+   (part of a card counts as one), those it holds alone and emptiest first, may
+   be freed whole (``cards_over``): a quota means room on a card, for
+   whole-card work too;
 and, with least attained service on (``las_thresholds_gpu_s``) and
 preemption on, whatever the quota:
 5. elastic jobs of the workload's own team at a higher LAS level (more
@@ -25,7 +35,7 @@ preemption on, whatever the quota:
    jobs that have run, down to a floor (elastic.new_work_victim).
 
 Never candidates: work within its team's quota (so a session within quota is
-never preempted), non-preemptible work, work started in this same cycle, work
+never preempted; fractions on cards held beyond the quota, 4b, are beyond it), non-preemptible work, work started in this same cycle, work
 younger than its team's minimum run-time (minimum_runtime.py), and work
 already leaving (preempted with notice in an earlier cycle).
 
@@ -40,6 +50,7 @@ fits without it, so the final set is minimal for that order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .elastic import growth_gpus, new_work_floor, new_work_victim
@@ -97,12 +108,16 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 if res.hard and res.workload.team != w.team:
                     units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
     elif cycle.reservations:
-        # A borrower's reservation protects its gang from teams behind it in the fair order,
-        # not from a borrower ahead of it (borrowing less, now and in the past).
+        # A borrower's reservation protects its gang from teams behind it in the fair order.
+        # A borrower ahead of it (borrowing less, now and in the past) may use its cards
+        # when the gang needs only part of its nodes, and a fraction of such a borrower
+        # always (part of one card). A gang that needs whole nodes fills only once every
+        # card of them is free at once: each card taken restarts that wait (on a busy
+        # pool, whole-node gangs of teams behind then waited days).
         mine = _borrow_key(cycle, w.team)
         for rid in sorted(cycle.reservations):
             res = cycle.reservations[rid]
-            if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine:
+            if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine and (w.is_fraction or _part_of_its_nodes(res)):
                 units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
     elastic = [wid for wid in sorted(st.elastic_running) if wid not in cycle.gone and wid not in cycle.started and wid not in st.leaving]
     for wid in elastic:
@@ -148,7 +163,94 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
     for _, r in victims:
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    seen = {r.workload.id for _, r in victims}
+    for r in card_victims(cycle, w):
+        if r.workload.id in seen:
+            continue
+        seen.add(r.workload.id)
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
     return units + las_units(cycle, w)
+
+
+def cards_over(cycle) -> dict[str, dict[int, list]]:
+    """Teams whose fractions hold more cards than their quota: team -> {card: its workloads there}
+    for as many cards as it holds beyond its quota: those it holds alone first, emptiest first
+    (what a quota reclaim may free; a shared card frees only if the rest on it goes too).
+
+    A team is charged a whole card for each card its work holds, a card shared by
+    teams in proportion to their shares on it: the part of a card that its
+    fractions leave unused is room no one else can use as a card. Memoised until
+    the next decision."""
+    version = (len(cycle.starts), len(cycle.preempts))
+    memo = getattr(cycle, "_cards_over", None)
+    if memo is not None and memo[0] == version:
+        return memo[1]
+    out: dict[str, dict[int, list]] = {}
+    cap = cycle.cap
+    st = cycle.st
+    if cap.view((None, None)).partial:
+        card_frac: dict[int, dict[str, float]] = {}
+        on_card: dict[int, list] = {}
+        whole: dict[str, float] = {}
+        for wid, r in st.running.items():
+            rw = r.workload
+            if wid in cycle.gone:
+                continue
+            if not rw.is_fraction:
+                whole[rw.team] = whole.get(rw.team, 0.0) + cycle.current_gpus(wid)
+                continue
+            for sh in r.allocation.shares:
+                g = cap.share_gpu(sh)
+                if g is None:
+                    continue
+                teams = card_frac.setdefault(g, {})
+                teams[rw.team] = teams.get(rw.team, 0.0) + sh.fraction
+                on_card.setdefault(g, []).append(r)
+        charged: dict[str, float] = {}
+        held: dict[str, list[tuple[bool, float, int]]] = {}
+        for g, teams in card_frac.items():
+            total = sum(teams.values())
+            # Alone: nothing else on the card, nor started on it earlier in this cycle.
+            alone = len(teams) == 1 and 1.0 - cap.free_frac[g] <= total + EPSILON
+            for t, f in teams.items():
+                charged[t] = charged.get(t, 0.0) + f / total
+                held.setdefault(t, []).append((not alone, f, g))
+        for t, c in charged.items():
+            team = team_of(st.teams, t)
+            cards = whole.get(t, 0.0) + c
+            over = math.ceil(cards - team.quota - EPSILON)
+            if over <= 0:
+                continue
+            # Cards it holds alone first (freeing them frees a card), emptiest first.
+            out[t] = {g: [r for r in on_card[g] if r.workload.team == t] for _, _, g in sorted(held[t])[:over]}
+    cycle._cards_over = (version, out)
+    return out
+
+
+def card_victims(cycle, w: Workload) -> list:
+    """Fractional work of other teams on the cards they hold beyond their quota (``cards_over``),
+    whole cards only, emptiest first: a quota means room on a card."""
+    st = cycle.st
+    out = []
+    for tname, cards in sorted(cards_over(cycle).items()):
+        if tname == w.team:
+            continue
+        team = team_of(st.teams, tname)
+        for g, rs in cards.items():
+            ok = True
+            for r in rs:
+                rw = r.workload
+                if not rw.preemptible or rw.id in cycle.started or rw.id in cycle.gone or r.leaving:
+                    ok = False
+                    break
+                left = protected_for(r, team, cycle.now, RECLAIM)
+                if left > 0:
+                    cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
+                    ok = False
+                    break
+            if ok:
+                out.extend(rs)
+    return out
 
 
 def las_victims(cycle, w: Workload) -> list:
@@ -196,6 +298,14 @@ def las_units(cycle, w: Workload) -> list[Unit]:
             continue  # a victim for new work (elastic.new_work_victim): shrunk only
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id)), las=True))
     return units
+
+
+def _part_of_its_nodes(res) -> bool:
+    """Does the reserved gang need only part of the cards of its nodes (not whole nodes)?"""
+    # (A reservation is made for whole-GPU work only, and always with its view.)
+    if res.view is None:
+        return False
+    return res.gpus < sum(res.view.node_total[n] for n in res.nodes)
 
 
 def _borrow_key(cycle, team_name: str) -> float:
@@ -325,6 +435,11 @@ def apply_plan(cycle, w: Workload, plan: RoomPlan) -> None:
             reason = (
                 f"it has held {fmt(round(rw.attained_gpu_s / 3600, 2))} GPU-hours, {w.id} of the same team "
                 f"{fmt(round(w.attained_gpu_s / 3600, 2))}: least attained service goes first within team {rw.team}"
+            )
+        elif cycle.usage.get(rw.team, 0.0) + gpus <= team.quota + EPSILON:
+            reason = (
+                f"team {rw.team}'s fractions were holding more cards than its quota of {fmt(team.quota)} GPUs; "
+                f"team {wteam.name} reclaims a card within its quota for {w.id}"
             )
         else:
             reason = (

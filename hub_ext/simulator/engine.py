@@ -52,7 +52,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..scheduler.model import EPSILON, Allocation, Running, Workload
 from .policies import Policy, QueueState
@@ -97,6 +97,8 @@ class JobState:
     resizes: int = 0
     lost_gpu_seconds: float = 0.0  # held GPU-time thrown away by preemptions and reclaims
     version: int = 0  # bumps whenever the finish time changes; stale finish events are ignored
+    leaving: bool = False  # preempted with notice: still on its GPUs until the notice ends
+    notices: int = 0  # preemptions with notice so far (a notice's end applies to its own notice only)
 
     def progress_at(self, now: float) -> float:
         return self.run_done + self.rate * (now - self.run_start)
@@ -138,10 +140,16 @@ class Simulation:
         hooks: Iterable[SimulationHooks] = (),
         progress: bool = False,
         cycle_interval: float = 0.0,
+        notice_s: float = 0.0,
     ):
         """``end``: stop the clock there (jobs still pending or running are reported unfinished); None: run until
         nothing is left to happen. ``cycle_interval``: at most one scheduling cycle per this many virtual
-        seconds, as a service loop with a period would run (0: a cycle at every event time)."""
+        seconds, as a service loop with a period would run (0: a cycle at every event time). ``notice_s``:
+        a preempted job keeps its GPUs this long before they go, as the service's ``grace_seconds``
+        (0: at once)."""
+        if notice_s < 0:
+            raise ValueError("notice_s must be >= 0 (0: preempted work leaves its GPUs at once)")
+        self.notice_s = notice_s
         if checkpoint_interval < 0:
             raise ValueError("checkpoint_interval must be >= 0 (0: never lose work; inf: no checkpoints)")
         self.trace = trace
@@ -311,18 +319,29 @@ class Simulation:
             for wid in d.reserved:
                 self._reserved_since.setdefault(wid, self.now)
         shrunk: set[str] = set()
+        noticed: set[str] = set()  # GPUs of work given notice in this cycle (as service/apply.py)
         for d in all_decisions:
             for p in d.preemptions:
-                self._stop(self._running_job(p.workload_id, "preempt"), "preempted")
+                js = self._running_job(p.workload_id, "preempt")
+                if self.notice_s > 0:
+                    noticed.update(s.gpu_uuid for s in self.state.running[js.job.id].allocation.shares)
+                    self._notify(js)
+                else:
+                    self._stop(js, "preempted")
             for r in d.resizes:
                 if r.allocation.gpus < self._running_job(r.workload_id, "resize").held - EPSILON:
                     self._resize(r.workload_id, r.allocation)
                     shrunk.add(r.workload_id)
         for d in all_decisions:
             for s in d.starts:
+                if noticed and any(x.gpu_uuid in noticed for x in s.allocation.shares):
+                    self._changed.add(self.jobs[s.workload_id].workload.team)
+                    continue  # starts once the work given notice has left those GPUs (a later cycle)
                 self._start(s.workload_id, s.allocation)
             for r in d.resizes:
                 if r.workload_id not in shrunk:
+                    if noticed and any(x.gpu_uuid in noticed for x in r.allocation.shares):
+                        continue  # grows onto GPUs still held by work with notice: a later cycle
                     self._resize(r.workload_id, r.allocation)
         self.samples.append(Sample(self.now, self.allocated, len(self.state.pending)))
         return True
@@ -421,8 +440,30 @@ class Simulation:
         self.policy.resized(js.workload, allocation)
         self._begin_run(js, allocation.gpus)
 
+    def _notify(self, js: JobState) -> None:
+        """Preemption with notice: the job keeps running on its GPUs for ``notice_s``, then goes (unless it
+        ends first). The core sees it leaving: never a victim again, its GPUs awaited by whom it goes for."""
+        if js.leaving:
+            raise SimulationError(f"the scheduler preempted {js.job.id} again during its notice")
+        w = js.workload
+        js.leaving = True
+        js.notices += 1
+        notice = js.notices
+        running = replace(self.state.running[w.id], leaving=True)
+        self.state.running[w.id] = running
+        self.state.running_by_team[w.team][w.id] = running
+        self._changed.add(w.team)
+        self.policy.leaving(w)
+
+        def notice_ends(sim: Simulation) -> None:
+            if js.state == RUNNING and js.leaving and js.notices == notice:
+                sim._stop(js, "preempted")
+
+        self.call_at(self.now + self.notice_s, notice_ends)
+
     def _stop(self, js: JobState, outcome: str) -> None:
         """Free the GPUs of a running job: finished, preempted, reclaimed (both requeued) or stopped."""
+        js.leaving = False
         running = self.state.running[js.job.id]
         self._release(running.allocation)
         ran = self.now - js.run_start

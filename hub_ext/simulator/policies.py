@@ -8,9 +8,10 @@
   ``ordering="fifo", preemption=False``.
 - ``static``: the world before pooling. Each team owns a fixed slice of GPUs
   and can use nothing else; the core runs once per team on that team's slice
-  with ``borrowing=False, preemption=False``. Slices: the pool's GPUs are split
-  in whole GPUs in proportion to the teams' quotas (at least one GPU per team,
-  largest remainders); then, biggest slice first, each team takes the next
+  with ``borrowing=False, preemption=False``. Slices: a team's slice is its
+  quota where the quotas are whole GPUs that add up to the pool (as the
+  derived quotas do); otherwise the pool's GPUs are split in whole GPUs in
+  proportion to the quotas (at least one GPU per team, largest remainders); then, biggest slice first, each team takes the next
   GPUs of a list ordered by node (largest nodes first), so a slice is whole
   nodes plus at most two partial ones.
 
@@ -98,6 +99,9 @@ class Policy(abc.ABC):
     def resized(self, w: Workload, allocation: Allocation) -> None:
         """``w`` holds ``allocation`` instead of what it held."""
 
+    def leaving(self, w: Workload) -> None:
+        """``w`` was preempted with notice: it keeps its GPUs until it stops."""
+
     @abc.abstractmethod
     def decide(self, state: QueueState, now: float, changed_teams: Iterable[str]) -> list[Decisions]:
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
@@ -139,6 +143,9 @@ class CorePolicy(Policy):
 
     def resized(self, w, allocation):
         self.schedulers[self.scheduler_key(w.team)].resized(w.id, allocation)
+
+    def leaving(self, w):
+        self.schedulers[self.scheduler_key(w.team)].leave(w.id)
 
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
@@ -199,7 +206,11 @@ class StaticPolicy(CorePolicy):
 
 def static_slices(cluster: Cluster) -> dict[str, Pool]:
     """Each team's fixed sub-pool, as the module docstring describes."""
-    sizes = proportional_split({t.name: t.quota for t in cluster.teams.values()}, cluster.total_gpus)
+    quotas = {t.name: t.quota for t in cluster.teams.values()}
+    if all(q >= 1 and q == int(q) for q in quotas.values()) and sum(quotas.values()) == cluster.total_gpus:
+        sizes = {name: int(q) for name, q in quotas.items()}  # whole quotas that split the pool: exactly them
+    else:
+        sizes = proportional_split(quotas, cluster.total_gpus)
     nodes = sorted(cluster.pool.nodes, key=lambda n: -len(n.gpus))  # stable: file order among equals
     flat = [(node, gpu) for node in nodes for gpu in node.gpus]
     slices: dict[str, Pool] = {}

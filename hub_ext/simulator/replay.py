@@ -22,6 +22,7 @@ def replay(
     end: float | None = None,
     progress: bool = False,
     cycle_interval: float = 0.0,
+    notice_s: float = 0.0,
     predict_starts: int = 0,
     policy_options: dict | None = None,
     prediction_options: dict | None = None,
@@ -38,7 +39,7 @@ def replay(
         hooks.append(predictor)
     result = Simulation(
         trace, make_policy(policy, cluster, **(policy_options or {})), checkpoint_interval=checkpoint_interval, end=end,
-        progress=progress, cycle_interval=cycle_interval, hooks=hooks,
+        progress=progress, cycle_interval=cycle_interval, hooks=hooks, notice_s=notice_s,
     ).run()
     summary = summarise(result)
     if predictor is not None:

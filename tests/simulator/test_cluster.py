@@ -77,3 +77,20 @@ def test_static_slices_are_disjoint_whole_gpus_sized_by_quota():
     assert len(uuids) == len(set(uuids)) == 24
     # The biggest slice takes a whole node first.
     assert any(len(n.gpus) == 8 for n in slices["big"].nodes)
+
+
+@pytest.mark.parametrize(
+    "quotas, sizes",
+    [
+        # The Alibaba trace's derived quotas on 32 GPUs: each slice is exactly the quota
+        # (splitting the quotas again, one GPU each first, gave BE and Guaranteed 3 GPUs, LS 21).
+        ({"BE": 2, "Burstable": 5, "Guaranteed": 2, "LS": 23}, {"BE": 2, "Burstable": 5, "Guaranteed": 2, "LS": 23}),
+        # Quotas that are not whole GPUs or do not add up to the pool: split in proportion.
+        ({"a": 1.5, "b": 1.5}, {"a": 16, "b": 16}),
+        ({"a": 2, "b": 2}, {"a": 16, "b": 16}),
+    ],
+)
+def test_static_slice_is_the_quota_where_quotas_split_the_pool(quotas, sizes):
+    c = cluster(nodes=4, gpus_per_node=8, **quotas)
+    got = {team: sum(len(n.gpus) for n in pool.nodes) for team, pool in static_slices(c).items()}
+    assert got == sizes

@@ -136,3 +136,16 @@ def test_a_busy_day_of_the_full_philly_trace_replays_under_every_policy():
         _, s = replay(t, c, policy, end=86400)
         assert s["jobs"] == len(t.jobs) == s["finished"] + s["unfinished"] > 1000
         assert 0 < s["utilisation"] <= 1
+
+
+def test_a_preempted_job_keeps_its_gpus_for_the_notice_and_the_owner_waits_for_them():
+    # As above, with the service's notice: b's victims keep their GPUs 10 minutes (and work on), then go.
+    jobs = [job(f"b{i}", 0, 10 * HOUR, team="b") for i in range(16)] + [job(f"a{i}", 1.5 * HOUR, HOUR, team="a") for i in range(8)]
+    result, s = replay(trace(*jobs), cluster(nodes=2, gpus_per_node=8, a=8, b=8), "pool", checkpoint_interval=HOUR, notice_s=600)
+    a_jobs = [j for j in result.jobs if j.job.team == "a"]
+    assert all(j.first_start == pytest.approx(1.5 * HOUR + 600) for j in a_jobs)
+    victims = [j for j in result.jobs if j.preemptions]
+    assert len(victims) == 8 and all(j.preemptions == 1 and j.job.team == "b" for j in victims)
+    # Each victim ran 1 h 40 min, checkpointed at 1 h: 40 minutes of one GPU lost each.
+    assert all(j.lost_gpu_seconds == pytest.approx(HOUR * 2 / 3) for j in victims)
+    assert s["lost_gpu_hours"] == pytest.approx(8 * 2 / 3)

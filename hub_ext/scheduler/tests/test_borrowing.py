@@ -66,3 +66,32 @@ def test_non_preemptible_work_does_not_borrow():
     d = schedule(s)
     assert started_ids(d) == ["p"]
     assert "non-preemptible" in reason(d, "np")
+
+
+def gang(wid, team, n, node, at=0.0):
+    return running(job(wid, team, n, at=at), *[f"{node}/{i}" for i in range(n)])
+
+
+WITHIN = [
+    # (case, b's running work, b's new job, does it start, who is preempted for it, over quota)
+    # Nodes a and c (8 cards each); team b's quota is 4, x's 4, y's 8; x runs 1-GPU jobs on
+    # every card of node c that b does not hold (beyond its quota of 4).
+    ("a gang larger than the whole quota leaves the quota to the team's small work",
+     [gang("b-gang", "b", 8, "a")], 1, True, ["x7"], False),
+    ("the team's other work counts against the quota as usual",
+     [gang("b-gang", "b", 8, "a"), running(job("b1", "b", 3, at=1), "c/0", "c/1", "c/2")], 1, True, ["x7"], False),
+    ("beyond what is left of the quota it borrows, and borrowing cannot preempt",
+     [gang("b-gang", "b", 8, "a"), running(job("b1", "b", 3, at=1), "c/0", "c/1", "c/2")], 2, False, [], None),
+]
+
+
+@pytest.mark.parametrize("case,b_run,gpus,starts,victims,over", WITHIN, ids=[c[0] for c in WITHIN])
+def test_work_larger_than_the_quota_uses_none_of_it(case, b_run, gpus, starts, victims, over):
+    held = {s.gpu_uuid for r in b_run for s in r.allocation.shares}
+    x_run = [running(job(f"x{i}", "x", 1, at=2 + i), f"c/{i}") for i in range(8) if f"c/{i}" not in held]
+    s = snap(pool(("a", 8), ("c", 8)), teams(("b", 4), ("x", 4), ("y", 8)), b_run + x_run, [job("new", "b", gpus, at=100)])
+    d = schedule(s)
+    assert ("new" in started_ids(d)) == starts
+    assert preempted_ids(d) == victims
+    if starts:
+        assert d.starts[0].over_quota is over

@@ -5,6 +5,8 @@ reservation yields to borrowers ahead of its team in the fair order."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from .helpers import job, pool, preempted_ids, running, schedule, snap, started_ids, teams
@@ -35,25 +37,30 @@ def test_a_fraction_within_quota_gets_room_on_one_card(case, quotas, run, victim
     assert ("be1" in started_ids(d)) == starts
 
 
-def starving_gang(team):
-    """``team`` has a gang of 4 waiting 2 h (starving: it holds the free cards of the node closest to fitting it)."""
-    return job("gang", team, 4, at=0.0, user="g")
+def starving_gang(team, gpus=4):
+    """``team`` has a gang waiting 2 h (starving: it holds the free cards of the node closest to fitting it)."""
+    return job("gang", team, gpus, at=0.0, user="g")
 
 
+LS_AHEAD = [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")]
 HOLDS = [
-    # (case, quotas, running, asker, does the asker start on a held card)
-    ("a borrower ahead in the fair order uses a card held for a borrower behind it",
-     [("ls", 1), ("be", 1)], [running(job(f"ls{i}", "ls", 1), f"a/{i}") for i in range(4)] + [running(job("be0", "be", 1), "b/0")],
+    # (case, quotas, running, ls's starving gang, asker, does the asker start on a held card)
+    ("a borrower ahead in the fair order uses a card held for a gang that needs part of its node",
+     [("ls", 1), ("be", 1)], LS_AHEAD + [running(job(f"ls{i}", "ls", 1), f"b/{i - 3}") for i in (4, 5)], 2,
      job("be1", "be", 1, at=7000, user="b"), True),
+    ("a fraction of a borrower ahead uses a card held for a gang that needs a whole node",
+     [("ls", 1), ("be", 1)], LS_AHEAD, 4, job("be1", "be", 0.5, at=7000, user="b"), True),
+    ("a whole card borrowed ahead does not: the whole-node gang would wait for all its cards again",
+     [("ls", 1), ("be", 1)], LS_AHEAD, 4, job("be1", "be", 1, at=7000, user="b"), False),
     ("a borrower behind the reserving team waits",
-     [("ls", 1), ("be", 1)], [running(job("ls0", "ls", 1), "a/0")] + [running(job(f"be{i}", "be", 1), f"b/{i}") for i in range(4)],
+     [("ls", 1), ("be", 1)], [running(job("ls0", "ls", 1), "a/0")] + [running(job(f"be{i}", "be", 1), f"b/{i}") for i in range(4)], 4,
      job("be9", "be", 1, at=7000, user="b"), False),
 ]
 
 
-@pytest.mark.parametrize("case,quotas,run,asker,starts", HOLDS, ids=[c[0] for c in HOLDS])
-def test_a_borrowers_reservation_yields_only_to_borrowers_ahead_of_it(case, quotas, run, asker, starts):
-    s = snap(pool(("a", 4), ("b", 4)), teams(*quotas), run, [starving_gang("ls"), asker], now=7200.0)
+@pytest.mark.parametrize("case,quotas,run,gang,asker,starts", HOLDS, ids=[c[0] for c in HOLDS])
+def test_a_borrowers_reservation_yields_only_to_borrowers_ahead_of_it(case, quotas, run, gang, asker, starts):
+    s = snap(pool(("a", 4), ("b", 4)), teams(*quotas), run, [starving_gang("ls", gang), asker], now=7200.0)
     d = schedule(s)
     assert "gang" not in started_ids(d)
     assert (asker.id in started_ids(d)) == starts
@@ -67,3 +74,37 @@ def test_a_fraction_within_quota_may_take_a_card_held_for_another_teams_reservat
     d = schedule(s)
     assert started_ids(d) == ["be1"]
     assert "holds a reservation" in [p.reason for p in d.pending if p.workload_id == "gang"][0]
+
+
+CARDS = [
+    # (case, quotas, ls's running fractions as (id, fraction, card), who is preempted, does the whole-card job start)
+    # Node a has 4 cards; be (quota 2) runs one whole card and asks for another, within its quota.
+    ("fractions holding more cards than their team's quota free the emptiest card",
+     [("be", 2), ("ls", 2)], [("ls1", 0.5, "a/0"), ("ls2", 0.3, "a/1"), ("ls3", 0.4, "a/2")], ["ls2"], True),
+    ("part of a card beyond the quota counts as a card (2 and a third cards for a quota of 2)",
+     [("be", 2), ("ls", 2), ("x", 0)], [("ls1", 0.5, "a/0"), ("ls2", 0.4, "a/1"), ("ls3", 0.3, "a/2"), ("x1", 0.6, "a/2")], ["ls2"], True),
+    ("no more cards than the quota: nothing is preempted",
+     [("be", 2), ("ls", 3)], [("ls1", 0.5, "a/0"), ("ls2", 0.3, "a/1"), ("ls3", 0.4, "a/2")], [], False),
+    ("a card shared with another team is not freed for it",
+     [("be", 2), ("ls", 1), ("x", 1)],
+     [("ls1", 0.5, "a/0"), ("x1", 0.5, "a/0"), ("ls2", 0.4, "a/1"), ("x2", 0.1, "a/1"), ("ls3", 0.4, "a/2"), ("x3", 0.1, "a/2")], [], False),
+]
+
+
+@pytest.mark.parametrize("case,quotas,fracs,victims,starts", CARDS, ids=[c[0] for c in CARDS])
+def test_a_quota_means_room_on_a_card_for_whole_card_work_too(case, quotas, fracs, victims, starts):
+    run = [running(job("be0", "be", 1), "a/3")] + [frac(wid, "x" if wid.startswith("x") else "ls", f, card, i) for i, (wid, f, card) in enumerate(fracs)]
+    d = schedule(snap(pool(("a", 4)), teams(*quotas), run, [job("be1", "be", 1, at=100)]))
+    assert preempted_ids(d) == victims
+    assert ("be1" in started_ids(d)) == starts
+    if victims:
+        assert "fractions were holding more cards than its quota of 2 GPUs" in d.preemptions[0].reason
+
+
+def test_the_minimum_run_time_protects_fractions_on_cards_beyond_the_quota():
+    t = teams(("be", 2), ("ls", 2))
+    t["ls"] = replace(t["ls"], min_runtime_reclaim_s=600.0)
+    run = [running(job("be0", "be", 1), "a/3")] + [frac(w, "ls", f, c, 950.0) for w, f, c in (("ls1", 0.5, "a/0"), ("ls2", 0.3, "a/1"), ("ls3", 0.4, "a/2"))]
+    d = schedule(snap(pool(("a", 4)), t, run, [job("be1", "be", 1, at=100)]))
+    assert d.preemptions == () and d.starts == ()
+    assert "protected by its minimum run-time" in d.pending[0].reason

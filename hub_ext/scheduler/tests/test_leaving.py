@@ -49,3 +49,15 @@ def test_a_leaving_session_is_never_preempted_twice_and_its_cards_go_to_no_one_e
     assert started_ids(d) == []
     assert preempted_ids(d) == []
     assert "starts when nlp-7" in reason(d, "v1")
+
+
+@pytest.mark.parametrize("asks", [1, 0.5], ids=["a whole card", "a fraction"])
+def test_cards_of_leaving_work_that_the_waiting_owner_does_not_need_stay_the_leaving_works(asks):
+    # nlp-7 holds two cards and leaves with notice; vision waits for one of them (or part of it):
+    # the rest is still nlp-7's until it is gone, so bio's job started later in the cycle cannot have it.
+    run = [running(job(f"nlp-{i}", "nlp", 1, at=i), f"a/{i}") for i in range(6)]
+    run.append(leaving(running(job("nlp-7", "nlp", 2, at=7), "a/6", "a/7")))
+    s = snap(pool(("a", 8)), teams(("vision", 4), ("nlp", 4)), run, [job("v1", "vision", asks, at=500), job("b1", "bio", 1, at=600)])
+    d = schedule(s)
+    assert started_ids(d) == []
+    assert "starts when nlp-7" in reason(d, "v1")

@@ -80,6 +80,23 @@ def test_pool_changes_are_reindexed():
     assert d == schedule(live.snapshot(10.0))
 
 
+def cards_held(running) -> dict[str, float]:
+    """Cards each team holds: whole cards, and each card with fractions shared by its teams in proportion."""
+    out: dict[str, float] = {}
+    on_card: dict[str, dict[str, float]] = {}
+    for r in running:
+        for s in r.allocation.shares:
+            if r.workload.is_fraction:
+                c = on_card.setdefault(s.gpu_uuid, {})
+                c[r.workload.team] = c.get(r.workload.team, 0.0) + s.fraction
+            else:
+                out[r.workload.team] = out.get(r.workload.team, 0.0) + s.fraction
+    for c in on_card.values():
+        for team, f in c.items():
+            out[team] = out.get(team, 0.0) + f / sum(c.values())
+    return out
+
+
 def run_world(seed: int, config: SchedulerConfig, cycles: int = 12):
     rng = random.Random(seed)
     p, t = random_world(rng)
@@ -100,15 +117,21 @@ def run_world(seed: int, config: SchedulerConfig, cycles: int = 12):
         for r in snapshot.running:
             usage[r.workload.team] = usage.get(r.workload.team, 0.0) + r.allocation.gpus
         by_id = {r.workload.id: r for r in snapshot.running}
+        cards = cards_held(snapshot.running)
         for pr in d.preemptions:
             victim = by_id[pr.workload_id].workload
             assert victim.preemptible
-            assert usage[victim.team] > t.get(victim.team, _zero).quota + EPSILON, "preempted work within its team's quota"
+            quota = t.get(victim.team, _zero).quota
+            if usage[victim.team] <= quota + EPSILON:
+                # Within its quota in GPUs, a team may lose fractions only from cards it holds beyond its quota.
+                assert victim.is_fraction and cards[victim.team] > quota + EPSILON, "preempted work within its team's quota"
         # Only work beyond a quota is preempted: a team loses at most the one
         # workload that straddles its quota below it, never work well within it.
         lost: dict[str, list[float]] = {}
         for pr in d.preemptions:
             r = by_id[pr.workload_id]
+            if usage[r.workload.team] <= t.get(r.workload.team, _zero).quota + EPSILON:
+                continue  # a card beyond its quota (above)
             lost.setdefault(r.workload.team, []).append(r.allocation.gpus)
         for team, sizes in lost.items():
             quota = t.get(team, _zero).quota

@@ -150,3 +150,17 @@ def test_a_gang_over_several_nodes_holds_cards_on_each_of_them():
     d = schedule(snap(pool(("a", 8), ("b", 8), ("c", 8)), t, run, [big], now=now, reservation_after_s=HOUR, preemption=False))
     assert "big" not in started_ids(d)
     assert "8 of 16 GPUs held on a, b" in reason(d, "big")
+
+
+STARVING_BORROWER = [
+    # (case, pending besides the starving borrower b1 (1 GPU, waited 2 h), who starts)
+    ("work within its quota goes before a starving borrower", [job("o1", "own", 2, at=7000)], ["o1"]),
+    ("with no work within quota waiting, the starving borrower goes first", [job("c1", "c", 2, at=7000)], ["b1"]),
+]
+
+
+@pytest.mark.parametrize("case,pend,starts", STARVING_BORROWER, ids=[c[0] for c in STARVING_BORROWER])
+def test_a_starving_borrower_waits_for_work_within_quota(case, pend, starts):
+    # Two free cards; b borrows (quota 0). Before, b1 took a card first and o1 (own's quota of 2) found no room.
+    s = snap(pool(("a", 2)), teams(("own", 2), ("b", 0), ("c", 0)), (), [job("b1", "b", 1, at=0)] + pend, now=7200.0)
+    assert started_ids(schedule(s)) == starts
