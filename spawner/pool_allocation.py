@@ -141,6 +141,13 @@ class PoolAllocationMixin(LoggingConfigurable):
         Releasing GPUs at stop retries at most 5 s: a failed release is tried again at the next poll.""",
     ).tag(config=True)
 
+    form_retry_seconds = Float(
+        3.0,
+        help="""How long the spawn form waits for a pool service that is down or restarting before it shows
+        the form without the pool's status ("status is not available right now"). Short, because a person
+        is looking at a blank page meanwhile; the spawn itself still retries for ``pool_retry_seconds``.""",
+    ).tag(config=True)
+
     release_check_interval = Float(
         2.0,
         help="""Seconds between checks that a running server holding GPUs is still alive; when it
@@ -537,7 +544,7 @@ class PoolAllocationMixin(LoggingConfigurable):
     async def gpu_options_form(self) -> str:
         """The spawn form: team, GPUs (none / fraction / whole) and model, with what is free now."""
         try:
-            client = self._pool_client()
+            client = self._pool_client(retry_seconds=self.form_retry_seconds)
             pool, teams, queue = await asyncio.gather(client.pool(), client.teams(), client.queue())
         except (PoolError, SpawnException) as e:
             self.log.warning("%s: pool service unavailable for the form: %s", self._log_name, e)

@@ -88,9 +88,14 @@ def test_the_spawner_still_shows_its_form_when_the_pool_is_not_configured_or_dow
         name = "alice"
         groups: list = []
 
+    import time
+
     for url in ("", "http://127.0.0.1:9/services/gpupool/"):  # unset; nothing listening
+        began = time.monotonic()
         html = asyncio.run(SimpleGpuLocalProcessSpawner(user=User(), pool_url=url).gpu_options_form())
         assert "status is not available right now" in html and 'value="1"' in html
+        # A person waits for this page: not the spawn's 30 s of retries, only form_retry_seconds (3 s).
+        assert time.monotonic() - began < 10
 
 
 def held(node, index, team):
