@@ -192,6 +192,8 @@ class Cycle:
         for g, over in sizes:
             placed = self._place(w, v, g)
             if placed is not None:
+                if w.is_fraction and self._opens_card_beyond_quota(w, team, placed):
+                    return False  # borrowing a card: after the other teams' work within quota (see below)
                 self._start(w, g, over, placed, starving)
                 return True
         lent = self.lent()
@@ -592,6 +594,37 @@ class Cycle:
                 lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
                 if k + 1 < len(lst):
                     heappush(heap, (lst[k + 1], k + 1, shape))
+
+    def _opens_card_beyond_quota(self, w: Workload, team, placed) -> bool:
+        """Would fraction ``w``, placed on an empty card, borrow that card (``new_card_waits``)?"""
+        if self.cap.free_frac[placed[0]] < 1.0 - EPSILON:
+            return False  # on a card its team (or another) already holds part of
+        return self.new_card_waits(w, team)
+
+    def new_card_waits(self, w: Workload, team=None) -> bool:
+        """Must fraction ``w`` wait rather than open a card? So while its team would then hold
+        more cards than its quota (preemption.cards_held) and another team waits with work
+        within its quota: such a card is borrowed, and the card rule (preemption.card_victims)
+        would take it back at once (a requeued fraction must not jump back onto a card freed,
+        or held by a reservation, while work within quota waits for one)."""
+        team = team or team_of(self.st.teams, w.team)
+        cards = preemption.cards_held(self, w.team) + self._started_gpus.get(w.team, 0.0)
+        if cards + 1.0 <= team.quota + EPSILON:
+            return False
+        return self.others_entitled(w.team)
+
+    def others_entitled(self, team_name: str) -> bool:
+        """Does a team other than ``team_name`` wait for work that fits within its quota?"""
+        if not self.anyone_entitled():
+            return False
+        st = self.st
+        for name, q in st.queues.items():
+            if name == team_name or not q.count:
+                continue
+            smallest = min(d[0] for d in st.demand(name).values())
+            if self.quota_used(name) + smallest <= team_of(st.teams, name).quota + EPSILON:
+                return True
+        return False
 
     def _borrows(self, w: Workload) -> bool:
         """Would ``w`` start beyond its team's quota (borrowing)?"""
