@@ -111,26 +111,28 @@ def test_the_minimum_run_time_protects_fractions_on_cards_beyond_the_quota():
 
 
 OPEN_CARD = [
-    # (case, be's quota, be's pending fraction, does ls wait with work within its quota, who starts)
+    # (case, be's quota, be's pending fraction, GPUs of ls's job within its quota (0: none), who starts)
     ("a fraction does not open a card beyond its team's quota while another team waits within its quota",
-     2, 0.8, True, ["ls1"]),
+     2, 0.8, 1, ["ls1"]),
     ("with no other team waiting within its quota, it borrows the card",
-     2, 0.8, False, ["be2"]),
+     2, 0.8, 0, ["be2"]),
+    ("it borrows the card once the work within quota had its turn and could not use it",
+     2, 0.8, 2, ["be2"]),
     ("within its quota in cards, it opens one",
-     3, 0.8, True, ["be2"]),
+     3, 0.8, 1, ["be2"]),
     ("on a card its team already holds part of, it needs no new card",
-     2, 0.5, True, ["be2", "ls1"]),
+     2, 0.5, 1, ["be2", "ls1"]),
 ]
 
 
 @pytest.mark.parametrize("case,be_quota,f,ls_waits,starts", OPEN_CARD, ids=[c[0] for c in OPEN_CARD])
 def test_a_fraction_opening_a_card_beyond_its_quota_borrows_it(case, be_quota, f, ls_waits, starts):
     # be holds 2 cards with 0.6 GPUs: within its quota in GPUs, it comes first in the fair order
-    # (ls uses more of its quota); the card rule would take a card it opened beyond its quota in
+    # (ls uses more of its quota), but a third card goes to ls's job first; the card rule would take a card it opened beyond its quota in
     # cards straight back for ls's job (preemption.card_victims).
     run = [frac("be1", "be", 0.3, "a/0"), frac("be0", "be", 0.3, "a/1"), running(job("ls0", "ls", 1), "a/2")]
-    pending = [job("be2", "be", f, at=100, user="b")] + ([job("ls1", "ls", 1, at=100, user="l")] if ls_waits else [])
-    d = schedule(snap(pool(("a", 4)), teams(("be", be_quota), ("ls", 2)), run, pending, now=200.0))
+    pending = [job("be2", "be", f, at=100, user="b")] + ([job("ls1", "ls", ls_waits, at=100, user="l")] if ls_waits else [])
+    d = schedule(snap(pool(("a", 4)), teams(("be", be_quota), ("ls", 3)), run, pending, now=200.0))
     assert sorted(started_ids(d)) == starts
     assert preempted_ids(d) == []
 
