@@ -74,6 +74,10 @@ class Cycle:
         self.awaiting: dict[str, tuple[str, ...]] = {}  # waits for these leaving workloads' GPUs
         self.protected_for: float | None = None  # seconds until a victim's minimum run-time ends
         self.starving_first: list[Workload] = []  # (filled by the long way only: nothing reads it)
+        # Fractions that would have opened a card beyond their team's quota while another team waited
+        # with work within its quota (new_card_waits): tried again once the cycle's other work had its turn.
+        self.card_deferred: list[Workload] = []
+        self._card_rule = True
         # Starving work that would borrow waits while some team waits with work within its quota
         # (a quota is a guarantee, a borrower's wait is not): it goes after that work, before other borrowers.
         self.deferred: list[Workload] = []
@@ -192,6 +196,9 @@ class Cycle:
         for g, over in sizes:
             placed = self._place(w, v, g)
             if placed is not None:
+                if w.is_fraction and self._opens_card_beyond_quota(w, team, placed):
+                    self.card_deferred.append(w)
+                    return False  # borrowing a card: after the other work of this cycle (new_card_waits)
                 self._start(w, g, over, placed, starving)
                 return True
         lent = self.lent()
@@ -492,6 +499,8 @@ class Cycle:
                 self._fair_loop()
                 if self.deferred:
                     self._deferred_loop()
+                if self.card_deferred:
+                    self._card_deferred_loop()
             if cfg.elastic and st.elastic_running:
                 elastic.grow(self)
             end = EndState.capture(self)
@@ -593,10 +602,62 @@ class Cycle:
                 if k + 1 < len(lst):
                     heappush(heap, (lst[k + 1], k + 1, shape))
 
+    def _opens_card_beyond_quota(self, w: Workload, team, placed) -> bool:
+        """Would fraction ``w``, placed on an empty card, borrow that card (``new_card_waits``)?"""
+        if self.cap.free_frac[placed[0]] < 1.0 - EPSILON:
+            return False  # on a card its team (or another) already holds part of
+        return self.new_card_waits(w, team)
+
+    def new_card_waits(self, w: Workload, team=None) -> bool:
+        """Must fraction ``w`` wait rather than open a card? So while its team would then hold
+        more cards than its quota (preemption.cards_held) and another team waits with work
+        within its quota: such a card is borrowed, and the card rule (preemption.card_victims)
+        would take it back at once (a requeued fraction must not jump back onto a card freed,
+        or held by a reservation, while work within quota waits for one). It goes after the
+        rest of the cycle's work (``_card_deferred_loop``)."""
+        if not self._card_rule:
+            return False
+        team = team or team_of(self.st.teams, w.team)
+        cards = preemption.cards_held(self, w.team) + self._started_gpus.get(w.team, 0.0)
+        if cards + 1.0 <= team.quota + EPSILON:
+            return False
+        return self.others_entitled(w.team)
+
+    def others_entitled(self, team_name: str) -> bool:
+        """Does a team other than ``team_name`` wait for work that fits within its quota?"""
+        if not self.anyone_entitled():
+            return False
+        st = self.st
+        for name, q in st.queues.items():
+            if name == team_name or not q.count:
+                continue
+            smallest = min(d[0] for d in st.demand(name).values())
+            if self.quota_used(name) + smallest <= team_of(st.teams, name).quota + EPSILON:
+                return True
+        return False
+
     def _borrows(self, w: Workload) -> bool:
         """Would ``w`` start beyond its team's quota (borrowing)?"""
         team = self.st.teams.get(w.team) or team_of(self.st.teams, w.team)
         return self.quota_used(w.team) + elastic.smallest_size(w) > team.quota + EPSILON
+
+    def _card_deferred_loop(self) -> None:
+        """Fractions that waited rather than open a card (new_card_waits): now, in the order they
+        came, once every other workload had its turn (the card may still be free: nobody within
+        quota could use it)."""
+        deferred, self.card_deferred = self.card_deferred, []
+        self._card_rule = False
+        shapes = set()
+        for w in deferred:
+            # The first of each shape only: later ones of a shape that already failed were
+            # answered without a try (attempt), so the list depends on the shortcuts; its
+            # first workload of each shape does not.
+            shape = self.st.request_shape(w)
+            if shape in shapes:
+                continue
+            shapes.add(shape)
+            if w.id not in self.started and not self.nothing_can_start():
+                self.try_start(w, w.submitted_at <= (self.starving_until if self.starving_until is not None else float("-inf")))
 
     def _deferred_loop(self) -> None:
         """Starving borrowers held back while work within its quota waited: now, oldest first."""

@@ -115,7 +115,9 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         # card of them is free at once: each card taken restarts that wait (on a busy
         # pool, whole-node gangs of teams behind then waited days).
         mine = _borrow_key(cycle, w.team)
-        for rid in sorted(cycle.reservations):
+        # (A fraction on a held card opens a card: not beyond its quota in cards while
+        # another team waits with work within its quota, see Cycle.new_card_waits.)
+        for rid in sorted(cycle.reservations if not (w.is_fraction and cycle.new_card_waits(w)) else ()):
             res = cycle.reservations[rid]
             if not res.hard and res.held and res.workload.team != w.team and _borrow_key(cycle, res.workload.team) > mine and (w.is_fraction or _part_of_its_nodes(res)):
                 units.extend(Unit("hold", rid, g, (g,)) for g in res.held)
@@ -181,11 +183,24 @@ def cards_over(cycle) -> dict[str, dict[int, list]]:
     teams in proportion to their shares on it: the part of a card that its
     fractions leave unused is room no one else can use as a card. Memoised until
     the next decision."""
+    return _card_charges(cycle)[0]
+
+
+def cards_held(cycle, team_name: str) -> float:
+    """Cards the team's running work holds (whole GPUs, plus a card for each card its fractions
+    are on, a card shared by teams in proportion to their shares), as ``cards_over`` charges them."""
+    held = _card_charges(cycle)[1]
+    return held[team_name] if team_name in held else cycle.usage.get(team_name, 0.0)  # no fractions anywhere: its whole GPUs
+
+
+def _card_charges(cycle) -> tuple[dict[str, dict[int, list]], dict[str, float]]:
+    """(``cards_over``, team -> cards held), memoised until the next decision."""
     version = (len(cycle.starts), len(cycle.preempts))
     memo = getattr(cycle, "_cards_over", None)
     if memo is not None and memo[0] == version:
         return memo[1]
     out: dict[str, dict[int, list]] = {}
+    held_cards: dict[str, float] = {}
     cap = cycle.cap
     st = cycle.st
     if cap.view((None, None)).partial:
@@ -215,16 +230,17 @@ def cards_over(cycle) -> dict[str, dict[int, list]]:
             for t, f in teams.items():
                 charged[t] = charged.get(t, 0.0) + f / total
                 held.setdefault(t, []).append((not alone, f, g))
+        held_cards.update(whole)
         for t, c in charged.items():
             team = team_of(st.teams, t)
-            cards = whole.get(t, 0.0) + c
+            cards = held_cards[t] = whole.get(t, 0.0) + c
             over = math.ceil(cards - team.quota - EPSILON)
             if over <= 0:
                 continue
             # Cards it holds alone first (freeing them frees a card), emptiest first.
             out[t] = {g: [r for r in on_card[g] if r.workload.team == t] for _, _, g in sorted(held[t])[:over]}
-    cycle._cards_over = (version, out)
-    return out
+    cycle._cards_over = (version, (out, held_cards))
+    return out, held_cards
 
 
 def card_victims(cycle, w: Workload) -> list:

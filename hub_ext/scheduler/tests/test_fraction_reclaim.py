@@ -108,3 +108,41 @@ def test_the_minimum_run_time_protects_fractions_on_cards_beyond_the_quota():
     d = schedule(snap(pool(("a", 4)), t, run, [job("be1", "be", 1, at=100)]))
     assert d.preemptions == () and d.starts == ()
     assert "protected by its minimum run-time" in d.pending[0].reason
+
+
+OPEN_CARD = [
+    # (case, be's quota, be's pending fraction, GPUs of ls's job within its quota (0: none), who starts)
+    ("a fraction does not open a card beyond its team's quota while another team waits within its quota",
+     2, 0.8, 1, ["ls1"]),
+    ("with no other team waiting within its quota, it borrows the card",
+     2, 0.8, 0, ["be2"]),
+    ("it borrows the card once the work within quota had its turn and could not use it",
+     2, 0.8, 2, ["be2"]),
+    ("within its quota in cards, it opens one",
+     3, 0.8, 1, ["be2"]),
+    ("on a card its team already holds part of, it needs no new card",
+     2, 0.5, 1, ["be2", "ls1"]),
+]
+
+
+@pytest.mark.parametrize("case,be_quota,f,ls_waits,starts", OPEN_CARD, ids=[c[0] for c in OPEN_CARD])
+def test_a_fraction_opening_a_card_beyond_its_quota_borrows_it(case, be_quota, f, ls_waits, starts):
+    # be holds 2 cards with 0.6 GPUs: within its quota in GPUs, it comes first in the fair order
+    # (ls uses more of its quota), but a third card goes to ls's job first; the card rule would take a card it opened beyond its quota in
+    # cards straight back for ls's job (preemption.card_victims).
+    run = [frac("be1", "be", 0.3, "a/0"), frac("be0", "be", 0.3, "a/1"), running(job("ls0", "ls", 1), "a/2")]
+    pending = [job("be2", "be", f, at=100, user="b")] + ([job("ls1", "ls", ls_waits, at=100, user="l")] if ls_waits else [])
+    d = schedule(snap(pool(("a", 4)), teams(("be", be_quota), ("ls", 3)), run, pending, now=200.0))
+    assert sorted(started_ids(d)) == starts
+    assert preempted_ids(d) == []
+
+
+def test_a_fraction_of_a_borrower_ahead_takes_no_held_card_beyond_its_quota_while_work_within_quota_waits():
+    # As "a fraction of a borrower ahead uses a card held for a gang that needs a whole node", with be's
+    # fraction starving (so it goes before the other borrowers) and team x's job within its quota queued
+    # behind x's larger borrowing job: x's job gets the held card, be's fraction waits.
+    x_jobs = [job("x2", "x", 2, at=6900, user="x"), job("x1", "x", 1, at=7000, user="x")]
+    s = snap(pool(("a", 4), ("b", 4)), teams(("ls", 1), ("be", 1), ("x", 1)), LS_AHEAD,
+             [starving_gang("ls", 4), job("be1", "be", 0.5, at=1000, user="b")] + x_jobs, now=7200.0)
+    d = schedule(s)
+    assert started_ids(d) == ["x1"]
