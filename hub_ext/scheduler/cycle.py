@@ -570,10 +570,25 @@ class Cycle:
         at = (float("-inf"), "")  # the walk has passed every workload before this (submitted_at, id)
         heap = None
         seen = None
+        # A shape whose workload was deferred (a borrower while work within quota waits) has all
+        # its later workloads deferred too until something is decided (its team's quota use and
+        # whether anyone waits within quota change only with a decision): shape -> its first
+        # deferred index; they are deferred as one run, then put back in submit order.
+        runs: dict = {}
+        deferred: list = []
+
+        def defer_runs(upto) -> None:
+            for shape, k0 in runs.items():
+                lst = index[shape]
+                deferred.extend(lst[k0:bisect_left(lst, upto, k0)])
+            runs.clear()
+
         while True:
             version = (len(starts), len(reservations))
             if version != seen:
                 seen = version  # nothing_can_start() changes only with a decision
+                if runs:
+                    defer_runs(at)
                 if self.nothing_can_start():
                     break  # the fair loop stops at once too: same state
                 heap = None
@@ -594,13 +609,24 @@ class Cycle:
             w = entry[2]
             at = (entry[0], entry[1] + "\0")  # just after w and before anything submitted after it
             if self._borrows(w) and self.anyone_entitled():
-                self.deferred.append(w)  # after work within quota (_fair_loop), as in _starving_loop
+                # after work within quota (_fair_loop), as in _starving_loop
+                if shape is not None:
+                    runs[shape] = k  # and the rest of its shape, until something is decided
+                    continue
+                deferred.append(entry)
             else:
                 self.attempt(w, starving=True)
             if (len(starts), len(reservations)) == version and shape not in failed:
                 lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
                 if k + 1 < len(lst):
                     heappush(heap, (lst[k + 1], k + 1, shape))
+        if runs:
+            # The walk ended with nothing decided since: a stop (nothing can start) ends it where
+            # it is, the end of the starving work defers each run to the cutoff.
+            defer_runs(at if self.nothing_can_start() else (cutoff, "\U0010ffff"))
+        if deferred:
+            deferred.sort(key=lambda e: (e[0], e[1]))
+            self.deferred.extend(e[2] for e in deferred)
 
     def _opens_card_beyond_quota(self, w: Workload, team, placed) -> bool:
         """Would fraction ``w``, placed on an empty card, borrow that card (``new_card_waits``)?"""
@@ -662,9 +688,15 @@ class Cycle:
     def _deferred_loop(self) -> None:
         """Starving borrowers held back while work within its quota waited: now, oldest first."""
         deferred, self.deferred = self.deferred, []
+        started, starts, reservations = self.started, self.starts, self.reservations
+        shapes, failed = self.st._shapes, self._failed[1]
         for w in deferred:
-            if w.id not in self.started:
-                self.attempt(w, starving=True)
+            if w.id in started:
+                continue
+            # attempt()'s answer for a shape that failed with nothing decided since, without the call
+            if self.shortcuts and (len(starts), len(reservations)) == self._failed_at and shapes.get(w.id) in failed:
+                continue
+            self.attempt(w, starving=True)
 
     def _fair_loop(self) -> None:
         st = self.st
