@@ -81,6 +81,10 @@ class Cycle:
         # Starving work that would borrow waits while some team waits with work within its quota
         # (a quota is a guarantee, a borrower's wait is not): it goes after that work, before other borrowers.
         self.deferred: list[Workload] = []
+        # The same, as the shortcut walk keeps them (_starving_jumps): runs of one request shape, each
+        # (list of (submitted_at, id, workload), first index, end index), so thousands of deferred
+        # workloads of a few shapes are neither copied nor sorted.
+        self.deferred_runs: list[tuple] = []
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -497,7 +501,7 @@ class Cycle:
             else:
                 self._starving_loop()
                 self._fair_loop()
-                if self.deferred:
+                if self.deferred or self.deferred_runs:
                     self._deferred_loop()
                 if self.card_deferred:
                     self._card_deferred_loop()
@@ -580,7 +584,9 @@ class Cycle:
         def defer_runs(upto) -> None:
             for shape, k0 in runs.items():
                 lst = index[shape]
-                deferred.extend(lst[k0:bisect_left(lst, upto, k0)])
+                k1 = bisect_left(lst, upto, k0)
+                if k1 > k0:
+                    self.deferred_runs.append((lst, k0, k1))
             runs.clear()
 
         while True:
@@ -625,8 +631,7 @@ class Cycle:
             # it is, the end of the starving work defers each run to the cutoff.
             defer_runs(at if self.nothing_can_start() else (cutoff, "\U0010ffff"))
         if deferred:
-            deferred.sort(key=lambda e: (e[0], e[1]))
-            self.deferred.extend(e[2] for e in deferred)
+            self.deferred_runs.append((deferred, 0, len(deferred)))  # invalid work, in the walk's (submit) order
 
     def _opens_card_beyond_quota(self, w: Workload, team, placed) -> bool:
         """Would fraction ``w``, placed on an empty card, borrow that card (``new_card_waits``)?"""
@@ -687,6 +692,9 @@ class Cycle:
 
     def _deferred_loop(self) -> None:
         """Starving borrowers held back while work within its quota waited: now, oldest first."""
+        if self.deferred_runs:
+            runs, self.deferred_runs = self.deferred_runs, []
+            self._deferred_jumps(runs)
         deferred, self.deferred = self.deferred, []
         started, starts, reservations = self.started, self.starts, self.reservations
         shapes, failed = self.st._shapes, self._failed[1]
@@ -697,6 +705,42 @@ class Cycle:
             if self.shortcuts and (len(starts), len(reservations)) == self._failed_at and shapes.get(w.id) in failed:
                 continue
             self.attempt(w, starving=True)
+
+    def _deferred_jumps(self, runs: list[tuple]) -> None:
+        """``_deferred_loop`` over the shortcut walk's runs: the runs merged in submit order by a heap;
+        a run whose shape failed with nothing decided since is parked (its workloads would each be
+        answered "no" without a call) until something is decided, then resumes where the walk is.
+        The same workloads are tried in the same order as the flat loop."""
+        started, starts, reservations = self.started, self.starts, self.reservations
+        shapes, failed = self.st._shapes, self._failed[1]
+        heap = [(lst[k0], i, k0) for i, (lst, k0, _) in enumerate(runs)]
+        heapify(heap)
+        parked: dict[int, int] = {}  # run -> its next index, while its shape is known to fail
+        parked_at = None
+        at = None
+        while True:
+            version = (len(starts), len(reservations))
+            if parked and version != parked_at:
+                for i, k in parked.items():  # something was decided: every parked run resumes after ``at``
+                    lst, _, k1 = runs[i]
+                    k = bisect_left(lst, at, k, k1)
+                    if k < k1:
+                        heappush(heap, (lst[k], i, k))
+                parked.clear()
+            if not heap:
+                return
+            entry, i, k = heappop(heap)
+            w = entry[2]
+            at = (entry[0], entry[1] + "\0")  # just after w
+            nxt = k + 1
+            if w.id not in started:
+                if version == self._failed_at and shapes.get(w.id) in failed:
+                    parked[i] = nxt
+                    parked_at = version
+                    continue
+                self.attempt(w, starving=True)
+            if nxt < runs[i][2]:
+                heappush(heap, (runs[i][0][nxt], i, nxt))
 
     def _fair_loop(self) -> None:
         st = self.st
@@ -716,7 +760,7 @@ class Cycle:
             if pick is None:
                 return
             _, w = pick
-            if self.deferred and self._borrows(w):
+            if (self.deferred or self.deferred_runs) and self._borrows(w):
                 self._deferred_loop()  # starving borrowers before the other borrowers
             if not self.attempt(w):
                 known = hopeless_at.get(w.team)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .elastic import growth_gpus, new_work_floor, new_work_victim
+from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
@@ -276,6 +276,10 @@ def las_victims(cycle, w: Workload) -> list:
     if not (las and st.config.preemption):
         return []
     level = las_level(w, las)
+    if level >= st.las_top(w.team) and not (
+        cycle.config.new_work_shrinks_elastic and is_new(w) and any(st.running[x].workload.team == w.team for x in st.elastic_running)
+    ):
+        return []  # nothing of its team is at a higher level, and no elastic job it may shrink as new work
     out = []
     for r in st.team_running.get(w.team, {}).values():
         rw = r.workload
