@@ -1,0 +1,170 @@
+"""One whole service cycle, database read included, at 10,000 GPUs and 50,000 pending.
+
+    .venv/bin/python benchmarks/bench_service_cycle.py [--gpus N] [--pending N] [--teams N] [--db-url URL]
+
+``bench_scheduler.py`` times the scheduler core the service keeps between
+cycles, on a snapshot already in memory. This times what the service does
+every cycle (``SchedulingLoop.cycle``): the checks before it (time limits,
+notices, usage decay), reading the snapshot from the database
+(``build_snapshot``: every active workload, one plain select), the kept
+core's update and decision, and writing the decisions back, in one
+transaction. It builds the service as it runs (``GpuPoolService.build``,
+SQLite in a temporary folder unless ``--db-url``) on a full pool: every GPU
+held by a one-GPU session within its team's quota, the queue submitted over
+the last two hours (so part of it waits past ``reservation_after_s``),
+sessions only (no processes are started).
+
+Figures (wall ms, best and median of the runs; the machine's load moves them):
+* cold: the first cycle of a started service (index everything, decide, write);
+* next: after one session ended and one was submitted (the common cycle);
+* idle: nothing changed since the last cycle (a tick);
+* of which the database read: ``build_snapshot`` alone, in a read transaction;
+* the baseline, in the same run: the kept core's own decision on the same
+  snapshot (what bench_scheduler.py measures), and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import insert, select  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+from hub_ext.service.app import GpuPoolService  # noqa: E402
+from hub_ext.service.loop import IncrementalCore  # noqa: E402
+from hub_ext.service.snapshot import build_snapshot  # noqa: E402
+from hub_ext.service.store.orm import ShareRow, WorkloadRow  # noqa: E402
+
+SIZES = (1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 4.0, 8.0)  # pending requests: mostly one GPU, some gangs
+
+
+def config(state_dir: str, gpus: int, teams: int, db_url: str | None) -> Config:
+    c = Config()
+    c.GpuPoolService.state_dir = state_dir
+    if db_url:
+        c.GpuPoolService.db_url = db_url
+    c.Inventory.nodes = [{"name": f"dgx-{i:04d}", "gpus": 8, "model": "V100-SXM2-32GB", "memory_mib": 32768} for i in range(gpus // 8)]
+    c.Teams.teams = {f"team-{t:03d}": {"quota": gpus // teams} for t in range(teams)}
+    return c
+
+
+def populate(store, gpus: int, pending: int, teams: int, now: float) -> None:
+    """Every GPU held by a one-GPU session within quota; ``pending`` sessions queued over the last two hours."""
+    rng = random.Random(7)
+    rows, shares = [], []
+    seq = 0
+    for i in range(gpus):
+        seq += 1
+        team = f"team-{i % teams:03d}"
+        rows.append(dict(seq=seq, user=f"{team}-u{i % 5}", team=team, kind="session", state="running", gpus=1.0,
+                         submitted_at=now - 7300 + i * 0.01, started_at=now - 7200, priority=0, preemptible=True))
+        node = i // 8
+        shares.append(dict(workload_seq=seq, node_name=f"dgx-{node:04d}", gpu_uuid=f"GPU-dgx-{node:04d}-{i % 8}", gpu_index=i % 8, fraction=1.0))
+    for i in range(pending):
+        seq += 1
+        team = f"team-{rng.randrange(teams):03d}"
+        rows.append(dict(seq=seq, user=f"{team}-u{rng.randrange(5)}", team=team, kind="session", state="pending",
+                         gpus=rng.choice(SIZES), submitted_at=now - 7200 + 7200 * i / pending, priority=0, preemptible=True))
+    with store.write() as db:
+        db.execute(insert(WorkloadRow), rows)
+        db.execute(insert(ShareRow), shares)
+
+
+def fix_uuids(store) -> None:
+    """The inventory's GPU uuids (simulated nodes make their own): point the shares at them."""
+    from hub_ext.service.store.orm import GpuRow
+
+    with store.write() as db:
+        uuids = {(n, i): u for n, i, u in db.execute(select(GpuRow.node_name, GpuRow.index, GpuRow.uuid))}
+        for share in db.scalars(select(ShareRow)):
+            share.gpu_uuid = uuids[(share.node_name, share.gpu_index)]
+
+
+def one_event(store, now: float, k: int) -> None:
+    """A running session ends and a new one is submitted (what a cycle usually follows)."""
+    with store.write() as db:
+        w = db.scalars(select(WorkloadRow).where(WorkloadRow.state == "running").order_by(WorkloadRow.seq).limit(1)).one()
+        w.state = "completed"
+        w.finished_at = now
+        w.shares.clear()
+        db.add(WorkloadRow(user=f"{w.team}-new", team=w.team, kind="session", state="pending", gpus=1.0, submitted_at=now + k,
+                           priority=0, preemptible=True))
+
+
+def ms(xs: list[float]) -> str:
+    return f"{min(xs):8.1f} ms (median {statistics.median(xs):.1f})"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--gpus", type=int, default=10_000)
+    p.add_argument("--pending", type=int, default=50_000)
+    p.add_argument("--teams", type=int, default=200)
+    p.add_argument("--runs", type=int, default=5, help="cycles timed for each figure")
+    p.add_argument("--db-url", help="an empty database (default: SQLite in a temporary folder)")
+    args = p.parse_args(argv)
+
+    tmp = tempfile.mkdtemp(prefix="bench-cycle-")
+    built = time.perf_counter()
+    app = GpuPoolService(config=config(tmp, args.gpus, args.teams, args.db_url))
+    pool, _ = app.build()
+    store, loop = pool.store, pool.loop
+    now = time.time()
+    populate(store, args.gpus, args.pending, args.teams, now)
+    fix_uuids(store)
+    print(f"service on {'SQLite' if not args.db_url else args.db_url.split(':')[0]}: {args.gpus:,} GPUs, {args.gpus:,} running sessions, "
+          f"{args.pending:,} pending from {args.teams} teams (built in {time.perf_counter() - built:.0f} s)", flush=True)
+
+    def timed(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return 1000 * (time.perf_counter() - t)
+
+    cold, nxt, idle, reads, core_cold, core_next = [], [], [], [], [], []
+    for k in range(args.runs):
+        loop.core = IncrementalCore(loop.incremental_check_every)  # as a service that just started
+        cold.append(timed(lambda: asyncio.run(loop.cycle())))
+        one_event(store, time.time(), k)
+        nxt.append(timed(lambda: asyncio.run(loop.cycle())))
+        idle.append(timed(lambda: asyncio.run(loop.cycle())))
+        holder = {}
+
+        def read():
+            with store.read() as db:
+                holder["s"] = build_snapshot(db, time.time(), loop.scheduler_config, loop.preemption_rules)
+        reads.append(timed(read))
+        snapshot, rows = holder["s"]
+        revisions = {wid: a.revision for wid, a in rows.items()}
+        core = IncrementalCore()
+        core_cold.append(timed(lambda: core.decide(snapshot, revisions)))
+        core_next.append(timed(lambda: core.decide(snapshot, revisions)))
+        print(f"  run {k + 1}/{args.runs}: cold {cold[-1]:.0f} ms, next {nxt[-1]:.0f} ms", flush=True)
+
+    print("\nthe whole service cycle (SchedulingLoop.cycle: checks, database read, kept core, decisions written), wall ms:")
+    print(f"  cold (first cycle of a started service):      {ms(cold)}")
+    print(f"  next (one session ended, one submitted):      {ms(nxt)}")
+    print(f"  idle (nothing changed):                       {ms(idle)}")
+    print(f"  of which the database read (build_snapshot):  {ms(reads)}")
+    print("baseline in the same run, the kept core alone on that snapshot (bench_scheduler.py's figure):")
+    print(f"  cold (index everything, decide):              {ms(core_cold)}")
+    print(f"  next (nothing changed):                       {ms(core_next)}")
+    print(f"ratio whole cycle / core alone: cold x{min(cold) / min(core_cold):.1f}, next x{min(nxt) / max(min(core_next), 1e-3):.1f}")
+    target = 100.0
+    for name, xs in (("cold", cold), ("next", nxt)):
+        print(f"target: a service cycle under {target:.0f} ms at {args.gpus:,} GPUs and {args.pending:,} pending, {name}: "
+              f"{min(xs):.0f} ms: {'MET' if min(xs) < target else 'MISSED'}")
+    store.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
