@@ -5,6 +5,8 @@ pure function while running work's attained service grows every second."""
 from __future__ import annotations
 
 import random
+import sys
+import time
 
 import pytest
 
@@ -16,6 +18,8 @@ from hub_ext.service.loop import IncrementalCore, attained_revisions
 from hub_ext.service.snapshot import build_snapshot
 from hub_ext.service.store import GpuRow, NodeRow, Store, TeamRow, WorkloadRow
 from hub_ext.service.workloads import WorkloadRules
+
+from .conftest import wait_for
 
 
 @pytest.fixture
@@ -141,3 +145,38 @@ def test_kept_state_equals_the_pure_function_while_running_work_attains_service(
     assert las_reasons, "least attained service never shrank or preempted anything: the test shows nothing"
     if grid >= 0.25:
         assert 0 < reread < held / 2, f"running work re-read {reread} times in {held} running-cycles"
+
+
+# Least attained service with a threshold of 3.6 GPU-seconds (0.001 GPU-hours), so that a test shows it in seconds.
+QUICK_LAS = """
+c.SchedulingLoop.las_thresholds_gpu_hours = [0.001]
+c.Preemption.min_runtime_reclaim_seconds = 1
+c.Preemption.grace_seconds = 1
+"""
+SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+def test_a_job_that_has_held_its_gpu_makes_way_for_fresh_work_of_its_team_and_shows_what_it_held(hub_factory):
+    """Through the real service: attained service grows while a job runs, least attained service preempts it
+    for a fresh job of its own team, and back in the queue it keeps (and shows) the GPU-seconds it held."""
+    import requests
+
+    from .openapi_check import CheckedClient, OpenAPIDocument
+
+    hub = hub_factory(pool=[{"name": "solo", "gpus": 1, "model": "T4"}], teams={"vision": {"quota": 1}}, service_config=QUICK_LAS)
+    document = OpenAPIDocument(requests.get(hub.service_url + "api/openapi.json", timeout=10).json())
+    alice = CheckedClient(hub.service_url, hub.token("alice"), document)  # every answer checked against the OpenAPI document
+    bob = CheckedClient(hub.service_url, hub.token("bob"), document)
+    long = alice.submit(command=SLEEP, gpus=1, name="long")
+    assert long["state"] == "running" and long["attained_gpu_s"] < 3.6
+    wait_for(lambda: alice.workload(long["id"])["attained_gpu_s"] >= 4.0, what="the running job's attained service to grow")
+    fresh = bob.submit(command=SLEEP, gpus=1, name="fresh")
+    wait_for(lambda: bob.workload(fresh["id"])["state"] == "running", timeout=30, what="the fresh job to take the GPU")
+    back = alice.workload(long["id"])
+    assert back["state"] == "pending" and back["preemptions"] == 1
+    assert "least attained service" in back["reason"], back["reason"]
+    assert back["attained_gpu_s"] >= 4.0  # what it held before the preemption, kept
+    time.sleep(1.5)
+    assert alice.workload(long["id"])["attained_gpu_s"] == back["attained_gpu_s"]  # waiting adds nothing
+    alice.cancel(long["id"])
+    bob.cancel(fresh["id"])
