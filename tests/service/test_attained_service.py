@@ -180,3 +180,18 @@ def test_a_job_that_has_held_its_gpu_makes_way_for_fresh_work_of_its_team_and_sh
     assert alice.workload(long["id"])["attained_gpu_s"] == back["attained_gpu_s"]  # waiting adds nothing
     alice.cancel(long["id"])
     bob.cancel(fresh["id"])
+
+
+def test_las_thresholds_and_the_grid_are_settings_with_clear_refusals():
+    from traitlets import TraitError
+
+    from hub_ext.service.loop import SchedulingLoop
+
+    loop = SchedulingLoop(None, None, las_thresholds_gpu_hours=[1, 16.5])
+    assert loop.scheduler_config.las_thresholds_gpu_s == (3600.0, 16.5 * 3600)
+    assert SchedulingLoop(None, None, las_thresholds_gpu_hours=[]).scheduler_config.las_thresholds_gpu_s == ()  # off
+    assert SchedulingLoop(None, None).scheduler_config.las_thresholds_gpu_s == (16 * 3600.0,)
+    for bad, words in ((dict(las_thresholds_gpu_hours=[16, 4]), "increasing order"), (dict(las_thresholds_gpu_hours=[0]), "positive"),
+                       (dict(attained_step=-0.1), "between 0 and 0.5"), (dict(attained_step=2), "between 0 and 0.5")):
+        with pytest.raises(TraitError, match=words):
+            SchedulingLoop(None, None, **bad)
