@@ -37,6 +37,9 @@ from .store import WorkloadRow
 #: Fractions of a GPU summed per workload are compared with this slack.
 _EPSILON = 1e-9
 
+#: Default relative step of the grid running work's attained service is seen on (SchedulingLoop.attained_step).
+ATTAINED_STEP = 0.01
+
 
 def held_gpu_s(stored: float | None, gpus_held: float, started_at: float | None, now: float) -> float:
     """GPU-seconds held so far, from the column, the GPUs held now and when the current run started."""
@@ -63,7 +66,7 @@ def settle(w: WorkloadRow, now: float, to_gpus: float = 0.0) -> None:
     w.attained_gpu_s = (w.attained_gpu_s or 0.0) + (held - to_gpus) * max(0.0, now - w.started_at)
 
 
-def on_grid(x: float, thresholds: tuple[float, ...] = (), step: float = 0.01) -> float:
+def on_grid(x: float, thresholds: tuple[float, ...] = (), step: float = ATTAINED_STEP) -> float:
     """``x`` rounded down to the grid the scheduler sees running work's attained service on.
 
     Grid points: 0, (1 + step) ** k GPU-seconds for every integer k, and the

@@ -21,7 +21,8 @@ from ..scheduler.model import SchedulerConfig
 from . import metrics
 from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
-from .snapshot import ATTAINED_STEP, build_snapshot
+from .attained import ATTAINED_STEP
+from .snapshot import build_snapshot
 from .store import Store
 
 

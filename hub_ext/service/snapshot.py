@@ -27,11 +27,8 @@ from ..scheduler.model import (
     WorkloadKind,
 )
 from ..states import ACTIVE_STATES
-from .attained import held_gpu_s, on_grid
+from .attained import ATTAINED_STEP, held_gpu_s, on_grid
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
-
-#: Default relative step of the grid running work's attained service is seen on (SchedulingLoop.attained_step).
-ATTAINED_STEP = 0.01
 
 
 def workload_model(w: WorkloadRow) -> Workload:
