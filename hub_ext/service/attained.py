@@ -78,11 +78,10 @@ def on_grid(x: float, thresholds: tuple[float, ...] = (), step: float = ATTAINED
     if step <= 0:
         return x
     ratio = 1.0 + step
-    k = math.floor(math.log(x) / math.log(ratio))
+    k = math.floor(math.log(x) / math.log1p(step))
     g = ratio**k
     if g > x:  # rounding in log or pow: one point down
         g = ratio ** (k - 1)
-    i = bisect_right(thresholds, x)
-    if i:
-        g = max(g, thresholds[i - 1])
+    if thresholds and x >= thresholds[0]:  # (called for every running workload every cycle: no search below the first)
+        g = max(g, thresholds[bisect_right(thresholds, x) - 1])
     return g

@@ -27,7 +27,7 @@ from ..scheduler.model import (
     WorkloadKind,
 )
 from ..states import ACTIVE_STATES
-from .attained import ATTAINED_STEP, held_gpu_s, on_grid
+from .attained import ATTAINED_STEP, on_grid
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 
 
@@ -134,10 +134,10 @@ def build_snapshot(
             max_gpus = min(max_gpus, gpus_cap)
         held = shares.get(seq, [])
         allocated = sum(s.fraction for s in held)
-        if state == "pending" or not held:
+        if state == "pending" or not held or started_at is None:
             served = max(0.0, stored_gpu_s or 0.0)
-        else:
-            served = on_grid(held_gpu_s(stored_gpu_s, allocated, started_at, now), las, attained_step)
+        else:  # attained.held_gpu_s, inline: this runs for every running workload every cycle
+            served = on_grid((stored_gpu_s or 0.0) + allocated * max(0.0, now - started_at), las, attained_step)
         w = Workload(
             id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
             priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
