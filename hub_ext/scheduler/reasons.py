@@ -192,8 +192,9 @@ class EndState:
             text = self._said[sig] = self._explain(w)
         if self.config.ordering == "fair" and (self.history is not None or self.config.aging_gpus_per_hour > 0):
             text += self._fair_words(w)
-        if self.config.ordering == "fair" and self.config.las_thresholds_gpu_s:
-            text += las_words(w, self.config.las_thresholds_gpu_s)
+        las = self.config.las_thresholds_gpu_s
+        if las and w.attained_gpu_s >= las[0] and self.config.ordering == "fair":  # (cheap test first: every pending workload, every cycle)
+            text += las_words(w, las)
         return text
 
     def _fair_words(self, w: Workload) -> str:
