@@ -197,10 +197,10 @@ class SchedulingLoop(LoggingConfigurable):
     attained_step = Float(
         ATTAINED_STEP,
         help="""The scheduler sees a running workload's attained service rounded down to steps of this fraction
-        (and to the las_thresholds_gpu_hours exactly, so its queue is exact): the order of attained service
-        between running jobs (elastic growth, which job new work shrinks first, the GPU-hours in a preemption's
-        reason) is exact up to it. Smaller is finer and re-reads running work more often; 0: exact, every
-        running workload re-read every cycle. Between 0 and 0.5.""",
+        or to a GPU-minute, whichever is more (and to the las_thresholds_gpu_hours exactly, so its queue is
+        exact): the order of attained service between running jobs (elastic growth, which job new work shrinks
+        first, the GPU-hours in a preemption's reason) is exact up to it. Smaller is finer and re-reads running
+        work more often; 0: exact, every running workload re-read every cycle. Between 0 and 0.5.""",
     ).tag(config=True)
 
     @validate("las_thresholds_gpu_hours")
