@@ -180,7 +180,7 @@ def cmd_ls(args) -> int:
     return _run(args, action)
 
 
-COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE / WHY", "AGE", "EXPECTED")
+COLUMNS = ("ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "GPU-H", "STATE", "WHERE / WHY", "AGE", "EXPECTED")
 
 
 def format_table(workloads: list[dict], now: float | None = None, wide: bool = False) -> str:
@@ -197,6 +197,7 @@ def format_table(workloads: list[dict], now: float | None = None, wide: bool = F
                 str(w.get("user", "")),
                 str(w.get("team") or ""),
                 _gpus_text(w),
+                gpu_hours_text(w),
                 _state_text(w),
                 short(_where_or_why(w, now), None if wide else 48),
                 _age(w, now),
@@ -216,6 +217,19 @@ def _gpus_text(w: dict) -> str:
     if held is not None and w.get("state") == "running" and abs(float(held) - float(asked or 0)) > 1e-9:
         text += f" (holds {float(held):g})"
     return text
+
+
+def gpu_hours_text(w: dict) -> str:
+    """GPU-hours held so far over all its runs (the workload's attained service); "-" from a pool that does not say."""
+    seconds = w.get("attained_gpu_s")
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    hours = seconds / 3600
+    if hours <= 0:
+        return "0"
+    if hours < 0.01:
+        return "<0.01"
+    return f"{hours:.2f}" if hours < 100 else f"{hours:.0f}"
 
 
 def _state_text(w: dict) -> str:

@@ -21,7 +21,7 @@ from .elastic import smallest_size
 from .fairshare import AT_LIMIT, NO_BORROWING, NOT_PREEMPTIBLE, check, team_of
 from .model import EPSILON, PendingReason, Workload
 from .ordering import fair_order
-from .ordering import fifo_key, queue_key_for, sorted_add
+from .ordering import fifo_key, las_level, queue_key_for, sorted_add
 from .placement import largest_fraction_room, view_key
 from .preemption import fmt
 from .reservation import starving
@@ -57,6 +57,17 @@ def pending_reason_after_preemption(previous: str | None, current: str) -> str:
         return current
     why = previous.split(_STILL, 1)[0]
     return why + _STILL + current
+
+
+def las_words(w: Workload, las: tuple[float, ...]) -> str:
+    """Why least attained service puts ``w`` behind its own team's work: it has held GPUs past a threshold."""
+    level = las_level(w, las)
+    if not level:
+        return ""
+    return (
+        f"; it has held {fmt(round(w.attained_gpu_s / 3600, 2))} GPU-hours ({fmt(round(las[level - 1] / 3600, 2))} or more): "
+        f"by least attained service, team {w.team}'s work that has held less goes first"
+    )
 
 
 def is_valid(w: Workload) -> bool:
@@ -180,7 +191,10 @@ class EndState:
         if text is None:
             text = self._said[sig] = self._explain(w)
         if self.config.ordering == "fair" and (self.history is not None or self.config.aging_gpus_per_hour > 0):
-            return text + self._fair_words(w)
+            text += self._fair_words(w)
+        las = self.config.las_thresholds_gpu_s
+        if las and w.attained_gpu_s >= las[0] and self.config.ordering == "fair":  # (cheap test first: every pending workload, every cycle)
+            text += las_words(w, las)
         return text
 
     def _fair_words(self, w: Workload) -> str:

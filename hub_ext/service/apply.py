@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
 from ..scheduler.reasons import pending_reason_after_preemption
-from . import events, metrics
+from . import attained, events, metrics
 from .snapshot import ActiveWorkload
 from .store import GpuRow, ShareRow, WorkloadRow
 from .views import load_workloads
@@ -85,9 +85,10 @@ def stop_process(w: WorkloadRow, actions: JobActions) -> None:
         w.runner_handle = None
 
 
-def release(w: WorkloadRow, actions: JobActions) -> None:
-    """Give back every GPU a workload holds and stop its process."""
+def release(w: WorkloadRow, actions: JobActions, now: float) -> None:
+    """Give back every GPU a workload holds (keeping what it held in its attained service) and stop its process."""
     stop_process(w, actions)
+    attained.settle(w, now)
     w.shares.clear()
 
 
@@ -133,7 +134,7 @@ def apply_decisions(
             for s in w.shares:
                 leaving[s.gpu_uuid] = w.id
             continue
-        release(w, actions)
+        release(w, actions, now)
         w.state = "pending"
         w.preemptions += 1
         w.started_at = None
@@ -152,6 +153,7 @@ def apply_decisions(
             continue  # grows onto GPUs still held by work with notice: a later cycle
         before = w.allocated_gpus
         stop_process(w, actions)  # while the shares still say which GPUs the process is on
+        attained.settle(w, now, r.allocation.gpus)
         _set_shares(w, r.allocation, gpu_index)
         restart_idle_streaks(db, r.allocation, now)
         if w.kind == "job":

@@ -69,7 +69,7 @@ class ExpectedStarts(LoggingConfigurable):
     def compute(self, now: float) -> dict[int, tuple[float | None, str]]:
         """Expected start and basis of every pending workload, by row seq."""
         with self.store.read() as db:
-            snapshot, active = build_snapshot(db, now, self.loop.scheduler_config)
+            snapshot, active = build_snapshot(db, now, self.loop.scheduler_config, attained_step=self.loop.attained_step)
             if not snapshot.pending:
                 return {}
             estimator = Estimator(self.history(db), min_runs=self.min_runs, last=self.last_runs, q=self.quantile)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import selectinload
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import events
+from . import attained, events
 from .runners.base import JobLaunch, Runner
 from .store import Store, WorkloadRow
 
@@ -254,6 +254,7 @@ class JobSupervisor(LoggingConfigurable):
             w = db.get(WorkloadRow, seq)
             if w is None or w.state != "running" or (handle is not None and w.runner_handle != handle):
                 return  # stopped on purpose (preempted, resized, cancelled): not an ending
+            attained.settle(w, now)
             w.shares.clear()
             w.runner_handle = None
             w.finished_at = now
@@ -331,6 +332,7 @@ class JobSupervisor(LoggingConfigurable):
             w = db.get(WorkloadRow, seq)
             if w is None or w.state != "running" or w.runner_handle != handle:
                 return
+            attained.settle(w, now)
             w.shares.clear()
             w.runner_handle = None
             w.state = "pending"

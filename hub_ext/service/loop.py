@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from traitlets import Bool, Enum, Float, Int, TraitError, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.forward import with_estimates
@@ -21,6 +21,7 @@ from ..scheduler.model import SchedulerConfig
 from . import metrics
 from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
+from .attained import ATTAINED_STEP
 from .snapshot import build_snapshot
 from .store import Store
 
@@ -41,6 +42,19 @@ def _same_running(a, b) -> bool:
     return x.started_at == y.started_at and len(x.shares) == len(y.shares) and all(
         p.__dict__ == q.__dict__ for p, q in zip(x.shares, y.shares)
     )
+
+
+def attained_revisions(snapshot, rows) -> dict:
+    """Workload id -> what says it changed: ``WorkloadRow.revision``, and for running work its attained service.
+
+    A running workload's attained service grows with no write to its row; as the snapshot gives it on a
+    grid (attained.on_grid), it moves, and the workload is read again, only when it reaches the next step."""
+    revisions = {wid: a.revision for wid, a in rows.items()}
+    for r in snapshot.running:
+        w = r.workload
+        if w.attained_gpu_s:
+            revisions[w.id] = (revisions[w.id], w.attained_gpu_s)
+    return revisions
 
 
 class IncrementalCore:
@@ -172,6 +186,36 @@ class SchedulingLoop(LoggingConfigurable):
         "(the other cycles re-read only workloads whose revision changed) and log any change the revisions missed. 0: never.",
     ).tag(config=True)
 
+    las_thresholds_gpu_hours = List(
+        Float(),
+        default_value=[16.0],
+        help="""Least attained service within a team: GPU-hours a workload has held so far (over all its runs)
+        cut into queues at these thresholds. Work of a team that has held less goes first, and may preempt
+        (or shrink) its own team's work of a higher queue, never another team's. [16] (Tiresias's) makes two
+        queues; [] turns it off (submit order within a team).""",
+    ).tag(config=True)
+    attained_step = Float(
+        ATTAINED_STEP,
+        help="""The scheduler sees a running workload's attained service rounded down to steps of this fraction
+        or to a GPU-minute, whichever is more (and to the las_thresholds_gpu_hours exactly, so its queue is
+        exact): the order of attained service between running jobs (elastic growth, which job new work shrinks
+        first, the GPU-hours in a preemption's reason) is exact up to it. Smaller is finer and re-reads running
+        work more often; 0: exact, every running workload re-read every cycle. Between 0 and 0.5.""",
+    ).tag(config=True)
+
+    @validate("las_thresholds_gpu_hours")
+    def _valid_las(self, proposal):
+        value = [float(x) for x in proposal["value"]]
+        if any(x <= 0 for x in value) or value != sorted(set(value)):
+            raise TraitError(f"SchedulingLoop.las_thresholds_gpu_hours must be positive GPU-hours in increasing order; got {proposal['value']!r}")
+        return value
+
+    @validate("attained_step")
+    def _valid_attained_step(self, proposal):
+        if not (0 <= proposal["value"] <= 0.5):
+            raise TraitError(f"SchedulingLoop.attained_step must be between 0 and 0.5; got {proposal['value']!r}")
+        return proposal["value"]
+
     @validate("incremental_check_every")
     def _valid_check_every(self, proposal):
         if proposal["value"] < 0:
@@ -215,6 +259,7 @@ class SchedulingLoop(LoggingConfigurable):
             backfill_on_estimates=self.backfill_on_estimates,
             aging_gpus_per_hour=self.aging_gpus_per_hour,
             aging_max_gpus=self.aging_max_gpus,
+            las_thresholds_gpu_s=tuple(h * 3600.0 for h in self.las_thresholds_gpu_hours),
         )
 
     async def cycle(self, pending_actions: JobActions | None = None) -> None:
@@ -240,8 +285,8 @@ class SchedulingLoop(LoggingConfigurable):
                     if self.time_limits is not None:
                         actions.extend(self.time_limits.before_cycle(db, now))
                     history = self.history.update(db, now) if self.history is not None else None
-                    snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history)
-                    revisions = {wid: a.revision for wid, a in rows.items()} if self.incremental else None
+                    snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
+                    revisions = attained_revisions(snapshot, rows) if self.incremental else None
                     if self.backfill_on_estimates and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)
                         if revisions is not None:  # estimates come from past runs, not the rows: a changed one is a change too

@@ -253,7 +253,7 @@ def requeue(db: Session, w: WorkloadRow, now: float, actions) -> None:
     from .apply import JobActions, release
 
     reason = w.preempt_reason or "preempted"
-    release(w, actions if actions is not None else JobActions())
+    release(w, actions if actions is not None else JobActions(), now)
     w.state = "pending"
     w.preemptions += 1
     w.started_at = None
@@ -272,7 +272,7 @@ def finish_session(db: Session, w: WorkloadRow, now: float, action: str) -> None
     what = "restarted without GPUs" if action != STOP else "stopped (your files are kept)"
     message = f"{reason}; the session's server was {what}"
     if w.state in ("running", "stopping"):
-        release(w, JobActions())
+        release(w, JobActions(), now)
         w.state = "cancelled"
         w.finished_at = now
     # (When the spawner gave the GPUs back first, the session is already cancelled.)

@@ -273,7 +273,7 @@ class IdleReclaim(LoggingConfigurable):
         for w in db.scalars(select(WorkloadRow).options(selectinload(WorkloadRow.shares)).where(WorkloadRow.seq.in_(seqs))):
             message, details = self._reclaiming.pop(w.id, ("GPUs idle: the session was stopped and its GPUs went back to the pool", {}))
             if w.state == "stopping":
-                release(w, actions)
+                release(w, actions, now)
                 w.state = "cancelled"
                 w.finished_at = now
             # (When the spawner gave the GPUs back first, the session is already cancelled.)

@@ -149,7 +149,7 @@ class ServerReconcile(LoggingConfigurable):
                 else:
                     reason = f"{SERVER_GONE}: {where} is no longer being started in JupyterHub; the request left the queue"
                 was = w.state
-                release(w, JobActions())  # a session has no process of ours to stop
+                release(w, JobActions(), now)  # a session has no process of ours to stop
                 w.state = "cancelled"
                 w.finished_at = now
                 w.queue_position = None

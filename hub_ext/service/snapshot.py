@@ -27,6 +27,7 @@ from ..scheduler.model import (
     WorkloadKind,
 )
 from ..states import ACTIVE_STATES
+from .attained import ATTAINED_STEP, on_grid
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 
 
@@ -89,18 +90,21 @@ _COLUMNS = (
     WorkloadRow.submitted_at, WorkloadRow.started_at, WorkloadRow.priority, WorkloadRow.preemptible,
     WorkloadRow.min_gpus, WorkloadRow.max_gpus, WorkloadRow.gpus_cap, WorkloadRow.gpu_model,
     WorkloadRow.min_gpu_memory_mib, WorkloadRow.gpu_memory_mib, WorkloadRow.queue_position, WorkloadRow.reason,
-    WorkloadRow.preempt_at, WorkloadRow.time_limit_s, WorkloadRow.revision,
+    WorkloadRow.preempt_at, WorkloadRow.time_limit_s, WorkloadRow.revision, WorkloadRow.attained_gpu_s,
 )
 ACTIVE = ACTIVE_STATES
 
 
 def build_snapshot(
-    db: Session, now: float, config: SchedulerConfig, preemption=None, history: UsageHistory | None = None
+    db: Session, now: float, config: SchedulerConfig, preemption=None, history: UsageHistory | None = None,
+    attained_step: float = ATTAINED_STEP,
 ) -> tuple[Snapshot, dict[str, ActiveWorkload]]:
     """The snapshot, and what applying needs of each workload in it, by id.
 
     ``preemption`` (service/preemption.py) gives each team its minimum run-times;
-    ``history`` is the decayed past usage (service/usage_decay.py)."""
+    ``history`` is the decayed past usage (service/usage_decay.py). Every workload
+    carries its attained service (service/attained.py): pending work what it held
+    in past runs, running work that plus its current run, on the grid of ``attained_step``."""
     teams = {}
     for t in db.scalars(select(TeamRow)):
         extra = {}
@@ -117,22 +121,29 @@ def build_snapshot(
     )
     for seq, node, uuid, fraction, memory in share_rows:
         shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
+    las = config.las_thresholds_gpu_s
     running: list[Running] = []
     pending: list[Workload] = []
     index: dict[str, ActiveWorkload] = {}
     rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
-         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision) in rows:
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision,
+         stored_gpu_s) in rows:
         wid = format_workload_id(seq)
         if gpus_cap is not None and max_gpus is not None:
             max_gpus = min(max_gpus, gpus_cap)
+        held = shares.get(seq, [])
+        allocated = sum(s.fraction for s in held)
+        if state == "pending" or not held or started_at is None:
+            served = max(0.0, stored_gpu_s or 0.0)
+        else:  # attained.held_gpu_s, inline: this runs for every running workload every cycle
+            served = on_grid((stored_gpu_s or 0.0) + allocated * max(0.0, now - started_at), las, attained_step)
         w = Workload(
             id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
             priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
-            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s,
+            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s, attained_gpu_s=served,
         )
-        held = shares.get(seq, [])
-        index[wid] = ActiveWorkload(seq, state, position, reason, sum(s.fraction for s in held), revision)
+        index[wid] = ActiveWorkload(seq, state, position, reason, allocated, revision)
         if state == "pending":
             pending.append(w)
         elif held:

@@ -143,7 +143,7 @@ class TimeLimits(LoggingConfigurable):
         )
         for w in over:
             ran = now - (w.started_at or now)
-            release(w, actions)
+            release(w, actions, now)
             w.state = "failed"
             w.finished_at = now
             w.reason = f"time limit: stopped after running {duration_text(ran)}, past its limit of {duration_text(w.time_limit_s)}"
@@ -172,7 +172,7 @@ class TimeLimits(LoggingConfigurable):
                 w.reason = w.preempt_reason + "; its server is being stopped"
                 events.record(db, TIME_LIMIT, w.preempt_reason, w, details={"max_session_s": longest}, at=now)
             elif now >= ends:
-                release(w, actions)
+                release(w, actions, now)
                 w.state = "cancelled"
                 w.finished_at = now
                 w.reason = f"time limit: the session reached team {w.team}'s maximum session length of {duration_text(longest)}"

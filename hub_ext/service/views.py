@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from ..scheduler.model import EPSILON
 from ..states import ACTIVE_STATES, FINISHED_STATES  # noqa: F401 - callers import them from here
 from ..states import WORKLOAD_STATES as STATES
+from . import attained
 from .store import EventRow, GpuRow, NodeRow, ShareRow, TeamRow, UsageHistoryRow, WorkloadRow, format_workload_id
 
 
@@ -29,7 +30,7 @@ def share_view(s: ShareRow) -> dict:
     return {"node": s.node_name, "gpu_uuid": s.gpu_uuid, "index": s.gpu_index, "fraction": s.fraction, "memory_mib": s.memory_mib}
 
 
-def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
+def workload_view(w: WorkloadRow, idle_seconds: float | None = None, now: float | None = None) -> dict:
     allocation = None
     if w.shares:
         allocation = {"gpus": round(w.allocated_gpus, 6), "shares": [share_view(s) for s in w.shares]}
@@ -61,6 +62,8 @@ def workload_view(w: WorkloadRow, idle_seconds: float | None = None) -> dict:
         "finished_at": iso(w.finished_at),
         "exit_code": w.exit_code,
         "preemptions": w.preemptions,
+        # GPU-seconds held so far over all its runs (attained service; least attained service orders a team's work).
+        "attained_gpu_s": round(attained.of_row(w, time.time() if now is None else now), 1),
         "idle_seconds": idle_seconds,
         # Preempted with notice: when it loses its GPUs (running until then).
         "preempt_at": iso(w.preempt_at) if w.state in ("running", "stopping") else None,

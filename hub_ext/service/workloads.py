@@ -17,7 +17,7 @@ from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.model import EPSILON
-from . import events
+from . import attained, events
 from .apply import JobActions, release, stop_process
 from .errors import ApiError, bad_request, conflict, not_found
 from .limits import InputLimits, is_number, number
@@ -282,7 +282,7 @@ class WorkloadRules(LoggingConfigurable):
         if w.state in FINISHED_STATES:
             raise conflict(f"{w.id} has already {'been cancelled' if w.state == 'cancelled' else w.state}; nothing to cancel")
         was = w.state
-        release(w, actions)
+        release(w, actions, now)
         w.state = "cancelled"
         w.finished_at = now
         w.queue_position = None
@@ -321,6 +321,7 @@ class WorkloadRules(LoggingConfigurable):
         if w.state == "running" and gpus < held - EPSILON:
             keep = list(w.shares)[:gpus]
             stop_process(w, actions)  # while the shares still say which GPUs the process is on
+            attained.settle(w, now, sum(s.fraction for s in keep))
             w.shares[:] = keep
             actions.start.append(w.seq)
             events.record(
@@ -354,7 +355,7 @@ class WorkloadRules(LoggingConfigurable):
             if w.kind == "job" and w.runner_handle:
                 actions.notices.append((w.seq, w.runner_handle, at, reason, {s.gpu_uuid for s in w.shares}))
             return actions
-        release(w, actions)
+        release(w, actions, now)
         w.state = "pending"
         w.preemptions += 1
         w.started_at = None

@@ -116,6 +116,7 @@ def test_admin_acts_on_workloads_searches_events_and_reads_the_report(admin_hub,
     wait_for(lambda: state_of(hub, "alice", job) == "running", what="alice's job to run")
     running = page.locator(f'#running tr[data-workload-id="{job["id"]}"]')
     expect(running).to_be_visible(timeout=SLOW)
+    expect(running.locator(".attained")).to_contain_text("held <0.1 GPU-h", timeout=SLOW)  # its attained service
     running.locator('button[data-action="preempt"]').click()
     expect(page.locator("#notice")).to_contain_text("it has its notice")
     wait_for(lambda: hub.client("alice").workload(job["id"])["preemptions"] == 1, what="alice's job back in the queue after its notice")

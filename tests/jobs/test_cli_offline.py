@@ -24,17 +24,19 @@ def test_table_shows_where_running_work_is_and_why_pending_work_waits():
     workloads = [
         {"id": "w-12", "name": "train.py", "kind": "job", "user": "alice", "team": "vision", "gpus": 2, "state": "running",
          "allocation": {"gpus": 2, "shares": [{"node": "dgx1-1", "index": 0}, {"node": "dgx1-1", "index": 1}]},
-         "submitted_at": "2025-11-25T09:57:00Z", "preemptions": 1},
+         "submitted_at": "2025-11-25T09:57:00Z", "preemptions": 1, "attained_gpu_s": 27 * 3600 + 900},
         {"id": "w-13", "name": "sweep", "kind": "job", "user": "alice", "team": "vision", "gpus": 4, "min_gpus": 2,
          "max_gpus": 8, "state": "pending", "queue_position": 2, "reason": "team vision is at its quota of 12",
-         "submitted_at": "2025-11-25T09:59:30Z"},
+         "submitted_at": "2025-11-25T09:59:30Z", "attained_gpu_s": 0.0},
         {"id": "w-3", "name": "old", "kind": "job", "user": "alice", "team": "vision", "gpus": 1, "state": "failed",
          "exit_code": 3, "submitted_at": "2025-11-24T09:00:00Z"},
     ]
     lines = format_table(workloads, now=now).splitlines()
-    assert lines[0].split() == ["ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "STATE", "WHERE", "/", "WHY", "AGE", "EXPECTED"]
+    assert lines[0].split() == ["ID", "NAME", "KIND", "USER", "TEAM", "GPUS", "GPU-H", "STATE", "WHERE", "/", "WHY", "AGE", "EXPECTED"]
     assert "dgx1-1:0,1 (preempted 1x)" in lines[1] and lines[1].rstrip().endswith("3m")
+    assert lines[1].split()[6] == "27.25"  # GPU-hours held so far, over all its runs
     assert "4 [2-8]" in lines[2] and "pending #2" in lines[2] and "team vision is at its quota of 12" in lines[2]
+    assert lines[2].split()[7] == "0" and lines[3].split()[5:7] == ["1", "-"]  # never ran; a pool that does not say
     assert lines[2].rstrip().endswith("unknown")  # no expected start: said so, not invented
     assert "failed (3)" in lines[3] and lines[3].rstrip().endswith("25h")
     assert format_table([]).startswith("no workloads")

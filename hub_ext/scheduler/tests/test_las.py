@@ -28,6 +28,23 @@ def test_less_attained_service_goes_first_within_a_team(attained_old, las, first
     assert [p.workload_id for p in d.pending] == [x for x in ("old", "new") if x != first]
 
 
+@pytest.mark.parametrize(
+    "attained,las,words",
+    [
+        (20 * H, LAS, "it has held 20 GPU-hours (16 or more): by least attained service, team a's work that has held less goes first"),
+        (70.5 * H, (16 * H, 64 * H), "it has held 70.5 GPU-hours (64 or more)"),
+        (15 * H, LAS, None),  # below the threshold: LAS is not why it waits
+        (20 * H, (), None),  # LAS off
+    ],
+)
+def test_a_pending_reason_says_when_least_attained_service_puts_work_behind_its_team(attained, las, words):
+    blocker = running(job("b", "a", 2, at=0, attained_gpu_s=1.0), "n/0", "n/1")
+    d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [blocker], [job("long", "a", 2, at=5, attained_gpu_s=attained)], las_thresholds_gpu_s=las))
+    text = reason(d, "long")
+    assert ("least attained service" in text) == (words is not None)
+    assert words is None or words in text
+
+
 def test_short_work_preempts_long_running_work_of_its_own_team():
     long = running(job("long", "a", 2, at=0, attained_gpu_s=40 * H), "n/0", "n/1")
     d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [long], [job("short", "a", 1, at=50)], las_thresholds_gpu_s=LAS))

@@ -44,7 +44,7 @@ SCHEMAS = {
     },
     "Workload": {
         "type": "object",
-        "required": ["id", "user", "team", "kind", "state", "gpus", "submitted_at", "preemptions"],
+        "required": ["id", "user", "team", "kind", "state", "gpus", "submitted_at", "preemptions", "attained_gpu_s"],
         "properties": {
             "id": {"type": "string", "pattern": "^w-[0-9]+$"},
             "name": NULLABLE_STR,
@@ -73,6 +73,11 @@ SCHEMAS = {
             "finished_at": TIME,
             "exit_code": NULLABLE_INT,
             "preemptions": {"type": "integer", "minimum": 0},
+            "attained_gpu_s": {
+                "type": "number", "minimum": 0,
+                "description": "GPU-seconds held so far over all its runs (attained service: a fraction counts its fraction, "
+                               "a resize the old size until then); least attained service orders a team's work by it.",
+            },
             "idle_seconds": NULLABLE_NUM,
             "preempt_at": {**TIME, "description": "preempted with notice: when it loses its GPUs (it runs until then); null otherwise"},
         },

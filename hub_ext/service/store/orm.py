@@ -135,6 +135,10 @@ class WorkloadRow(Base):
     # Bumped whenever a column the scheduler reads or the shares change (SCHEDULING_COLUMNS, see _bump_revision),
     # so the scheduling loop's kept state re-reads only the workloads that changed (service/loop.py).
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Attained service (service/attained.py): GPU-seconds held over all past runs and, while the
+    # workload holds GPUs, an offset for its current run: held so far = attained_gpu_s + GPUs held
+    # x (now - started_at) (a resize folds the old size into it). Read with attained.held_gpu_s.
+    attained_gpu_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     shares: Mapped[list[ShareRow]] = relationship(
         back_populates="workload", order_by="ShareRow.id", cascade="all, delete-orphan"
@@ -154,6 +158,7 @@ class WorkloadRow(Base):
 SCHEDULING_COLUMNS = (
     "user", "team", "kind", "state", "gpus", "submitted_at", "started_at", "priority", "preemptible", "min_gpus",
     "max_gpus", "gpus_cap", "gpu_model", "min_gpu_memory_mib", "gpu_memory_mib", "preempt_at", "time_limit_s",
+    "attained_gpu_s",
 )
 
 

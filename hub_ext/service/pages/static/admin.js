@@ -235,8 +235,19 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
 
   // ------------------------------------------------------------------ queue and running work
 
+  // GPU-hours a workload has held so far over all its runs (its attained service: inside a team,
+  // work that has held less goes first), to a tenth; '' for work that has never held a GPU.
+  function heldHours(w) {
+    const s = w.attained_gpu_s || 0;
+    if (s <= 0) return '';
+    const hours = s / 3600;
+    return hours < 0.1 ? '<0.1' : hours < 100 ? hours.toFixed(1) : String(Math.round(hours));
+  }
+
   function workloadCell(w) {
-    return h('td', {}, h('b', {}, w.name || w.id), h('div', { className: 'muted' }, `${w.kind} ${w.id}`));
+    const held = heldHours(w);
+    return h('td', {}, h('b', {}, w.name || w.id), h('div', { className: 'muted' }, `${w.kind} ${w.id}`,
+      held ? h('span', { className: 'attained', title: 'GPU-hours held so far, over all its runs (attained service)' }, ` · held ${held} GPU-h`) : null));
   }
 
   function act(button, what, call) {
@@ -303,7 +314,7 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
     keyed(
       $('#queue tbody'),
       queue,
-      w => [w.id, w.queue_position, w.reason, w.expected_start, (byId[w.id] || w).priority, Math.round((Date.now() - Date.parse(w.submitted_at || 0)) / 60000)],
+      w => [w.id, w.queue_position, w.reason, w.expected_start, (byId[w.id] || w).priority, Math.round((Date.now() - Date.parse(w.submitted_at || 0)) / 60000), heldHours(byId[w.id] || w)],
       q => {
         const w = Object.assign({}, q, byId[q.id] || {});
         return h(
@@ -332,7 +343,7 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
     keyed(
       $('#running tbody'),
       running,
-      w => [w.id, w.allocation && w.allocation.gpus, w.over_quota, w.reason, w.priority, Math.round((Date.now() - Date.parse(w.started_at || 0)) / 60000)],
+      w => [w.id, w.allocation && w.allocation.gpus, w.over_quota, w.reason, w.priority, Math.round((Date.now() - Date.parse(w.started_at || 0)) / 60000), heldHours(w)],
       w =>
         h(
           'tr',
