@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
@@ -200,9 +200,16 @@ def apply_decisions(
             continue
         reason = pending_reason_after_preemption(known.reason, p.reason)
         if (known.queue_position, known.reason) != (p.position, reason):
-            changed.append({"seq": known.seq, "queue_position": p.position, "reason": reason})
+            changed.append({"b_seq": known.seq, "b_position": p.position, "b_reason": reason})
     if changed:
-        db.execute(update(WorkloadRow), changed)
+        # One executemany at the driver: thousands of positions move by one when the head of the queue starts,
+        # and the ORM's bulk update costs ~20 us a row on top (neither column is one the scheduler reads, so no
+        # revision bump is due: orm.SCHEDULING_COLUMNS).
+        table = WorkloadRow.__table__
+        db.execute(
+            update(table).where(table.c.seq == bindparam("b_seq")).values(queue_position=bindparam("b_position"), reason=bindparam("b_reason")),
+            changed,
+        )
 
     check_capacity(db)
     return actions
