@@ -80,6 +80,8 @@ def test_session_gpu_is_marked_mine_in_the_grid_and_the_status_bar(alice_lab, la
     row = page.locator(f'#gpupool-panel .gp-Row[data-workload-id="{session["id"]}"]')
     expect(row).to_have_attribute("data-state", "running")
     expect(row).to_contain_text("this server")
+    # What it has held so far (attained service: least attained service orders its team's work by it).
+    expect(row).to_contain_text("held <0.1 GPU-h so far", timeout=SLOW)
     expect(page.locator(".gp-Status")).to_have_text("GPU: 1 GPU · no reading")
 
 

@@ -9,7 +9,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { IJobRequest, IWorkload } from './api';
-import { duration, elapsedSeconds, gpuCount, h, isFinished, joinCommand, legend, placement, poolGrid, poolSummary, splitCommand, untilText } from './kit';
+import { duration, elapsedSeconds, gpuCount, h, heldGpuHours, isFinished, joinCommand, legend, placement, poolGrid, poolSummary, splitCommand, untilText } from './kit';
 import { describe, PoolModel } from './model';
 
 /** Where a section says what an action did (the panel's notice line). */
@@ -116,7 +116,8 @@ export class MyWork extends Section {
       ran !== null ? (w.state === 'running' ? trans.__('running for %1', duration(ran)) : trans.__('ran %1', duration(ran))) : null,
       w.state === 'pending' && w.submitted_at ? trans.__('waiting %1', duration(elapsedSeconds(w.submitted_at) ?? 0)) : null,
       w.exit_code !== null && w.exit_code !== undefined ? trans.__('exit code %1', w.exit_code) : null,
-      w.preemptions ? trans.__('preempted %1×', w.preemptions) : null
+      w.preemptions ? trans.__('preempted %1×', w.preemptions) : null,
+      heldGpuHours(w.attained_gpu_s) ? trans.__('held %1 GPU-h so far', heldGpuHours(w.attained_gpu_s)) : null
     ].filter(Boolean);
     const log = this._logs.get(w.id);
     return h(

@@ -72,6 +72,8 @@ export interface IWorkload {
   exit_code: number | null;
   preemptions: number;
   idle_seconds: number | null;
+  /** GPU-seconds held so far over all runs (attained service). */
+  attained_gpu_s?: number;
 }
 
 export interface IMe {

@@ -1,7 +1,7 @@
 // The GPU pool admin page: reads and changes everything through the service's REST API.
 // A browser ES module without a build step of its own; the grid, formatting and states come from
 // the UI kit the lab panel is built from (static/kit/, compiled from extensions/jupyterlab_gpupool/src/kit).
-import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, poolSummary, since, untilText } from './kit/index.js';
+import { clock, duration, fillTable, gpuCount, h, heldGpuHours, legend, placement, poolGrid, poolSummary, since, untilText } from './kit/index.js';
 
 {
 
@@ -235,14 +235,8 @@ import { clock, duration, fillTable, gpuCount, h, legend, placement, poolGrid, p
 
   // ------------------------------------------------------------------ queue and running work
 
-  // GPU-hours a workload has held so far over all its runs (its attained service: inside a team,
-  // work that has held less goes first), to a tenth; '' for work that has never held a GPU.
-  function heldHours(w) {
-    const s = w.attained_gpu_s || 0;
-    if (s <= 0) return '';
-    const hours = s / 3600;
-    return hours < 0.1 ? '<0.1' : hours < 100 ? hours.toFixed(1) : String(Math.round(hours));
-  }
+  // GPU-hours a workload has held so far (attained service), from the kit as the lab panel shows it.
+  const heldHours = w => heldGpuHours(w.attained_gpu_s);
 
   function workloadCell(w) {
     const held = heldHours(w);

@@ -23,6 +23,18 @@ export function duration(seconds) {
     }
     return `${Math.round(hours / 24)} days`;
 }
+/**
+ * GPU-hours a workload has held so far over all its runs (its attained service: inside a team, work
+ * that has held less goes first), to a tenth: "0.4", "<0.1", "230"; "" for work that never held a GPU.
+ */
+export function heldGpuHours(attainedGpuSeconds) {
+    const s = attainedGpuSeconds ?? 0;
+    if (!(s > 0)) {
+        return '';
+    }
+    const hours = s / 3600;
+    return hours < 0.1 ? '<0.1' : hours < 100 ? hours.toFixed(1) : String(Math.round(hours));
+}
 /** How long ago an ISO time was, as a duration ("" without one). */
 export function since(iso, now = Date.now()) {
     if (!iso) {
