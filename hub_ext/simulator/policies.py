@@ -102,6 +102,13 @@ class Policy(abc.ABC):
     def leaving(self, w: Workload) -> None:
         """``w`` was preempted with notice: it keeps its GPUs until it stops."""
 
+    def attained(self, w: Workload) -> None:
+        """Running ``w`` reports more attained service (``Workload.attained_gpu_s``); it keeps its GPUs."""
+
+    def deciding(self, changed_teams: Iterable[str]) -> set[str] | None:
+        """The core-side teams ``decide`` will decide for now (None: every team)."""
+        return None
+
     @abc.abstractmethod
     def decide(self, state: QueueState, now: float, changed_teams: Iterable[str]) -> list[Decisions]:
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
@@ -146,6 +153,12 @@ class CorePolicy(Policy):
 
     def leaving(self, w):
         self.schedulers[self.scheduler_key(w.team)].leave(w.id)
+
+    def attained(self, w):
+        self.schedulers[self.scheduler_key(w.team)].attained(w)
+
+    def deciding(self, changed_teams):
+        return None if "" in self.schedulers else set(changed_teams)
 
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
