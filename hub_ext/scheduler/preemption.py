@@ -131,7 +131,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         for s in reversed(shares[len(shares) - lent:]):
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
-        return units + las_units(cycle, w)
+        return units + las_units(cycle, w, entitled)
     victims = []
     for tname in sorted(st.team_running):
         if tname == w.team:
@@ -171,7 +171,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
             continue
         seen.add(r.workload.id)
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
-    return units + las_units(cycle, w)
+    return units + las_units(cycle, w, entitled)
 
 
 def cards_over(cycle) -> dict[str, dict[int, list]]:
@@ -294,11 +294,20 @@ def las_victims(cycle, w: Workload) -> list:
     return [r for _, r in out]
 
 
-def las_units(cycle, w: Workload) -> list[Unit]:
+def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     cap = cycle.cap
     victims = las_victims(cycle, w)
     units: list[Unit] = []
     level = las_level(w, cycle.config.las_thresholds_gpu_s)
+    if not entitled and cycle.st.leaving and cycle.config.las_thresholds_gpu_s and cycle.config.preemption:
+        # Work of its own team already leaving (preempted with notice) at a higher level: as good as
+        # free, so it waits for it rather than preempting more each cycle of the notice (work within
+        # its quota has every leaving workload among its candidates already).
+        st = cycle.st
+        for wid in sorted(st.leaving):
+            r = st.running[wid]
+            if r.workload.team == w.team and las_level(r.workload, cycle.config.las_thresholds_gpu_s) > level:
+                units.append(Unit("leaving", wid, None, _gpus(cap, r.allocation.shares)))
     for r in victims:
         rw = r.workload
         if rw.is_elastic:
