@@ -84,6 +84,7 @@ class Cycle:
         # Starving work that yields to pending work of its own team at a lower LAS level (las_yields):
         # tried once the fair loop is done.
         self.las_deferred: list[Workload] = []
+        self._lowest_level: dict[str, int] = {}  # team -> lowest LAS level of its pending work (lowest_pending_level)
         self._team_front: dict[str, tuple] = {}  # team -> (len(starts), (-priority, level) of its first pending work)
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
@@ -439,7 +440,27 @@ class Cycle:
             return True  # or shrink it for new work (elastic.new_work_victim)
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
-        return self.st.las_top(team) > 0
+        top = self.st.las_top(team)
+        return top > 0 and self.lowest_pending_level(team) < top  # only lower-level work overtakes
+
+    def lowest_pending_level(self, team: str) -> int:
+        """The lowest LAS level of ``team``'s pending work as the cycle began (the work that starts
+        in the cycle only raises it: a stale answer is too low, never too high)."""
+        lo = self._lowest_level.get(team)
+        if lo is None:
+            las = self.config.las_thresholds_gpu_s
+            lo = len(las) + 1
+            q = self.st.queues.get(team)
+            for lst in q.users.values() if q is not None else ():
+                # each user's work in queue order (priority, level, ...): its first has the lowest level
+                # unless its priorities differ
+                level = las_level(lst[0], las) if lst[0].priority == lst[-1].priority else min(las_level(p, las) for p in lst)
+                if level < lo:
+                    lo = level
+                    if not lo:
+                        break
+            self._lowest_level[team] = lo
+        return lo
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""

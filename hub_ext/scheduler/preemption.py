@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .elastic import growth_gpus, new_work_floor, new_work_victim
+from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
@@ -276,15 +276,21 @@ def las_victims(cycle, w: Workload) -> list:
     if not (las and st.config.preemption):
         return []
     level = las_level(w, las)
+    cut = las[level] if level < len(las) else math.inf  # attained service from which running work is at a higher level
+    new = cycle.config.new_work_shrinks_elastic and is_new(w)  # may shrink elastic work of its level (new_work_victim)
+    team = team_of(st.teams, w.team)
     out = []
     for r in st.team_running.get(w.team, {}).values():
         rw = r.workload
+        higher = rw.attained_gpu_s >= cut
+        if not (higher or (new and rw.is_elastic)):
+            continue  # (most of a team's running work: the cheap test first)
         if rw.id in cycle.gone or rw.id in cycle.started or not rw.preemptible or rw.priority > w.priority or r.leaving:
             continue
-        if is_protected(r, team_of(st.teams, rw.team), cycle.now, RECLAIM):
+        if is_protected(r, team, cycle.now, RECLAIM):
             continue  # the minimum run-time protects it from its own team's short work too
         rl = las_level(rw, las)
-        if rl > level:
+        if higher:
             # As Tiresias: the highest level first, then the latest submitted
             # (a long-running early job keeps its place in its queue).
             out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
