@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from hub_ext.scheduler.model import SchedulerConfig
 from hub_ext.simulator.engine import Simulation
 from hub_ext.simulator.policies import make_policy
 
@@ -33,14 +32,11 @@ def test_a_long_job_drops_a_level_at_16_gpu_hours_and_a_requeued_job_keeps_its_s
     assert r["a1"].attained == pytest.approx(8 * 10 * HOUR)
 
 
-def test_without_thresholds_the_replay_is_first_come_first_served_inside_a_team():
-    # The same replay with least attained service switched off: a2 waits for a1 to end.
+def test_with_least_attained_service_off_the_replay_is_first_come_first_served_inside_a_team():
+    # The same replay with the pool's switch off (las_thresholds_gpu_s=()): a2 waits for a1 to end.
     t = trace(job("a1", 0, 10 * HOUR, gpus=8), job("a2", HOUR, HOUR, gpus=8))
     c = cluster(nodes=1, gpus_per_node=8, a=8)
-    policy = make_policy("pool", c)
-    policy.schedulers[""].set_config(SchedulerConfig(las_thresholds_gpu_s=()))
-    policy.config = policy.schedulers[""].config
-    r = jobs_of(Simulation(t, policy).run())
+    r = jobs_of(Simulation(t, make_policy("pool", c, las=False)).run())
     assert r["a2"].first_start == pytest.approx(10 * HOUR)
     assert r["a1"].preemptions == 0
 
