@@ -22,6 +22,18 @@ never lost; ``math.inf`` means a preempted job starts over.
 The scheduler core never sees durations: policies build its ``Workload``
 from the trace job without it, and only the engine knows when a job ends.
 
+Attained service. What the core does see, as a live pool would, is each
+workload's attained service (``Workload.attained_gpu_s``: GPU-seconds held so
+far, over all runs, each size for as long as it was held, a fraction at its
+fraction, lost work included). A requeued job re-enters the queue with it. A
+running job's workload is replaced only when it crosses one of the policy's
+LAS cuts (``las_thresholds_gpu_s``): an "attained" event at the exact moment
+(a resize or stop reschedules it) hands the core the workload one level down
+(``Policy.attained``) and marks its team changed. Running elastic workloads,
+whose value (not only level) orders growth and new work's shrinks, are
+brought up to date before each cycle for the teams the policy decides for
+(``Policy.deciding``). Nothing touches every job every cycle.
+
 Invariants the engine checks on every decision (``SimulationError`` if the
 core breaks one): a start is for a pending workload, a preemption or resize
 for a running one, and no GPU is ever held beyond 100% of it.
