@@ -27,7 +27,8 @@ workload's attained service (``Workload.attained_gpu_s``: GPU-seconds held so
 far, over all runs, each size for as long as it was held, a fraction at its
 fraction, lost work included). A requeued job re-enters the queue with it. A
 running job's workload is replaced only when it crosses one of the policy's
-LAS cuts (``las_thresholds_gpu_s``): an "attained" event at the exact moment
+LAS cuts (``las_thresholds_gpu_s``; only with preemption on, the one rule
+that reads a running workload's level): an "attained" event at the exact moment
 (a resize or stop reschedules it) hands the core the workload one level down
 (``Policy.attained``) and marks its team changed. Running elastic workloads,
 whose value (not only level) orders growth and new work's shrinks, are
@@ -205,8 +206,11 @@ class Simulation:
         self._next_cycle_at = 0.0
         self._tick_pending = False
         # Attained service (see "Attained service" above): the core's LAS cuts, and the running elastic jobs
-        # whose workloads are brought up to date before each cycle.
-        self._las = tuple(getattr(getattr(policy, "config", None), "las_thresholds_gpu_s", ()) or ())
+        # whose workloads are brought up to date before each cycle. A running workload's level is read only
+        # to preempt it for least attained service: without preemption (static, fifo) no crossing events.
+        config = getattr(policy, "config", None)
+        las = getattr(config, "las_thresholds_gpu_s", ()) if getattr(config, "preemption", False) else ()
+        self._las = tuple(las or ())
         self._elastic: dict[str, JobState] = {}
         self.attained_updates = 0  # running workloads handed to the core with more attained service
 
