@@ -549,7 +549,8 @@ class Cycle:
         )
 
     def _starving_loop(self) -> None:
-        """Starving workloads first, oldest first (reservation.starving).
+        """Starving workloads first, oldest first (reservation.starving); those at a higher LAS
+        level than their team's pending work after the fair loop (``las_yields``).
 
         Thousands may wait in a few shapes: one whose shape already failed
         with nothing decided since costs a few comparisons here (the same
