@@ -30,7 +30,8 @@ preemption on, whatever the quota:
    attained service) shrunk down to their min_gpus, then such work
    preempted whole: highest level first, then the latest submitted (as Tiresias's
    2D-LAS: short work overtakes long work of its own team, never of another
-   team, and never work of a higher priority). Elastic jobs are only shrunk
+   team, never work of a higher priority, never a session: a notebook open for
+   days holds attained service while its user thinks). Elastic jobs are only shrunk
    unless ``las_preempt_elastic``; new work also shrinks same-level elastic
    jobs that have run, down to a floor (elastic.new_work_victim).
 
@@ -57,7 +58,7 @@ from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
-from .model import EPSILON, GpuShare, Preempt, Workload
+from .model import EPSILON, GpuShare, Preempt, Workload, WorkloadKind
 
 from .ordering import las_level
 
@@ -282,7 +283,7 @@ def las_victims(cycle, w: Workload) -> list:
     out = []
     for r in st.team_running.get(w.team, {}).values():
         rw = r.workload
-        higher = rw.attained_gpu_s >= cut
+        higher = rw.attained_gpu_s >= cut and rw.kind is not WorkloadKind.SESSION  # a session's hours are a user's, not a job's
         if not (higher or (new and rw.is_elastic)):
             continue  # (most of a team's running work: the cheap test first)
         if rw.id in cycle.gone or rw.id in cycle.started or not rw.preemptible or rw.priority > w.priority or r.leaving:

@@ -7,7 +7,7 @@ import pytest
 from hub_ext.scheduler import Scheduler
 from hub_ext.scheduler.model import Running
 
-from .helpers import job, pool, preempted_ids, reason, running, schedule, snap, started_ids, teams
+from .helpers import SESSION, job, pool, preempted_ids, reason, running, schedule, snap, started_ids, teams
 
 H = 3600.0
 LAS = (16 * H,)
@@ -43,6 +43,7 @@ def test_short_work_preempts_long_running_work_of_its_own_team():
         (dict(team="a", attained_gpu_s=10 * H), dict(team="a"), "the same level"),
         (dict(team="a", attained_gpu_s=40 * H, priority=5), dict(team="a"), "a higher priority"),
         (dict(team="a", attained_gpu_s=40 * H, preemptible=False), dict(team="a"), "not preemptible"),
+        (dict(team="a", attained_gpu_s=40 * H, kind=SESSION), dict(team="a"), "a session"),
         (dict(team="a", attained_gpu_s=40 * H), dict(team="a", attained_gpu_s=30 * H), "the pending one is as far along"),
     ],
 )
