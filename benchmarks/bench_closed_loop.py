@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--plot", help="write a PNG here (default: beside --json, .png)")
     ap.add_argument("--days", type=float, default=40.0)
+    ap.add_argument("--no-las", action="store_true",
+                    help="the pool without least attained service (SchedulerConfig.las_thresholds_gpu_s=()), to compare")
     args = ap.parse_args(argv)
     if not os.path.exists(args.trace):
         print(f"bench_closed_loop: {args.trace} is not here (../shared/traces holds the Philly extract); nothing to replay", file=sys.stderr)
@@ -81,10 +83,12 @@ def main(argv=None) -> int:
     cpu = {}
     for policy in ("pool", "static"):
         t0 = time.process_time()
-        results[policy] = run_closed_loop(trace, case_study_cluster(), case.researchers(), policy, case.days)
+        results[policy] = run_closed_loop(trace, case_study_cluster(), case.researchers(), policy, case.days,
+                                          policy_options={"las": not args.no_las})
         cpu[policy] = time.process_time() - t0
     p, s = results["pool"], results["static"]
     print(f"Closed loop, {case.days:g} days, {p.gpus} GPUs (4 DGX-1 + 2 DGX-2), 6 groups with equal quotas / slices")
+    print(f"pool: least attained service {'off (--no-las)' if args.no_las else 'on (the default: one cut at 16 GPU-hours)'}")
     print(f"researchers: 1 per group ({case.in_flight} in flight, think {case.think_h:g} h) + one power user "
           f"({case.power_in_flight} in flight, think {case.power_think_h:g} h)")
     print()

@@ -90,7 +90,7 @@ def load(case: Case, days: float | None = None):
 
 
 def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_interval: float = 0.0, notice_s: float = 0.0,
-             days: float | None = None) -> dict:
+             days: float | None = None, las: bool = True) -> dict:
     trace, end = load(case, days)
     dgx1, dgx2 = case.cluster_shape()
     cluster = seed_cluster(dgx1, dgx2).with_teams_for(trace)
@@ -100,7 +100,7 @@ def run_case(case: Case, checkpoint_interval: float, progress: bool, cycle_inter
         started, cpu = time.perf_counter(), time.process_time()
         _, s = replay(
             trace, cluster, policy, checkpoint_interval=checkpoint_interval, end=end, progress=progress, cycle_interval=cycle_interval,
-            notice_s=notice_s,
+            notice_s=notice_s, policy_options={"las": las},
         )
         s["bench_wall_s"] = time.perf_counter() - started
         s["bench_cpu_s"] = time.process_time() - cpu
@@ -224,6 +224,10 @@ def main(argv=None) -> int:
         "--notice", type=float, default=120.0,
         help="seconds a preempted job keeps its GPUs before they go (default 120: the service's Preemption.grace_seconds; 0: at once)",
     )
+    parser.add_argument(
+        "--no-las", action="store_true",
+        help="the pool without least attained service (SchedulerConfig.las_thresholds_gpu_s=()), to compare",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per replay")
     args = parser.parse_args(argv)
@@ -235,9 +239,10 @@ def main(argv=None) -> int:
     results = []
     for case in cases:
         print(f"replaying {case.name}: {case.why} ...", file=sys.stderr, flush=True)
-        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.notice, args.days))
+        results.append(run_case(case, args.checkpoint_interval, args.progress, args.cycle_interval, args.notice, args.days, not args.no_las))
     cycles = "a scheduling cycle at every event" if not args.cycle_interval else f"at most one scheduling cycle per {args.cycle_interval:g} s"
-    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; preemption notice {args.notice:g} s; "
+    las = "pool without least attained service (--no-las)" if args.no_las else "pool with least attained service (one cut at 16 GPU-hours)"
+    print(f"checkpoint interval {args.checkpoint_interval:g} s; {cycles}; preemption notice {args.notice:g} s; {las}; "
           "quotas in proportion to submitted GPU-hours; "
           "static slices of whole GPUs sized by quota")
     for r in results:

@@ -301,6 +301,18 @@ class Scheduler:
             raise KeyError(workload_id)
         self.started(r.workload, allocation)
 
+    def attained(self, w: Workload) -> None:
+        """Running ``w`` (same id, team, user and request) reports more attained service: it keeps its GPUs."""
+        r = self.running[w.id]
+        old = r.workload
+        if (old.team, old.user, old.gpus, old.min_gpus, old.max_gpus) != (w.team, w.user, w.gpus, w.min_gpus, w.max_gpus):
+            raise ValueError(f"workload {w.id}: only its attained service may change while it runs")
+        r = Running(w, r.allocation, r.leaving)
+        self.running[w.id] = r
+        self.team_running[w.team][w.id] = r
+        self._ranked.pop(w.team, None)
+        self._las_top.pop(w.team, None)
+
     def leave(self, workload_id: str) -> None:
         """A running workload was preempted with notice: it keeps its GPUs until ``finished``."""
         r = self.running[workload_id]

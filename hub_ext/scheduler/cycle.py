@@ -39,7 +39,7 @@ from heapq import heapify, heappop, heappush
 from . import elastic, preemption, reservation
 from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
-from .ordering import FairCursor
+from .ordering import FairCursor, las_level
 from .placement import place_fraction, place_whole, view_key
 from .preemption import fmt
 from .reasons import EndState, LazyPending, quota_start_reason
@@ -85,6 +85,12 @@ class Cycle:
         # (list of (submitted_at, id, workload), first index, end index), so thousands of deferred
         # workloads of a few shapes are neither copied nor sorted.
         self.deferred_runs: list[tuple] = []
+        # Starving work that yields to pending work of its own team at a lower LAS level (las_yields):
+        # tried once the fair loop is done.
+        self.las_deferred: list[Workload] = []
+        self.las_deferred_runs: list[tuple] = []  # the same as deferred_runs
+        self._lowest_level: dict[str, int] = {}  # team -> lowest LAS level of its pending work (lowest_pending_level)
+        self._team_front: dict[str, tuple] = {}  # team -> (len(starts), (-priority, level) of its first pending work)
         self.starving_until: float | None = None  # work submitted up to then is starving
         self.fifo_blocker: Workload | None = None
         self.cursor: FairCursor | None = None
@@ -439,7 +445,27 @@ class Cycle:
             return True  # or shrink it for new work (elastic.new_work_victim)
         if not (cfg.las_thresholds_gpu_s and cfg.preemption):
             return False
-        return self.st.las_top(team) > 0
+        top = self.st.las_top(team)
+        return top > 0 and self.lowest_pending_level(team) < top  # only lower-level work overtakes
+
+    def lowest_pending_level(self, team: str) -> int:
+        """The lowest LAS level of ``team``'s pending work as the cycle began (the work that starts
+        in the cycle only raises it: a stale answer is too low, never too high)."""
+        lo = self._lowest_level.get(team)
+        if lo is None:
+            las = self.config.las_thresholds_gpu_s
+            lo = len(las) + 1
+            q = self.st.queues.get(team)
+            for lst in q.users.values() if q is not None else ():
+                # each user's work in queue order (priority, level, ...): its first has the lowest level
+                # unless its priorities differ
+                level = las_level(lst[0], las) if lst[0].priority == lst[-1].priority else min(las_level(p, las) for p in lst)
+                if level < lo:
+                    lo = level
+                    if not lo:
+                        break
+            self._lowest_level[team] = lo
+        return lo
 
     def soft_held(self) -> bool:
         """Does a borrower's reservation hold GPUs, or work preempted with notice (which work within quota may take)?"""
@@ -503,6 +529,10 @@ class Cycle:
                 self._fair_loop()
                 if self.deferred or self.deferred_runs:
                     self._deferred_loop()
+                if self.las_deferred or self.las_deferred_runs:
+                    self.deferred, self.las_deferred = self.las_deferred, []
+                    self.deferred_runs, self.las_deferred_runs = self.las_deferred_runs, []
+                    self._deferred_loop()
                 if self.card_deferred:
                     self._card_deferred_loop()
             if cfg.elastic and st.elastic_running:
@@ -525,7 +555,8 @@ class Cycle:
         )
 
     def _starving_loop(self) -> None:
-        """Starving workloads first, oldest first (reservation.starving).
+        """Starving workloads first, oldest first (reservation.starving); those at a higher LAS
+        level than their team's pending work after the fair loop (``las_yields``).
 
         Thousands may wait in a few shapes: one whose shape already failed
         with nothing decided since costs a few comparisons here (the same
@@ -552,6 +583,9 @@ class Cycle:
                     return  # the fair loop stops at once too: same state
             first.append(w)
             if version == self._failed_at and shapes.get(w.id) in failed:
+                continue
+            if self.las_yields(w):
+                self.las_deferred.append(w)
                 continue
             if self._borrows(w) and self.anyone_entitled():
                 self.deferred.append(w)  # after work within quota (_fair_loop)
@@ -580,6 +614,8 @@ class Cycle:
         # deferred index; they are deferred as one run, then put back in submit order.
         runs: dict = {}
         deferred: list = []
+        las_runs: dict = {}  # the same for starving work that yields to its team's lower LAS levels (las_yields)
+        las_deferred: list = []
 
         def defer_runs(upto) -> None:
             for shape, k0 in runs.items():
@@ -588,12 +624,18 @@ class Cycle:
                 if k1 > k0:
                     self.deferred_runs.append((lst, k0, k1))
             runs.clear()
+            for shape, k0 in las_runs.items():
+                lst = index[shape]
+                k1 = bisect_left(lst, upto, k0)
+                if k1 > k0:
+                    self.las_deferred_runs.append((lst, k0, k1))
+            las_runs.clear()
 
         while True:
             version = (len(starts), len(reservations))
             if version != seen:
                 seen = version  # nothing_can_start() changes only with a decision
-                if runs:
+                if runs or las_runs:
                     defer_runs(at)
                 if self.nothing_can_start():
                     break  # the fair loop stops at once too: same state
@@ -614,7 +656,12 @@ class Cycle:
                 break
             w = entry[2]
             at = (entry[0], entry[1] + "\0")  # just after w and before anything submitted after it
-            if self._borrows(w) and self.anyone_entitled():
+            if self.las_yields(w):
+                if shape is not None:
+                    las_runs[shape] = k  # (las_yields reads the team's queue and starts: constant until a decision)
+                    continue
+                las_deferred.append(entry)
+            elif self._borrows(w) and self.anyone_entitled():
                 # after work within quota (_fair_loop), as in _starving_loop
                 if shape is not None:
                     runs[shape] = k  # and the rest of its shape, until something is decided
@@ -626,12 +673,38 @@ class Cycle:
                 lst = index[shape]  # invalid work (no shape) fails without being remembered: its next one
                 if k + 1 < len(lst):
                     heappush(heap, (lst[k + 1], k + 1, shape))
-        if runs:
+        if runs or las_runs:
             # The walk ended with nothing decided since: a stop (nothing can start) ends it where
             # it is, the end of the starving work defers each run to the cutoff.
             defer_runs(at if self.nothing_can_start() else (cutoff, "\U0010ffff"))
         if deferred:
             self.deferred_runs.append((deferred, 0, len(deferred)))  # invalid work, in the walk's (submit) order
+        if las_deferred:
+            self.las_deferred_runs.append((las_deferred, 0, len(las_deferred)))
+
+    def las_yields(self, w: Workload) -> bool:
+        """Does starving ``w`` go after the fair loop, as its team waits with work of a lower least-attained-
+        service level (and no lower priority)? Its wait counts from its first submission: a job preempted
+        for least attained service would be starving at once and take back the GPUs freed for the work it
+        was preempted for (again each time that work preempted another), for as long as that work waited."""
+        las = self.config.las_thresholds_gpu_s
+        if not las or w.attained_gpu_s < las[0]:
+            return False
+        version = len(self.starts)
+        front = self._team_front.get(w.team)
+        if front is None or front[0] != version:
+            best = None
+            q = self.st.queues.get(w.team)
+            started = self.started
+            for lst in q.users.values() if q is not None else ():
+                for p in lst:  # each user's pending work in queue order: its first not started yet
+                    if p.id not in started:
+                        k = (-p.priority, las_level(p, las))
+                        if best is None or k < best:
+                            best = k
+                        break
+            front = self._team_front[w.team] = (version, best)
+        return front[1] is not None and front[1] < (-w.priority, las_level(w, las))
 
     def _opens_card_beyond_quota(self, w: Workload, team, placed) -> bool:
         """Would fraction ``w``, placed on an empty card, borrow that card (``new_card_waits``)?"""

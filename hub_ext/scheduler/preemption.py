@@ -30,7 +30,8 @@ preemption on, whatever the quota:
    attained service) shrunk down to their min_gpus, then such work
    preempted whole: highest level first, then the latest submitted (as Tiresias's
    2D-LAS: short work overtakes long work of its own team, never of another
-   team, and never work of a higher priority). Elastic jobs are only shrunk
+   team, never work of a higher priority, never a session: a notebook open for
+   days holds attained service while its user thinks). Elastic jobs are only shrunk
    unless ``las_preempt_elastic``; new work also shrinks same-level elastic
    jobs that have run, down to a floor (elastic.new_work_victim).
 
@@ -57,7 +58,7 @@ from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
-from .model import EPSILON, GpuShare, Preempt, Workload
+from .model import EPSILON, GpuShare, Preempt, Workload, WorkloadKind
 
 from .ordering import las_level
 
@@ -131,7 +132,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
         for s in reversed(shares[len(shares) - lent:]):
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
-        return units + las_units(cycle, w)
+        return units + las_units(cycle, w, entitled)
     victims = []
     for tname in sorted(st.team_running):
         if tname == w.team:
@@ -171,7 +172,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
             continue
         seen.add(r.workload.id)
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
-    return units + las_units(cycle, w)
+    return units + las_units(cycle, w, entitled)
 
 
 def cards_over(cycle) -> dict[str, dict[int, list]]:
@@ -280,15 +281,21 @@ def las_victims(cycle, w: Workload) -> list:
         cycle.config.new_work_shrinks_elastic and is_new(w) and any(st.running[x].workload.team == w.team for x in st.elastic_running)
     ):
         return []  # nothing of its team is at a higher level, and no elastic job it may shrink as new work
+    cut = las[level] if level < len(las) else math.inf  # attained service from which running work is at a higher level
+    new = cycle.config.new_work_shrinks_elastic and is_new(w)  # may shrink elastic work of its level (new_work_victim)
+    team = team_of(st.teams, w.team)
     out = []
     for r in st.team_running.get(w.team, {}).values():
         rw = r.workload
+        higher = rw.attained_gpu_s >= cut and rw.kind is not WorkloadKind.SESSION  # a session's hours are a user's, not a job's
+        if not (higher or (new and rw.is_elastic)):
+            continue  # (most of a team's running work: the cheap test first)
         if rw.id in cycle.gone or rw.id in cycle.started or not rw.preemptible or rw.priority > w.priority or r.leaving:
             continue
-        if is_protected(r, team_of(st.teams, rw.team), cycle.now, RECLAIM):
+        if is_protected(r, team, cycle.now, RECLAIM):
             continue  # the minimum run-time protects it from its own team's short work too
         rl = las_level(rw, las)
-        if rl > level:
+        if higher:
             # As Tiresias: the highest level first, then the latest submitted
             # (a long-running early job keeps its place in its queue).
             out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
@@ -298,11 +305,20 @@ def las_victims(cycle, w: Workload) -> list:
     return [r for _, r in out]
 
 
-def las_units(cycle, w: Workload) -> list[Unit]:
+def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     cap = cycle.cap
     victims = las_victims(cycle, w)
     units: list[Unit] = []
     level = las_level(w, cycle.config.las_thresholds_gpu_s)
+    if not entitled and cycle.st.leaving and cycle.config.las_thresholds_gpu_s and cycle.config.preemption:
+        # Work of its own team already leaving (preempted with notice) at a higher level: as good as
+        # free, so it waits for it rather than preempting more each cycle of the notice (work within
+        # its quota has every leaving workload among its candidates already).
+        st = cycle.st
+        for wid in sorted(st.leaving):
+            r = st.running[wid]
+            if r.workload.team == w.team and las_level(r.workload, cycle.config.las_thresholds_gpu_s) > level:
+                units.append(Unit("leaving", wid, None, _gpus(cap, r.allocation.shares)))
     for r in victims:
         rw = r.workload
         if rw.is_elastic:

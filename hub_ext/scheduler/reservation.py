@@ -1,7 +1,9 @@
 """No starvation: reservations for long-waiting work, backfill around them.
 
 A workload pending longer than ``config.reservation_after_s`` is *starving*.
-Each cycle (fair ordering only) starving workloads go first, oldest first:
+Each cycle (fair ordering only) starving workloads go first, oldest first
+(except work at a higher LAS level than its own team's pending work, which
+goes after the fair loop: ``Cycle.las_yields``):
 one that fits starts; one that is blocked only by free capacity (its team may
 start it) gets a **reservation**, up to ``config.max_reservations`` of them
 (default 1, the oldest, as in EASY backfilling: every reservation idles the

@@ -165,10 +165,12 @@ def run_closed_loop(
     policy: str,
     days: float,
     checkpoint_interval: float = 1800.0,
+    policy_options: dict | None = None,
 ) -> ClosedLoopResult:
+    """``policy_options``: for the pool policy (``make_policy``), e.g. ``{"las": False}``."""
     teams = sorted({r.team for r in researchers})
     cluster = equal_teams(cluster, teams)
-    pol = make_policy(policy, cluster)
+    pol = make_policy(policy, cluster, **(policy_options or {}))
     if policy == "static":
         caps = {t: sum(len(n.gpus) for n in pool.nodes) for t, pool in static_slices(cluster).items()}
     else:

@@ -22,6 +22,19 @@ never lost; ``math.inf`` means a preempted job starts over.
 The scheduler core never sees durations: policies build its ``Workload``
 from the trace job without it, and only the engine knows when a job ends.
 
+Attained service. What the core does see, as a live pool would, is each
+workload's attained service (``Workload.attained_gpu_s``: GPU-seconds held so
+far, over all runs, each size for as long as it was held, a fraction at its
+fraction, lost work included). A requeued job re-enters the queue with it. A
+running job's workload is replaced only when it crosses one of the policy's
+LAS cuts (``las_thresholds_gpu_s``; only with preemption on, the one rule
+that reads a running workload's level): an "attained" event at the exact moment
+(a resize or stop reschedules it) hands the core the workload one level down
+(``Policy.attained``) and marks its team changed. Running elastic workloads,
+whose value (not only level) orders growth and new work's shrinks, are
+brought up to date before each cycle for the teams the policy decides for
+(``Policy.deciding``). Nothing touches every job every cycle.
+
 Invariants the engine checks on every decision (``SimulationError`` if the
 core breaks one): a start is for a pending workload, a preemption or resize
 for a running one, and no GPU is ever held beyond 100% of it.
@@ -51,6 +64,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -96,12 +110,18 @@ class JobState:
     reclaims: int = 0
     resizes: int = 0
     lost_gpu_seconds: float = 0.0  # held GPU-time thrown away by preemptions and reclaims
-    version: int = 0  # bumps whenever the finish time changes; stale finish events are ignored
+    version: int = 0  # bumps whenever the finish time changes; stale finish (and LAS crossing) events are ignored
+    attained: float = 0.0  # GPU-seconds held up to run_start, over all runs (attained service, lost work included)
+    ends_at: float = math.inf  # when the current run finishes unless something changes first
     leaving: bool = False  # preempted with notice: still on its GPUs until the notice ends
     notices: int = 0  # preemptions with notice so far (a notice's end applies to its own notice only)
 
     def progress_at(self, now: float) -> float:
         return self.run_done + self.rate * (now - self.run_start)
+
+    def attained_at(self, now: float) -> float:
+        """GPU-seconds held so far: every run, each size for the time it was held, a fraction at its fraction."""
+        return self.attained + self.held * (now - self.run_start) if self.state == RUNNING else self.attained
 
 
 @dataclass
@@ -185,6 +205,14 @@ class Simulation:
         self.cycle_interval = cycle_interval
         self._next_cycle_at = 0.0
         self._tick_pending = False
+        # Attained service (see "Attained service" above): the core's LAS cuts, and the running elastic jobs
+        # whose workloads are brought up to date before each cycle. A running workload's level is read only
+        # to preempt it for least attained service: without preemption (static, fifo) no crossing events.
+        config = getattr(policy, "config", None)
+        las = getattr(config, "las_thresholds_gpu_s", ()) if getattr(config, "preemption", False) else ()
+        self._las = tuple(las or ())
+        self._elastic: dict[str, JobState] = {}
+        self.attained_updates = 0  # running workloads handed to the core with more attained service
 
     # ------------------------------------------------------------ extension point
 
@@ -302,6 +330,10 @@ class Simulation:
                 js, version = payload
                 if js.state == RUNNING and js.version == version:
                     self._stop(js, "finished")
+            elif kind == "attained":
+                js, version, threshold = payload
+                if js.state == RUNNING and js.version == version:
+                    self._crossed(js, threshold)
             elif kind == "tick":
                 self._tick_pending = False
             else:
@@ -312,6 +344,8 @@ class Simulation:
             return False
         changed, self._changed = self._changed, set()
         self.cycles += 1
+        if self._elastic:
+            self._refresh_elastic(changed)
         all_decisions = self.policy.decide(self.state, self.now, changed)
         self._reserved_now = sum(d.reserved_gpus for d in all_decisions)
         for d in all_decisions:
@@ -407,7 +441,54 @@ class Simulation:
         js.run_done = js.done
         js.version += 1
         remaining = max(js.job.duration - js.done, 0.0)
-        self._push(self.now + remaining / js.rate, "finish", (js, js.version))
+        js.ends_at = self.now + remaining / js.rate
+        self._push(js.ends_at, "finish", (js, js.version))
+        self._next_crossing(js, js.attained)
+
+    # ------------------------------------------------------------ attained service
+
+    def _next_crossing(self, js: JobState, attained: float) -> None:
+        """Schedule the moment running ``js`` reaches the next LAS threshold above ``attained`` (at the size it
+        holds now: a resize or stop bumps ``version`` and so cancels it; the new run schedules its own)."""
+        las = self._las
+        if not las or js.held <= 0:
+            return
+        i = bisect_right(las, attained)
+        if i == len(las):
+            return
+        t = self.now + (las[i] - attained) / js.held
+        if t < js.ends_at:
+            self._push(t, "attained", (js, js.version, las[i]))
+
+    def _crossed(self, js: JobState, threshold: float) -> None:
+        """``js`` reached an LAS threshold now: the core gets its workload one level down, its team re-decides."""
+        attained = max(js.attained_at(self.now), threshold)  # exactly at the cut (float rounding may fall short)
+        self._report_attained(js, attained)
+        self._changed.add(js.workload.team)
+        self._next_crossing(js, attained)
+
+    def _refresh_elastic(self, changed: set[str]) -> None:
+        """Bring running elastic workloads' attained service up to now before a cycle that may read it
+        (growth order and new work's shrinks read its value, not only its level): all of them when one
+        scheduler decides for every team, else those of the teams deciding now."""
+        teams = self.policy.deciding(changed)
+        for js in self._elastic.values():
+            w = js.workload
+            if teams is not None and w.team not in teams:
+                continue
+            attained = js.attained_at(self.now)
+            if attained > w.attained_gpu_s:
+                self._report_attained(js, attained)
+
+    def _report_attained(self, js: JobState, attained: float) -> None:
+        """Hand the core running ``js``'s workload with ``attained`` GPU-seconds of service (it keeps its GPUs)."""
+        w = replace(js.workload, attained_gpu_s=attained)
+        js.workload = w
+        running = replace(self.state.running[w.id], workload=w)
+        self.state.running[w.id] = running
+        self.state.running_by_team[w.team][w.id] = running
+        self.policy.attained(w)
+        self.attained_updates += 1
 
     def _start(self, workload_id: str, allocation: Allocation) -> None:
         js = self.jobs.get(workload_id)
@@ -425,6 +506,8 @@ class Simulation:
             self.reservation_waits.append(self.now - since)
         self._hold(js, Running(workload=w, allocation=allocation))
         self.policy.started(w, allocation)
+        if w.is_elastic:
+            self._elastic[w.id] = js
         self._begin_run(js, allocation.gpus)
         for hook in self.hooks:
             hook.on_start(self, js, self.now)
@@ -435,6 +518,7 @@ class Simulation:
         self._release(old)
         self._take(allocation, workload_id)
         js.done = min(js.progress_at(self.now), js.job.duration)  # a resize checkpoints first: nothing lost
+        js.attained = js.attained_at(self.now)  # held at the old size until now
         js.resizes += 1
         self._hold(js, Running(workload=js.workload, allocation=allocation))
         self.policy.resized(js.workload, allocation)
@@ -466,6 +550,8 @@ class Simulation:
         js.leaving = False
         running = self.state.running[js.job.id]
         self._release(running.allocation)
+        js.attained = js.attained_at(self.now)  # held GPUs count, whether the work is kept or lost
+        self._elastic.pop(js.job.id, None)
         ran = self.now - js.run_start
         if outcome == "finished":
             js.done = js.job.duration
@@ -490,6 +576,7 @@ class Simulation:
                 js.preemptions += 1
             else:
                 js.reclaims += 1
+            js.workload = replace(js.workload, attained_gpu_s=js.attained)  # back in the queue with its service
             self._enqueue(js)
         for hook in self.hooks:
             hook.on_stop(self, js, self.now, outcome)

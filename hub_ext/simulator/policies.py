@@ -102,6 +102,13 @@ class Policy(abc.ABC):
     def leaving(self, w: Workload) -> None:
         """``w`` was preempted with notice: it keeps its GPUs until it stops."""
 
+    def attained(self, w: Workload) -> None:
+        """Running ``w`` reports more attained service (``Workload.attained_gpu_s``); it keeps its GPUs."""
+
+    def deciding(self, changed_teams: Iterable[str]) -> set[str] | None:
+        """The core-side teams ``decide`` will decide for now (None: every team)."""
+        return None
+
     @abc.abstractmethod
     def decide(self, state: QueueState, now: float, changed_teams: Iterable[str]) -> list[Decisions]:
         """Decisions for this moment; ``changed_teams`` are the core-side teams whose workloads changed."""
@@ -147,6 +154,12 @@ class CorePolicy(Policy):
     def leaving(self, w):
         self.schedulers[self.scheduler_key(w.team)].leave(w.id)
 
+    def attained(self, w):
+        self.schedulers[self.scheduler_key(w.team)].attained(w)
+
+    def deciding(self, changed_teams):
+        return None if "" in self.schedulers else set(changed_teams)
+
     def decide(self, state, now, changed_teams):
         keys = [""] if "" in self.schedulers else sorted(changed_teams)
         history = {}
@@ -173,12 +186,15 @@ class CorePolicy(Policy):
 class PoolPolicy(CorePolicy):
     name = "pool"
 
-    def __init__(self, cluster: Cluster, use_snapshots: bool = False, time_limit_factor: float | None = None, time_backfill: bool = True):
-        """``time_limit_factor``: jobs declare limits (see ``Policy``); ``time_backfill``: EASY backfill on them."""
+    def __init__(self, cluster: Cluster, use_snapshots: bool = False, time_limit_factor: float | None = None, time_backfill: bool = True,
+                 las: bool = True):
+        """``time_limit_factor``: jobs declare limits (see ``Policy``); ``time_backfill``: EASY backfill on them;
+        ``las=False``: least attained service off (``las_thresholds_gpu_s=()``), to compare."""
         self.time_limit_factor = time_limit_factor
         # The service's defaults (service/preemption.py): a minute of minimum run-time.
         teams = {n: replace(t, min_runtime_reclaim_s=MIN_RUNTIME_S, min_runtime_shrink_s=MIN_RUNTIME_S) for n, t in cluster.teams.items()}
-        super().__init__(cluster, SchedulerConfig(time_backfill=time_backfill), {"": (cluster.pool, teams)}, use_snapshots, half_life_s=USAGE_HALF_LIFE_S)
+        config = SchedulerConfig(time_backfill=time_backfill) if las else SchedulerConfig(time_backfill=time_backfill, las_thresholds_gpu_s=())
+        super().__init__(cluster, config, {"": (cluster.pool, teams)}, use_snapshots, half_life_s=USAGE_HALF_LIFE_S)
 
 
 class FifoPolicy(CorePolicy):
@@ -236,7 +252,7 @@ POLICIES = {p.name: p for p in (PoolPolicy, StaticPolicy, FifoPolicy)}
 
 
 def make_policy(name: str, cluster: Cluster, use_snapshots: bool = False, **options) -> Policy:
-    """``options``: for ``pool`` only, ``time_limit_factor`` and ``time_backfill`` (PoolPolicy)."""
+    """``options``: for ``pool`` only, ``time_limit_factor``, ``time_backfill`` and ``las`` (PoolPolicy)."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
     if name != "pool":

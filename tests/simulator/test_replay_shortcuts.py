@@ -42,5 +42,5 @@ def test_a_busy_replay_decides_the_same_with_and_without_the_shortcuts(monkeypat
     fast, slow = replay(True), replay(False)
     assert fast[0] == slow[0]  # every job starts, is preempted, resized and finishes at the same times
     assert fast[3] == slow[3] > 1000
-    assert fast[1] > 100 and slow[1] == 0  # room-making searches stopped before their trials
+    assert fast[1] > 50 and slow[1] == 0  # room-making searches stopped before their trials (94 since the replay reports attained service)
     assert fast[2] * 10 < slow[2]  # the fair loop asked team_hopeless again only after a try

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hub_ext.scheduler import Scheduler
+from hub_ext.scheduler.model import Running
 
-from .helpers import job, pool, preempted_ids, reason, running, schedule, snap, started_ids, teams
+from .helpers import SESSION, job, pool, preempted_ids, reason, running, schedule, snap, started_ids, teams
 
 H = 3600.0
 LAS = (16 * H,)
@@ -59,6 +60,7 @@ def test_short_work_preempts_long_running_work_of_its_own_team():
         (dict(team="a", attained_gpu_s=10 * H), dict(team="a"), "the same level"),
         (dict(team="a", attained_gpu_s=40 * H, priority=5), dict(team="a"), "a higher priority"),
         (dict(team="a", attained_gpu_s=40 * H, preemptible=False), dict(team="a"), "not preemptible"),
+        (dict(team="a", attained_gpu_s=40 * H, kind=SESSION), dict(team="a"), "a session"),
         (dict(team="a", attained_gpu_s=40 * H), dict(team="a", attained_gpu_s=30 * H), "the pending one is as far along"),
     ],
 )
@@ -88,3 +90,46 @@ def test_the_stateful_scheduler_orders_by_las_as_the_pure_function():
     a, b = st.cycle(s.now), schedule(s)
     assert started_ids(a) == started_ids(b) == ["w0", "w2"]
     assert [x.workload_id for x in a.pending] == [x.workload_id for x in b.pending] == ["w4", "w1", "w3", "w5"]
+
+
+@pytest.mark.parametrize(
+    "quota,leaving_level,preempted,why",
+    [
+        (0, 40 * H, [], "a borrower waits for its team's long work leaving with notice, preempts no more"),
+        (6, 40 * H, [], "as work within its quota always did (every leaving workload is a candidate)"),
+        (0, 10 * H, ["long-2", "long-3"], "leaving work of its own level is no LAS victim: others go"),
+    ],
+)
+def test_las_waits_for_long_work_already_leaving(quota, leaving_level, preempted, why):
+    # Three long jobs of team a on one node of 4 cards; one (long-1) was preempted with notice for short work.
+    # Without its leaving GPUs counted, a borrower preempted another long job in every cycle of the notice.
+    gone = running(job("long-1", "a", 2, at=0, attained_gpu_s=leaving_level), "n/0", "n/1")
+    gone = Running(gone.workload, gone.allocation, leaving=True)
+    rest = [running(job("long-2", "a", 1, at=1, attained_gpu_s=40 * H), "n/2"), running(job("long-3", "a", 1, at=2, attained_gpu_s=40 * H), "n/3")]
+    d = schedule(snap(pool(("n", 4)), teams(("a", quota), ("b", max(0, 4 - quota))), [gone, *rest], [job("short", "a", 2, at=50)], las_thresholds_gpu_s=LAS))
+    assert preempted_ids(d) == preempted, why
+    if not preempted:
+        assert "starts when long-1" in reason(d, "short")
+
+
+@pytest.mark.parametrize(
+    "attained_new,las,first",
+    [
+        (0.0, LAS, "new"),  # long work that waited past reservation_after_s goes after its team's shorter work
+        (20 * H, LAS, "long"),  # both past the cut: the starving one first, as before
+        (0.0, (), "long"),  # LAS off: starving work first
+    ],
+)
+def test_starving_long_work_goes_after_its_teams_shorter_work(attained_new, las, first):
+    # "long" was submitted hours ago and preempted for least attained service (back in the queue with its
+    # submit time: starving at once). It must not take back the cards freed for the work it yielded to.
+    pend = [job("long", "a", 2, at=0, user="u1", attained_gpu_s=40 * H), job("new", "a", 2, at=9000, user="u2", attained_gpu_s=attained_new)]
+    d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [], pend, now=10000.0, las_thresholds_gpu_s=las))
+    assert started_ids(d) == [first]
+
+
+def test_starving_long_work_still_starts_where_its_teams_shorter_work_does_not_fit():
+    # Work conserving: the shorter work needs 4 cards, only 2 are free: the long job starts after the fair loop.
+    pend = [job("long", "a", 2, at=0, user="u1", attained_gpu_s=40 * H), job("new", "a", 4, at=9000, user="u2")]
+    d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [], pend, now=10000.0, las_thresholds_gpu_s=LAS))
+    assert started_ids(d) == ["long"]
