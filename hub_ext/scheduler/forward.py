@@ -14,6 +14,11 @@ can overtake). A workload with no estimate and no limit never ends in the
 forward run: work waiting on its GPUs gets no expected start ("not known"),
 rather than an invented one.
 
+Attained service grows in the forward run as in the live pool: a running job
+crosses each least-attained-service threshold at the moment its GPU-seconds
+reach it (a moment of the run, like an end), so work of its team that it was
+ahead of may overtake it then, as the live core would decide.
+
 Bounded: the run stops after ``max_cycles`` cycles or beyond ``horizon_s``.
 End times close together are handled in one cycle: within ``resolution_s``,
 or within ``far_share`` of how far ahead they are (ends 10 h ahead are
@@ -28,7 +33,7 @@ from dataclasses import dataclass, replace
 
 from .cache import Scheduler
 from .estimates import duration_text, remaining_s
-from .model import Running, Snapshot, Workload
+from .model import Running, Snapshot, Workload, WorkloadKind
 
 DEFAULT_HORIZON_S = 30 * 86400.0
 
@@ -75,6 +80,9 @@ def run_forward(
         seq += 1
         ends.append((now + left, seq, w.id, 0))
     heapq.heapify(ends)
+    crossings = _Crossings(s, snapshot)
+    for r in snapshot.running:
+        crossings.started(r.workload.id, now)
     pending_ids = {w.id for w in snapshot.pending}
     out: dict[str, Forecast] = {}
     t = now
@@ -86,8 +94,12 @@ def run_forward(
         s.apply(d)
         for p in d.preemptions:
             version[p.workload_id] = version.get(p.workload_id, 0) + 1
+            crossings.stopped(p.workload_id)
+        for rz in d.resizes:
+            crossings.resized(rz.workload_id, t)
         for st in d.starts:
             wid = st.workload_id
+            crossings.started(wid, t)
             if wid in pending_ids and wid not in out:
                 out[wid] = Forecast(t, why)
             w = s.running[wid].workload
@@ -100,6 +112,13 @@ def run_forward(
         # The next moment something ends (stale ends of preempted work skipped).
         while ends and version.get(ends[0][2]) != ends[0][3]:
             heapq.heappop(ends)
+        crossing = crossings.next_at()
+        if crossing is not None and crossing <= now + horizon_s and (not ends or crossing < ends[0][0]):
+            # A running job reaches a threshold before anything ends: the core decides again then.
+            t = crossing
+            crossed = crossings.cross(t)
+            why = f"{crossed} is expected to have held its GPUs long enough that work of its team goes first (least attained service)"
+            continue
         if not ends or ends[0][0] > now + horizon_s:
             break
         first = ends[0][0]
@@ -109,6 +128,7 @@ def run_forward(
             at, _, wid, v = heapq.heappop(ends)
             if version.get(wid) == v and wid in s.running:
                 s.finished(wid)
+                crossings.stopped(wid)
                 version[wid] = v + 1
                 ended.append(wid)
                 t = at
@@ -142,3 +162,62 @@ def _with_estimate(w: Workload, seconds: float | None) -> Workload:
     copy.__dict__.update(w.__dict__)
     copy.__dict__["estimate_s"] = seconds
     return copy
+
+
+class _Crossings:
+    """When running jobs reach the next least-attained-service threshold (a heap of moments): the
+    forward run hands the core the job with its attained service then (``Scheduler.attained``).
+    Sessions are left out: least attained service never preempts one."""
+
+    def __init__(self, s: Scheduler, snapshot: Snapshot):
+        cfg = snapshot.config
+        self.s = s
+        self.cuts = tuple(cfg.las_thresholds_gpu_s) if cfg.las_thresholds_gpu_s and cfg.preemption else ()
+        self.heap: list[tuple[float, str, int, float]] = []  # (when, job, version, the threshold it reaches)
+        self.base: dict[str, tuple[float, float, float]] = {}  # job -> (attained, at, GPUs held since then)
+        self.version: dict[str, int] = {}
+
+    def started(self, wid: str, t: float) -> None:
+        if not self.cuts:
+            return
+        r = self.s.running[wid]
+        if r.workload.kind is WorkloadKind.SESSION:
+            return
+        self.base[wid] = (r.workload.attained_gpu_s, t, r.allocation.gpus)
+        self._schedule(wid)
+
+    def resized(self, wid: str, t: float) -> None:
+        if wid in self.base:
+            attained, at, gpus = self.base[wid]
+            self.base[wid] = (attained + gpus * (t - at), t, self.s.running[wid].allocation.gpus)
+            self._schedule(wid)
+
+    def stopped(self, wid: str) -> None:
+        if self.base.pop(wid, None) is not None:
+            self.version[wid] = self.version.get(wid, 0) + 1
+
+    def _schedule(self, wid: str) -> None:
+        attained, at, gpus = self.base[wid]
+        v = self.version[wid] = self.version.get(wid, 0) + 1
+        nxt = next((c for c in self.cuts if c > attained), None)
+        if nxt is not None and gpus > 0:
+            heapq.heappush(self.heap, (at + (nxt - attained) / gpus, wid, v, nxt))
+
+    def next_at(self) -> float | None:
+        heap = self.heap
+        while heap and self.version.get(heap[0][1]) != heap[0][2]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def cross(self, t: float) -> str:
+        """Hand the core every job whose crossing is due by ``t``; the first one's id."""
+        first = None
+        while self.next_at() is not None and self.heap[0][0] <= t:
+            _, wid, _, cut = heapq.heappop(self.heap)
+            attained, at, gpus = self.base[wid]
+            now_attained = max(attained + gpus * (t - at), cut)  # at least the threshold (rounding must not undershoot it)
+            self.s.attained(replace(self.s.running[wid].workload, attained_gpu_s=now_attained))
+            self.base[wid] = (now_attained, t, gpus)
+            self._schedule(wid)
+            first = first or wid
+        return first

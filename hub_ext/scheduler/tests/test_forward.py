@@ -108,3 +108,28 @@ def test_until_stops_once_that_workload_has_started():
     only_p = run_forward(snap(pool(("a", 4)), T, run, pend, now=NOW), until="p")
     assert only_p["p"] == full["p"]
     assert "q" not in only_p or only_p["q"].at is None
+
+
+LAS_CUT = 16 * H
+
+
+def test_a_running_job_reaching_the_threshold_makes_way_for_its_teams_fresh_work():
+    """Least attained service in the forward run: a 4-GPU job that has held 14 GPU-hours reaches
+    16 half an hour from now; fresh work of its team then overtakes it (it is preempted), so the
+    fresh job's expected start is the crossing, not the long job's end 10 h away."""
+    long = est(replace(job("long", "vision", 4), attained_gpu_s=14 * H), 20 * H)
+    fresh = est(job("fresh", "vision", 4, at=NOW - 10), H)
+    s = snap(pool(("a", 4)), T, [r(long, "a/0", "a/1", "a/2", "a/3", ran=10 * H)], [fresh], now=NOW)
+    f = run_forward(s)
+    assert round(f["fresh"].at - NOW) == round(0.5 * H)
+    assert "least attained service" in f["fresh"].basis
+    # With least attained service off it waits for the long job's estimated end (20 h, 10 h run).
+    off = run_forward(replace(s, config=replace(s.config, las_thresholds_gpu_s=())))
+    assert round(off["fresh"].at - NOW) == round(10 * H)
+
+
+def test_a_session_past_the_threshold_is_never_overtaken_in_the_forward_run():
+    long = est(replace(session("nb", "vision", 4), attained_gpu_s=14 * H), 20 * H)
+    fresh = est(job("fresh", "vision", 4, at=NOW - 10), H)
+    f = run_forward(snap(pool(("a", 4)), T, [r(long, "a/0", "a/1", "a/2", "a/3", ran=10 * H)], [fresh], now=NOW))
+    assert round(f["fresh"].at - NOW) == round(10 * H)
