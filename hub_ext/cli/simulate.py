@@ -70,6 +70,20 @@ def register(subparsers) -> None:
         help="pool: jobs declare a time limit of FACTOR x their run time, rounded up to the hour (default: no limits)",
     )
     p.add_argument("--no-time-backfill", action="store_true", help="pool: no backfill onto reserved GPUs by time limits")
+    p.add_argument(
+        "--notice",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds a preempted job keeps its GPUs before they go, as the service's Preemption.grace_seconds "
+        "(0: at once; default 120; the closed loop preempts at once)",
+    )
+    p.add_argument(
+        "--no-las",
+        action="store_true",
+        help="pool: least attained service off (by default work that has held its GPUs 16 GPU-hours goes after "
+        "its team's fresher work, as in the service), to compare",
+    )
     p.add_argument("--json", metavar="OUT", help="write the figures (and time series) as JSON here")
     p.add_argument("--plot", metavar="OUT.png", help="write a PNG of utilisation and queue length over time here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -109,6 +123,9 @@ def run(args) -> int:
     from ..simulator.report import format_summary
     from ..simulator.trace import TraceError
 
+    if not (0 <= args.notice <= 7 * 86400):
+        print(f"gpupool simulate: error: --notice must be between 0 and a week (604800 s); got {args.notice:g}", file=sys.stderr)
+        return 2
     if getattr(args, "closed_loop", False):
         return run_closed(args)
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
@@ -141,7 +158,8 @@ def run(args) -> int:
                 progress=not args.no_progress,
                 cycle_interval=args.cycle_interval,
                 predict_starts=max(0, args.predict_starts),
-                policy_options={"time_limit_factor": args.time_limits, "time_backfill": not args.no_time_backfill},
+                notice_s=args.notice,
+                policy_options={"time_limit_factor": args.time_limits, "time_backfill": not args.no_time_backfill, "las": not args.no_las},
             )
             summaries.append(summary)
             print(format_summary(summary))
@@ -191,7 +209,11 @@ def run_closed(args) -> int:
             power_in_flight=args.power_in_flight, power_think_h=args.power_think_hours, days=days,
         )
         researchers = [r for r in case.researchers(tuple(groups)) if r.in_flight > 0]
-        results = [run_closed_loop(trace, cluster, researchers, p, days, checkpoint_interval=args.checkpoint_interval) for p in policies]
+        results = [
+            run_closed_loop(trace, cluster, researchers, p, days, checkpoint_interval=args.checkpoint_interval,
+                            policy_options={"las": not args.no_las})
+            for p in policies
+        ]
     except (TraceError, OSError) as e:
         print(f"gpupool simulate: error: {e}", file=sys.stderr)
         return 2

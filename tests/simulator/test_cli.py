@@ -67,3 +67,17 @@ def test_simulate_closed_loop_counts_experiments_per_policy(tmp_path, capsys):
         assert run["submitted"] >= run["experiments"] and 0 < run["utilisation"] <= 1
     assert main(["simulate", "--closed-loop", "--trace", "philly-sample", "--cluster", "case-study-dgx", "--in-flight", "0"]) == 2
     assert "--in-flight" in capsys.readouterr().err
+
+
+def test_simulate_least_attained_service_and_notice_are_the_services_and_can_be_turned_off(tmp_path, capsys):
+    """By default the replay runs as the service does (least attained service, 120 s notice); --no-las
+    and --notice 0 give the replay without them, and the figures differ where long jobs queue."""
+    def run(*extra):
+        out = tmp_path / f"run{len(extra)}{'-'.join(extra)}.json"
+        assert main(["simulate", "--trace", "philly-sample", "--cluster", "seed-dgx", "--days", "1", "--predict-starts", "0",
+                     "--json", str(out), "--no-progress", *extra]) == 0
+        return json.loads(out.read_text())["runs"][0]
+    default, off = run(), run("--no-las", "--notice", "0")
+    assert (default["preemptions"], default["mean_jct_s"]) != (off["preemptions"], off["mean_jct_s"])
+    assert main(["simulate", "--trace", "philly-sample", "--cluster", "seed-dgx", "--notice", "-5"]) == 2
+    assert "--notice" in capsys.readouterr().err
