@@ -82,7 +82,8 @@ def run_forward(
     heapq.heapify(ends)
     crossings = _Crossings(s, snapshot)
     for r in snapshot.running:
-        crossings.started(r.workload.id, now)
+        if r.workload.id in version:  # its end is known (work with no end known is not imagined to cross either)
+            crossings.started(r.workload.id, now)
     pending_ids = {w.id for w in snapshot.pending}
     out: dict[str, Forecast] = {}
     t = now
@@ -99,7 +100,6 @@ def run_forward(
             crossings.resized(rz.workload_id, t)
         for st in d.starts:
             wid = st.workload_id
-            crossings.started(wid, t)
             if wid in pending_ids and wid not in out:
                 out[wid] = Forecast(t, why)
             w = s.running[wid].workload
@@ -107,6 +107,7 @@ def run_forward(
                 v = version[wid] = version.get(wid, 0) + 1
                 seq += 1
                 heapq.heappush(ends, (t + w.estimate_s, seq, wid, v))
+                crossings.started(wid, t)
         if until is not None and until in out:
             return out
         # The next moment something ends (stale ends of preempted work skipped).
@@ -167,7 +168,8 @@ def _with_estimate(w: Workload, seconds: float | None) -> Workload:
 class _Crossings:
     """When running jobs reach the next least-attained-service threshold (a heap of moments): the
     forward run hands the core the job with its attained service then (``Scheduler.attained``).
-    Sessions are left out: least attained service never preempts one."""
+    Sessions are left out: least attained service never preempts one. So is work whose end is not known
+    (no estimate, no limit): a crossing would make the start of what waits for it an invented time."""
 
     def __init__(self, s: Scheduler, snapshot: Snapshot):
         cfg = snapshot.config

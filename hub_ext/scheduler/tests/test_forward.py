@@ -133,3 +133,10 @@ def test_a_session_past_the_threshold_is_never_overtaken_in_the_forward_run():
     fresh = est(job("fresh", "vision", 4, at=NOW - 10), H)
     f = run_forward(snap(pool(("a", 4)), T, [r(long, "a/0", "a/1", "a/2", "a/3", ran=10 * H)], [fresh], now=NOW))
     assert round(f["fresh"].at - NOW) == round(10 * H)
+
+
+def test_a_job_with_no_end_known_is_not_imagined_to_cross_the_threshold():
+    long = replace(job("long", "vision", 4), attained_gpu_s=14 * H)  # no estimate, no limit
+    fresh = est(job("fresh", "vision", 4, at=NOW - 10), H)
+    f = run_forward(snap(pool(("a", 4)), T, [r(long, "a/0", "a/1", "a/2", "a/3", ran=10 * H)], [fresh], now=NOW))
+    assert f["fresh"].at is None and f["fresh"].basis.startswith("not known")
