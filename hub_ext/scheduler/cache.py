@@ -60,6 +60,9 @@ class Scheduler:
         self.user_usage: dict[tuple[str, str], float] = {}
         self._ranked: dict[str, list[Running]] = {}
         self._las_top: dict[str, int] = {}  # team -> highest LAS level of its running work (las_top)
+        # team -> what a quota reclaim may take of it, kept between cycles while its running work is
+        # unchanged (preemption._team_victims; checked against ranked(), which is rebuilt on any change)
+        self.victims_memo: dict[str, tuple] = {}
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
@@ -108,6 +111,7 @@ class Scheduler:
             user_usage[key] = round(user_usage.get(key, 0.0) + g, 9)
         self._ranked.clear()
         self._las_top.clear()
+        self.victims_memo.clear()
         for vk in views:
             self.capacity.view(vk)
 

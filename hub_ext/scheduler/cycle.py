@@ -115,6 +115,10 @@ class Cycle:
         # failed request answered from _failed changes nothing either).
         self._tries = 0
         self._free_at: tuple | None = None  # ... is False as of this version
+        # team -> changes in this cycle to its usage, running work, shares, starts or preemptions
+        # (add_usage, usage_changed): what preemption.candidates knows of a team is kept until it changes.
+        self.team_changes: dict[str, int] = {}
+        self.team_victims: dict[str, tuple] = {}  # team -> (its changes, preemption._team_victims)
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -130,6 +134,7 @@ class Cycle:
         return self.st.running[wid].allocation.gpus
 
     def add_usage(self, team: str, user: str, gpus: float) -> None:
+        self.team_changes[team] = self.team_changes.get(team, 0) + 1
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
@@ -152,6 +157,7 @@ class Cycle:
         return used
 
     def usage_changed(self, team: str) -> None:
+        self.team_changes[team] = self.team_changes.get(team, 0) + 1
         self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()

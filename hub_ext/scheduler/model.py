@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # Fractions are compared with this slack so that 0.1 + 0.2 + 0.7 fills a card.
 EPSILON = 1e-9
@@ -133,8 +134,10 @@ class Allocation:
     shares: tuple[GpuShare, ...]
     started_at: float
 
-    @property
+    @cached_property
     def gpus(self) -> float:
+        # Cached on the (frozen) instance: fair share and room-making read it tens of millions of
+        # times in a long replay, and the shares never change.
         return sum(s.fraction for s in self.shares)
 
     @property

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
-from .minimum_runtime import RECLAIM, SHRINK, is_protected, protected_for
+from .minimum_runtime import RECLAIM, SHRINK, is_protected, minimum, protected_for
 from .model import EPSILON, GpuShare, Preempt, Workload, WorkloadKind
 
 from .ordering import las_level
@@ -134,45 +134,90 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
     if not (entitled and st.config.preemption):
         return units + las_units(cycle, w, entitled)
     victims = []
+    free_at = math.inf
     for tname in sorted(st.team_running):
         if tname == w.team:
             continue
         team = team_of(st.teams, tname)
         if cycle.usage.get(tname, 0.0) <= team.quota + EPSILON:
             continue
-        weight = team.over_quota_weight if team.over_quota_weight > 0 else EPSILON
-        borrowed = (cycle.usage[tname] - team.quota) / weight
-        for r in over_quota(team, st.ranked(tname), cycle.gone):
-            rw = r.workload
-            if not rw.preemptible or rw.id in cycle.started or r.leaving:
-                continue
-            left = protected_for(r, team, now, RECLAIM)
-            if left > 0:
-                # Reasons say how long until the first protected victim may go.
-                cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
-                continue
-            victims.append(((rw.priority, -borrowed, -r.allocation.started_at, rw.id), r))
-    victims.sort(key=lambda x: x[0])
-    for _, r in victims:
-        rw = r.workload
-        if rw.is_elastic:
-            shares = cycle.shares_of(rw.id)
-            lent = growth_gpus(rw, len(shares))
-            keep = max(rw.min_gpus, len(shares) - lent) if lent else rw.min_gpus
-            if is_protected(r, team_of(st.teams, rw.team), now, SHRINK):
-                continue
-            # shrinkable beyond what is lent, down to min_gpus
-            for s in reversed(shares[keep:len(shares) - lent]):
-                units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,))))
-    for _, r in victims:
-        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
-    seen = {r.workload.id for _, r in victims}
+        entries, protected_until = _team_victims(cycle, tname, team)
+        victims += entries
+        free_at = min(free_at, protected_until)
+    if free_at < math.inf:
+        # Reasons say how long until the first protected victim may go.
+        left = free_at - now
+        cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
+    victims.sort(key=_first)  # each team's run is in order already: a merge
+    for e in victims:
+        units += e[2]
+    units += [e[3] for e in victims]
+    seen = {e[1].workload.id for e in victims}
     for r in card_victims(cycle, w):
         if r.workload.id in seen:
             continue
         seen.add(r.workload.id)
         units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
     return units + las_units(cycle, w, entitled)
+
+
+def _first(entry: tuple):
+    return entry[0]
+
+
+def _team_victims(cycle, tname: str, team) -> tuple[list[tuple], float]:
+    """What a quota reclaim may take of team ``tname`` (over its quota): its victims in the order they
+    go, each (sort key, Running, its shrink units, its preempt unit), and when the first of its work
+    protected by a minimum run-time (reclaim) stops being protected (inf: none is).
+
+    Rebuilt only when the team changes: in this cycle (``Cycle.team_changes``), or between cycles
+    (its running work, usage or team; a protection ending). A busy pool asks for it thousands of
+    times a cycle for a few teams; building it every time was a third of a long replay."""
+    changes = cycle.team_changes.get(tname, 0)
+    kept = cycle.team_victims.get(tname)
+    if kept is not None and kept[0] == changes:
+        return kept[1]
+    st = cycle.st
+    now = cycle.now
+    ranked = st.ranked(tname)
+    usage = cycle.usage[tname]
+    memo = st.victims_memo.get(tname) if not changes else None
+    if memo is not None and memo[0] is ranked and memo[1] == usage and memo[2] is team and memo[3] is cycle.cap and now < memo[4]:
+        out = memo[5]
+    else:
+        cap = cycle.cap
+        weight = team.over_quota_weight if team.over_quota_weight > 0 else EPSILON
+        borrowed = (usage - team.quota) / weight
+        reclaim_free_at = math.inf  # the first protected victim may go then
+        expires = math.inf  # some protection (reclaim or shrink) ends then: the list changes
+        entries = []
+        for r in over_quota(team, ranked, cycle.gone):
+            rw = r.workload
+            if not rw.preemptible or rw.id in cycle.started or r.leaving:
+                continue
+            if protected_for(r, team, now, RECLAIM) > 0:
+                until = r.allocation.started_at + minimum(team, RECLAIM)  # (protected_for's own sum: the same seconds left)
+                reclaim_free_at = min(reclaim_free_at, until)
+                expires = min(expires, until)
+                continue
+            shrinks = []
+            if rw.is_elastic:
+                shares = cycle.shares_of(rw.id)
+                lent = growth_gpus(rw, len(shares))
+                keep = max(rw.min_gpus, len(shares) - lent) if lent else rw.min_gpus
+                if protected_for(r, team, now, SHRINK) > 0:
+                    expires = min(expires, r.allocation.started_at + minimum(team, SHRINK))
+                else:
+                    # shrinkable beyond what is lent, down to min_gpus
+                    shrinks = [Unit("shrink", rw.id, s, _gpus(cap, (s,))) for s in reversed(shares[keep:len(shares) - lent])]
+            preempt = Unit("preempt", rw.id, None, _gpus(cap, cycle.shares_of(rw.id)))
+            entries.append(((rw.priority, -borrowed, -r.allocation.started_at, rw.id), r, shrinks, preempt))
+        entries.sort(key=_first)
+        out = (entries, reclaim_free_at)
+        if not changes:
+            st.victims_memo[tname] = (ranked, usage, team, cap, expires, out)
+    cycle.team_victims[tname] = (changes, out)
+    return out
 
 
 def cards_over(cycle) -> dict[str, dict[int, list]]:
