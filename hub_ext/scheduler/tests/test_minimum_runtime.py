@@ -87,3 +87,25 @@ def test_protected_for_counts_down_from_the_start(minimum, started, kind, left):
     r = running(job("n", "nlp", 1), "a/0", started=started)
     assert protected_for(r, team, 1000.0, kind) == left
 
+
+
+KEPT_CASES = [
+    # (case, cycles as (now, vision may start, preempted))
+    ("the protection ends between two cycles of a kept scheduler", [(NOW, False, []), (NOW + 300, False, []), (NOW + 600, True, ["nlp-4"])]),
+    ("protected, then at once a victim when the clock passes the minimum", [(NOW + 599, False, []), (NOW + 601, True, ["nlp-4"])]),
+]
+
+
+@pytest.mark.parametrize("case,cycles", KEPT_CASES, ids=[c[0] for c in KEPT_CASES])
+def test_a_kept_scheduler_sees_a_minimum_run_time_end(case, cycles):
+    """The core keeps what a quota reclaim may take of a team between cycles (preemption._team_victims):
+    a victim protected in one cycle must be one in the first cycle after its minimum run-time."""
+    from hub_ext.scheduler.cache import Scheduler
+
+    s = snap(pool(("a", 8)), quotas(nlp_reclaim=600.0), nlp_full(NOW), [job("v1", "vision", 1, at=500)], now=NOW)
+    kept = Scheduler.from_snapshot(s)
+    for now, starts, victims in cycles:
+        d = kept.cycle(now)
+        fresh = schedule(snap(pool(("a", 8)), quotas(nlp_reclaim=600.0), nlp_full(NOW), [job("v1", "vision", 1, at=500)], now=now))
+        assert ("v1" in started_ids(d)) == starts == ("v1" in started_ids(fresh))
+        assert preempted_ids(d) == victims == preempted_ids(fresh)
