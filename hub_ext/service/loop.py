@@ -21,6 +21,7 @@ from ..scheduler.model import SchedulerConfig
 from . import metrics
 from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
+from .queue_state import QueueView
 from .attained import ATTAINED_STEP
 from .snapshot import build_snapshot
 from .store import Store
@@ -246,6 +247,8 @@ class SchedulingLoop(LoggingConfigurable):
         # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates.
         self.estimates = None
         self.core = IncrementalCore(self.incremental_check_every)
+        # The last committed cycle's queue: pending work's positions and reasons, read by the API (queue_state.py).
+        self.queue = QueueView()
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -303,6 +306,7 @@ class SchedulingLoop(LoggingConfigurable):
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
+                self.queue.update(decisions.pending, now)
                 self.last_error = None
                 metrics.record_cycle(decisions, time.perf_counter() - started)
             except OvercommitError as e:
@@ -312,6 +316,7 @@ class SchedulingLoop(LoggingConfigurable):
             except Exception as e:
                 server_stops = []
                 self.core = IncrementalCore(self.incremental_check_every)  # its state may be half updated: re-index next cycle
+                self.queue.clear()
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()
