@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import (
@@ -29,6 +29,7 @@ from ..scheduler.model import (
 from ..states import ACTIVE_STATES
 from .attained import ATTAINED_STEP, on_grid
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
+from .store.orm import POOL_STAMP, WORKLOADS_STAMP, StampRow, next_stamp
 
 
 def workload_model(w: WorkloadRow) -> Workload:
@@ -95,6 +96,75 @@ _COLUMNS = (
 ACTIVE = ACTIVE_STATES
 
 
+def read_teams(db: Session, preemption=None) -> dict[str, Team]:
+    teams = {}
+    for t in db.scalars(select(TeamRow)):
+        extra = {}
+        if preemption is not None:
+            rules = preemption.for_team(t.name)
+            extra = {"min_runtime_reclaim_s": rules.min_runtime_reclaim_seconds, "min_runtime_shrink_s": rules.min_runtime_shrink_seconds}
+        teams[t.name] = Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit, **extra)
+    return teams
+
+
+class _Row:
+    """One active workload as the snapshot holds it, and what recomputes its attained service."""
+
+    __slots__ = ("wid", "state", "workload", "running", "active", "stored_gpu_s", "allocated", "started_at")
+
+    def __init__(self, wid, state, workload, running, active, stored_gpu_s, allocated, started_at):
+        self.wid, self.state, self.workload, self.running, self.active = wid, state, workload, running, active
+        self.stored_gpu_s, self.allocated, self.started_at = stored_gpu_s, allocated, started_at
+
+
+def _read_rows(db: Session, now: float, las, attained_step: float, where, with_inactive: bool = False):
+    """Decode the workload rows ``where`` selects (and their shares) into ``_Row``s, in (submitted_at, seq) order.
+
+    ``with_inactive``: rows that left the active states come back too, as (wid, None)."""
+    shares: dict[int, list[GpuShare]] = {}
+    workload_filter = where if with_inactive else (where & WorkloadRow.state.in_(ACTIVE))
+    share_rows = db.execute(
+        select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
+        .join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
+        .where(workload_filter & WorkloadRow.state.in_(ACTIVE))
+        .order_by(ShareRow.id)
+    )
+    for seq, node, uuid, fraction, memory in share_rows:
+        shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
+    rows = db.execute(select(*_COLUMNS).where(workload_filter).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
+    out = []
+    for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
+         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision,
+         stored_gpu_s) in rows:
+        wid = format_workload_id(seq)
+        if state not in ACTIVE:
+            out.append((wid, None, revision))
+            continue
+        if gpus_cap is not None and max_gpus is not None:
+            max_gpus = min(max_gpus, gpus_cap)
+        held = shares.get(seq, [])
+        allocated = sum(s.fraction for s in held)
+        stored = stored_gpu_s or 0.0
+        clock = None
+        if state == "pending" or not held or started_at is None:
+            served = max(0.0, stored)
+        else:  # attained.held_gpu_s, inline: this runs for every running workload every cycle
+            served = on_grid(stored + allocated * max(0.0, now - started_at), las, attained_step)
+            clock = started_at
+        w = Workload(
+            id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
+            priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
+            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s, attained_gpu_s=served,
+        )
+        running = None
+        if state != "pending" and held:
+            allocation = Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)
+            running = Running(workload=w, allocation=allocation, leaving=preempt_at is not None)
+        active = ActiveWorkload(seq, state, position, reason, allocated, revision)
+        out.append((wid, _Row(wid, state, w, running, active, stored, allocated, clock), revision))
+    return out
+
+
 def build_snapshot(
     db: Session, now: float, config: SchedulerConfig, preemption=None, history: UsageHistory | None = None,
     attained_step: float = ATTAINED_STEP,
@@ -104,50 +174,124 @@ def build_snapshot(
     ``preemption`` (service/preemption.py) gives each team its minimum run-times;
     ``history`` is the decayed past usage (service/usage_decay.py). Every workload
     carries its attained service (service/attained.py): pending work what it held
-    in past runs, running work that plus its current run, on the grid of ``attained_step``."""
-    teams = {}
-    for t in db.scalars(select(TeamRow)):
-        extra = {}
-        if preemption is not None:
-            rules = preemption.for_team(t.name)
-            extra = {"min_runtime_reclaim_s": rules.min_runtime_reclaim_seconds, "min_runtime_shrink_s": rules.min_runtime_shrink_seconds}
-        teams[t.name] = Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit, **extra)
-    shares: dict[int, list[GpuShare]] = {}
-    share_rows = db.execute(
-        select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
-        .join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
-        .where(WorkloadRow.state.in_(ACTIVE))
-        .order_by(ShareRow.id)
-    )
-    for seq, node, uuid, fraction, memory in share_rows:
-        shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
-    las = config.las_thresholds_gpu_s
+    in past runs, running work that plus its current run, on the grid of ``attained_step``.
+    Everything is read; ``KeptSnapshot`` reads only what changed."""
+    teams = read_teams(db, preemption)
     running: list[Running] = []
     pending: list[Workload] = []
     index: dict[str, ActiveWorkload] = {}
-    rows = db.execute(select(*_COLUMNS).where(WorkloadRow.state.in_(ACTIVE)).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
-    for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
-         min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision,
-         stored_gpu_s) in rows:
-        wid = format_workload_id(seq)
-        if gpus_cap is not None and max_gpus is not None:
-            max_gpus = min(max_gpus, gpus_cap)
-        held = shares.get(seq, [])
-        allocated = sum(s.fraction for s in held)
-        if state == "pending" or not held or started_at is None:
-            served = max(0.0, stored_gpu_s or 0.0)
-        else:  # attained.held_gpu_s, inline: this runs for every running workload every cycle
-            served = on_grid((stored_gpu_s or 0.0) + allocated * max(0.0, now - started_at), las, attained_step)
-        w = Workload(
-            id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
-            priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
-            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s, attained_gpu_s=served,
-        )
-        index[wid] = ActiveWorkload(seq, state, position, reason, allocated, revision)
-        if state == "pending":
-            pending.append(w)
-        elif held:
-            allocation = Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)
-            running.append(Running(workload=w, allocation=allocation, leaving=preempt_at is not None))
+    for wid, row, _ in _read_rows(db, now, config.las_thresholds_gpu_s, attained_step, true()):
+        index[wid] = row.active
+        if row.state == "pending":
+            pending.append(row.workload)
+        elif row.running is not None:
+            running.append(row.running)
     snapshot = Snapshot(pool=pool_model(db), teams=teams, running=tuple(running), pending=tuple(pending), now=now, config=config, history=history)
     return snapshot, index
+
+
+def _with_attained(w: Workload, served: float) -> Workload:
+    # dataclasses.replace re-runs __init__ over every field (as forward._with_estimate).
+    copy = object.__new__(Workload)
+    copy.__dict__.update(w.__dict__)
+    copy.__dict__["attained_gpu_s"] = served
+    return copy
+
+
+class KeptSnapshot:
+    """``build_snapshot``'s rows kept between cycles: each cycle reads only the rows whose revision moved.
+
+    ``WorkloadRow.revision`` is a global, monotonic stamp (orm.next_stamp): the rows written since the
+    last read are those with a revision above the highest one seen (an indexed range), including rows
+    that left the active states (their state change stamps them) and rows whose shares changed. Teams are
+    read every time (a few hundred rows; a quota change re-indexes the core anyway), the pool only when
+    its stamp moved. Running work's attained service moves with time and no write: it is recomputed for
+    every running workload (on the grid, attained.on_grid) and a workload whose value moved counts as changed.
+
+    ``refresh`` returns the snapshot, the ``ActiveWorkload`` index apply.py needs, and what changed since
+    the last refresh: workload id -> its ``Running`` or pending ``Workload``, or None where it left (the
+    IncrementalCore's ``changed``); None instead of that dict when everything was read (the first refresh,
+    or a change of the attained grid)."""
+
+    def __init__(self):
+        self.seen: int | None = None  # the highest revision read
+        self._grid = None
+        self.rows: dict[str, _Row] = {}
+        self.index: dict[str, ActiveWorkload] = {}
+        self.pending: dict[str, Workload] = {}
+        self.running: dict[str, Running] = {}
+        self._clock: dict[str, _Row] = {}  # running work whose attained service moves with time
+        self._pool: Pool | None = None
+        self._pool_stamp = None
+        self.reads = 0  # rows read by the last refresh
+
+    def _drop(self, wid: str) -> None:
+        if self.rows.pop(wid, None) is not None:
+            self.index.pop(wid, None)
+            self.pending.pop(wid, None)
+            self.running.pop(wid, None)
+            self._clock.pop(wid, None)
+
+    def _add(self, row: _Row) -> None:
+        wid = row.wid
+        self.rows[wid] = row
+        self.index[wid] = row.active
+        if row.state == "pending":
+            self.pending[wid] = row.workload
+        elif row.running is not None:
+            self.running[wid] = row.running
+            if row.started_at is not None:
+                self._clock[wid] = row
+
+    def pool(self, db: Session) -> Pool:
+        stamp = db.scalar(select(StampRow.value).where(StampRow.name == POOL_STAMP))
+        if self._pool is None or stamp is None or stamp != self._pool_stamp:
+            self._pool, self._pool_stamp = pool_model(db), stamp
+        return self._pool
+
+    def refresh(
+        self, db: Session, now: float, config: SchedulerConfig, preemption=None, history: UsageHistory | None = None,
+        attained_step: float = ATTAINED_STEP,
+    ) -> tuple[Snapshot, dict[str, ActiveWorkload], dict | None]:
+        las = config.las_thresholds_gpu_s
+        # This transaction's stamp T: every committed row has a revision below it, and what this transaction
+        # writes (before this read, or after it when applying the decisions) gets T. So the next refresh reads
+        # from T (seen = T - 1): rows the cycle itself writes are read again, none is skipped.
+        stamp = next_stamp(db.connection(), db, WORKLOADS_STAMP)
+        teams = read_teams(db, preemption)
+        pool = self.pool(db)
+        changed: dict | None
+        if self.seen is None or self._grid != (las, attained_step):
+            kept_pool = (self._pool, self._pool_stamp)
+            self.__init__()
+            self._pool, self._pool_stamp = kept_pool
+            self._grid = (las, attained_step)
+            read = _read_rows(db, now, las, attained_step, true())
+            for wid, row, _ in read:
+                self._add(row)
+            changed = None
+        else:
+            read = _read_rows(db, now, las, attained_step, WorkloadRow.revision > self.seen, with_inactive=True)
+            changed = {}
+            for wid, row, _ in read:
+                self._drop(wid)
+                if row is None:
+                    changed[wid] = None
+                    continue
+                self._add(row)
+                changed[wid] = row.running if row.running is not None else (row.workload if row.state == "pending" else None)
+            step = attained_step
+            for wid, row in self._clock.items():  # attained.held_gpu_s on the grid, inline (every running workload)
+                served = on_grid(row.stored_gpu_s + row.allocated * max(0.0, now - row.started_at), las, step)
+                r = row.running
+                if served != r.workload.attained_gpu_s:
+                    w = _with_attained(r.workload, served)
+                    row.workload = w
+                    row.running = r = Running(workload=w, allocation=r.allocation, leaving=r.leaving)
+                    self.running[wid] = r
+                    changed[wid] = r
+        self.seen = stamp - 1
+        self.reads = len(read)
+        snapshot = Snapshot(pool=pool, teams=teams, running=tuple(self.running.values()), pending=tuple(self.pending.values()),
+                            now=now, config=config, history=history)
+        return snapshot, self.index, changed
