@@ -265,6 +265,18 @@ class ShareRow(Base):
     workload: Mapped[WorkloadRow] = relationship(back_populates="shares")
 
 
+def _stamp_share_holder(mapper, connection, target) -> None:
+    """A share written on its own (not through its workload's ``shares``) stamps its workload too."""
+    if target.workload_seq is not None:
+        table = WorkloadRow.__table__
+        stamp = next_stamp(connection, Session.object_session(target), WORKLOADS_STAMP)
+        connection.execute(update(table).where(table.c.seq == target.workload_seq, table.c.revision != stamp).values(revision=stamp))
+
+
+for _when in ("after_insert", "after_update", "after_delete"):
+    event.listen(ShareRow, _when, _stamp_share_holder)
+
+
 class EventRow(Base):
     __tablename__ = "events"
 
