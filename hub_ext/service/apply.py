@@ -92,11 +92,18 @@ def release(w: WorkloadRow, actions: JobActions, now: float) -> None:
     w.shares.clear()
 
 
-def check_capacity(db: Session) -> None:
-    """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1)."""
+def check_capacity(db: Session, uuids=None) -> None:
+    """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1).
+
+    ``uuids``: only these GPUs (those given new shares in this transaction: no other's sum grew)."""
     db.flush()
     total = func.sum(ShareRow.fraction)
-    over = db.execute(select(ShareRow.gpu_uuid, total).group_by(ShareRow.gpu_uuid).having(total > 1 + EPSILON)).all()
+    query = select(ShareRow.gpu_uuid, total)
+    if uuids is not None:
+        if not uuids:
+            return
+        query = query.where(ShareRow.gpu_uuid.in_(sorted(uuids)))
+    over = db.execute(query.group_by(ShareRow.gpu_uuid).having(total > 1 + EPSILON)).all()
     if over:
         detail = ", ".join(f"{u} held {t:g} times" for u, t in sorted(over))
         raise OvercommitError(f"refusing decisions that would overcommit GPUs: {detail}")
@@ -191,5 +198,5 @@ def apply_decisions(
     # cycle, they are kept in the service's memory (queue_state.py, filled by the loop once this commits).
     # What a preemption above wrote in a row's reason stays (the views prefix it to why the work waits now).
 
-    check_capacity(db)
+    check_capacity(db, new_uuids if len(new_uuids) <= 2000 else None)
     return actions

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from traitlets import Bool, Enum, Float, Int, List, TraitError, validate
 from traitlets.config import LoggingConfigurable
@@ -344,10 +345,12 @@ class SchedulingLoop(LoggingConfigurable):
                         server_stops = self.preemption_rules.before_cycle(db, now, actions)
                     if self.time_limits is not None:
                         actions.extend(self.time_limits.before_cycle(db, now))
-                    history = self.history.update(db, now) if self.history is not None else None
                     if self.incremental:
-                        snapshot, rows, changed = self._read(db, now, history)
+                        snapshot, rows, changed = self._read(db, now, None)
+                        if self.history is not None:  # the GPUs in use as the kept rows count them: not read again
+                            snapshot = replace(snapshot, history=self.history.update(db, now, self.kept.in_use))
                     else:
+                        history = self.history.update(db, now) if self.history is not None else None
                         snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
                     if self.backfill_on_estimates and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)

@@ -27,7 +27,7 @@ from ..scheduler.model import (
     WorkloadKind,
 )
 from ..states import ACTIVE_STATES
-from .attained import ATTAINED_STEP, on_grid
+from .attained import ATTAINED_STEP, next_point, on_grid
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 from .store.orm import POOL_STAMP, WORKLOADS_STAMP, StampRow, next_stamp
 
@@ -94,6 +94,7 @@ _COLUMNS = (
     WorkloadRow.preempt_at, WorkloadRow.time_limit_s, WorkloadRow.revision, WorkloadRow.attained_gpu_s,
 )
 ACTIVE = ACTIVE_STATES
+_FEW = 2000  # changed rows up to which their shares are read by an IN list (bound parameters) rather than a join
 
 
 def read_teams(db: Session, preemption=None) -> dict[str, Team]:
@@ -110,11 +111,12 @@ def read_teams(db: Session, preemption=None) -> dict[str, Team]:
 class _Row:
     """One active workload as the snapshot holds it, and what recomputes its attained service."""
 
-    __slots__ = ("wid", "state", "workload", "running", "active", "stored_gpu_s", "allocated", "started_at")
+    __slots__ = ("wid", "state", "workload", "running", "active", "stored_gpu_s", "allocated", "started_at", "recheck_at")
 
     def __init__(self, wid, state, workload, running, active, stored_gpu_s, allocated, started_at):
         self.wid, self.state, self.workload, self.running, self.active = wid, state, workload, running, active
         self.stored_gpu_s, self.allocated, self.started_at = stored_gpu_s, allocated, started_at
+        self.recheck_at = 0.0  # running work: when its attained service may next move on the grid
 
 
 def _read_rows(db: Session, now: float, las, attained_step: float, where, with_inactive: bool = False):
@@ -123,15 +125,23 @@ def _read_rows(db: Session, now: float, las, attained_step: float, where, with_i
     ``with_inactive``: rows that left the active states come back too, as (wid, None)."""
     shares: dict[int, list[GpuShare]] = {}
     workload_filter = where if with_inactive else (where & WorkloadRow.state.in_(ACTIVE))
-    share_rows = db.execute(
-        select(ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
-        .join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
-        .where(workload_filter & WorkloadRow.state.in_(ACTIVE))
-        .order_by(ShareRow.id)
-    )
+    share_columns = (ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
+    ordered = select(*_COLUMNS).where(workload_filter).order_by(WorkloadRow.submitted_at, WorkloadRow.seq)
+    rows = None
+    if with_inactive:  # usually a few rows (what changed): their shares by the indexed workload_seq
+        rows = db.execute(ordered).all()
+        active = [r[0] for r in rows if r[4] in ACTIVE]
+        if len(active) <= _FEW:
+            share_rows = db.execute(select(*share_columns).where(ShareRow.workload_seq.in_(active)).order_by(ShareRow.id)) if active else ()
+    if rows is None or len(active) > _FEW:
+        share_rows = db.execute(
+            select(*share_columns).join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
+            .where(workload_filter & WorkloadRow.state.in_(ACTIVE)).order_by(ShareRow.id)
+        )
     for seq, node, uuid, fraction, memory in share_rows:
         shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
-    rows = db.execute(select(*_COLUMNS).where(workload_filter).order_by(WorkloadRow.submitted_at, WorkloadRow.seq))
+    if rows is None:
+        rows = db.execute(ordered)
     out = []
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
          min_gpus, max_gpus, gpus_cap, gpu_model, min_mem, gpu_mem, position, reason, preempt_at, time_limit_s, revision,
@@ -221,12 +231,24 @@ class KeptSnapshot:
         self.pending: dict[str, Workload] = {}
         self.running: dict[str, Running] = {}
         self._clock: dict[str, _Row] = {}  # running work whose attained service moves with time
+        self.in_use: dict[tuple[str, str], float] = {}  # GPUs held by (team, user): usage_decay.UsageDecay.update
         self._pool: Pool | None = None
         self._pool_stamp = None
         self.reads = 0  # rows read by the last refresh
 
+    def _count(self, row: _Row, sign: float) -> None:
+        if row.state in ("running", "stopping") and row.allocated:
+            key = (row.workload.team, row.workload.user)
+            gpus = round(self.in_use.get(key, 0.0) + sign * row.allocated, 9)
+            if gpus > 0:
+                self.in_use[key] = gpus
+            else:
+                self.in_use.pop(key, None)
+
     def _drop(self, wid: str) -> None:
-        if self.rows.pop(wid, None) is not None:
+        row = self.rows.pop(wid, None)
+        if row is not None:
+            self._count(row, -1.0)
             self.index.pop(wid, None)
             self.pending.pop(wid, None)
             self.running.pop(wid, None)
@@ -235,6 +257,7 @@ class KeptSnapshot:
     def _add(self, row: _Row) -> None:
         wid = row.wid
         self.rows[wid] = row
+        self._count(row, 1.0)
         self.index[wid] = row.active
         if row.state == "pending":
             self.pending[wid] = row.workload
@@ -281,8 +304,13 @@ class KeptSnapshot:
                 self._add(row)
                 changed[wid] = row.running if row.running is not None else (row.workload if row.state == "pending" else None)
             step = attained_step
-            for wid, row in self._clock.items():  # attained.held_gpu_s on the grid, inline (every running workload)
-                served = on_grid(row.stored_gpu_s + row.allocated * max(0.0, now - row.started_at), las, step)
+            for wid, row in self._clock.items():  # attained.held_gpu_s on the grid, inline, where it may have moved
+                if now < row.recheck_at:
+                    continue
+                x = row.stored_gpu_s + row.allocated * max(0.0, now - row.started_at)
+                served = on_grid(x, las, step)
+                if row.allocated > 0:
+                    row.recheck_at = row.started_at + (next_point(x, las, step) - row.stored_gpu_s) / row.allocated
                 r = row.running
                 if served != r.workload.attained_gpu_s:
                     w = _with_attained(r.workload, served)

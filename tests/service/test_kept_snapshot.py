@@ -4,7 +4,7 @@ global revision stamp, and still equals a full read after every kind of change (
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hub_ext.scheduler.model import Running, SchedulerConfig
 from hub_ext.service.loop import differences
@@ -50,6 +50,11 @@ def test_the_revision_read_sees_every_kind_of_change_and_equals_a_full_read(stor
             assert differences(snapshot, full) == 0
             assert snapshot.teams == full.teams and snapshot.pool == full.pool
             assert {k: v.state for k, v in index.items()} == {k: v.state for k, v in full_index.items()}
+            held = db.execute(  # what usage decay reads without the kept rows
+                select(WorkloadRow.team, WorkloadRow.user, func.sum(ShareRow.fraction)).join(ShareRow, ShareRow.workload_seq == WorkloadRow.seq)
+                .where(WorkloadRow.state.in_(("running", "stopping"))).group_by(WorkloadRow.team, WorkloadRow.user)
+            )
+            assert kept.in_use == {(t, u): g for t, u, g in held}
             if also is not None:  # written after the read, in the same transaction (as applying the decisions does)
                 also(db)
         return snapshot, changed
@@ -149,3 +154,22 @@ def test_a_write_that_bypasses_the_stamp_is_caught_by_the_loops_periodic_full_re
             loop.core.decide(snapshot, None, changed)
         seen.append((changed is None, loop.core.misses, snapshot.pending[0].gpus))
     assert seen == [(False, 0, 1.0), (True, 1, 2.0)]
+
+
+def test_running_work_is_recomputed_only_once_its_attained_service_may_have_moved_on_the_grid():
+    """attained.next_point bounds where on_grid next changes: nothing is skipped before it."""
+    import random
+
+    from hub_ext.service.attained import next_point, on_grid
+
+    rng = random.Random(5)
+    las = (16 * 3600.0,)
+    for step in (0.01, 0.05, 0.0):
+        for _ in range(3000):
+            x = 10 ** rng.uniform(-1, 7)
+            nxt = next_point(x, las, step)
+            assert nxt >= x and (nxt > x or step == 0 or x < 1)
+            for y in (x, x + (nxt - x) * 0.5, x + (nxt - x) * 0.999999):
+                assert on_grid(y, las, step) == on_grid(x, las, step), (x, y, nxt, step)
+        if step:  # and it is not much earlier than the change: a one-GPU job is recomputed about once a minute
+            assert next_point(600.0, las, step) > 659.0 and next_point(7200.0, las, step) > 7200.0 * (1 + step) * 0.99
