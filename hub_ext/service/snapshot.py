@@ -99,12 +99,12 @@ _FEW = 2000  # changed rows up to which their shares are read by an IN list (bou
 
 def read_teams(db: Session, preemption=None) -> dict[str, Team]:
     teams = {}
-    for t in db.scalars(select(TeamRow)):
+    for name, quota, weight, limit in db.execute(select(TeamRow.name, TeamRow.quota, TeamRow.over_quota_weight, TeamRow.limit)):
         extra = {}
         if preemption is not None:
-            rules = preemption.for_team(t.name)
+            rules = preemption.for_team(name)
             extra = {"min_runtime_reclaim_s": rules.min_runtime_reclaim_seconds, "min_runtime_shrink_s": rules.min_runtime_shrink_seconds}
-        teams[t.name] = Team(name=t.name, quota=t.quota, over_quota_weight=t.over_quota_weight, limit=t.limit, **extra)
+        teams[name] = Team(name=name, quota=quota, over_quota_weight=weight, limit=limit, **extra)
     return teams
 
 
@@ -159,7 +159,8 @@ def _read_rows(db: Session, now: float, las, attained_step: float, where, with_i
         if state == "pending" or not held or started_at is None:
             served = max(0.0, stored)
         else:  # attained.held_gpu_s, inline: this runs for every running workload every cycle
-            served = on_grid(stored + allocated * max(0.0, now - started_at), las, attained_step)
+            x = stored + allocated * max(0.0, now - started_at)
+            served = on_grid(x, las, attained_step)
             clock = started_at
         w = Workload(
             id=wid, user=user, team=team, kind=WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
@@ -171,7 +172,10 @@ def _read_rows(db: Session, now: float, las, attained_step: float, where, with_i
             allocation = Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)
             running = Running(workload=w, allocation=allocation, leaving=preempt_at is not None)
         active = ActiveWorkload(seq, state, position, reason, allocated, revision)
-        out.append((wid, _Row(wid, state, w, running, active, stored, allocated, clock), revision))
+        row = _Row(wid, state, w, running, active, stored, allocated, clock)
+        if clock is not None and allocated > 0:
+            row.recheck_at = clock + (next_point(x, las, attained_step) - stored) / allocated
+        out.append((wid, row, revision))
     return out
 
 
@@ -232,6 +236,7 @@ class KeptSnapshot:
         self.running: dict[str, Running] = {}
         self._clock: dict[str, _Row] = {}  # running work whose attained service moves with time
         self.in_use: dict[tuple[str, str], float] = {}  # GPUs held by (team, user): usage_decay.UsageDecay.update
+        self._tuples = None  # (running, pending) as the snapshot's tuples, until either changes
         self._pool: Pool | None = None
         self._pool_stamp = None
         self.reads = 0  # rows read by the last refresh
@@ -248,6 +253,7 @@ class KeptSnapshot:
     def _drop(self, wid: str) -> None:
         row = self.rows.pop(wid, None)
         if row is not None:
+            self._tuples = None
             self._count(row, -1.0)
             self.index.pop(wid, None)
             self.pending.pop(wid, None)
@@ -257,6 +263,7 @@ class KeptSnapshot:
     def _add(self, row: _Row) -> None:
         wid = row.wid
         self.rows[wid] = row
+        self._tuples = None
         self._count(row, 1.0)
         self.index[wid] = row.active
         if row.state == "pending":
@@ -318,8 +325,10 @@ class KeptSnapshot:
                     row.running = r = Running(workload=w, allocation=r.allocation, leaving=r.leaving)
                     self.running[wid] = r
                     changed[wid] = r
+                    self._tuples = None
         self.seen = stamp - 1
         self.reads = len(read)
-        snapshot = Snapshot(pool=pool, teams=teams, running=tuple(self.running.values()), pending=tuple(self.pending.values()),
-                            now=now, config=config, history=history)
+        if self._tuples is None:
+            self._tuples = (tuple(self.running.values()), tuple(self.pending.values()))
+        snapshot = Snapshot(pool=pool, teams=teams, running=self._tuples[0], pending=self._tuples[1], now=now, config=config, history=history)
         return snapshot, self.index, changed
