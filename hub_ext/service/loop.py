@@ -208,8 +208,9 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     incremental_check_every = Int(
         100,
-        help="With incremental: every this many cycles compare every pending workload with the kept state field by field "
-        "(the other cycles re-read only workloads whose revision changed) and log any change the revisions missed. 0: never.",
+        help="With incremental: every this many cycles read every active workload from the database again, compare it with "
+        "the kept rows and the kept core's state field by field (the other cycles read only rows whose revision stamp moved) "
+        "and log any change the revisions missed. 0: never.",
     ).tag(config=True)
 
     las_thresholds_gpu_hours = List(
