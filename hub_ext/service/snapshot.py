@@ -129,24 +129,26 @@ def _read_rows(db: Session, now: float, las, attained_step: float, where, with_i
 
     ``with_inactive``: rows that left the active states come back too, as (wid, None)."""
     shares: dict[int, list[GpuShare]] = {}
+    db.flush()  # (the Core connection below does not autoflush: this transaction's own writes first)
+    conn = db.connection()  # Core rows, not the ORM session's result layer: a third less per row on 60,000 rows
     workload_filter = where if with_inactive else (where & WorkloadRow.state.in_(ACTIVE))
     share_columns = (ShareRow.workload_seq, ShareRow.node_name, ShareRow.gpu_uuid, ShareRow.fraction, ShareRow.memory_mib)
     ordered = select(*_COLUMNS).where(workload_filter).order_by(WorkloadRow.submitted_at, WorkloadRow.seq)
     rows = None
     if with_inactive:  # usually a few rows (what changed): their shares by the indexed workload_seq
-        rows = db.execute(ordered).all()
+        rows = conn.execute(ordered).all()
         active = [r[0] for r in rows if r[4] in ACTIVE]
         if len(active) <= _FEW:
-            share_rows = db.execute(select(*share_columns).where(ShareRow.workload_seq.in_(active)).order_by(ShareRow.id)) if active else ()
+            share_rows = conn.execute(select(*share_columns).where(ShareRow.workload_seq.in_(active)).order_by(ShareRow.id)) if active else ()
     if rows is None or len(active) > _FEW:
-        share_rows = db.execute(
+        share_rows = conn.execute(
             select(*share_columns).join(WorkloadRow, WorkloadRow.seq == ShareRow.workload_seq)
             .where(workload_filter & WorkloadRow.state.in_(ACTIVE)).order_by(ShareRow.id)
         )
     for seq, node, uuid, fraction, memory in share_rows:
         shares.setdefault(seq, []).append(GpuShare(node=node, gpu_uuid=uuid, fraction=fraction, memory_mib=memory))
     if rows is None:
-        rows = db.execute(ordered)
+        rows = conn.execute(ordered)
     out = []
     new, kinds = object.__new__, {k.value: k for k in WorkloadKind}
     for (seq, user, team, kind, state, gpus, submitted_at, started_at, priority, preemptible,
