@@ -42,9 +42,11 @@ def test_the_revision_read_sees_every_kind_of_change_and_equals_a_full_read(stor
     kept = KeptSnapshot()
     now = [T0]
 
-    def refresh(also=None):
+    def refresh(also=None, before=None):
         """Refresh the kept snapshot and compare it with a full read in the same transaction."""
         with store.write() as db:
+            if before is not None:  # written (not flushed) before the read, in the same transaction (as the checks before a cycle)
+                before(db)
             snapshot, index, changed = kept.refresh(db, now[0], CONFIG)
             full, full_index = build_snapshot(db, now[0], CONFIG)
             assert differences(snapshot, full) == 0
@@ -101,6 +103,11 @@ def test_the_revision_read_sees_every_kind_of_change_and_equals_a_full_read(stor
     snapshot, changed = refresh(also=lambda db: setattr(db.get(WorkloadRow, 2), "priority", 5))
     snapshot, changed = refresh()
     assert set(changed) == {"w-2"} and changed["w-2"].priority == 5
+
+    # ... and before the read, in the cycle's own transaction, unflushed
+    snapshot, changed = refresh(before=lambda db: setattr(db.get(WorkloadRow, 2), "priority", 7))
+    assert set(changed) == {"w-2"} and changed["w-2"].priority == 7
+    assert refresh()[1] == {"w-2": changed["w-2"]}  # (read again once: what the cycle's own transaction wrote)
 
     # preempt / requeue: running -> pending, shares given back
     def requeue(db):
