@@ -6,9 +6,9 @@
 cycles, on a snapshot already in memory. This times what the service does
 every cycle (``SchedulingLoop.cycle``): the checks before it (time limits,
 notices, usage decay), reading the snapshot from the database
-(``build_snapshot``: every active workload, one plain select), the kept
-core's update and decision, and writing the decisions back, in one
-transaction. It builds the service as it runs (``GpuPoolService.build``,
+(the kept snapshot: the rows written since the last cycle, by their global
+revision stamp; everything on a service's first cycle), the kept core's update
+and decision, and writing the decisions back, in one transaction. It builds the service as it runs (``GpuPoolService.build``,
 SQLite in a temporary folder unless ``--db-url``) on a full pool: every GPU
 held by a one-GPU session within its team's quota, the queue submitted over
 the last two hours (so part of it waits past ``reservation_after_s``),
@@ -18,7 +18,11 @@ Figures (wall ms, best and median of the runs; the machine's load moves them):
 * cold: the first cycle of a started service (index everything, decide, write);
 * next: after one session ended and one was submitted (the common cycle);
 * idle: nothing changed since the last cycle (a tick);
-* of which the database read: ``build_snapshot`` alone, in a read transaction;
+* of which the database read: cold, every active row (``build_snapshot``, what a
+  started service reads first); kept, the rows written since the last cycle and running
+  work's attained service (``KeptSnapshot.refresh``, what every later cycle reads);
+* the queue's positions and reasons (queue_state.py): not computed in the cycle; the
+  first position asked after a cycle computes the whole order, a reason one workload's;
 * the baseline, in the same run: the kept core's own decision on the same
   snapshot (what bench_scheduler.py measures), and the ratio.
 """
@@ -41,7 +45,8 @@ from traitlets.config import Config  # noqa: E402
 
 from hub_ext.service.app import GpuPoolService  # noqa: E402
 from hub_ext.service.loop import IncrementalCore  # noqa: E402
-from hub_ext.service.snapshot import build_snapshot  # noqa: E402
+from hub_ext.service.queue_state import QueueView  # noqa: E402
+from hub_ext.service.snapshot import KeptSnapshot, build_snapshot  # noqa: E402
 from hub_ext.service.store.orm import ShareRow, WorkloadRow  # noqa: E402
 
 SIZES = (1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 4.0, 8.0)  # pending requests: mostly one GPU, some gangs
@@ -130,12 +135,21 @@ def main(argv=None) -> int:
         return 1000 * (time.perf_counter() - t)
 
     cold, nxt, idle, reads, core_cold, core_next = [], [], [], [], [], []
+    kept_reads, queue_first, queue_one = [], [], []
     for k in range(args.runs):
-        loop.core = IncrementalCore(loop.incremental_check_every)  # as a service that just started
+        # As a service that just started: no kept core, rows or queue.
+        loop.core, loop.kept, loop.queue = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView()
         cold.append(timed(lambda: asyncio.run(loop.cycle())))
         one_event(store, time.time(), k)
         nxt.append(timed(lambda: asyncio.run(loop.cycle())))
         idle.append(timed(lambda: asyncio.run(loop.cycle())))
+        queue_first.append(timed(lambda: loop.queue.position(f"w-{args.gpus + args.pending}")))
+        queue_one.append(timed(lambda: loop.queue.reason(f"w-{args.gpus + 1}", None)))
+
+        def kept_read():
+            with store.write() as db:
+                loop.kept.refresh(db, time.time(), loop.scheduler_config, loop.preemption_rules)
+        kept_reads.append(timed(kept_read))
         holder = {}
 
         def read():
@@ -153,7 +167,11 @@ def main(argv=None) -> int:
     print(f"  cold (first cycle of a started service):      {ms(cold)}")
     print(f"  next (one session ended, one submitted):      {ms(nxt)}")
     print(f"  idle (nothing changed):                       {ms(idle)}")
-    print(f"  of which the database read (build_snapshot):  {ms(reads)}")
+    print(f"  of which the database read, cold (all rows):  {ms(reads)}")
+    print(f"  of which the database read, kept (changes):   {ms(kept_reads)}")
+    print("the queue's positions and reasons, built on the first read after a cycle (not in the cycle):")
+    print(f"  first position asked (the whole order):       {ms(queue_first)}")
+    print(f"  one reason:                                   {ms(queue_one)}")
     print("baseline in the same run, the kept core alone on that snapshot (bench_scheduler.py's figure):")
     print(f"  cold (index everything, decide):              {ms(core_cold)}")
     print(f"  next (nothing changed):                       {ms(core_next)}")

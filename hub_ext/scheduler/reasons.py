@@ -327,6 +327,25 @@ class LazyPending(Sequence):
     def __repr__(self) -> str:
         return f"LazyPending({len(self)} workloads)"
 
+    def position_of(self, workload_id: str) -> int | None:
+        """One workload's 1-based queue position (the order is computed once, without the reasons)."""
+        positions = getattr(self, "_positions", None)
+        if positions is None:
+            if self._items is not None:
+                positions = {p.workload_id: p.position for p in self._items}
+            else:
+                positions = {w.id: i for i, w in enumerate(self._end.order(), start=1)}
+            self._positions = positions
+        return positions.get(workload_id)
+
+    def reason_of(self, workload_id: str) -> str | None:
+        """One workload's reason, by id (indexed once: for many lookups on one cycle's queue)."""
+        waiting = getattr(self, "_waiting", None)
+        if waiting is None:
+            waiting = self._waiting = {w.id: w for w in self._end.fifo if w.id not in self._end.started}
+        w = waiting.get(workload_id)
+        return None if w is None else self._end.explain(w)
+
     def reason(self, workload_id: str) -> str | None:
         """One workload's reason without building the whole list."""
         for w in self._end.fifo:

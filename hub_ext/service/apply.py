@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..scheduler.model import EPSILON, Allocation, Decisions
-from ..scheduler.reasons import pending_reason_after_preemption
+from ..scheduler.reasons import PREEMPTED
 from . import attained, events, metrics
 from .snapshot import ActiveWorkload
 from .store import GpuRow, ShareRow, WorkloadRow
@@ -92,11 +92,18 @@ def release(w: WorkloadRow, actions: JobActions, now: float) -> None:
     w.shares.clear()
 
 
-def check_capacity(db: Session) -> None:
-    """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1)."""
+def check_capacity(db: Session, uuids=None) -> None:
+    """Raise ``OvercommitError`` if any GPU is held beyond its capacity (fractions sum above 1).
+
+    ``uuids``: only these GPUs (those given new shares in this transaction: no other's sum grew)."""
     db.flush()
     total = func.sum(ShareRow.fraction)
-    over = db.execute(select(ShareRow.gpu_uuid, total).group_by(ShareRow.gpu_uuid).having(total > 1 + EPSILON)).all()
+    query = select(ShareRow.gpu_uuid, total)
+    if uuids is not None:
+        if not uuids:
+            return
+        query = query.where(ShareRow.gpu_uuid.in_(sorted(uuids)))
+    over = db.execute(query.group_by(ShareRow.gpu_uuid).having(total > 1 + EPSILON)).all()
     if over:
         detail = ", ".join(f"{u} held {t:g} times" for u, t in sorted(over))
         raise OvercommitError(f"refusing decisions that would overcommit GPUs: {detail}")
@@ -139,7 +146,7 @@ def apply_decisions(
         w.preemptions += 1
         w.started_at = None
         w.over_quota = False
-        w.reason = f"preempted: {p.reason}"
+        w.reason = PREEMPTED + p.reason  # kept: the views say it until the workload runs again (queue_state.py)
         kind = "reclaimed" if "idle" in p.reason.lower() else "preempted"
         events.record(db, kind, p.reason, w, details={"for_workload_id": p.for_workload_id}, at=now)
 
@@ -187,29 +194,9 @@ def apply_decisions(
             details={"gpus": s.allocation.gpus, "nodes": list(s.allocation.nodes), "over_quota": s.over_quota}, at=now,
         )
 
-    # Queue positions and reasons: written only where they changed (most do not, cycle to cycle).
-    changed = []
-    for p in decisions.pending:
-        if p.workload_id in rows:  # preempted in this cycle: its row is loaded, set it there
-            w = rows[p.workload_id]
-            if w.state == "pending":
-                w.queue_position, w.reason = p.position, p.reason
-            continue
-        known = active.get(p.workload_id)
-        if known is None or known.state != "pending":
-            continue
-        reason = pending_reason_after_preemption(known.reason, p.reason)
-        if (known.queue_position, known.reason) != (p.position, reason):
-            changed.append({"b_seq": known.seq, "b_position": p.position, "b_reason": reason})
-    if changed:
-        # One executemany at the driver: thousands of positions move by one when the head of the queue starts,
-        # and the ORM's bulk update costs ~20 us a row on top (neither column is one the scheduler reads, so no
-        # revision bump is due: orm.SCHEDULING_COLUMNS).
-        table = WorkloadRow.__table__
-        db.execute(
-            update(table).where(table.c.seq == bindparam("b_seq")).values(queue_position=bindparam("b_position"), reason=bindparam("b_reason")),
-            changed,
-        )
+    # Queue positions and reasons of pending work are not written here: derived from the whole queue every
+    # cycle, they are kept in the service's memory (queue_state.py, filled by the loop once this commits).
+    # What a preemption above wrote in a row's reason stays (the views prefix it to why the work waits now).
 
-    check_capacity(db)
+    check_capacity(db, new_uuids if len(new_uuids) <= 2000 else None)
     return actions

@@ -99,3 +99,24 @@ def on_grid(x: float, thresholds: tuple[float, ...] = (), step: float = ATTAINED
     if thresholds and x >= thresholds[0]:  # (called for every running workload every cycle: no search below the first)
         g = max(g, thresholds[bisect_right(thresholds, x) - 1])
     return g
+
+
+def next_point(x: float, thresholds: tuple[float, ...] = (), step: float = ATTAINED_STEP) -> float:
+    """Up to where ``on_grid`` stays as it is at ``x``: on_grid(y) == on_grid(x) for x <= y < next_point(x).
+
+    A bound (at or a hair below the next grid point above x); x itself where the grid is exact (below
+    ``FIRST_POINT``, or ``step`` 0). The scheduling loop recomputes a running workload's attained
+    service only once it may have reached this (snapshot.KeptSnapshot), not every cycle."""
+    if step <= 0 or x < FIRST_POINT:
+        return x
+    if x < GRID_UNIT:
+        nxt = GRID_UNIT
+    elif x * step < GRID_UNIT:
+        nxt = min((math.floor(x / GRID_UNIT) + 1) * GRID_UNIT, GRID_UNIT / step)
+    else:
+        nxt = on_grid(x, (), step) * (1.0 + step)
+    for t in thresholds:
+        if t > x:
+            nxt = min(nxt, t)
+            break
+    return max(x, nxt * (1.0 - 1e-9))  # (a hair early: rounding in the grid's pow never makes it late)

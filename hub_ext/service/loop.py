@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from traitlets import Bool, Enum, Float, Int, List, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.forward import with_estimates
-from ..scheduler.model import SchedulerConfig
+from ..scheduler.model import Running, SchedulerConfig
 from . import metrics
 from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
+from .queue_state import QueueView
 from .attained import ATTAINED_STEP
-from .snapshot import build_snapshot
+from .snapshot import KeptSnapshot, build_snapshot
 from .store import Store
 
 
@@ -57,6 +59,18 @@ def attained_revisions(snapshot, rows) -> dict:
     return revisions
 
 
+def differences(kept, full) -> int:
+    """How many workloads two snapshots hold differently (present in one only, or with other fields)."""
+
+    def by_id(s):
+        out = {w.id: w.__dict__ for w in s.pending}
+        out.update((r.workload.id, (r.workload.__dict__, r.allocation, r.leaving)) for r in s.running)
+        return out
+
+    a, b = by_id(kept), by_id(full)
+    return sum(1 for wid in a.keys() | b.keys() if a.get(wid) != b.get(wid))
+
+
 class IncrementalCore:
     """The core's stateful ``Scheduler``, kept between cycles and brought up to date by differences.
 
@@ -87,7 +101,10 @@ class IncrementalCore:
         self.check_every = check_every
         self.misses = 0
 
-    def decide(self, snapshot, revisions=None):
+    def decide(self, snapshot, revisions=None, changed=None):
+        """``changed`` (snapshot.KeptSnapshot): workload id -> its ``Running`` or pending ``Workload`` now, or None
+        where it left the active states, for every workload that changed since the last call; given, it is
+        used instead of ``revisions`` and nothing else of the snapshot is looked at."""
         from ..scheduler import Scheduler
 
         key = (snapshot.pool, tuple(sorted(snapshot.teams.items())), snapshot.config)
@@ -100,7 +117,16 @@ class IncrementalCore:
             return s.cycle(snapshot.now)
         self.cycles += 1
         pend, run = s.pending, s.running
-        if revisions is None or kept is None or (self.check_every and self.cycles % self.check_every == 0):
+        if changed is not None:
+            for wid in changed:
+                if wid in run:
+                    s.finished(wid)
+            for wid in changed:
+                if wid in pend:
+                    s.cancel(wid)
+            started = [x for x in changed.values() if isinstance(x, Running)]
+            arrived = [x for x in changed.values() if x is not None and not isinstance(x, Running)]
+        elif revisions is None or kept is None or (self.check_every and self.cycles % self.check_every == 0):
             sure = revisions is not None and kept is not None  # count what the revisions would have missed
             running = {r.workload.id: r for r in snapshot.running}
             for wid, r in list(run.items()):
@@ -182,8 +208,9 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     incremental_check_every = Int(
         100,
-        help="With incremental: every this many cycles compare every pending workload with the kept state field by field "
-        "(the other cycles re-read only workloads whose revision changed) and log any change the revisions missed. 0: never.",
+        help="With incremental: every this many cycles read every active workload from the database again, compare it with "
+        "the kept rows and the kept core's state field by field (the other cycles read only rows whose revision stamp moved) "
+        "and log any change the revisions missed. 0: never.",
     ).tag(config=True)
 
     las_thresholds_gpu_hours = List(
@@ -246,6 +273,11 @@ class SchedulingLoop(LoggingConfigurable):
         # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates.
         self.estimates = None
         self.core = IncrementalCore(self.incremental_check_every)
+        # The snapshot's rows kept between cycles: each cycle reads only the rows written since the last.
+        self.kept = KeptSnapshot()
+        self._estimates_seen: dict = {}
+        # The last committed cycle's queue: pending work's positions and reasons, read by the API (queue_state.py).
+        self.queue = QueueView()
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -261,6 +293,36 @@ class SchedulingLoop(LoggingConfigurable):
             aging_max_gpus=self.aging_max_gpus,
             las_thresholds_gpu_s=tuple(h * 3600.0 for h in self.las_thresholds_gpu_hours),
         )
+
+    def _read(self, db, now: float, history):
+        """The kept snapshot brought up to date (only rows written since the last cycle read), and every
+        ``incremental_check_every``-th cycle everything read again and compared with it: each workload the
+        revisions did not show is counted in ``core.misses``, and the core compares field by field."""
+        cfg, rules, step = self.scheduler_config, self.preemption_rules, self.attained_step
+        snapshot, rows, changed = self.kept.refresh(db, now, cfg, rules, history, step)
+        every = self.incremental_check_every
+        if changed is not None and every and self.core.cycles and self.core.cycles % every == 0:
+            self.kept.seen = None
+            full, rows, _ = self.kept.refresh(db, now, cfg, rules, history, step)
+            self.core.misses += differences(snapshot, full)
+            snapshot, changed = full, None
+        return snapshot, rows, changed
+
+    def _estimated(self, snapshot, changed):
+        """``changed`` with the snapshot's workloads (which carry estimates), and those whose estimate moved."""
+        seen, now_seen = self._estimates_seen, {}
+        by_id = {w.id: w for w in snapshot.pending}
+        by_id.update((r.workload.id, r) for r in snapshot.running)
+        for wid, x in by_id.items():
+            now_seen[wid] = (x.workload if isinstance(x, Running) else x).estimate_s
+        self._estimates_seen = now_seen
+        if changed is None:
+            return None
+        out = {wid: by_id.get(wid) for wid in changed}
+        for wid, est in now_seen.items():
+            if seen.get(wid, est) != est:
+                out[wid] = by_id[wid]
+        return out
 
     async def cycle(self, pending_actions: JobActions | None = None) -> None:
         """Run one cycle now (waiting for one in progress), then act on processes.
@@ -284,17 +346,20 @@ class SchedulingLoop(LoggingConfigurable):
                         server_stops = self.preemption_rules.before_cycle(db, now, actions)
                     if self.time_limits is not None:
                         actions.extend(self.time_limits.before_cycle(db, now))
-                    history = self.history.update(db, now) if self.history is not None else None
-                    snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
-                    revisions = attained_revisions(snapshot, rows) if self.incremental else None
+                    if self.incremental:
+                        snapshot, rows, changed = self._read(db, now, None)
+                        if self.history is not None:  # the GPUs in use as the kept rows count them: not read again
+                            snapshot = replace(snapshot, history=self.history.update(db, now, self.kept.in_use))
+                    else:
+                        history = self.history.update(db, now) if self.history is not None else None
+                        snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
                     if self.backfill_on_estimates and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)
-                        if revisions is not None:  # estimates come from past runs, not the rows: a changed one is a change too
-                            for w in (*snapshot.pending, *(r.workload for r in snapshot.running)):
-                                revisions[w.id] = (revisions[w.id], w.estimate_s)
+                        if self.incremental:  # estimates come from past runs, not the rows: a changed one is a change too
+                            changed = self._estimated(snapshot, changed)
                     if self.incremental:
                         misses = self.core.misses
-                        decisions = self.core.decide(snapshot, revisions)
+                        decisions = self.core.decide(snapshot, None, changed)
                         if self.core.misses > misses:
                             self.log.warning("Scheduling: %d workload change(s) came without a revision bump; the full comparison caught them",
                                              self.core.misses - misses)
@@ -303,15 +368,19 @@ class SchedulingLoop(LoggingConfigurable):
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
+                self.queue.update(decisions.pending, now)
                 self.last_error = None
                 metrics.record_cycle(decisions, time.perf_counter() - started)
             except OvercommitError as e:
                 server_stops = []  # rolled back with the cycle
+                self.kept = KeptSnapshot()  # it read this transaction's own (rolled back) writes: read everything next cycle
                 self.last_error = str(e)
                 self.log.error("Scheduling cycle refused: %s", e)
             except Exception as e:
                 server_stops = []
                 self.core = IncrementalCore(self.incremental_check_every)  # its state may be half updated: re-index next cycle
+                self.kept = KeptSnapshot()
+                self.queue.clear()
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()

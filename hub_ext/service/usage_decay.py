@@ -61,18 +61,25 @@ class UsageDecay(LoggingConfigurable):
             at = row.updated_at if at is None else max(at, row.updated_at)
         return DecayedUsage(self.half_life_seconds, UsageHistory(self.half_life_seconds, teams, users), at)
 
-    def update(self, db: Session, now: float) -> UsageHistory:
-        """Advance the history to ``now`` with the GPUs in use; persist it now and then."""
+    def update(self, db: Session, now: float, in_use: dict | None = None) -> UsageHistory:
+        """Advance the history to ``now`` with the GPUs in use; persist it now and then.
+
+        ``in_use``: GPUs held by (team, user), as the scheduling loop's kept snapshot counts them
+        (``KeptSnapshot.in_use``); without, they are read from the database."""
         if self._decay is None:
             self._decay = self._load(db)
         usage: dict[str, float] = {}
         user_usage: dict[tuple[str, str], float] = {}
-        for team, user, gpus in db.execute(
-            select(WorkloadRow.team, WorkloadRow.user, func.sum(ShareRow.fraction))
-            .join(ShareRow, ShareRow.workload_seq == WorkloadRow.seq)
-            .where(WorkloadRow.state.in_(("running", "stopping")))
-            .group_by(WorkloadRow.team, WorkloadRow.user)
-        ):
+        if in_use is not None:
+            held = [(team, user, gpus) for (team, user), gpus in in_use.items()]
+        else:
+            held = db.execute(
+                select(WorkloadRow.team, WorkloadRow.user, func.sum(ShareRow.fraction))
+                .join(ShareRow, ShareRow.workload_seq == WorkloadRow.seq)
+                .where(WorkloadRow.state.in_(("running", "stopping")))
+                .group_by(WorkloadRow.team, WorkloadRow.user)
+            )
+        for team, user, gpus in held:
             usage[team] = usage.get(team, 0.0) + gpus
             user_usage[(team, user)] = gpus
         history = self._decay.update(now, usage, user_usage)

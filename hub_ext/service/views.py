@@ -30,8 +30,13 @@ def share_view(s: ShareRow) -> dict:
     return {"node": s.node_name, "gpu_uuid": s.gpu_uuid, "index": s.gpu_index, "fraction": s.fraction, "memory_mib": s.memory_mib}
 
 
-def workload_view(w: WorkloadRow, idle_seconds: float | None = None, now: float | None = None) -> dict:
+def workload_view(w: WorkloadRow, idle_seconds: float | None = None, now: float | None = None, queue=None) -> dict:
+    """``queue``: the scheduling loop's ``QueueView`` (queue_state.py), where a pending workload's position and
+    reason come from; without it, or before the service's first cycle, from the row (no position)."""
     allocation = None
+    position, reason = (w.queue_position, w.reason)
+    if w.state == "pending" and queue is not None and queue.known:
+        position, reason = queue.position(w.id), queue.reason(w.id, w.reason)
     if w.shares:
         allocation = {"gpus": round(w.allocated_gpus, 6), "shares": [share_view(s) for s in w.shares]}
     return {
@@ -51,8 +56,8 @@ def workload_view(w: WorkloadRow, idle_seconds: float | None = None, now: float 
         "preemptible": w.preemptible,
         "command": w.command,
         "allocation": allocation,
-        "queue_position": w.queue_position if w.state == "pending" else None,
-        "reason": w.reason,
+        "queue_position": position if w.state == "pending" else None,
+        "reason": reason,
         "expected_start": iso(w.expected_start) if w.state == "pending" else None,
         "expected_start_basis": w.expected_start_basis if w.state == "pending" else None,
         "time_limit_s": w.time_limit_s,

@@ -123,6 +123,39 @@ def test_full_pool_queues_with_position_and_reason_and_cancel_frees_at_once(as_u
         alice.cancel(running[0]["id"])
 
 
+def test_positions_and_reasons_come_from_the_services_kept_queue_and_others_see_no_details(pool_hub, as_user, cleanup):
+    """Queue positions and reasons of pending work are kept in the service's memory (queue_state.py), not
+    written to the rows every cycle: the API shows them, they move when the head of the queue starts, and
+    another user sees that work waits, not its details."""
+    import sqlite3
+
+    alice, carol, bob = as_user("alice"), as_user("carol"), as_user("bob")
+    running = [alice.submit(job(gpus=3)), carol.submit(job(gpus=2))]
+    cleanup.extend(w["id"] for w in running)
+    first, second = bob.submit(job(gpus=2)), bob.submit(job(gpus=2))
+    cleanup.extend([first["id"], second["id"]])
+    assert (first["queue_position"], second["queue_position"]) == (1, 2)
+    queue = bob.queue()["queue"]
+    assert [(e["id"], e["queue_position"]) for e in queue] == [(first["id"], 1), (second["id"], 2)]
+    assert queue[1]["reason"] == bob.workload(second["id"])["reason"] and queue[1]["reason"]
+    db = sqlite3.connect(pool_hub.state_dir / "gpupool.sqlite")
+    try:
+        stored = dict(db.execute("SELECT seq, queue_position FROM workloads WHERE state = 'pending'").fetchall())
+    finally:
+        db.close()
+    assert set(stored.values()) == {None}, "positions are not written to the rows"
+    # Others see that bob's work waits, and where, but not its command; they cannot open it.
+    others = {e["id"]: e for e in alice.queue()["queue"]}
+    assert others[second["id"]]["queue_position"] == 2 and "command" not in others[second["id"]]
+    with pytest.raises(PoolError):
+        alice.workload(second["id"])
+    # The head of the queue starts: the next moves up, with no write of its row.
+    carol.cancel(running[1]["id"])
+    assert bob.workload(first["id"])["state"] == "running"
+    now = bob.workload(second["id"])
+    assert now["state"] == "pending" and now["queue_position"] == 1 and now["reason"]
+
+
 def test_a_session_submitted_by_the_spawner_for_a_user(as_user, cleanup):
     spawner = as_user("spawner")
     w = spawner.submit(user="carol", kind="session", gpus=1, name="notebook")

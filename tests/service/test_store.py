@@ -33,8 +33,9 @@ def test_migrations_build_exactly_the_orm_schema_and_can_run_again(fresh_url):
 
 
 def test_a_workload_revision_moves_with_what_the_scheduler_reads_and_not_with_positions(tmp_path):
-    """service/loop.py re-reads only workloads whose revision moved: a write of a column the snapshot
-    reads, or of the shares, bumps it (in the same UPDATE); a bulk write of queue positions and reasons does not."""
+    """service/snapshot.py's KeptSnapshot reads only rows whose revision is above the last it saw: an insert,
+    a write of a column the snapshot reads, or of the shares, sets it to a new global stamp (higher than any
+    before, whatever the row); a bulk write of queue positions and reasons, or of other columns, does not."""
     from sqlalchemy import select, update
 
     from hub_ext.scheduler.model import SchedulerConfig
@@ -45,32 +46,38 @@ def test_a_workload_revision_moves_with_what_the_scheduler_reads_and_not_with_po
     try:
         store.migrate()
 
-        def revision():
+        def revision(wid="w-1"):
             with store.write() as db:
                 snapshot, rows = build_snapshot(db, 100.0, SchedulerConfig())
-                return rows["w-1"].revision
+                return rows[wid].revision
 
         with store.write() as db:
             db.add(WorkloadRow(user="ann", team="vision", kind="job", state="pending", gpus=1.0, submitted_at=1.0))
-        assert revision() == 0
+        first = revision()
+        assert first > 0
         with store.write() as db:
             db.execute(update(WorkloadRow), [{"seq": 1, "queue_position": 3, "reason": "waiting"}])
-        assert revision() == 0
+        assert revision() == first
         with store.write() as db:
             row = db.scalars(select(WorkloadRow)).one()
             row.reason = "still waiting"
-        assert revision() == 0
+        assert revision() == first
+        with store.write() as db:  # another workload: a later stamp than any before
+            db.add(WorkloadRow(user="bob", team="vision", kind="job", state="pending", gpus=1.0, submitted_at=2.0))
+        assert revision("w-2") > first
         with store.write() as db:
-            row = db.scalars(select(WorkloadRow)).one()
+            row = db.get(WorkloadRow, 1)
             row.priority = 2
-        assert revision() == 1
-        with store.write() as db:
-            row = db.scalars(select(WorkloadRow)).one()
-            row.gpus_cap, row.time_limit_s = 1, 60.0
-        assert revision() == 2
+        second = revision()
+        assert second > revision("w-2")
+        with store.write() as db:  # two columns, two rows, one transaction: one stamp
+            row, other = db.get(WorkloadRow, 1), db.get(WorkloadRow, 2)
+            row.gpus_cap, row.time_limit_s, other.priority = 1, 60.0, 3
+        third = revision()
+        assert third > second and revision("w-2") == third
         with store.write() as db:  # a resize of running work changes only its shares
-            row = db.scalars(select(WorkloadRow)).one()
+            row = db.get(WorkloadRow, 1)
             row.shares.append(ShareRow(node_name="a", gpu_uuid="a/0", gpu_index=0, fraction=1.0))
-        assert revision() == 3
+        assert revision() > third
     finally:
         store.dispose()

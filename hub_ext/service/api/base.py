@@ -19,6 +19,7 @@ from ..auth import Identity, identity_from_model
 from ..context import PoolContext
 from ..errors import ApiError, forbidden
 from ..store import WorkloadRow
+from ..views import workload_view
 
 SCOPE_MESSAGES = {
     "use": "this needs the custom:gpupool:use scope (ask an admin to give you the gpupool-user role)",
@@ -119,6 +120,10 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         text = json.dumps(value, allow_nan=False)
         self.set_status(status)
         self.finish(text)
+
+    def workload_view(self, w: WorkloadRow, idle_seconds: float | None = None) -> dict:
+        """views.workload_view with this service's queue (positions and reasons of pending work)."""
+        return workload_view(w, idle_seconds, queue=self.pool.loop.queue)
 
     def check_owner(self, w: WorkloadRow) -> None:
         """404, not 403, for someone else's workload: its existence is not theirs to know."""

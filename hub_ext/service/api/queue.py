@@ -6,7 +6,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..store import WorkloadRow
-from ..views import workload_view
 from .base import APIHandler
 
 
@@ -25,10 +24,11 @@ class QueueHandler(APIHandler):
                 )
             )
             big = 1 << 30
-            rows.sort(key=lambda w: (w.queue_position or big, w.submitted_at, w.seq))
+            queue = self.pool.loop.queue  # the last cycle's positions (queue_state.py); work since, at the end
+            rows.sort(key=lambda w: (queue.position(w.id) or big, w.submitted_at, w.seq))
             entries = []
             for w in rows:
-                view = workload_view(w)
+                view = self.workload_view(w)
                 if not self.me.may_act_on(w.user):
                     # Others' queued work is visible (so waits make sense) but not its details.
                     view = {k: view[k] for k in PUBLIC_FIELDS}

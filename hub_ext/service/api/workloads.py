@@ -10,7 +10,7 @@ import time
 from ..errors import ApiError, bad_request, forbidden
 from ..limits import MAX_INTEGER, query_int, query_text
 from ..runners.local import read_log
-from ..views import STATES, gpu_index, load_workloads, workload_view
+from ..views import STATES, gpu_index, load_workloads
 from ..store import TeamRow
 from ..sessions import check_restart, start_restart
 from ..workloads import get_workload
@@ -35,7 +35,7 @@ class WorkloadsHandler(APIHandler):
             rows = load_workloads(db, user=user, state=state)
             gpus = gpu_index(db) if any(w.state == "running" for w in rows) else {}
             idle = self.pool.reclaim.workload_idle_seconds
-            views = [workload_view(w, idle(w, gpus, now)) for w in rows]
+            views = [self.workload_view(w, idle(w, gpus, now)) for w in rows]
         self.write_json({"workloads": views})
 
     async def post(self):
@@ -62,7 +62,7 @@ class WorkloadsHandler(APIHandler):
             if earlier is not None:
                 # A retry of a submission that was stored: the same workload, not a second one.
                 self.set_header("Idempotent-Replayed", "true")
-                self.write_json(workload_view(earlier), status=200)
+                self.write_json(self.workload_view(earlier), status=200)
                 return
             team = rules.choose_team(db, spec, user, member_of, caller_is_admin=self.me.admin)
             runner = self.pool.jobs.runner
@@ -74,7 +74,7 @@ class WorkloadsHandler(APIHandler):
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
             w = get_workload(db, f"w-{seq}")
-            self.write_json(workload_view(w), status=201)
+            self.write_json(self.workload_view(w), status=201)
 
 
     def _idempotency_key(self, spec: dict) -> str | None:
@@ -98,7 +98,7 @@ class WorkloadHandler(APIHandler):
         with self.pool.store.read() as db:
             w = get_workload(db, workload_id)
             self.check_owner(w)
-            self.write_json(workload_view(w, self.pool.reclaim.workload_idle_seconds(w, gpu_index(db), time.time())))
+            self.write_json(self.workload_view(w, self.pool.reclaim.workload_idle_seconds(w, gpu_index(db), time.time())))
 
     async def delete(self, workload_id):
         with self.pool.store.write() as db:
@@ -108,7 +108,7 @@ class WorkloadHandler(APIHandler):
             seq = w.seq
         await self.pool.loop.cycle(actions)
         with self.pool.store.read() as db:
-            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+            self.write_json(self.workload_view(get_workload(db, f"w-{seq}")))
 
     async def patch(self, workload_id):
         body = self.json_object()
@@ -121,7 +121,7 @@ class WorkloadHandler(APIHandler):
             seq = w.seq
         await self.pool.loop.cycle()
         with self.pool.store.read() as db:
-            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+            self.write_json(self.workload_view(get_workload(db, f"w-{seq}")))
 
 
 class PreemptHandler(APIHandler):
@@ -134,7 +134,7 @@ class PreemptHandler(APIHandler):
             seq = w.seq
         await self.pool.loop.cycle(actions)
         with self.pool.store.read() as db:
-            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+            self.write_json(self.workload_view(get_workload(db, f"w-{seq}")))
 
 
 class RestartHandler(APIHandler):
@@ -154,7 +154,7 @@ class RestartHandler(APIHandler):
             team_row = db.get(TeamRow, w.team)
             if team_row is not None and body["gpus"] > 0:
                 self.pool.rules.check_fits(db, {"gpus": body["gpus"], "gpu_model": w.gpu_model}, team_row)
-            user, team, view = w.user, w.team, workload_view(w)
+            user, team, view = w.user, w.team, self.workload_view(w)
         start_restart(self.pool, user, server, {"gpus": option, "team": team})
         self.write_json({"workload": view, "restarting": True, "gpus": body["gpus"]}, status=202)
 
@@ -174,7 +174,7 @@ class ResizeHandler(APIHandler):
             seq = w.seq
         await self.pool.loop.cycle(actions)
         with self.pool.store.read() as db:
-            self.write_json(workload_view(get_workload(db, f"w-{seq}")))
+            self.write_json(self.workload_view(get_workload(db, f"w-{seq}")))
 
 
 class LogsHandler(APIHandler):

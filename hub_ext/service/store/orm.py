@@ -16,6 +16,8 @@ from typing import Iterator
 
 from sqlalchemy import (
     JSON,
+    select,
+    update,
     Boolean,
     Float,
     ForeignKey,
@@ -132,9 +134,10 @@ class WorkloadRow(Base):
     # is stopped then; jobs: SIGTERM at once, SIGKILL then), and why.
     preempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     preempt_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # Bumped whenever a column the scheduler reads or the shares change (SCHEDULING_COLUMNS, see _bump_revision),
-    # so the scheduling loop's kept state re-reads only the workloads that changed (service/loop.py).
-    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set to the writing transaction's global stamp whenever a column the scheduler reads or the shares change
+    # (SCHEDULING_COLUMNS, see _bump_revision), and at insert: the scheduling loop reads only rows with a
+    # revision above the last it saw (snapshot.KeptSnapshot).
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
     # Attained service (service/attained.py): GPU-seconds held over all past runs and, while the
     # workload holds GPUs, an offset for its current run: held so far = attained_gpu_s + GPUs held
     # x (now - started_at) (a resize folds the old size into it). Read with attained.held_gpu_s.
@@ -162,15 +165,88 @@ SCHEDULING_COLUMNS = (
 )
 
 
+class StampRow(Base):
+    """Global, monotonic change stamps: ``workloads`` (WorkloadRow.revision) and ``pool`` (nodes and GPUs).
+
+    A writing transaction that changes what the scheduler reads takes the next stamp once (``next_stamp``)
+    and writes it into every row it changes, so a reader finds every change since it last looked with
+    ``WHERE revision > last_seen`` (indexed), and knows the pool changed when its stamp moved."""
+
+    __tablename__ = "stamps"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+WORKLOADS_STAMP = "workloads"
+POOL_STAMP = "pool"
+
+
+def next_stamp(connection, session: Session | None, name: str) -> int:
+    """This transaction's stamp ``name``: the counter moved on by one, once per transaction.
+
+    Why a counter row and not a sequence: a sequence hands out numbers at once, so on PostgreSQL a
+    transaction with stamp 7 could commit after one with stamp 8, and a reader that saw 8 would never
+    look at 7. The UPDATE below takes the counter row's lock until commit: a second transaction that
+    wants a stamp waits for the first to commit and then gets the next one, so stamps commit in order
+    and a reader (at any isolation level) that sees stamp N sees every stamp below it. Writes go through
+    ``Store.write`` anyway (one at a time: BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL),
+    and the scheduling loop reads inside it; the row lock keeps the order for any other writer too."""
+    info = session.info if session is not None else None
+    key = ("stamp", name)
+    if info is not None and key in info:
+        return info[key]
+    table = StampRow.__table__
+    if connection.execute(update(table).where(table.c.name == name).values(value=table.c.value + 1)).rowcount == 0:
+        connection.execute(table.insert().values(name=name, value=1))
+    value = connection.execute(select(table.c.value).where(table.c.name == name)).scalar_one()
+    if info is not None:
+        info[key] = value
+    return value
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stamps(session, transaction) -> None:
+    if transaction.parent is None and session.info:
+        for key in [k for k in session.info if isinstance(k, tuple) and k and k[0] == "stamp"]:
+            del session.info[key]
+
+
 @event.listens_for(WorkloadRow, "before_update")
 def _bump_revision(mapper, connection, target) -> None:
-    """Every ORM write of a scheduling column or of the workload's shares bumps ``revision`` (in the same UPDATE).
+    """Every ORM write of a scheduling column or of the workload's shares sets ``revision`` to the
+    transaction's workloads stamp (``next_stamp``), in the same UPDATE; so does every insert.
 
-    Bulk UPDATE statements bypass this: they must not set SCHEDULING_COLUMNS (apply.py writes
-    only positions and reasons that way); the loop's periodic full comparison catches a miss."""
+    Bulk UPDATE statements bypass this: they must not set SCHEDULING_COLUMNS (expected.py writes
+    only expected starts that way); the loop's periodic full comparison catches a miss."""
     attrs = inspect(target).attrs
     if attrs.shares.history.has_changes() or any(attrs[c].history.has_changes() for c in SCHEDULING_COLUMNS):
-        target.revision = WorkloadRow.revision + 1  # in SQL: no read of the current value
+        target.revision = next_stamp(connection, Session.object_session(target), WORKLOADS_STAMP)
+
+
+@event.listens_for(WorkloadRow, "before_insert")
+def _stamp_new_workload(mapper, connection, target) -> None:
+    target.revision = next_stamp(connection, Session.object_session(target), WORKLOADS_STAMP)
+
+
+# What the scheduler's pool reads of nodes and GPUs (snapshot.pool_model): a change bumps the pool stamp.
+POOL_COLUMNS = {NodeRow: ("name", "simulated", "schedulable"), GpuRow: ("uuid", "node_name", "index", "model", "memory_mib")}
+
+
+def _bump_pool(mapper, connection, target) -> None:
+    next_stamp(connection, Session.object_session(target), POOL_STAMP)
+
+
+def _bump_pool_on_update(mapper, connection, target) -> None:
+    attrs = inspect(target).attrs
+    if any(attrs[c].history.has_changes() for c in POOL_COLUMNS[type(target)]):
+        _bump_pool(mapper, connection, target)
+
+
+for _cls in (NodeRow, GpuRow):
+    event.listen(_cls, "before_insert", _bump_pool)
+    event.listen(_cls, "before_delete", _bump_pool)
+    event.listen(_cls, "before_update", _bump_pool_on_update)
 
 
 class ShareRow(Base):
@@ -187,6 +263,18 @@ class ShareRow(Base):
     memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     workload: Mapped[WorkloadRow] = relationship(back_populates="shares")
+
+
+def _stamp_share_holder(mapper, connection, target) -> None:
+    """A share written on its own (not through its workload's ``shares``) stamps its workload too."""
+    if target.workload_seq is not None:
+        table = WorkloadRow.__table__
+        stamp = next_stamp(connection, Session.object_session(target), WORKLOADS_STAMP)
+        connection.execute(update(table).where(table.c.seq == target.workload_seq, table.c.revision != stamp).values(revision=stamp))
+
+
+for _when in ("after_insert", "after_update", "after_delete"):
+    event.listen(ShareRow, _when, _stamp_share_holder)
 
 
 class EventRow(Base):

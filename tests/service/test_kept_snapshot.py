@@ -1,0 +1,182 @@
+"""The loop's kept snapshot (snapshot.KeptSnapshot) reads only rows written since its last read, by the
+global revision stamp, and still equals a full read after every kind of change (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, update
+
+from hub_ext.scheduler.model import Running, SchedulerConfig
+from hub_ext.service.loop import differences
+from hub_ext.service.snapshot import KeptSnapshot, build_snapshot
+from hub_ext.service.store import GpuRow, NodeRow, ShareRow, Store, TeamRow, WorkloadRow
+
+CONFIG = SchedulerConfig(las_thresholds_gpu_s=(3600.0,))
+T0 = 1_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'kept.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    s = Store(url)
+    s.migrate()
+    with s.write() as db:
+        db.add(TeamRow(name="vision", quota=4.0))
+        db.add(TeamRow(name="nlp", quota=4.0))
+        node = NodeRow(name="a", simulated=True)
+        node.gpus = [GpuRow(uuid=f"a/{i}", index=i, model="T4", memory_mib=15360) for i in range(4)]
+        db.add(node)
+    yield s
+    s.dispose()
+
+
+def pending(user, gpus=1.0, at=T0, team="vision"):
+    return WorkloadRow(user=user, team=team, kind="job", state="pending", gpus=gpus, submitted_at=at, priority=0, preemptible=True)
+
+
+def share(i, fraction=1.0):
+    return ShareRow(node_name="a", gpu_uuid=f"a/{i}", gpu_index=i, fraction=fraction)
+
+
+def test_the_revision_read_sees_every_kind_of_change_and_equals_a_full_read(store):
+    kept = KeptSnapshot()
+    now = [T0]
+
+    def refresh(also=None, before=None):
+        """Refresh the kept snapshot and compare it with a full read in the same transaction."""
+        with store.write() as db:
+            if before is not None:  # written (not flushed) before the read, in the same transaction (as the checks before a cycle)
+                before(db)
+            snapshot, index, changed = kept.refresh(db, now[0], CONFIG)
+            full, full_index = build_snapshot(db, now[0], CONFIG)
+            assert differences(snapshot, full) == 0
+            assert snapshot.teams == full.teams and snapshot.pool == full.pool
+            assert {k: v.state for k, v in index.items()} == {k: v.state for k, v in full_index.items()}
+            held = db.execute(  # what usage decay reads without the kept rows
+                select(WorkloadRow.team, WorkloadRow.user, func.sum(ShareRow.fraction)).join(ShareRow, ShareRow.workload_seq == WorkloadRow.seq)
+                .where(WorkloadRow.state.in_(("running", "stopping"))).group_by(WorkloadRow.team, WorkloadRow.user)
+            )
+            assert kept.in_use == {(t, u): g for t, u, g in held}
+            if also is not None:  # written after the read, in the same transaction (as applying the decisions does)
+                also(db)
+        return snapshot, changed
+
+    def write(fn):
+        with store.write() as db:
+            fn(db)
+
+    assert refresh()[1] is None  # the first read reads everything
+    # submit
+    write(lambda db: db.add_all([pending("ann"), pending("bob", 2.0, T0 + 1)]))
+    snapshot, changed = refresh()
+    assert set(changed) == {"w-1", "w-2"} and len(snapshot.pending) == 2
+    # nothing written: nothing read
+    assert refresh()[1] == {} and kept.reads == 0
+
+    # start (state, started_at and shares in one write)
+    def start(db):
+        w = db.get(WorkloadRow, 1)
+        w.state, w.started_at = "running", now[0]
+        w.shares.append(share(0))
+    write(start)
+    snapshot, changed = refresh()
+    assert isinstance(changed["w-1"], Running) and [r.workload.id for r in snapshot.running] == ["w-1"]
+
+    # attained service steps with time alone (no write): the running workload is changed, nothing is read
+    now[0] += 600
+    snapshot, changed = refresh()
+    assert set(changed) == {"w-1"} and changed["w-1"].workload.attained_gpu_s == 600.0 and kept.reads == 0
+
+    # resize: the shares change
+    def grow(db):
+        w = db.get(WorkloadRow, 1)
+        w.shares.append(share(1))
+    write(grow)
+    assert set(refresh()[1]) == {"w-1"}
+
+    # a share written on its own (not through the workload's shares)
+    write(lambda db: db.execute(select(ShareRow).where(ShareRow.gpu_uuid == "a/1")).scalar_one().__setattr__("fraction", 0.5))
+    snapshot, changed = refresh()
+    assert set(changed) == {"w-1"} and changed["w-1"].allocation.gpus == 1.5
+
+    # a change of what a pending workload asks (priority), written after the read in the cycle's own transaction
+    snapshot, changed = refresh(also=lambda db: setattr(db.get(WorkloadRow, 2), "priority", 5))
+    snapshot, changed = refresh()
+    assert set(changed) == {"w-2"} and changed["w-2"].priority == 5
+
+    # ... and before the read, in the cycle's own transaction, unflushed
+    snapshot, changed = refresh(before=lambda db: setattr(db.get(WorkloadRow, 2), "priority", 7))
+    assert set(changed) == {"w-2"} and changed["w-2"].priority == 7
+    assert refresh()[1] == {"w-2": changed["w-2"]}  # (read again once: what the cycle's own transaction wrote)
+
+    # preempt / requeue: running -> pending, shares given back
+    def requeue(db):
+        w = db.get(WorkloadRow, 1)
+        w.state, w.started_at, w.attained_gpu_s = "pending", None, 900.0
+        w.shares.clear()
+    write(requeue)
+    snapshot, changed = refresh()
+    assert not snapshot.running and changed["w-1"].attained_gpu_s == 900.0 and {w.id for w in snapshot.pending} == {"w-1", "w-2"}
+
+    # cancel: it leaves the active states
+    write(lambda db: setattr(db.get(WorkloadRow, 2), "state", "cancelled"))
+    snapshot, changed = refresh()
+    assert changed == {"w-2": None} and [w.id for w in snapshot.pending] == ["w-1"]
+
+    # team/quota change: teams are read every time
+    write(lambda db: setattr(db.get(TeamRow, "nlp"), "quota", 2.0))
+    snapshot, _ = refresh()
+    assert snapshot.teams["nlp"].quota == 2.0
+
+    # the pool: a GPU reading does not read it again, a new GPU does
+    pool = snapshot.pool
+    write(lambda db: db.execute(update(GpuRow).where(GpuRow.uuid == "a/0").values(utilization=50.0)))
+    assert refresh()[0].pool is pool
+    def add_gpu(db):
+        node = db.get(NodeRow, "a")
+        node.gpus.append(GpuRow(uuid="a/4", index=4, model="T4", memory_mib=15360))
+    write(add_gpu)
+    assert len(refresh()[0].pool.nodes[0].gpus) == 5
+
+
+def test_a_write_that_bypasses_the_stamp_is_caught_by_the_loops_periodic_full_read(store):
+    """Every incremental_check_every-th cycle the loop reads everything again, counts what the revisions
+    missed, and decides on the full read."""
+    from hub_ext.service.loop import SchedulingLoop
+
+    loop = SchedulingLoop(store, supervisor=None, incremental_check_every=2)
+    write = store.write
+    with write() as db:
+        db.add(pending("ann"))
+    for k in range(2):
+        with write() as db:
+            snapshot, _, changed = loop._read(db, T0, None)
+            loop.core.decide(snapshot, None, changed)
+    with write() as db:  # a bulk write of a column the scheduler reads: no stamp
+        db.execute(update(WorkloadRow.__table__).where(WorkloadRow.seq == 1).values(gpus=2.0))
+    seen = []
+    for k in range(2):  # unseen until the check's cycle (within check_every cycles)
+        with write() as db:
+            snapshot, _, changed = loop._read(db, T0, None)
+            loop.core.decide(snapshot, None, changed)
+        seen.append((changed is None, loop.core.misses, snapshot.pending[0].gpus))
+    assert seen == [(False, 0, 1.0), (True, 1, 2.0)]
+
+
+def test_running_work_is_recomputed_only_once_its_attained_service_may_have_moved_on_the_grid():
+    """attained.next_point bounds where on_grid next changes: nothing is skipped before it."""
+    import random
+
+    from hub_ext.service.attained import next_point, on_grid
+
+    rng = random.Random(5)
+    las = (16 * 3600.0,)
+    for step in (0.01, 0.05, 0.0):
+        for _ in range(3000):
+            x = 10 ** rng.uniform(-1, 7)
+            nxt = next_point(x, las, step)
+            assert nxt >= x and (nxt > x or step == 0 or x < 1)
+            for y in (x, x + (nxt - x) * 0.5, x + (nxt - x) * 0.999999):
+                assert on_grid(y, las, step) == on_grid(x, las, step), (x, y, nxt, step)
+        if step:  # and it is not much earlier than the change: a one-GPU job is recomputed about once a minute
+            assert next_point(600.0, las, step) > 659.0 and next_point(7200.0, las, step) > 7200.0 * (1 + step) * 0.99
