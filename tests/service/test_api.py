@@ -127,7 +127,7 @@ def test_positions_and_reasons_come_from_the_services_kept_queue_and_others_see_
     """Queue positions and reasons of pending work are kept in the service's memory (queue_state.py), not
     written to the rows every cycle: the API shows them, they move when the head of the queue starts, and
     another user sees that work waits, not its details."""
-    import sqlite3
+    import sqlalchemy
 
     alice, carol, bob = as_user("alice"), as_user("carol"), as_user("bob")
     running = [alice.submit(job(gpus=3)), carol.submit(job(gpus=2))]
@@ -138,11 +138,12 @@ def test_positions_and_reasons_come_from_the_services_kept_queue_and_others_see_
     queue = bob.queue()["queue"]
     assert [(e["id"], e["queue_position"]) for e in queue] == [(first["id"], 1), (second["id"], 2)]
     assert queue[1]["reason"] == bob.workload(second["id"])["reason"] and queue[1]["reason"]
-    db = sqlite3.connect(pool_hub.state_dir / "gpupool.sqlite")
+    engine = sqlalchemy.create_engine(pool_hub.pool_db_url)  # SQLite or PostgreSQL (test_api_postgresql.py)
     try:
-        stored = dict(db.execute("SELECT seq, queue_position FROM workloads WHERE state = 'pending'").fetchall())
+        with engine.connect() as db:
+            stored = dict(db.execute(sqlalchemy.text("SELECT seq, queue_position FROM workloads WHERE state = 'pending'")).fetchall())
     finally:
-        db.close()
+        engine.dispose()
     assert set(stored.values()) == {None}, "positions are not written to the rows"
     # Others see that bob's work waits, and where, but not its command; they cannot open it.
     others = {e["id"]: e for e in alice.queue()["queue"]}
