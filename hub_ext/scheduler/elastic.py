@@ -25,9 +25,13 @@ Under least attained service (SchedulerConfig, with attained service reported):
 * at the top level (attained service beyond the last cut), work goes in
   submit order, as in Tiresias's last queue: an elastic job below its asked
   size takes GPUs from its team's top-level elastic jobs submitted after it,
-  latest first, down to their min_gpus (``las_top_in_submit_order``).
-  Without it, whoever grew first into the GPUs keeps them: the first long
-  job, shrunk for new work, waited at one GPU while later long jobs ran.
+  latest first, down to their min_gpus (``las_top_in_submit_order``), or
+  down to ``new_work_shrink_floor`` of what they asked while their attained
+  service is below ``las_top_floor_until`` times the last cut (work that
+  reached the top level only lately, often near its end, as a 4-GPU job
+  slowed by shrinking). Without it, whoever grew first into the GPUs keeps
+  them: the first long job, shrunk for new work, waited at one GPU while
+  later long jobs ran.
 """
 
 from __future__ import annotations
@@ -129,12 +133,13 @@ def grow(cycle) -> None:
 
 def top_level_in_order(cycle) -> None:
     """At the top LAS level, give an elastic job below its asked size the GPUs of its team's
-    top-level elastic jobs submitted after it, latest first, down to their min_gpus
+    top-level elastic jobs submitted after it, latest first, down to their min_gpus, or to
+    ``new_work_floor`` below ``las_top_floor_until`` times the last cut
     (``SchedulerConfig.las_top_in_submit_order``; Tiresias runs its last queue in order)."""
     st = cycle.st
     cfg = st.config
     las = cfg.las_thresholds_gpu_s
-    if not (cfg.las_top_in_submit_order and las and cfg.preemption):
+    if not (cfg.las_top_in_submit_order and las and cfg.preemption and cfg.elastic):
         return
     top = len(las)
     teams: dict[str, list] = {}
@@ -162,7 +167,8 @@ def top_level_in_order(cycle) -> None:
                 dw = d.workload
                 if cycle.current_gpus(dw.id) > was[dw.id] or dw.priority > w.priority or is_protected(d, team, cycle.now, RECLAIM):
                     continue
-                while want > 0 and cycle.current_gpus(dw.id) > dw.min_gpus:
+                floor = new_work_floor(cfg, dw) if dw.attained_gpu_s < cfg.las_top_floor_until * las[-1] else dw.min_gpus
+                while want > 0 and cycle.current_gpus(dw.id) > floor:
                     shares = cycle.shares_of(dw.id)
                     s = shares.pop()
                     g = cycle.cap.share_gpu(s)

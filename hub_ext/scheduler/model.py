@@ -209,6 +209,10 @@ class SchedulerConfig:
     # submitted after it, latest first, down to their min_gpus (elastic.py), as
     # Tiresias runs its last queue in submit order; False: they keep what they hold.
     las_top_in_submit_order: bool = True
+    # ... but a job whose attained service is below this many times the last cut
+    # (it reached the top level only lately, often near its end) keeps
+    # ``new_work_shrink_floor`` of what it asked for; 0: every one down to min_gpus.
+    las_top_floor_until: float = 2.0
 
 
 # ---------------------------------------------------------------- the snapshot
