@@ -40,7 +40,7 @@ MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # The SchedulerConfig fields that decide this harness's figures, printed with them.
-CORE_SWITCHES = ("las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "reservation_after_s")
+CORE_SWITCHES = ("las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s")
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 

@@ -21,7 +21,17 @@ Under least attained service (SchedulerConfig, with attained service reported):
   shrinks its own team's elastic jobs that have run, most attained service
   first, to no less than ``new_work_shrink_floor`` of what each asked, and
   starts at its asked size (``new_work_shrinks_elastic``); it never suspends
-  them. Without room at its asked size it starts smaller, as above.
+  them. Without room at its asked size it starts smaller, as above;
+* at the top level (attained service beyond the last cut), work goes in
+  submit order, as in Tiresias's last queue: an elastic job below its asked
+  size takes GPUs from its team's top-level elastic jobs submitted after it,
+  latest first, down to their min_gpus (``las_top_in_submit_order``), or
+  down to ``new_work_shrink_floor`` of what they asked while their attained
+  service is below ``las_top_floor_until`` times the last cut (work that
+  reached the top level only lately, often near its end, as a 4-GPU job
+  slowed by shrinking). Without it, whoever grew first into the GPUs keeps
+  them: the first long job, shrunk for new work, waited at one GPU while
+  later long jobs ran.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import heapq
 import math
 
 from .fairshare import OK, check, team_of, team_share
+from .minimum_runtime import RECLAIM, is_protected
 from .model import EPSILON, Workload
 
 
@@ -117,6 +128,66 @@ def grow(cycle) -> None:
         cycle.resize_reason[wid] = "grew into idle GPUs"
         if cycle.current_gpus(wid) < w.max_gpus - EPSILON:
             heapq.heappush(heap, (team_share(team, cycle.usage[w.team]), level, started, wid))
+    top_level_in_order(cycle)
+
+
+def top_level_in_order(cycle) -> None:
+    """At the top LAS level, give an elastic job below its asked size the GPUs of its team's
+    top-level elastic jobs submitted after it, latest first, down to their min_gpus, or to
+    ``new_work_floor`` below ``las_top_floor_until`` times the last cut
+    (``SchedulerConfig.las_top_in_submit_order``; Tiresias runs its last queue in order)."""
+    st = cycle.st
+    cfg = st.config
+    las = cfg.las_thresholds_gpu_s
+    if not (cfg.las_top_in_submit_order and las and cfg.preemption and cfg.elastic):
+        return
+    top = len(las)
+    teams: dict[str, list] = {}
+    for wid in st.elastic_running:
+        if wid in cycle.gone or wid in st.leaving:
+            continue
+        r = st.running[wid]
+        if r.workload.preemptible and st.las_level(r.workload) >= top:
+            teams.setdefault(r.workload.team, []).append(r)
+    for tname, rs in sorted(teams.items()):
+        if len(rs) < 2:
+            continue
+        rs.sort(key=lambda r: (r.workload.submitted_at, r.workload.id))
+        team = team_of(st.teams, tname)
+        was = {r.workload.id: len(r.allocation.shares) for r in rs}
+        for i, r in enumerate(rs):
+            w = r.workload
+            if cycle.current_gpus(w.id) < was[w.id]:
+                continue  # shrunk in this cycle: a resize is a pure shrink or a pure grow
+            v = cycle.cap.view(cycle.view_key(w))
+            for d in reversed(rs[i + 1 :]):
+                want = int(w.gpus) - int(cycle.current_gpus(w.id))
+                if want <= 0:
+                    break
+                dw = d.workload
+                if cycle.current_gpus(dw.id) > was[dw.id] or dw.priority > w.priority or is_protected(d, team, cycle.now, RECLAIM):
+                    continue
+                floor = new_work_floor(cfg, dw) if dw.attained_gpu_s < cfg.las_top_floor_until * las[-1] else dw.min_gpus
+                while want > 0 and cycle.current_gpus(dw.id) > floor:
+                    shares = cycle.shares_of(dw.id)
+                    s = shares.pop()
+                    g = cycle.cap.share_gpu(s)
+                    if g is None or cycle.cap.gpu_class[g] not in v.classes:
+                        shares.append(s)
+                        break
+                    cycle.cap.give(g, 1.0, float(cycle.cap.gpu_mem[g]))
+                    g2 = _grow_card(cycle, v, w.id)
+                    if g2 is None:  # (not expected: the card just given back is free)
+                        cycle.cap.take(g, 1.0, float(cycle.cap.gpu_mem[g]))
+                        shares.append(s)
+                        break
+                    cycle.cap.take(g2, 1.0, float(cycle.cap.gpu_mem[g2]))
+                    cycle.shares_of(w.id).append(cycle.cap.whole_share(g2))
+                    cycle.add_usage(tname, dw.user, -1.0)
+                    cycle.add_usage(tname, w.user, 1.0)
+                    cycle.resize_reason[dw.id] = f"shrunk for {w.id}: at the top level of least attained service, work submitted earlier goes first"
+                    cycle.resize_reason[w.id] = "grew: at the top level of least attained service, work submitted earlier goes first"
+                    want -= 1
 
 
 def _grow_card(cycle, v, wid: str) -> int | None:

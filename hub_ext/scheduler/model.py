@@ -207,6 +207,15 @@ class SchedulerConfig:
     # ... but no further than this fraction of what the job asked for (rounded
     # up, at least its min_gpus): long-running work keeps some of its speed.
     new_work_shrink_floor: float = 0.5
+    # At the top LAS level (attained service beyond the last cut), an elastic job
+    # below its asked size takes GPUs back from its team's top-level elastic jobs
+    # submitted after it, latest first, down to their min_gpus (elastic.py), as
+    # Tiresias runs its last queue in submit order; False: they keep what they hold.
+    las_top_in_submit_order: bool = True
+    # ... but a job whose attained service is below this many times the last cut
+    # (it reached the top level only lately, often near its end) keeps
+    # ``new_work_shrink_floor`` of what it asked for; 0: every one down to min_gpus.
+    las_top_floor_until: float = 2.0
 
 
 # ---------------------------------------------------------------- the snapshot

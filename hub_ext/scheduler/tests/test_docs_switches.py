@@ -35,6 +35,6 @@ def test_the_documented_defaults_are_the_configs():
     assert not wrong, f"docs/scheduler.md says (documented, actual): {wrong}"
 
 
-@pytest.mark.parametrize("name", ["elastic_growth_order", "las_preempt_elastic", "new_work_shrinks_elastic"])
+@pytest.mark.parametrize("name", ["elastic_growth_order", "las_preempt_elastic", "new_work_shrinks_elastic", "las_top_in_submit_order"])
 def test_the_elastic_switches_are_documented(name):
     assert name in documented()

@@ -114,3 +114,44 @@ def test_new_work_is_not_judged_by_work_of_its_shape_that_has_run():
     s = snap(pool(("n", 4)), teams(("a", 4)), [long], pend)
     for d in (schedule(s), Scheduler.from_snapshot(s).cycle(s.now)):
         assert started_ids(d) == ["new"] and held(d, "long") == 2
+
+
+@pytest.mark.parametrize(
+    "on,early_attained,early_priority,sizes",
+    [
+        # Off: whoever holds the GPUs keeps them; nothing is idle, nothing moves.
+        (False, 20 * H, 0, {}),
+        # On, both above the last cut: the earlier submitted job takes back its asked 4 from the later one.
+        (True, 20 * H, 0, {"early": 4, "late": 4}),
+        # The earlier job is below the cut (level 0): nothing moves at the top level.
+        (True, 5 * H, 0, {}),
+        # The later job has the higher priority: it keeps its GPUs.
+        (True, 20 * H, -1, {}),
+    ],
+)
+def test_top_level_goes_in_submit_order(on, early_attained, early_priority, sizes):
+    early = running(job("early", "a", 4, at=0, user="early", min_gpus=1, max_gpus=4, attained_gpu_s=early_attained, priority=early_priority), "n/0")
+    late = running(elastic("late", 8, attained=30 * H, at=100), *[f"n/{i}" for i in range(1, 8)])
+    d = schedule(snap(pool(("n", 8)), teams(("a", 8)), [early, late], [], las_thresholds_gpu_s=LAS, las_top_in_submit_order=on))
+    assert started_ids(d) == [] and preempted_ids(d) == []
+    assert {r.workload_id: len(r.allocation.shares) for r in d.resizes} == sizes
+    if sizes:
+        assert not set(d.resizes[0].allocation.shares) & set(d.resizes[1].allocation.shares)  # no card held twice
+
+
+@pytest.mark.parametrize(
+    "late_attained,floor_until,sizes",
+    [
+        # Long at the top level (40 GPU-h >= 2 x the 16 GPU-h cut): the later job gives down to its min_gpus.
+        (40 * H, 2.0, {"early": 7, "late": 1}),
+        # Only lately at the top level (20 GPU-h < 2 x 16): it keeps half of what it asked.
+        (20 * H, 2.0, {"early": 4, "late": 4}),
+        # 0: no such protection.
+        (20 * H, 0.0, {"early": 7, "late": 1}),
+    ],
+)
+def test_work_lately_at_the_top_level_keeps_its_floor(late_attained, floor_until, sizes):
+    early = running(elastic("early", 8, attained=20 * H, at=0), "n/0")
+    late = running(elastic("late", 8, attained=late_attained, at=100), *[f"n/{i}" for i in range(1, 8)])
+    d = schedule(snap(pool(("n", 8)), teams(("a", 8)), [early, late], [], las_thresholds_gpu_s=LAS, las_top_floor_until=floor_until))
+    assert {r.workload_id: len(r.allocation.shares) for r in d.resizes} == sizes
