@@ -128,12 +128,23 @@ class FairCursor:
         key = (team, user)
         i = self.cursors.get(key, 0)
         until = self.skip_until
-        if until is not None:
-            n = len(lst)
-            while i < n and lst[i].submitted_at <= until:
-                i += 1
-            self.cursors[key] = i
+        if until is not None and i < len(lst) and lst[i].submitted_at <= until:
+            self.cursors[key] = i = self._past_starving(lst, i, until)
         return lst[i] if i < len(lst) else None
+
+    def _past_starving(self, lst: list[Workload], i: int, until: float) -> int:
+        """The first workload from ``i`` on submitted after ``until`` (starving work went first).
+
+        A user's list is in (priority, LAS level, submit time) order, so the starving work of one
+        priority and level is a run: jump over it by bisection rather than step through it (on a
+        busy pool thousands of starving workloads per user, every cycle)."""
+        las = self.las
+        n = len(lst)
+        while i < n and lst[i].submitted_at <= until:
+            w = lst[i]
+            level = las_level(w, las)
+            i = bisect_right(lst, (-w.priority, level, until), lo=i, key=lambda x: (-x.priority, las_level(x, las), x.submitted_at))
+        return i
 
     def _user_key(self, team: str, user: str):
         w = self._head(team, user)
