@@ -140,6 +140,33 @@ def published(results: str | None, load: str, names: list[str], submits: dict) -
     return out
 
 
+def published_jcts(results: str | None, load: str, names: list[str]) -> dict:
+    """{policy: {workload: {job: JCT s}}}, the published per-job results (as ``published`` reads them)."""
+    out = {}
+    for policy in PUBLISHED:
+        path = os.path.join(results or "", f"{policy}-{load}", "summary.json")
+        if results and os.path.exists(path):
+            with open(path) as f:
+                jcts = json.load(f)["jcts"]
+            out[policy] = {n: jcts[n] for n in names if n in jcts}
+    return out
+
+
+def by_application(names, columns: dict) -> list[str]:
+    """Mean JCT per application (the job name's prefix) over ``names``: {column: {workload: {job: JCT}}} -> table."""
+    apps = sorted({job.rsplit("-", 1)[0] for d in columns.values() for n in names for job in d.get(n, {})})
+    lines = ["Mean JCT per application (s)" + (f", {names[0]}" if len(names) == 1 else f", {len(names)} workloads"),
+             "| application | jobs | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for app in apps:
+        row, count = [], None
+        for d in columns.values():
+            vals = [v for n in names for job, v in d.get(n, {}).items() if job.rsplit("-", 1)[0] == app]
+            count = count or len(vals)
+            row.append(sum(vals) / len(vals) if vals else None)
+        lines.append(f"| {app} | {count} | " + " | ".join(fmt_s(v) for v in row) + " |")
+    return lines
+
+
 def fmt_s(x) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
@@ -204,6 +231,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="simulator processes at once (default 1)")
     ap.add_argument("--venv", default=DEFAULT_VENV, help="where to make the simulator's environment")
     ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: the core's defaults)")
+    ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
     ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
 
@@ -235,8 +263,10 @@ def main(argv=None) -> int:
     ours: dict[str, dict] = {n: {} for n in names}
     oracle: dict[str, dict] = {n: {} for n in names}
     raw = []
+    per_job: dict[str, dict] = {}  # column -> {workload: {job: JCT}} (--by-app)
     for (f, m, script), r in zip(tasks, done):
         n = os.path.basename(f)[:-4]
+        per_job.setdefault(("oracle " if script == ORACLE else "ours ") + m, {})[n] = r["jcts"]
         fig = figures(r["jcts"], submits[n])
         fig.update({k: r[k] for k in ("preemptions", "resizes", "restarts", "cycles", "core_cpu_s", "cpu_s")})
         if script == ORACLE:
@@ -255,6 +285,12 @@ def main(argv=None) -> int:
     print()
     for key, title in (("mean_jct_s", "Mean JCT (s)"), ("p95_jct_s", "p95 JCT (s)"), ("makespan_s", "Makespan (s)")):
         print("\n".join(table(names, ours, pub, key, title, oracle if args.oracle else None)))
+        print()
+    if args.by_app:
+        cols = {c: per_job[c] for c in per_job if c.startswith("ours")}
+        cols.update({p.capitalize(): d for p, d in published_jcts(results, args.load, names).items()})
+        cols.update({c: per_job[c] for c in per_job if c.startswith("oracle")})
+        print("\n".join(by_application(names, cols)))
         print()
     print("Our runs: preemptions / resizes / core CPU s per workload")
     for n in names:
