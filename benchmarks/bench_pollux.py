@@ -174,13 +174,14 @@ def fmt_s(x) -> str:
 def table(names, ours, pub, key, title, oracle: dict | None = None) -> list[str]:
     """One markdown table; ``oracle`` ({workload: {mode: figures}}, --oracle) adds its columns last."""
     oracle_modes = [m for m in MODES if oracle and any(m in oracle[n] for n in names)]
-    cols = [f"ours {m}" + (" (recommended)" if m == RECOMMENDED else "") for m in MODES] + [p.capitalize() for p in PUBLISHED if p in pub]
+    our_modes = [m for m in MODES if any(m in ours[n] for n in names)]
+    cols = [f"ours {m}" + (" (recommended)" if m == RECOMMENDED else "") for m in our_modes] + [p.capitalize() for p in PUBLISHED if p in pub]
     cols += [f"oracle {m}" for m in oracle_modes]
     lines = [f"{title}", "| workload | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     sums = {c: [] for c in cols}
     for n in names:
         row = []
-        for m in MODES:
+        for m in our_modes:
             v = ours[n].get(m, {}).get(key)
             row.append(v)
         for p in PUBLISHED:
