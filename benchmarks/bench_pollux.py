@@ -16,6 +16,13 @@ configuration (docs/benchmarks.md says why), and prints our figures beside
 the published ones read from ``--results`` (default: ``results-jobload``
 beside the simulator, at ``--load``; a load with no published results
 prints ours alone). The mapping is in pollux_adapter.py's docstring.
+
+``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
+reference that knows each job's remaining work (a bound for fixed batch
+sizes, not a policy; never the product). Its columns come last in each
+table and its figures go under their own JSON key, ``"oracle"``
+({"label", "workloads": {w: {mode: figures}}, "mean", "best",
+"best_over_pollux"}); ours are unchanged by it.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADAPTER = os.path.join(REPO, "benchmarks", "pollux_adapter.py")
+# The oracle reference (--oracle): knows each job's remaining work; a bound, never the product.
+ORACLE = os.path.join(REPO, "benchmarks", "pollux_oracle.py")
+ORACLE_LABEL = "oracle (knows remaining work: a bound, not a policy)"
 PINNED = ("numpy==1.23.5", "pandas==1.5.3", "scipy==1.10.1", "pymoo==0.4.2.1")
 DEFAULT_VENV = os.path.join(REPO, ".gpupool", "bench", "pollux-venv")
 MODES = ("rigid", "elastic")
@@ -81,11 +91,11 @@ def check_simulator(simulator: str) -> None:
             raise SetupError(f"{simulator} is not the Pollux simulator (no {name})")
 
 
-def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None) -> dict:
+def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
-        cmd = [python, ADAPTER, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
-        if config:
+        cmd = [python, script, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
+        if config and script == ADAPTER:
             cmd += ["--config", json.dumps(config)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -130,28 +140,82 @@ def published(results: str | None, load: str, names: list[str], submits: dict) -
     return out
 
 
+def published_jcts(results: str | None, load: str, names: list[str]) -> dict:
+    """{policy: {workload: {job: JCT s}}}, the published per-job results (as ``published`` reads them)."""
+    out = {}
+    for policy in PUBLISHED:
+        path = os.path.join(results or "", f"{policy}-{load}", "summary.json")
+        if results and os.path.exists(path):
+            with open(path) as f:
+                jcts = json.load(f)["jcts"]
+            out[policy] = {n: jcts[n] for n in names if n in jcts}
+    return out
+
+
+def by_application(names, columns: dict) -> list[str]:
+    """Mean JCT per application (the job name's prefix) over ``names``: {column: {workload: {job: JCT}}} -> table."""
+    apps = sorted({job.rsplit("-", 1)[0] for d in columns.values() for n in names for job in d.get(n, {})})
+    lines = ["Mean JCT per application (s)" + (f", {names[0]}" if len(names) == 1 else f", {len(names)} workloads"),
+             "| application | jobs | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for app in apps:
+        row, count = [], None
+        for d in columns.values():
+            vals = [v for n in names for job, v in d.get(n, {}).items() if job.rsplit("-", 1)[0] == app]
+            count = count or len(vals)
+            row.append(sum(vals) / len(vals) if vals else None)
+        lines.append(f"| {app} | {count} | " + " | ".join(fmt_s(v) for v in row) + " |")
+    return lines
+
+
 def fmt_s(x) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
-def table(names, ours, pub, key, title) -> list[str]:
-    cols = [f"ours {m}" + (" (recommended)" if m == RECOMMENDED else "") for m in MODES] + [p.capitalize() for p in PUBLISHED if p in pub]
+def table(names, ours, pub, key, title, oracle: dict | None = None) -> list[str]:
+    """One markdown table; ``oracle`` ({workload: {mode: figures}}, --oracle) adds its columns last."""
+    oracle_modes = [m for m in MODES if oracle and any(m in oracle[n] for n in names)]
+    our_modes = [m for m in MODES if any(m in ours[n] for n in names)]
+    cols = [f"ours {m}" + (" (recommended)" if m == RECOMMENDED else "") for m in our_modes] + [p.capitalize() for p in PUBLISHED if p in pub]
+    cols += [f"oracle {m}" for m in oracle_modes]
     lines = [f"{title}", "| workload | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     sums = {c: [] for c in cols}
     for n in names:
         row = []
-        for m in MODES:
+        for m in our_modes:
             v = ours[n].get(m, {}).get(key)
             row.append(v)
         for p in PUBLISHED:
             if p in pub:
                 row.append(pub[p].get(n, {}).get(key))
+        for m in oracle_modes:
+            row.append(oracle[n].get(m, {}).get(key))
         for c, v in zip(cols, row):
             sums[c].append(v)
         lines.append(f"| {n} | " + " | ".join(fmt_s(v) for v in row) + " |")
     means = [sum(v) / len(v) if v and None not in v else None for v in sums.values()]
     lines.append("| mean | " + " | ".join(fmt_s(v) for v in means) + " |")
     return lines
+
+
+def oracle_summary(names, modes, oracle: dict, pollux_mean: float | None) -> dict:
+    """Prints the oracle's verdict on the Pollux target; returns its JSON (its own key, beside ours)."""
+    out = {"label": ORACLE_LABEL, "workloads": oracle, "mean": {}}
+    for m in modes:
+        out["mean"][f"oracle-{m}"] = round(sum(oracle[n][m]["mean_jct_s"] for n in names) / len(names), 1)
+    print(f"{ORACLE_LABEL}: preemptions / resizes per workload")
+    for n in names:
+        print(f"  {n}: " + "; ".join(f"{m} {oracle[n][m]['preemptions']} / {oracle[n][m]['resizes']}" for m in modes))
+    best = min(out["mean"], key=out["mean"].get)
+    out["best"] = best
+    if pollux_mean:
+        ratio = out["mean"][best] / pollux_mean
+        out["best_over_pollux"] = round(ratio, 3)
+        limit = pollux_mean * (1 + POLLUX_SLACK)
+        verdict = ("below the target: scheduling alone with fixed batch sizes is not ruled out" if out["mean"][best] <= limit
+                   else "above the target: x1.15 is unreachable with fixed batch sizes, even knowing remaining work")
+        print(f"{ORACLE_LABEL}: best {best} {out['mean'][best]:,.0f} s vs Pollux {pollux_mean:,.0f} s = x{ratio:.2f} "
+              f"(target x{1 + POLLUX_SLACK:.2f} = {limit:,.0f} s): {verdict}")
+    return out
 
 
 def main(argv=None) -> int:
@@ -168,6 +232,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="simulator processes at once (default 1)")
     ap.add_argument("--venv", default=DEFAULT_VENV, help="where to make the simulator's environment")
     ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: the core's defaults)")
+    ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
+    ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
 
     simulator = os.path.abspath(args.simulator)
@@ -192,24 +258,40 @@ def main(argv=None) -> int:
     submits = {n: submit_times(f) for n, f in zip(names, files)}
 
     started = time.time()
-    tasks = [(f, m) for f in files for m in modes]
+    tasks = [(f, m, ADAPTER) for f in files for m in modes] + ([(f, m, ORACLE) for f in files for m in modes] if args.oracle else [])
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        raw = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config), tasks))
+        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2]), tasks))
     ours: dict[str, dict] = {n: {} for n in names}
-    for (f, m), r in zip(tasks, raw):
+    oracle: dict[str, dict] = {n: {} for n in names}
+    raw = []
+    per_job: dict[str, dict] = {}  # column -> {workload: {job: JCT}} (--by-app)
+    for (f, m, script), r in zip(tasks, done):
         n = os.path.basename(f)[:-4]
+        per_job.setdefault(("oracle " if script == ORACLE else "ours ") + m, {})[n] = r["jcts"]
         fig = figures(r["jcts"], submits[n])
         fig.update({k: r[k] for k in ("preemptions", "resizes", "restarts", "cycles", "core_cpu_s", "cpu_s")})
-        ours[n][m] = fig
+        if script == ORACLE:
+            oracle[n][m] = fig
+        else:
+            ours[n][m] = fig
+            raw.append(r)
     pub = published(results, args.load, names, submits)
 
     print(f"Pollux simulator: {len(files)} workloads, load {args.load}, 16 nodes x 4 GPUs; our core's default SchedulerConfig")
     print("(mapping: one team, one user per job, TunedJobs batch sizes; rigid = num_replicas GPUs; elastic = 1..num_replicas)")
     used = raw[0]["config"] if raw else {}
     print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
+    if args.oracle:
+        print(f"columns oracle rigid / oracle elastic: {ORACLE_LABEL}; mapping as ours, order shortest remaining GPU-time first")
     print()
     for key, title in (("mean_jct_s", "Mean JCT (s)"), ("p95_jct_s", "p95 JCT (s)"), ("makespan_s", "Makespan (s)")):
-        print("\n".join(table(names, ours, pub, key, title)))
+        print("\n".join(table(names, ours, pub, key, title, oracle if args.oracle else None)))
+        print()
+    if args.by_app:
+        cols = {c: per_job[c] for c in per_job if c.startswith("ours")}
+        cols.update({p.capitalize(): d for p, d in published_jcts(results, args.load, names).items()})
+        cols.update({c: per_job[c] for c in per_job if c.startswith("oracle")})
+        print("\n".join(by_application(names, cols)))
         print()
     print("Our runs: preemptions / resizes / core CPU s per workload")
     for n in names:
@@ -235,6 +317,8 @@ def main(argv=None) -> int:
         ratio = out["mean"][f"ours-{rec}"] / out["mean"]["pollux"]
         verdict = "MET" if ratio <= 1 + POLLUX_SLACK else "MISSED"
         print(f"target: mean JCT within {POLLUX_SLACK:.0%} of Pollux's: ours {out['mean'][f'ours-{rec}']:,.0f} s vs {out['mean']['pollux']:,.0f} s = x{ratio:.2f}: {verdict}")
+    if args.oracle:
+        out["oracle"] = oracle_summary(names, modes, oracle, out["mean"].get("pollux"))
     print(f"({time.time() - started:.0f} s wall)")
     if args.json:
         with open(args.json, "w") as f:

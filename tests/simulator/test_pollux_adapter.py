@@ -7,7 +7,9 @@ saying why, where either cannot be had.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import os
 import subprocess
 
@@ -62,3 +64,63 @@ def test_alone_our_rigid_and_elastic_jobs_finish_as_the_simulators_tiresias_runs
         assert fig["mean_jct_s"] == pytest.approx(tiresias, abs=0.1), mode
         assert r["preemptions"] == 0 and r["resizes"] == 0, mode
         assert r["config"]["elastic"] is (mode == "elastic")
+
+
+# --- the oracle reference (benchmarks/pollux_oracle.py: knows remaining work; a bound, not a policy) ---
+
+# Four 16-GPU cifar10 jobs fill the 64 GPUs; a one-GPU ncf job (about a minute of work) arrives while they run.
+CROWDED = """name,time,application,num_replicas,batch_size
+cifar10-0,0,cifar10,16,4096
+cifar10-1,1,cifar10,16,4096
+cifar10-2,2,cifar10,16,4096
+cifar10-3,3,cifar10,16,4096
+ncf-4,150,ncf,1,32768
+"""
+
+ORACLE = os.path.join(REPO, "benchmarks", "pollux_oracle.py")
+
+
+def test_the_oracle_runs_uncontended_jobs_as_the_simulator_does_and_knows_their_remaining_time(sim, tmp_path):
+    bench, python = sim
+    path = tmp_path / "tiny.csv"
+    path.write_text(WORKLOAD)
+    submits = bench.submit_times(str(path))
+    alone = {}
+    for mode in ("rigid", "elastic"):
+        r = bench.run_one(python, SIMULATOR, str(path), mode, script=bench.ORACLE)
+        assert r["policy"] == "oracle" and sorted(r["jcts"]) == sorted(submits), mode
+        assert r["preemptions"] == 0 and r["resizes"] == 0, mode
+        alone[mode] = r["jcts"]
+    assert alone["rigid"] == alone["elastic"]
+    # What the oracle knows at submission (remaining run time on the asked GPUs, packed) is what the job then
+    # takes: its JCT less the wait for the next 60 s step and the simulator's 30 s start pause.
+    probe = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import pollux_oracle as o, pandas;"
+        "sim = o.pollux_adapter.load(sys.argv[2]);"
+        "c = o.pollux_adapter.make_cluster(sim, pandas.read_csv(sys.argv[3]), None); w = o.RemainingWork();"
+        "print(json.dumps({j.name: w.seconds(j, o.packed(j.target_num_replicas)) for j in c.jobs}))"
+    )
+    out = subprocess.run([python, "-c", probe, os.path.dirname(ORACLE), SIMULATOR, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    known = json.loads(out.stdout.strip().splitlines()[-1])
+    for name, jct in alone["rigid"].items():
+        ran = jct - (-submits[name] % 60) - 30
+        assert known[name] == pytest.approx(ran, rel=0.03, abs=3), name
+
+
+def test_the_oracle_lets_a_short_job_overtake_a_full_pool_where_tiresias_makes_it_wait(sim, tmp_path):
+    bench, python = sim
+    path = tmp_path / "crowded.csv"
+    path.write_text(CROWDED)
+    out = subprocess.run([python, "simulator.py", "--policy", "tiresias", str(path)], cwd=SIMULATOR, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tiresias = ast.literal_eval([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    assert tiresias["ncf-4"] > 300  # waits for a cifar10 job to finish
+    for mode in ("rigid", "elastic"):
+        r = bench.run_one(python, SIMULATOR, str(path), mode, script=bench.ORACLE)
+        assert len(r["jcts"]) == 5, mode
+        assert r["jcts"]["ncf-4"] < 150, (mode, r["jcts"])  # starts at the next step, beside or instead of a long job
+        if mode == "rigid":
+            assert r["preemptions"] == 1 and r["resizes"] == 0
+        else:
+            assert r["preemptions"] == 0 and r["resizes"] >= 1  # one cifar10 job gives up a GPU, then grows back
