@@ -15,7 +15,12 @@ the last two hours (so part of it waits past ``reservation_after_s``),
 sessions only (no processes are started).
 
 Figures (wall ms, best and median of the runs; the machine's load moves them):
-* cold: the first cycle of a started service (index everything, decide, write);
+* warm-up: what a started service does before its first cycle (``SchedulingLoop.warm_up``: every active
+  row read and the core indexed, in a read transaction that holds no write lock); not a cycle;
+* cold: the first cycle of a started service, after its warm-up (a session ended and one was submitted
+  between the two: it reads those, decides, writes);
+* start to first decision: the two together;
+* after a quota change: a team's quota changed, so the kept core is indexed again (rows not read);
 * next: after one session ended and one was submitted (the common cycle);
 * idle: nothing changed since the last cycle (a tick);
 * of which the database read: cold, every active row (``build_snapshot``, what a
@@ -106,6 +111,15 @@ def one_event(store, now: float, k: int) -> None:
                            priority=0, preemptible=True))
 
 
+def team_change(store, k: int) -> None:
+    """An admin changes a team's quota: the kept core is indexed again (the rows are not read again)."""
+    from hub_ext.service.store.orm import TeamRow
+
+    with store.write() as db:
+        team = db.scalars(select(TeamRow).order_by(TeamRow.name).limit(1)).one()
+        team.quota += 1 if k % 2 == 0 else -1
+
+
 def ms(xs: list[float]) -> str:
     return f"{min(xs):8.1f} ms (median {statistics.median(xs):.1f})"
 
@@ -138,11 +152,16 @@ def main(argv=None) -> int:
         return 1000 * (time.perf_counter() - t)
 
     cold, nxt, idle, reads, core_cold, core_next = [], [], [], [], [], []
-    kept_reads, queue_first, queue_one = [], [], []
+    warm, reindex, kept_reads, queue_first, queue_one = [], [], [], [], []
     for k in range(args.runs):
-        # As a service that just started: no kept core, rows or queue.
+        # As a service that just started: no kept core, rows or queue. Its first cycle warms up first
+        # (SchedulingLoop.warm_up: every row read and the core indexed, outside the cycle's transaction).
         loop.core, loop.kept, loop.queue = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView()
+        warm.append(timed(loop.warm_up))
+        one_event(store, time.time(), k)  # written between the warm-up and the first cycle
         cold.append(timed(lambda: asyncio.run(loop.cycle())))
+        team_change(store, k)
+        reindex.append(timed(lambda: asyncio.run(loop.cycle())))
         one_event(store, time.time(), k)
         nxt.append(timed(lambda: asyncio.run(loop.cycle())))
         idle.append(timed(lambda: asyncio.run(loop.cycle())))
@@ -164,7 +183,7 @@ def main(argv=None) -> int:
         core = IncrementalCore()
         core_cold.append(timed(lambda: core.decide(snapshot, revisions)))
         core_next.append(timed(lambda: core.decide(snapshot, revisions)))
-        print(f"  run {k + 1}/{args.runs}: cold {cold[-1]:.0f} ms, next {nxt[-1]:.0f} ms", flush=True)
+        print(f"  run {k + 1}/{args.runs}: warm-up {warm[-1]:.0f} ms, first cycle {cold[-1]:.0f} ms, next {nxt[-1]:.0f} ms", flush=True)
 
     # A running service: one cold start, then cycle after cycle (the runs above start cold each time,
     # and 60,000 new objects a time trigger the garbage collector's full passes in the next cycles).
@@ -177,21 +196,27 @@ def main(argv=None) -> int:
     if args.sustained:
         loop.core, loop.kept, loop.queue = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView()
         asyncio.run(loop.cycle())
+        checked = 0
         gc.callbacks.append(on_gc)
         for k in range(args.sustained):
             one_event(store, time.time(), args.runs + k)
             sustained.append(timed(lambda: asyncio.run(loop.cycle())))
+            checked += loop.kept.checked
         gc.callbacks.remove(on_gc)
         sustained.sort()
 
     print("\nthe whole service cycle (SchedulingLoop.cycle: checks, database read, kept core, decisions written), wall ms:")
-    print(f"  cold (first cycle of a started service):      {ms(cold)}")
+    print(f"  warm-up of a started service (not a cycle: every row read and the core indexed, no write lock held): {ms(warm)}")
+    print(f"  cold (first cycle of a started service, after its warm-up): {ms(cold)}")
+    print(f"  start to first decision (warm-up + first cycle): {ms([a + b for a, b in zip(warm, cold)])}")
+    print(f"  after a team's quota changed (the core indexed again, rows not read): {ms(reindex)}")
     print(f"  next (one session ended, one submitted):      {ms(nxt)}")
     print(f"  idle (nothing changed):                       {ms(idle)}")
     if sustained:
         print(f"  {len(sustained)} cycles in a row, each after one event: median {statistics.median(sustained):.1f} ms, "
               f"p90 {sustained[int(0.9 * (len(sustained) - 1))]:.1f} ms, slowest {sustained[-1]:.1f} ms "
-              f"({len(full_passes)} full garbage-collector passes among them)")
+              f"({len(full_passes)} full garbage-collector passes among them; the rolling check read {checked:,} rows again "
+              f"in them, 1/{loop.incremental_check_every} of the kept rows a cycle)")
     print(f"  of which the database read, cold (all rows):  {ms(reads)}")
     print(f"  of which the database read, kept (changes):   {ms(kept_reads)}")
     print("the queue's positions and reasons, built on the first read after a cycle (not in the cycle):")
@@ -202,12 +227,15 @@ def main(argv=None) -> int:
     print(f"  next (nothing changed):                       {ms(core_next)}")
     print(f"ratio whole cycle / core alone: cold x{min(cold) / min(core_cold):.1f}, next x{min(nxt) / max(min(core_next), 1e-3):.1f}")
     target = 100.0
-    for name, xs in (("cold", cold), ("next", nxt)):
+    start = [a + b for a, b in zip(warm, cold)]
+    for name, xs in (("cold (the first cycle after the warm-up)", cold), ("next", nxt),
+                     ("after a quota change (core indexed again)", reindex),
+                     ("from a start to its first decision (warm-up included)", start)):
         print(f"target: a service cycle under {target:.0f} ms at {args.gpus:,} GPUs and {args.pending:,} pending, {name}: "
               f"{min(xs):.0f} ms: {'MET' if min(xs) < target else 'MISSED'}")
     if sustained:
         print(f"target: a service cycle under {target:.0f} ms at {args.gpus:,} GPUs and {args.pending:,} pending, cycle after cycle "
-              f"(the slowest of {len(sustained)}; every incremental_check_every-th cycle reads everything, as cold): "
+              f"(the slowest of {len(sustained)}, the rolling check included): "
               f"{sustained[-1]:.0f} ms: {'MET' if sustained[-1] < target else 'MISSED'}")
     store.dispose()
     return 0

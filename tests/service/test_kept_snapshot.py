@@ -139,28 +139,92 @@ def test_the_revision_read_sees_every_kind_of_change_and_equals_a_full_read(stor
     assert len(refresh()[0].pool.nodes[0].gpus) == 5
 
 
-def test_a_write_that_bypasses_the_stamp_is_caught_by_the_loops_periodic_full_read(store):
-    """Every incremental_check_every-th cycle the loop reads everything again, counts what the revisions
-    missed, and decides on the full read."""
+def _spread(store, seqs):
+    """Pending workloads at these seqs (far apart: in different buckets of the rolling check)."""
+    with store.write() as db:
+        for k, seq in enumerate(seqs):
+            row = pending(f"u{k}", at=T0 + k)
+            row.seq = seq
+            db.add(row)
+
+
+def _cycle(loop, now=T0):
+    with loop.store.write() as db:
+        snapshot, _, changed = loop._read(db, now, None)
+        decisions = loop.core.decide(snapshot, None, changed)
+    return snapshot, changed, decisions
+
+
+def test_writes_that_bypass_the_stamp_are_caught_by_the_rolling_check_within_check_every_cycles(store):
+    """Each cycle reads 1/incremental_check_every of the kept rows again, in turn, and compares them:
+    a changed column, a row inserted and a row gone without a stamp are each found within that many
+    cycles, handed to the core as changed, and counted; nothing is counted when every write is stamped."""
+    from sqlalchemy import insert
+
+    from hub_ext.scheduler import schedule
     from hub_ext.service.loop import SchedulingLoop
 
-    loop = SchedulingLoop(store, supervisor=None, incremental_check_every=2)
-    write = store.write
-    with write() as db:
-        db.add(pending("ann"))
-    for k in range(2):
-        with write() as db:
-            snapshot, _, changed = loop._read(db, T0, None)
-            loop.core.decide(snapshot, None, changed)
-    with write() as db:  # a bulk write of a column the scheduler reads: no stamp
-        db.execute(update(WorkloadRow.__table__).where(WorkloadRow.seq == 1).values(gpus=2.0))
+    every = 4
+    loop = SchedulingLoop(store, supervisor=None, incremental_check_every=every)
+    _spread(store, [10, 5000, 9000, 13000, 17000, 21000, 25000, 29000])
+    for _ in range(2 * every):  # stamped writes only: the checks find nothing
+        snapshot, changed, _ = _cycle(loop)
+        assert loop.core.misses == 0
+    reads = []
+    for _ in range(every):  # each cycle reads about a quarter of them again, never all
+        _cycle(loop)
+        reads.append(loop.kept.checked)
+    assert max(reads) < 8 and sum(reads) >= 8
+
+    def bypassing(statement):
+        with store.write() as db:
+            db.execute(statement)
+
+    table = WorkloadRow.__table__
+    bypassing(update(table).where(table.c.seq == 17000).values(gpus=2.0))  # a bulk write of a column the scheduler reads
+    bypassing(update(table).where(table.c.seq == 5000).values(state="cancelled"))  # gone from the active states
+    bypassing(insert(table).values(seq=11000, user="late", team="nlp", kind="job", state="pending", gpus=1.0,
+                                   submitted_at=T0 - 50, priority=0, preemptible=True))  # inserted between two of them
     seen = []
-    for k in range(2):  # unseen until the check's cycle (within check_every cycles)
-        with write() as db:
-            snapshot, _, changed = loop._read(db, T0, None)
-            loop.core.decide(snapshot, None, changed)
-        seen.append((changed is None, loop.core.misses, snapshot.pending[0].gpus))
-    assert seen == [(False, 0, 1.0), (True, 1, 2.0)]
+    for _ in range(every):
+        snapshot, changed, decisions = _cycle(loop)
+        seen.append(set(changed))
+        by_id = {w.id: w for w in snapshot.pending}
+        assert decisions == schedule(snapshot)  # the core decides on what it was handed, as the pure function does
+    found = set().union(*seen)
+    assert {"w-17000", "w-5000", "w-11000"} <= found and loop.core.misses == 3
+    assert by_id["w-17000"].gpus == 2.0 and "w-5000" not in by_id and by_id["w-11000"].user == "late"
+    full, _ = build_snapshot_in(store)
+    assert differences(snapshot, full) == 0
+
+
+def build_snapshot_in(store, now=T0):
+    with store.read() as db:
+        return build_snapshot(db, now, SchedulerConfig())
+
+
+def test_the_warm_up_reads_everything_outside_the_cycle_and_the_first_cycle_reads_only_what_was_written_since(store):
+    """A started service reads every row and indexes its core before its first cycle, in a read
+    transaction (no write lock held); a row written between the warm-up and the cycle is read by the
+    cycle, whose decisions equal the pure function's on a full read."""
+    from hub_ext.scheduler import schedule
+    from hub_ext.service.loop import SchedulingLoop
+
+    _spread(store, [1, 2, 3, 4, 3000])
+    loop = SchedulingLoop(store, supervisor=None)
+    with store.write() as db:  # the write lock is held elsewhere (SQLite: BEGIN IMMEDIATE): the warm-up still reads
+        late = pending("meanwhile", at=T0 - 100)
+        late.seq = 3001  # (explicit seqs above: PostgreSQL's sequence has not moved)
+        db.add(late)
+        db.flush()
+        loop.warm_up()
+    assert loop.kept.reads == 5 and loop.core.rebuilds == 1 and loop.core.scheduler is not None
+    with store.write() as db:
+        db.get(WorkloadRow, 2).gpus = 4.0
+    snapshot, changed, decisions = _cycle(loop)
+    assert set(changed) == {"w-2", "w-3001"} and loop.core.rebuilds == 1  # not indexed again
+    full, _ = build_snapshot_in(store)
+    assert differences(snapshot, full) == 0 and decisions == schedule(full)
 
 
 def test_running_work_is_recomputed_only_once_its_attained_service_may_have_moved_on_the_grid():
@@ -180,3 +244,27 @@ def test_running_work_is_recomputed_only_once_its_attained_service_may_have_move
                 assert on_grid(y, las, step) == on_grid(x, las, step), (x, y, nxt, step)
         if step:  # and it is not much earlier than the change: a one-GPU job is recomputed about once a minute
             assert next_point(600.0, las, step) > 659.0 and next_point(7200.0, las, step) > 7200.0 * (1 + step) * 0.99
+
+
+def test_a_quota_change_indexes_the_core_again_before_the_cycle_not_inside_it(store):
+    """A team's quota changed: the loop indexes its kept core again from the kept rows before the cycle's
+    write transaction (SchedulingLoop.reindex_if_changed); the cycle then only hands it what changed, and
+    decides as the pure function does on a full read."""
+    from hub_ext.scheduler import schedule
+    from hub_ext.service.loop import SchedulingLoop
+
+    _spread(store, [1, 2, 3, 4, 5, 6])
+    loop = SchedulingLoop(store, supervisor=None)
+    loop.warm_up()
+    _cycle(loop)
+    assert loop.reindex_if_changed() is False and loop.core.rebuilds == 1
+    with store.write() as db:
+        db.get(TeamRow, "vision").quota = 2.0
+        db.get(WorkloadRow, 6).priority = 3  # and a workload changed since the kept rows were read
+    assert loop.reindex_if_changed() is True and loop.core.rebuilds == 2
+    snapshot, changed, decisions = _cycle(loop)
+    assert loop.core.rebuilds == 2 and set(changed) == {"w-6"}  # not indexed again inside the cycle
+    full, _ = build_snapshot_in(store)
+    assert snapshot.teams["vision"].quota == 2.0 and differences(snapshot, full) == 0
+    assert decisions == schedule(snapshot) and decisions.starts[0].workload_id == "w-6"  # its new priority
+    assert "quota of 2" in decisions.starts[-1].reason  # the new quota

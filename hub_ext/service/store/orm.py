@@ -351,7 +351,9 @@ def _sqlite_serialised_writes(engine: Engine, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Store.read_unlocked: a deferred BEGIN takes no lock until a write (none comes); in WAL mode it
+        # reads one consistent view while a writer works.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("gpupool_unlocked_read") else "BEGIN IMMEDIATE")
 
 
 class Store:
@@ -380,6 +382,19 @@ class Store:
                 yield session
             finally:
                 session.rollback()
+
+    @contextlib.contextmanager
+    def read_unlocked(self) -> Iterator[Session]:
+        """A read transaction that waits for no writer and holds none up (``read`` on SQLite takes the
+        write lock, as every transaction there begins IMMEDIATE). Only for reads whose rows are stamped
+        (KeptSnapshot.load): it must not write."""
+        with self.engine.connect() as conn:
+            conn.execution_options(gpupool_unlocked_read=True)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                try:
+                    yield session
+                finally:
+                    session.rollback()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
