@@ -324,8 +324,16 @@ class Scheduler:
         self.started(r.workload, r.allocation, leaving=True)
 
     def set_team(self, team: Team) -> None:
+        """A team's quota, weight or limit changed (or a team was added)."""
         self.teams[team.name] = team
         self._ranked.pop(team.name, None)
+        self.victims_memo.pop(team.name, None)
+
+    def remove_team(self, name: str) -> None:
+        """A team was removed: its work, if any is left, is ranked as a team of no quota (model.team_of)."""
+        self.teams.pop(name, None)
+        self._ranked.pop(name, None)
+        self.victims_memo.pop(name, None)
 
     def set_history(self, history: UsageHistory | None) -> None:
         """Decayed past usage for the fair-share order (decay.DecayedUsage keeps it up to date)."""

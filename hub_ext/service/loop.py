@@ -124,6 +124,15 @@ class IncrementalCore:
         key = (snapshot.pool, tuple(sorted(snapshot.teams.items())), snapshot.config)
         s = self.scheduler
         kept, self._revisions = self._revisions, revisions
+        if s is not None and key != self._key and key[0] == self._key[0] and key[2] == self._key[2]:
+            # Only teams changed (an admin's quota edit): the Scheduler's own events, not a re-index.
+            old, new = dict(self._key[1]), snapshot.teams
+            for name, team in new.items():
+                if old.get(name) != team:
+                    s.set_team(team)
+            for name in old.keys() - new.keys():
+                s.remove_team(name)
+            self._key = key
         if s is None or key != self._key:
             self.scheduler = s = Scheduler.from_snapshot(snapshot)
             self._key = key
@@ -325,21 +334,24 @@ class SchedulingLoop(LoggingConfigurable):
         Runs before a service's first cycle, and before the first cycle after a failed one (whatever
         forgot the kept rows): the full read (about 1 s at 60,000 rows) holds no write lock, and the
         cycle that follows reads only what was written meanwhile (KeptSnapshot.load)."""
-        with self.store.read_unlocked() as db:
-            snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
-        self._prime(snapshot)
+        with paused_gc(collect_after=True):
+            with self.store.read_unlocked() as db:
+                snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
+            self._prime(snapshot)
 
     def _prime(self, snapshot) -> None:
+        """Index the core on ``snapshot`` (outside a cycle: the garbage collector's pass over the new
+        objects is taken here too, not in the next cycle)."""
         if self.backfill_on_estimates and self.estimates is not None:
             snapshot = with_estimates(snapshot, self.estimates)
             self._estimated(snapshot, None)  # the estimates the core is indexed with
-        with paused_gc():
+        with paused_gc(collect_after=True):
             self.core.prime(snapshot)
 
     def reindex_if_changed(self) -> bool:
-        """Index the kept core again, outside the cycle's write transaction, when teams, pool or
-        configuration changed (a quota edit: 150-300 ms at 50,000 pending, which the cycle would
-        otherwise spend holding the write lock). From the kept rows as they stand (revision ``seen``):
+        """Index the kept core again, outside the cycle's write transaction, when the pool or the
+        configuration changed (150-300 ms at 50,000 pending, which the cycle would otherwise spend
+        holding the write lock). From the kept rows as they stand (revision ``seen``):
         the cycle then hands the core what was written since, as after a warm-up. True if it did."""
         if self.core.scheduler is None or self.kept.seen is None:
             return False
@@ -347,7 +359,8 @@ class SchedulingLoop(LoggingConfigurable):
         with self.store.read_unlocked() as db:
             teams = read_teams(db, self.preemption_rules)
             pool = self.kept.pool(db)
-        if (pool, tuple(sorted(teams.items())), config) == self.core._key:
+        key = self.core._key
+        if pool == key[0] and config == key[2]:  # (a change of teams alone is applied by IncrementalCore.decide)
             return False
         self._prime(self.kept.snapshot(pool, teams, time.time(), config))
         return True

@@ -246,10 +246,10 @@ def test_running_work_is_recomputed_only_once_its_attained_service_may_have_move
             assert next_point(600.0, las, step) > 659.0 and next_point(7200.0, las, step) > 7200.0 * (1 + step) * 0.99
 
 
-def test_a_quota_change_indexes_the_core_again_before_the_cycle_not_inside_it(store):
-    """A team's quota changed: the loop indexes its kept core again from the kept rows before the cycle's
-    write transaction (SchedulingLoop.reindex_if_changed); the cycle then only hands it what changed, and
-    decides as the pure function does on a full read."""
+def test_a_quota_change_is_an_event_for_the_kept_core_and_a_new_gpu_is_indexed_before_the_cycle(store):
+    """A team's quota changed: the kept core takes it as an event (Scheduler.set_team), not a re-index,
+    and decides as the pure function does on a full read. A new GPU (the pool) indexes the core again,
+    from the kept rows, before the cycle's write transaction (SchedulingLoop.reindex_if_changed)."""
     from hub_ext.scheduler import schedule
     from hub_ext.service.loop import SchedulingLoop
 
@@ -257,14 +257,21 @@ def test_a_quota_change_indexes_the_core_again_before_the_cycle_not_inside_it(st
     loop = SchedulingLoop(store, supervisor=None)
     loop.warm_up()
     _cycle(loop)
-    assert loop.reindex_if_changed() is False and loop.core.rebuilds == 1
     with store.write() as db:
         db.get(TeamRow, "vision").quota = 2.0
         db.get(WorkloadRow, 6).priority = 3  # and a workload changed since the kept rows were read
-    assert loop.reindex_if_changed() is True and loop.core.rebuilds == 2
+    assert loop.reindex_if_changed() is False
     snapshot, changed, decisions = _cycle(loop)
-    assert loop.core.rebuilds == 2 and set(changed) == {"w-6"}  # not indexed again inside the cycle
+    assert loop.core.rebuilds == 1 and set(changed) == {"w-6"}
     full, _ = build_snapshot_in(store)
     assert snapshot.teams["vision"].quota == 2.0 and differences(snapshot, full) == 0
     assert decisions == schedule(snapshot) and decisions.starts[0].workload_id == "w-6"  # its new priority
     assert "quota of 2" in decisions.starts[-1].reason  # the new quota
+
+    with store.write() as db:
+        node = db.get(NodeRow, "a")
+        node.gpus.append(GpuRow(uuid="a/4", index=4, model="T4", memory_mib=15360))
+    assert loop.reindex_if_changed() is True and loop.core.rebuilds == 2
+    snapshot, changed, decisions = _cycle(loop)
+    assert loop.core.rebuilds == 2 and len(snapshot.pool.nodes[0].gpus) == 5  # not indexed again inside the cycle
+    assert decisions == schedule(snapshot)
