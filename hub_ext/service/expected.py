@@ -68,7 +68,9 @@ class ExpectedStarts(LoggingConfigurable):
 
     def compute(self, now: float) -> dict[int, tuple[float | None, str]]:
         """Expected start and basis of every pending workload, by row seq."""
-        with self.store.read() as db:
+        # Store.read_unlocked: on SQLite, Store.read begins IMMEDIATE and would hold the write lock through
+        # this whole read (about a second at 50,000 pending), and every cycle and submit would wait for it.
+        with self.store.read_unlocked() as db:
             snapshot, active = build_snapshot(db, now, self.loop.scheduler_config, attained_step=self.loop.attained_step)
             if not snapshot.pending:
                 return {}
