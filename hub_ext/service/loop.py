@@ -253,6 +253,64 @@ class SchedulingLoop(LoggingConfigurable):
         work more often; 0: exact, every running workload re-read every cycle. Between 0 and 0.5.""",
     ).tag(config=True)
 
+    max_reservations = Int(
+        1,
+        allow_none=True,
+        help="""How many starving workloads (waiting past reservation_after_s) may hold GPUs for themselves at
+        once, oldest first; smaller work only backfills around them. None: every one.""",
+    ).tag(config=True)
+    elastic_growth_order = Enum(
+        ["attained", "started"],
+        default_value="attained",
+        help="""Inside a team, which running elastic job grows first into idle GPUs: "attained" (least attained
+        service first) or "started" (lowest least-attained-service queue, then earliest started).""",
+    ).tag(config=True)
+    las_preempt_elastic = Bool(
+        False,
+        help="""Least attained service may suspend (preempt) an elastic job of a higher queue once it is at its
+        min_gpus; False: it only shrinks it, and the job keeps running.""",
+    ).tag(config=True)
+    new_work_shrinks_elastic = Bool(
+        True,
+        help="""New work (no attained service yet) that does not fit at its asked size shrinks its own team's
+        elastic jobs that have run, most attained service first, and starts at its asked size.""",
+    ).tag(config=True)
+    new_work_shrink_floor = Float(
+        0.5,
+        help="""... but shrinks no job below this fraction of what it asked for (rounded up, at least its
+        min_gpus). Between 0 and 1.""",
+    ).tag(config=True)
+    las_top_in_submit_order = Bool(
+        True,
+        help="""At the top least-attained-service queue, an elastic job below its asked size takes GPUs back from
+        its team's top-queue elastic jobs submitted after it (latest first, down to their min_gpus), as
+        Tiresias runs its last queue; False: they keep what they hold.""",
+    ).tag(config=True)
+    las_top_floor_until = Float(
+        2.0,
+        help="""... but a top-queue job whose attained service is below this many times the last of
+        las_thresholds_gpu_hours (it reached the top queue only lately) keeps new_work_shrink_floor of what it
+        asked. 0: every one may go down to its min_gpus.""",
+    ).tag(config=True)
+
+    @validate("max_reservations")
+    def _valid_max_reservations(self, proposal):
+        if proposal["value"] is not None and proposal["value"] < 1:
+            raise TraitError(f"SchedulingLoop.max_reservations must be at least 1, or None (every starving workload); got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("new_work_shrink_floor")
+    def _valid_shrink_floor(self, proposal):
+        if not (0 <= proposal["value"] <= 1):
+            raise TraitError(f"SchedulingLoop.new_work_shrink_floor must be between 0 and 1; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("las_top_floor_until")
+    def _valid_top_floor(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"SchedulingLoop.las_top_floor_until must be 0 or more (times the last cut); got {proposal['value']!r}")
+        return proposal["value"]
+
     @validate("las_thresholds_gpu_hours")
     def _valid_las(self, proposal):
         value = [float(x) for x in proposal["value"]]
@@ -315,6 +373,13 @@ class SchedulingLoop(LoggingConfigurable):
             aging_gpus_per_hour=self.aging_gpus_per_hour,
             aging_max_gpus=self.aging_max_gpus,
             las_thresholds_gpu_s=tuple(h * 3600.0 for h in self.las_thresholds_gpu_hours),
+            max_reservations=self.max_reservations,
+            elastic_growth_order=self.elastic_growth_order,
+            las_preempt_elastic=self.las_preempt_elastic,
+            new_work_shrinks_elastic=self.new_work_shrinks_elastic,
+            new_work_shrink_floor=self.new_work_shrink_floor,
+            las_top_in_submit_order=self.las_top_in_submit_order,
+            las_top_floor_until=self.las_top_floor_until,
         )
 
     def _read(self, db, now: float, history):
