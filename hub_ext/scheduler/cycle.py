@@ -832,6 +832,10 @@ class Cycle:
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
         # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
         hopeless_at: dict[str, tuple[int, bool]] = {}
+        failed, shape = self._failed[0], st.request_shape
+
+        def passed(w: Workload) -> bool:  # attempt() would answer at once (a failed shape)
+            return shape(w) in failed
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return
@@ -851,6 +855,12 @@ class Cycle:
                 if hopeless:
                     cur.drop(w.team)
                     continue
+                if self.shortcuts and not (self.deferred or self.deferred_runs) and self._failed_at == (len(self.starts), len(self.reservations)) and not (
+                    not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open()
+                ):
+                    # The team's next picks whose shapes failed would each be answered at once, with the
+                    # same answers here (not hopeless, nothing to stop for): passed over in one go.
+                    cur.pass_over(w.team, passed)
             cur.done_with(w.team)
 
 

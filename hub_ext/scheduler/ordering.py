@@ -120,6 +120,7 @@ class FairCursor:
         self.users: dict[str, list] = {}  # team -> heap of (key, user)
         self.dropped: set[str] = set()
         self.last: tuple[str, str] | None = None  # the pick waiting for done_with
+        self._fixed: dict[str, tuple] = {}  # team -> (Team, past_excess)
         for name in sorted(queues):
             self._push(name)
 
@@ -187,11 +188,16 @@ class FairCursor:
         v = self.version.get(team, 0) + 1
         self.version[team] = v
         w = top[1]
-        t = team_of(self.teams, team)
-        past = past_excess(self.history, team, t.quota)
+        heapq.heappush(self.heap, (self._team_share(team, w), w.submitted_at, team, v))
+
+    def _team_share(self, team: str, w: Workload) -> tuple:
+        """The team's key in the fair order with ``w`` next (fairshare.team_share)."""
+        fixed = self._fixed.get(team)
+        if fixed is None:  # the team and its past use do not change within a cycle
+            t = team_of(self.teams, team)
+            fixed = self._fixed[team] = (t, past_excess(self.history, team, t.quota))
         credit = aging.credit(self.aging, self.now - w.submitted_at) if self.aging is not None else 0.0
-        share = team_share(t, self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus, past, credit)
-        heapq.heappush(self.heap, (share, w.submitted_at, team, v))
+        return team_share(fixed[0], self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus, fixed[1], credit)
 
     def next(self) -> tuple[str, Workload] | None:
         """The next (user, workload) in fair order, or None when all are seen."""
@@ -221,6 +227,64 @@ class FairCursor:
                 if key is not None:
                     heapq.heappush(h, (key, user))
         self._push(team)
+
+    def pass_over(self, team: str, passed) -> int:
+        """After the last pick (of ``team``) changed nothing, take its team's next picks while
+        ``passed(workload)`` says they would change nothing either (a shape that already failed,
+        answered without a try) and they are the next picks: what ``done_with`` then ``next`` would
+        pick, without putting the team back in line between them. Leaves the last one waiting for
+        ``done_with``, as ``next`` does. -> how many were passed over.
+
+        Nothing changes between such picks (no usage, no team dropped), so the order is the one the
+        long way walks; a busy pool's fair loop passes thousands of failed shapes a cycle this way."""
+        if self.last is None or self.last[0] != team or team in self.dropped:
+            return 0
+        h = self.users.get(team)
+        if h is None:
+            return 0
+        heap = self.heap
+        version = self.version
+        dropped = self.dropped
+        cursors = self.cursors
+        user = self.last[1]
+        n = 0
+        while True:
+            # done_with's part: the last pick's user back in line, with the key of its next workload
+            mine = self._user_key(team, user)
+            while h:  # (stale entries first go, as _top would drop them)
+                key, other = h[0]
+                w = self._head(team, other)
+                if w is None or w.id != key[-1]:
+                    heapq.heappop(h)
+                    continue
+                break
+            if mine is not None and (not h or mine < h[0][0]):
+                nxt, w = user, self._head(team, user)  # the same user stays first
+            elif h:
+                nxt, w = h[0][1], self._head(team, h[0][1])
+            else:
+                return n
+            # _push's and next's part: is the team still first in line?
+            while heap:
+                _, _, other, v = heap[0]
+                if v != version.get(other) or other in dropped:
+                    heapq.heappop(heap)  # (stale: next would skip it)
+                    continue
+                break
+            if heap and (self._team_share(team, w), w.submitted_at, team) > heap[0][:3]:
+                return n
+            if not passed(w):
+                return n
+            # taken: as next would
+            if nxt != user:
+                if mine is not None:
+                    heapq.heappush(h, (mine, user))
+                heapq.heappop(h)
+            key = (team, nxt)
+            cursors[key] = cursors.get(key, 0) + 1
+            self.last = key
+            user = nxt
+            n += 1
 
     def usage_changed(self, team: str) -> None:
         """A team's usage dropped (preemption, shrink): re-key it and its users."""
