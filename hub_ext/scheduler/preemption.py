@@ -351,6 +351,20 @@ def las_victims(cycle, w: Workload) -> list:
 
 
 def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
+    """Least attained service's units for ``w`` (its team's running work at higher levels), kept in the
+    cycle until its team changes (``Cycle.team_changes``: its starts, preemptions, shrinks, usage): they
+    read only that team's work, ``w``'s priority, level and newness, and, beyond its quota, what leaves."""
+    if cycle.shortcuts:
+        las = cycle.config.las_thresholds_gpu_s
+        key = (w.team, cycle.team_changes.get(w.team, 0), entitled, w.priority, las_level(w, las), bool(cycle.config.new_work_shrinks_elastic and is_new(w)))
+        kept = cycle.las_units_kept.get(key)
+        if kept is None:
+            kept = cycle.las_units_kept[key] = _las_units(cycle, w, entitled)
+        return kept
+    return _las_units(cycle, w, entitled)
+
+
+def _las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     cap = cycle.cap
     victims = las_victims(cycle, w)
     units: list[Unit] = []
@@ -444,7 +458,24 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
     """Find the fewest candidates whose release lets ``w`` fit: -> (placement, RoomPlan) or None.
 
     The capacity index is left as if the plan were carried out (the
-    candidates' GPUs released); ``apply_plan`` records the rest."""
+    candidates' GPUs released); ``apply_plan`` records the rest.
+
+    A request that found no room finds none again until something changes (``Cycle.changes``, starts,
+    reservations, preemptions): the same shape, priority, size and view is answered at once then."""
+    memo = None
+    if cycle.shortcuts:
+        shape = cycle.st.request_shape(w)  # (everything of w that room-making reads, but its priority)
+        if shape is not None:
+            memo = (cycle.changes, len(cycle.starts), len(cycle.reservations), len(cycle.preempts), cycle._card_rule, shape, w.priority, v.key, gpus, entitled)
+            if memo in cycle.no_room:
+                return None
+    room = _make_room(cycle, w, v, gpus, entitled)
+    if room is None and memo is not None:
+        cycle.no_room.add(memo)
+    return room
+
+
+def _make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
     units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
