@@ -119,10 +119,6 @@ class Cycle:
         # (add_usage, usage_changed): what preemption.candidates knows of a team is kept until it changes.
         self.team_changes: dict[str, int] = {}
         self.team_victims: dict[str, tuple] = {}  # team -> (its changes, preemption._team_victims)
-        # add_usage and usage_changed calls so far: with (starts, reservations, preemptions) they mark every
-        # change to what room-making reads (preemption.make_room's memo of requests that found no room).
-        self.changes = 0
-        self.no_room: set[tuple] = set()
         self.las_units_kept: dict[tuple, list] = {}  # preemption.las_units, until its team changes
 
     # ------------------------------------------------------------ helpers for the decision modules
@@ -140,7 +136,6 @@ class Cycle:
 
     def add_usage(self, team: str, user: str, gpus: float) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
-        self.changes += 1
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
@@ -164,7 +159,6 @@ class Cycle:
 
     def usage_changed(self, team: str) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
-        self.changes += 1
         self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()

@@ -354,14 +354,40 @@ def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     """Least attained service's units for ``w`` (its team's running work at higher levels), kept in the
     cycle until its team changes (``Cycle.team_changes``: its starts, preemptions, shrinks, usage): they
     read only that team's work, ``w``'s priority, level and newness, and, beyond its quota, what leaves."""
-    if cycle.shortcuts:
-        las = cycle.config.las_thresholds_gpu_s
-        key = (w.team, cycle.team_changes.get(w.team, 0), entitled, w.priority, las_level(w, las), bool(cycle.config.new_work_shrinks_elastic and is_new(w)))
-        kept = cycle.las_units_kept.get(key)
-        if kept is None:
-            kept = cycle.las_units_kept[key] = _las_units(cycle, w, entitled)
-        return kept
-    return _las_units(cycle, w, entitled)
+    if not cycle.shortcuts:
+        return _las_units(cycle, w, entitled)
+    config = cycle.config
+    las = config.las_thresholds_gpu_s
+    if not (las and config.preemption):
+        return []  # (as _las_units answers)
+    # Between cycles too, while the team's running work (ranked(), rebuilt on any change, attained
+    # service included), the team, the configuration and the capacity index are the same and no
+    # minimum run-time of its running work has ended.
+    key = (w.team, not entitled, w.priority, las_level(w, las), bool(config.new_work_shrinks_elastic and is_new(w)))
+    changes = cycle.team_changes.get(w.team, 0)
+    kept = cycle.las_units_kept.get(key)
+    if kept is not None and kept[0] == changes:
+        return kept[1]
+    st = cycle.st
+    team = team_of(st.teams, w.team)
+    if not changes:
+        memo = st.las_units_memo.get(key)
+        ranked = st.ranked(w.team)
+        if memo is not None and memo[0] is ranked and memo[1] is team and memo[2] is config and memo[3] is cycle.cap and cycle.now < memo[4]:
+            cycle.las_units_kept[key] = (0, memo[5])
+            return memo[5]
+    units = _las_units(cycle, w, entitled)
+    if not changes:
+        least = minimum(team, RECLAIM)
+        expires = math.inf  # the first minimum run-time of its running work still to end (they protect victims)
+        if least > 0:
+            for r in ranked:
+                until = r.allocation.started_at + least
+                if until > cycle.now and until < expires:
+                    expires = until
+        st.las_units_memo[key] = (ranked, team, config, cycle.cap, expires, units)
+    cycle.las_units_kept[key] = (changes, units)
+    return units
 
 
 def _las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
@@ -458,24 +484,7 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
     """Find the fewest candidates whose release lets ``w`` fit: -> (placement, RoomPlan) or None.
 
     The capacity index is left as if the plan were carried out (the
-    candidates' GPUs released); ``apply_plan`` records the rest.
-
-    A request that found no room finds none again until something changes (``Cycle.changes``, starts,
-    reservations, preemptions): the same shape, priority, size and view is answered at once then."""
-    memo = None
-    if cycle.shortcuts:
-        shape = cycle.st.request_shape(w)  # (everything of w that room-making reads, but its priority)
-        if shape is not None:
-            memo = (cycle.changes, len(cycle.starts), len(cycle.reservations), len(cycle.preempts), cycle._card_rule, shape, w.priority, v.key, gpus, entitled)
-            if memo in cycle.no_room:
-                return None
-    room = _make_room(cycle, w, v, gpus, entitled)
-    if room is None and memo is not None:
-        cycle.no_room.add(memo)
-    return room
-
-
-def _make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
+    candidates' GPUs released); ``apply_plan`` records the rest."""
     units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
