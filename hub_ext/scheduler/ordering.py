@@ -245,33 +245,64 @@ class FairCursor:
         heap = self.heap
         version = self.version
         dropped = self.dropped
+        while heap:  # stale entries go first, as next would skip them (nothing else changes the heap here)
+            _, _, other, v = heap[0]
+            if v != version.get(other) or other in dropped:
+                heapq.heappop(heap)
+                continue
+            break
+        limit = heap[0][:3] if heap else None  # the team goes on while its key is below this one's
+        lists = self.queues[team]
         cursors = self.cursors
+        las = self.las
+        until = self.skip_until
+        history = self.history
+        user_usage = self.user_usage
+        aging = self.aging is not None
+        shares: dict[float, tuple] = {}  # size of its next workload -> the team's share (the same usage throughout)
         user = self.last[1]
+        other = None  # (key, user) of the first of the team's other users in line, while known
         n = 0
         while True:
-            # done_with's part: the last pick's user back in line, with the key of its next workload
-            mine = self._user_key(team, user)
-            while h:  # (stale entries first go, as _top would drop them)
-                key, other = h[0]
-                w = self._head(team, other)
-                if w is None or w.id != key[-1]:
-                    heapq.heappop(h)
-                    continue
-                break
-            if mine is not None and (not h or mine < h[0][0]):
-                nxt, w = user, self._head(team, user)  # the same user stays first
-            elif h:
-                nxt, w = h[0][1], self._head(team, h[0][1])
+            # done_with's part: the last pick's user back in line, with the key of its next workload (_head, _user_key)
+            lst = lists[user]
+            at = (team, user)
+            i = cursors.get(at, 0)
+            if until is not None and i < len(lst) and lst[i].submitted_at <= until:
+                cursors[at] = i = self._past_starving(lst, i, until)
+            if i < len(lst):
+                w = lst[i]
+                used = user_usage.get(at, 0.0)
+                if history is not None:
+                    used += past_user(history, team, user)
+                mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
+            else:
+                mine = None
+            if other is None:
+                while h:  # (stale entries first go, as _top would drop them)
+                    key, u = h[0]
+                    x = self._head(team, u)
+                    if x is None or x.id != key[-1]:
+                        heapq.heappop(h)
+                        continue
+                    other = h[0]
+                    break
+            if mine is not None and (other is None or mine < other[0]):
+                nxt = user  # the same user stays first
+            elif other is not None:
+                nxt = other[1]
+                w = self._head(team, nxt)
             else:
                 return n
             # _push's and next's part: is the team still first in line?
-            while heap:
-                _, _, other, v = heap[0]
-                if v != version.get(other) or other in dropped:
-                    heapq.heappop(heap)  # (stale: next would skip it)
-                    continue
-                break
-            if heap and (self._team_share(team, w), w.submitted_at, team) > heap[0][:3]:
+            if aging:
+                share = self._team_share(team, w)
+            else:
+                size = w.min_gpus if w.is_elastic else w.gpus
+                share = shares.get(size)
+                if share is None:
+                    share = shares[size] = self._team_share(team, w)
+            if limit is not None and (share, w.submitted_at, team) > limit:
                 return n
             if not passed(w):
                 return n
@@ -280,9 +311,10 @@ class FairCursor:
                 if mine is not None:
                     heapq.heappush(h, (mine, user))
                 heapq.heappop(h)
-            key = (team, nxt)
-            cursors[key] = cursors.get(key, 0) + 1
-            self.last = key
+                other = None
+            at = (team, nxt)
+            cursors[at] = cursors.get(at, 0) + 1
+            self.last = at
             user = nxt
             n += 1
 

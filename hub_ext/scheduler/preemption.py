@@ -485,7 +485,10 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
 
     The capacity index is left as if the plan were carried out (the
     candidates' GPUs released); ``apply_plan`` records the rest."""
-    units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
+    if len(v.classes) == len(cycle.cap.classes):  # every card is of the view: the units that touch one
+        units = [u for u in candidates(cycle, w, entitled) if u.gpus]
+    else:
+        units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
     if cycle.shortcuts and not w.is_fraction and not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus)):
