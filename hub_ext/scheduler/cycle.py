@@ -104,6 +104,7 @@ class Cycle:
         self._within: dict[str, float] = {}  # team over its quota -> GPUs that count against the quota
         self._started_gpus: dict[str, float] = {}  # team -> GPUs started in this cycle
         self._oversized_started: dict[str, float] = {}  # ... of which by work larger than the quota
+        self._oversized_running: dict[str, bool] = {}  # team -> does it run work larger than its quota?
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -150,7 +151,10 @@ class Cycle:
         if used is None:
             oversized = self._oversized_started.get(team_name, 0.0)
             running = self.st.ranked(team_name)
-            if oversized or any(r.allocation.gpus > team.quota + EPSILON for r in running):
+            big = self._oversized_running.get(team_name)
+            if big is None:  # (its running work and quota are the same all cycle)
+                big = self._oversized_running[team_name] = any(r.allocation.gpus > team.quota + EPSILON for r in running)
+            if oversized or big:
                 used = quota_used(team, running, self.gone, self.current_gpus) + self._started_gpus.get(team_name, 0.0) - oversized
             else:
                 used = usage
@@ -833,10 +837,11 @@ class Cycle:
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
         # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
         hopeless_at: dict[str, tuple[int, bool]] = {}
-        failed, shape = self._failed[0], st.request_shape
+        failed, shapes, shape = self._failed[0], st._shapes, st.request_shape
 
         def passed(w: Workload) -> bool:  # attempt() would answer at once (a failed shape)
-            return shape(w) in failed
+            known = shapes.get(w.id)
+            return (known if known is not None else shape(w)) in failed
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return

@@ -262,6 +262,7 @@ class FairCursor:
         shares: dict[float, tuple] = {}  # size of its next workload -> the team's share (the same usage throughout)
         user = self.last[1]
         other = None  # (key, user) of the first of the team's other users in line, while known
+        used_by = used = None
         n = 0
         while True:
             # done_with's part: the last pick's user back in line, with the key of its next workload (_head, _user_key)
@@ -272,9 +273,11 @@ class FairCursor:
                 cursors[at] = i = self._past_starving(lst, i, until)
             if i < len(lst):
                 w = lst[i]
-                used = user_usage.get(at, 0.0)
-                if history is not None:
-                    used += past_user(history, team, user)
+                if used_by is not user:  # (a user's usage is the same throughout)
+                    used_by = user
+                    used = user_usage.get(at, 0.0)
+                    if history is not None:
+                        used += past_user(history, team, user)
                 mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
             else:
                 mine = None
