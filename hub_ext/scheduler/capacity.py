@@ -299,6 +299,8 @@ class Capacity:
         k = v.nodes_needed(gpus)
         if k is None:
             return False
+        if v.free_total + len(gids) < gpus:
+            return False  # (the test below, at a glance: too few cards even if every one were released)
         ff, gc, gnode, classes = self.free_frac, self.gpu_class, self.gpu_node, v.classes
         held = 1.0 - EPSILON
         if len(classes) == len(self.classes):  # every card is of the view

@@ -491,10 +491,7 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
         units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
-    if cycle.shortcuts and not w.is_fraction and (
-        v.free_total + sum([len(u.gpus) for u in units]) < gpus  # (gang_could_fit's first test, at a glance)
-        or not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus))
-    ):
+    if cycle.shortcuts and not w.is_fraction and not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus)):
         return None  # releasing every candidate would still leave too few untouched cards: no trials
     freed_by: dict[str, set] = {}
     released: list[Unit] = []
