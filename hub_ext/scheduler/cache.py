@@ -66,6 +66,7 @@ class Scheduler:
         # (team, ...) -> least attained service's room-making units for its pending work, kept the same
         # way (preemption.las_units)
         self.las_units_memo: dict[tuple, tuple] = {}
+        self.oversized_memo: dict[str, tuple] = {}  # team -> (ranked(), quota, runs work larger than its quota?)
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount

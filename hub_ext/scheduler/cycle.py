@@ -152,8 +152,14 @@ class Cycle:
             oversized = self._oversized_started.get(team_name, 0.0)
             running = self.st.ranked(team_name)
             big = self._oversized_running.get(team_name)
-            if big is None:  # (its running work and quota are the same all cycle)
-                big = self._oversized_running[team_name] = any(r.allocation.gpus > team.quota + EPSILON for r in running)
+            if big is None:  # (its running work and quota are the same all cycle, and kept while they are)
+                kept = self.st.oversized_memo.get(team_name)
+                if kept is not None and kept[0] is running and kept[1] == team.quota:
+                    big = kept[2]
+                else:
+                    big = any(r.allocation.gpus > team.quota + EPSILON for r in running)
+                    self.st.oversized_memo[team_name] = (running, team.quota, big)
+                self._oversized_running[team_name] = big
             if oversized or big:
                 used = quota_used(team, running, self.gone, self.current_gpus) + self._started_gpus.get(team_name, 0.0) - oversized
             else:

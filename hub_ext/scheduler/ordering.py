@@ -257,64 +257,67 @@ class FairCursor:
         las = self.las
         until = self.skip_until
         history = self.history
-        user_usage = self.user_usage
         aging = self.aging is not None
         shares: dict[float, tuple] = {}  # size of its next workload -> the team's share (the same usage throughout)
+
+        def share_of(w: Workload) -> tuple:
+            if aging:
+                return self._team_share(team, w)
+            size = w.gpus if w.min_gpus is None else (w.min_gpus if w.is_elastic else w.gpus)
+            share = shares.get(size)
+            if share is None:
+                share = shares[size] = self._team_share(team, w)
+            return share
+
         user = self.last[1]
         other = None  # (key, user) of the first of the team's other users in line, while known
-        used_by = used = None
         n = 0
         while True:
-            # done_with's part: the last pick's user back in line, with the key of its next workload (_head, _user_key)
+            # The last pick's user: while its next workload stays ahead of the team's other users
+            # (done_with would put it back first in line) and the team ahead of the other teams.
             lst = lists[user]
             at = (team, user)
             i = cursors.get(at, 0)
-            if until is not None and i < len(lst) and lst[i].submitted_at <= until:
-                cursors[at] = i = self._past_starving(lst, i, until)
-            if i < len(lst):
-                w = lst[i]
-                if used_by is not user:  # (a user's usage is the same throughout)
-                    used_by = user
-                    used = user_usage.get(at, 0.0)
-                    if history is not None:
-                        used += past_user(history, team, user)
-                mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
-            else:
-                mine = None
-            if other is None:
-                while h:  # (stale entries first go, as _top would drop them)
-                    key, u = h[0]
-                    x = self._head(team, u)
-                    if x is None or x.id != key[-1]:
-                        heapq.heappop(h)
-                        continue
-                    other = h[0]
+            used = self.user_usage.get(at, 0.0)  # (the same throughout)
+            if history is not None:
+                used += past_user(history, team, user)
+            mine = None
+            while True:
+                if until is not None and i < len(lst) and lst[i].submitted_at <= until:
+                    cursors[at] = i = self._past_starving(lst, i, until)  # (as _head)
+                if i >= len(lst):
+                    mine = None
                     break
-            if mine is not None and (other is None or mine < other[0]):
-                nxt = user  # the same user stays first
-            elif other is not None:
-                nxt = other[1]
-                w = self._head(team, nxt)
-            else:
+                w = lst[i]
+                mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
+                if other is None:
+                    while h:  # (stale entries first go, as _top would drop them)
+                        key, u = h[0]
+                        x = self._head(team, u)
+                        if x is None or x.id != key[-1]:
+                            heapq.heappop(h)
+                            continue
+                        other = h[0]
+                        break
+                if other is not None and not mine < other[0]:
+                    break  # another user is first in line
+                if limit is not None and (share_of(w), w.submitted_at, team) > limit or not passed(w):
+                    cursors[at] = i
+                    return n
+                i += 1  # taken, as next would
+                n += 1
+            cursors[at] = i
+            if other is None:
                 return n
-            # _push's and next's part: is the team still first in line?
-            if aging:
-                share = self._team_share(team, w)
-            else:
-                size = w.min_gpus if w.is_elastic else w.gpus
-                share = shares.get(size)
-                if share is None:
-                    share = shares[size] = self._team_share(team, w)
-            if limit is not None and (share, w.submitted_at, team) > limit:
+            # another user of the team is first in line (done_with, then next)
+            nxt = other[1]
+            w = self._head(team, nxt)
+            if limit is not None and (share_of(w), w.submitted_at, team) > limit or not passed(w):
                 return n
-            if not passed(w):
-                return n
-            # taken: as next would
-            if nxt != user:
-                if mine is not None:
-                    heapq.heappush(h, (mine, user))
-                heapq.heappop(h)
-                other = None
+            if mine is not None:
+                heapq.heappush(h, (mine, user))
+            heapq.heappop(h)
+            other = None
             at = (team, nxt)
             cursors[at] = cursors.get(at, 0) + 1
             self.last = at
