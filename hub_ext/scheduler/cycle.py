@@ -121,6 +121,8 @@ class Cycle:
         self.team_changes: dict[str, int] = {}
         self.team_victims: dict[str, tuple] = {}  # team -> (its changes, preemption._team_victims)
         self.las_units_kept: dict[tuple, list] = {}  # preemption.las_units, until its team changes
+        self.changes = 0  # add_usage and usage_changed calls: every change to a team in this cycle
+        self.reclaim_units: dict[tuple, tuple] = {}  # (team, changes) -> preemption._reclaim_units
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -137,6 +139,7 @@ class Cycle:
 
     def add_usage(self, team: str, user: str, gpus: float) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
+        self.changes += 1
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
@@ -169,6 +172,7 @@ class Cycle:
 
     def usage_changed(self, team: str) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
+        self.changes += 1
         self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()

@@ -133,6 +133,40 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
         return units + las_units(cycle, w, entitled)
+    if cycle.shortcuts:
+        # What a quota reclaim may take of the other teams' work beyond their quotas reads only their
+        # work and usage: kept until one of them changes (Cycle.changes counts every change to a team,
+        # team_changes those of each).
+        key = (w.team, cycle.changes - cycle.team_changes.get(w.team, 0))
+        kept = cycle.reclaim_units.get(key)
+        if kept is None:
+            kept = cycle.reclaim_units[key] = _reclaim_units(cycle, w)
+        free_at = kept[2]
+        if free_at < math.inf:
+            left = free_at - now
+            cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
+        victim_units, seen = kept[0], kept[1]
+    else:
+        victim_units, seen, _ = _reclaim_units(cycle, w)
+    units += victim_units
+    cards = card_victims(cycle, w)
+    if cards:
+        seen = set(seen)  # (the kept set stays as it is)
+    for r in cards:
+        if r.workload.id in seen:
+            continue
+        seen.add(r.workload.id)
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    return units + las_units(cycle, w, entitled)
+
+
+def _reclaim_units(cycle, w: Workload) -> tuple[list[Unit], set, float]:
+    """Units of other teams' work beyond their quotas (cheapest loss first) for ``w``'s team, their
+    workloads, and when the first protected one may go (inf: none is protected)."""
+    st = cycle.st
+    cap = cycle.cap
+    now = cycle.now
+    units: list[Unit] = []
     victims = []
     free_at = math.inf
     for tname in sorted(st.team_running):
@@ -152,13 +186,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
     for e in victims:
         units += e[2]
     units += [e[3] for e in victims]
-    seen = {e[1].workload.id for e in victims}
-    for r in card_victims(cycle, w):
-        if r.workload.id in seen:
-            continue
-        seen.add(r.workload.id)
-        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
-    return units + las_units(cycle, w, entitled)
+    return units, {e[1].workload.id for e in victims}, free_at
 
 
 def _first(entry: tuple):
