@@ -63,6 +63,10 @@ class Scheduler:
         # team -> what a quota reclaim may take of it, kept between cycles while its running work is
         # unchanged (preemption._team_victims; checked against ranked(), which is rebuilt on any change)
         self.victims_memo: dict[str, tuple] = {}
+        # (team, ...) -> least attained service's room-making units for its pending work, kept the same
+        # way (preemption.las_units)
+        self.las_units_memo: dict[tuple, tuple] = {}
+        self.oversized_memo: dict[str, tuple] = {}  # team -> (ranked(), quota, runs work larger than its quota?)
         self._demand: dict[str, dict] = {}  # per team, built from _asks when needed
         self._asks: dict[str, dict[tuple, int]] = {}  # per team: (view, size, fraction?) -> how many wait
         self.invalid: set[str] = set()  # pending workloads that ask for an impossible amount
@@ -112,6 +116,7 @@ class Scheduler:
         self._ranked.clear()
         self._las_top.clear()
         self.victims_memo.clear()
+        self.las_units_memo.clear()
         for vk in views:
             self.capacity.view(vk)
 

@@ -15,6 +15,7 @@ not the core, applies decisions.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import Counter
 
 from .model import EPSILON, GpuShare, Pool
 
@@ -298,14 +299,17 @@ class Capacity:
         k = v.nodes_needed(gpus)
         if k is None:
             return False
+        if v.free_total + len(gids) < gpus:
+            return False  # (the test below, at a glance: too few cards even if every one were released)
         ff, gc, gnode, classes = self.free_frac, self.gpu_class, self.gpu_node, v.classes
-        extra: dict[int, int] = {}
-        for g in set(gids):
-            if ff[g] < 1.0 - EPSILON and gc[g] in classes:
-                n = gnode[g]
-                extra[n] = extra.get(n, 0) + 1
-        if v.free_total + sum(extra.values()) < gpus:
+        held = 1.0 - EPSILON
+        if len(classes) == len(self.classes):  # every card is of the view
+            touched = [gnode[g] for g in set(gids) if ff[g] < held]
+        else:
+            touched = [gnode[g] for g in set(gids) if ff[g] < held and gc[g] in classes]
+        if v.free_total + len(touched) < gpus:
             return False
+        extra = Counter(touched)  # node -> its cards that releasing would untouch
         node_free = v.node_free
         best = [node_free[n] + e for n, e in extra.items()]
         # Nodes without released cards keep what they have: the largest blocks of the buckets.

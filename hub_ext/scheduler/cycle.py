@@ -104,6 +104,7 @@ class Cycle:
         self._within: dict[str, float] = {}  # team over its quota -> GPUs that count against the quota
         self._started_gpus: dict[str, float] = {}  # team -> GPUs started in this cycle
         self._oversized_started: dict[str, float] = {}  # ... of which by work larger than the quota
+        self._oversized_running: dict[str, bool] = {}  # team -> does it run work larger than its quota?
         # Requests that failed since the last start or reservation. A failed
         # try_start changes nothing (make_room undoes its trials), so an
         # identical request fails the same way until something is decided:
@@ -119,6 +120,9 @@ class Cycle:
         # (add_usage, usage_changed): what preemption.candidates knows of a team is kept until it changes.
         self.team_changes: dict[str, int] = {}
         self.team_victims: dict[str, tuple] = {}  # team -> (its changes, preemption._team_victims)
+        self.las_units_kept: dict[tuple, list] = {}  # preemption.las_units, until its team changes
+        self.changes = 0  # add_usage and usage_changed calls: every change to a team in this cycle
+        self.reclaim_units: dict[tuple, tuple] = {}  # (team, changes) -> preemption._reclaim_units
 
     # ------------------------------------------------------------ helpers for the decision modules
 
@@ -135,6 +139,7 @@ class Cycle:
 
     def add_usage(self, team: str, user: str, gpus: float) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
+        self.changes += 1
         self.usage[team] = round(self.usage.get(team, 0.0) + gpus, 9)
         self.user_usage[(team, user)] = round(self.user_usage.get((team, user), 0.0) + gpus, 9)
 
@@ -149,7 +154,16 @@ class Cycle:
         if used is None:
             oversized = self._oversized_started.get(team_name, 0.0)
             running = self.st.ranked(team_name)
-            if oversized or any(r.allocation.gpus > team.quota + EPSILON for r in running):
+            big = self._oversized_running.get(team_name)
+            if big is None:  # (its running work and quota are the same all cycle, and kept while they are)
+                kept = self.st.oversized_memo.get(team_name)
+                if kept is not None and kept[0] is running and kept[1] == team.quota:
+                    big = kept[2]
+                else:
+                    big = any(r.allocation.gpus > team.quota + EPSILON for r in running)
+                    self.st.oversized_memo[team_name] = (running, team.quota, big)
+                self._oversized_running[team_name] = big
+            if oversized or big:
                 used = quota_used(team, running, self.gone, self.current_gpus) + self._started_gpus.get(team_name, 0.0) - oversized
             else:
                 used = usage
@@ -158,6 +172,7 @@ class Cycle:
 
     def usage_changed(self, team: str) -> None:
         self.team_changes[team] = self.team_changes.get(team, 0) + 1
+        self.changes += 1
         self._within.pop(team, None)
         self._lent = self._reclaim = self._entitled = None
         self.whole_fail.clear()
@@ -832,6 +847,11 @@ class Cycle:
                                        history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
         # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
         hopeless_at: dict[str, tuple[int, bool]] = {}
+        failed, shapes, shape = self._failed[0], st._shapes, st.request_shape
+
+        def passed(w: Workload) -> bool:  # attempt() would answer at once (a failed shape)
+            known = shapes.get(w.id)
+            return (known if known is not None else shape(w)) in failed
         while True:
             if not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
                 return
@@ -851,6 +871,12 @@ class Cycle:
                 if hopeless:
                     cur.drop(w.team)
                     continue
+                if self.shortcuts and not (self.deferred or self.deferred_runs) and self._failed_at == (len(self.starts), len(self.reservations)) and not (
+                    not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open()
+                ):
+                    # The team's next picks whose shapes failed would each be answered at once, with the
+                    # same answers here (not hopeless, nothing to stop for): passed over in one go.
+                    cur.pass_over(w.team, passed)
             cur.done_with(w.team)
 
 

@@ -120,6 +120,7 @@ class FairCursor:
         self.users: dict[str, list] = {}  # team -> heap of (key, user)
         self.dropped: set[str] = set()
         self.last: tuple[str, str] | None = None  # the pick waiting for done_with
+        self._fixed: dict[str, tuple] = {}  # team -> (Team, past_excess)
         for name in sorted(queues):
             self._push(name)
 
@@ -187,11 +188,16 @@ class FairCursor:
         v = self.version.get(team, 0) + 1
         self.version[team] = v
         w = top[1]
-        t = team_of(self.teams, team)
-        past = past_excess(self.history, team, t.quota)
+        heapq.heappush(self.heap, (self._team_share(team, w), w.submitted_at, team, v))
+
+    def _team_share(self, team: str, w: Workload) -> tuple:
+        """The team's key in the fair order with ``w`` next (fairshare.team_share)."""
+        fixed = self._fixed.get(team)
+        if fixed is None:  # the team and its past use do not change within a cycle
+            t = team_of(self.teams, team)
+            fixed = self._fixed[team] = (t, past_excess(self.history, team, t.quota))
         credit = aging.credit(self.aging, self.now - w.submitted_at) if self.aging is not None else 0.0
-        share = team_share(t, self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus, past, credit)
-        heapq.heappush(self.heap, (share, w.submitted_at, team, v))
+        return team_share(fixed[0], self.usage.get(team, 0.0), w.min_gpus if w.is_elastic else w.gpus, fixed[1], credit)
 
     def next(self) -> tuple[str, Workload] | None:
         """The next (user, workload) in fair order, or None when all are seen."""
@@ -221,6 +227,102 @@ class FairCursor:
                 if key is not None:
                     heapq.heappush(h, (key, user))
         self._push(team)
+
+    def pass_over(self, team: str, passed) -> int:
+        """After the last pick (of ``team``) changed nothing, take its team's next picks while
+        ``passed(workload)`` says they would change nothing either (a shape that already failed,
+        answered without a try) and they are the next picks: what ``done_with`` then ``next`` would
+        pick, without putting the team back in line between them. Leaves the last one waiting for
+        ``done_with``, as ``next`` does. -> how many were passed over.
+
+        Nothing changes between such picks (no usage, no team dropped), so the order is the one the
+        long way walks; a busy pool's fair loop passes thousands of failed shapes a cycle this way."""
+        if self.last is None or self.last[0] != team or team in self.dropped:
+            return 0
+        h = self.users.get(team)
+        if h is None:
+            return 0
+        heap = self.heap
+        version = self.version
+        dropped = self.dropped
+        while heap:  # stale entries go first, as next would skip them (nothing else changes the heap here)
+            _, _, other, v = heap[0]
+            if v != version.get(other) or other in dropped:
+                heapq.heappop(heap)
+                continue
+            break
+        limit = heap[0][:3] if heap else None  # the team goes on while its key is below this one's
+        lists = self.queues[team]
+        cursors = self.cursors
+        las = self.las
+        until = self.skip_until
+        history = self.history
+        aging = self.aging is not None
+        shares: dict[float, tuple] = {}  # size of its next workload -> the team's share (the same usage throughout)
+
+        def share_of(w: Workload) -> tuple:
+            if aging:
+                return self._team_share(team, w)
+            size = w.gpus if w.min_gpus is None else (w.min_gpus if w.is_elastic else w.gpus)
+            share = shares.get(size)
+            if share is None:
+                share = shares[size] = self._team_share(team, w)
+            return share
+
+        user = self.last[1]
+        other = None  # (key, user) of the first of the team's other users in line, while known
+        n = 0
+        while True:
+            # The last pick's user: while its next workload stays ahead of the team's other users
+            # (done_with would put it back first in line) and the team ahead of the other teams.
+            lst = lists[user]
+            at = (team, user)
+            i = cursors.get(at, 0)
+            used = self.user_usage.get(at, 0.0)  # (the same throughout)
+            if history is not None:
+                used += past_user(history, team, user)
+            mine = None
+            while True:
+                if until is not None and i < len(lst) and lst[i].submitted_at <= until:
+                    cursors[at] = i = self._past_starving(lst, i, until)  # (as _head)
+                if i >= len(lst):
+                    mine = None
+                    break
+                w = lst[i]
+                mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
+                if other is None:
+                    while h:  # (stale entries first go, as _top would drop them)
+                        key, u = h[0]
+                        x = self._head(team, u)
+                        if x is None or x.id != key[-1]:
+                            heapq.heappop(h)
+                            continue
+                        other = h[0]
+                        break
+                if other is not None and not mine < other[0]:
+                    break  # another user is first in line
+                if limit is not None and (share_of(w), w.submitted_at, team) > limit or not passed(w):
+                    cursors[at] = i
+                    return n
+                i += 1  # taken, as next would
+                n += 1
+            cursors[at] = i
+            if other is None:
+                return n
+            # another user of the team is first in line (done_with, then next)
+            nxt = other[1]
+            w = self._head(team, nxt)
+            if limit is not None and (share_of(w), w.submitted_at, team) > limit or not passed(w):
+                return n
+            if mine is not None:
+                heapq.heappush(h, (mine, user))
+            heapq.heappop(h)
+            other = None
+            at = (team, nxt)
+            cursors[at] = cursors.get(at, 0) + 1
+            self.last = at
+            user = nxt
+            n += 1
 
     def usage_changed(self, team: str) -> None:
         """A team's usage dropped (preemption, shrink): re-key it and its users."""

@@ -133,6 +133,40 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
             units.append(Unit("lent", wid, s, _gpus(cap, (s,))))
     if not (entitled and st.config.preemption):
         return units + las_units(cycle, w, entitled)
+    if cycle.shortcuts:
+        # What a quota reclaim may take of the other teams' work beyond their quotas reads only their
+        # work and usage: kept until one of them changes (Cycle.changes counts every change to a team,
+        # team_changes those of each).
+        key = (w.team, cycle.changes - cycle.team_changes.get(w.team, 0))
+        kept = cycle.reclaim_units.get(key)
+        if kept is None:
+            kept = cycle.reclaim_units[key] = _reclaim_units(cycle, w)
+        free_at = kept[2]
+        if free_at < math.inf:
+            left = free_at - now
+            cycle.protected_for = left if cycle.protected_for is None else min(cycle.protected_for, left)
+        victim_units, seen = kept[0], kept[1]
+    else:
+        victim_units, seen, _ = _reclaim_units(cycle, w)
+    units += victim_units
+    cards = card_victims(cycle, w)
+    if cards:
+        seen = set(seen)  # (the kept set stays as it is)
+    for r in cards:
+        if r.workload.id in seen:
+            continue
+        seen.add(r.workload.id)
+        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
+    return units + las_units(cycle, w, entitled)
+
+
+def _reclaim_units(cycle, w: Workload) -> tuple[list[Unit], set, float]:
+    """Units of other teams' work beyond their quotas (cheapest loss first) for ``w``'s team, their
+    workloads, and when the first protected one may go (inf: none is protected)."""
+    st = cycle.st
+    cap = cycle.cap
+    now = cycle.now
+    units: list[Unit] = []
     victims = []
     free_at = math.inf
     for tname in sorted(st.team_running):
@@ -152,13 +186,7 @@ def candidates(cycle, w: Workload, entitled: bool) -> list[Unit]:
     for e in victims:
         units += e[2]
     units += [e[3] for e in victims]
-    seen = {e[1].workload.id for e in victims}
-    for r in card_victims(cycle, w):
-        if r.workload.id in seen:
-            continue
-        seen.add(r.workload.id)
-        units.append(Unit("preempt", r.workload.id, None, _gpus(cap, cycle.shares_of(r.workload.id))))
-    return units + las_units(cycle, w, entitled)
+    return units, {e[1].workload.id for e in victims}, free_at
 
 
 def _first(entry: tuple):
@@ -351,6 +379,46 @@ def las_victims(cycle, w: Workload) -> list:
 
 
 def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
+    """Least attained service's units for ``w`` (its team's running work at higher levels), kept in the
+    cycle until its team changes (``Cycle.team_changes``: its starts, preemptions, shrinks, usage): they
+    read only that team's work, ``w``'s priority, level and newness, and, beyond its quota, what leaves."""
+    if not cycle.shortcuts:
+        return _las_units(cycle, w, entitled)
+    config = cycle.config
+    las = config.las_thresholds_gpu_s
+    if not (las and config.preemption):
+        return []  # (as _las_units answers)
+    # Between cycles too, while the team's running work (ranked(), rebuilt on any change, attained
+    # service included), the team, the configuration and the capacity index are the same and no
+    # minimum run-time of its running work has ended.
+    key = (w.team, not entitled, w.priority, las_level(w, las), bool(config.new_work_shrinks_elastic and is_new(w)))
+    changes = cycle.team_changes.get(w.team, 0)
+    kept = cycle.las_units_kept.get(key)
+    if kept is not None and kept[0] == changes:
+        return kept[1]
+    st = cycle.st
+    team = team_of(st.teams, w.team)
+    if not changes:
+        memo = st.las_units_memo.get(key)
+        ranked = st.ranked(w.team)
+        if memo is not None and memo[0] is ranked and memo[1] is team and memo[2] is config and memo[3] is cycle.cap and cycle.now < memo[4]:
+            cycle.las_units_kept[key] = (0, memo[5])
+            return memo[5]
+    units = _las_units(cycle, w, entitled)
+    if not changes:
+        least = minimum(team, RECLAIM)
+        expires = math.inf  # the first minimum run-time of its running work still to end (they protect victims)
+        if least > 0:
+            for r in ranked:
+                until = r.allocation.started_at + least
+                if until > cycle.now and until < expires:
+                    expires = until
+        st.las_units_memo[key] = (ranked, team, config, cycle.cap, expires, units)
+    cycle.las_units_kept[key] = (changes, units)
+    return units
+
+
+def _las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     cap = cycle.cap
     victims = las_victims(cycle, w)
     units: list[Unit] = []
@@ -445,7 +513,10 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
 
     The capacity index is left as if the plan were carried out (the
     candidates' GPUs released); ``apply_plan`` records the rest."""
-    units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
+    if len(v.classes) == len(cycle.cap.classes):  # every card is of the view: the units that touch one
+        units = [u for u in candidates(cycle, w, entitled) if u.gpus]
+    else:
+        units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
     if cycle.shortcuts and not w.is_fraction and not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus)):

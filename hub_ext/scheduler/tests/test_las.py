@@ -133,3 +133,17 @@ def test_starving_long_work_still_starts_where_its_teams_shorter_work_does_not_f
     pend = [job("long", "a", 2, at=0, user="u1", attained_gpu_s=40 * H), job("new", "a", 4, at=9000, user="u2")]
     d = schedule(snap(pool(("n", 2)), teams(("a", 2)), [], pend, now=10000.0, las_thresholds_gpu_s=LAS))
     assert started_ids(d) == ["long"]
+
+
+def test_a_kept_scheduler_sees_the_minimum_run_time_of_its_teams_long_work_end():
+    """Least attained service's victims are kept between cycles (preemption.las_units): long work of the
+    team protected by its minimum run-time in one cycle is overtaken in the first cycle after it."""
+    from hub_ext.scheduler import Team
+
+    protected = {"a": Team("a", 2.0, min_runtime_reclaim_s=600.0)}
+    long = running(job("long", "a", 2, at=0, attained_gpu_s=40 * H), "n/0", "n/1", started=900.0)
+    kept = Scheduler.from_snapshot(snap(pool(("n", 2)), protected, [long], [job("short", "a", 1, at=950)], las_thresholds_gpu_s=LAS))
+    for now, victims in ((1000.0, []), (1300.0, []), (1499.0, []), (1500.0, ["long"])):
+        d = kept.cycle(now)
+        assert preempted_ids(d) == victims
+        assert started_ids(d) == (["short"] if victims else [])
