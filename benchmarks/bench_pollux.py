@@ -50,7 +50,7 @@ MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # The SchedulerConfig fields that decide this harness's figures, printed with them.
-CORE_SWITCHES = ("las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s")
+CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s")
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 
@@ -91,12 +91,15 @@ def check_simulator(simulator: str) -> None:
             raise SetupError(f"{simulator} is not the Pollux simulator (no {name})")
 
 
-def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER) -> dict:
+def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER,
+            estimates_by: str = "application") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [python, script, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
         if config and script == ADAPTER:
             cmd += ["--config", json.dumps(config)]
+        if script == ADAPTER:
+            cmd += ["--estimates-by", estimates_by]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{os.path.basename(workload)} ({mode}) failed:\n{done.stderr[-3000:]}")
@@ -232,6 +235,9 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="simulator processes at once (default 1)")
     ap.add_argument("--venv", default=DEFAULT_VENV, help="where to make the simulator's environment")
     ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: the core's defaults)")
+    ap.add_argument("--estimates-by", choices=("application", "shape"), default="application",
+                    help="run-time history for the estimates (when the configuration uses them) keyed by the job's application "
+                         "(default; a live pool sees the program a job runs) or by its shape (GPU count) only")
     ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
     ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
@@ -260,7 +266,7 @@ def main(argv=None) -> int:
     started = time.time()
     tasks = [(f, m, ADAPTER) for f in files for m in modes] + ([(f, m, ORACLE) for f in files for m in modes] if args.oracle else [])
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2]), tasks))
+        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by), tasks))
     ours: dict[str, dict] = {n: {} for n in names}
     oracle: dict[str, dict] = {n: {} for n in names}
     raw = []
@@ -281,6 +287,9 @@ def main(argv=None) -> int:
     print("(mapping: one team, one user per job, TunedJobs batch sizes; rigid = num_replicas GPUs; elastic = 1..num_replicas)")
     used = raw[0]["config"] if raw else {}
     print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
+    if raw and raw[0].get("estimates_by"):
+        print(f"run-time estimates: learned from the jobs that ended (median of the last 50 at the same GPU count; run time = attained GPU-s / asked GPUs), "
+              f"keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}")
     if args.oracle:
         print(f"columns oracle rigid / oracle elastic: {ORACLE_LABEL}; mapping as ours, order shortest remaining GPU-time first")
     print()
