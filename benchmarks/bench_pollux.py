@@ -92,14 +92,14 @@ def check_simulator(simulator: str) -> None:
 
 
 def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER,
-            estimates_by: str = "application") -> dict:
+            estimates_by: str = "application", min_runs: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [python, script, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
         if config and script == ADAPTER:
             cmd += ["--config", json.dumps(config)]
         if script == ADAPTER:
-            cmd += ["--estimates-by", estimates_by]
+            cmd += ["--estimates-by", estimates_by, "--estimate-min-runs", str(min_runs)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{os.path.basename(workload)} ({mode}) failed:\n{done.stderr[-3000:]}")
@@ -238,6 +238,8 @@ def main(argv=None) -> int:
     ap.add_argument("--estimates-by", choices=("application", "shape"), default="application",
                     help="run-time history for the estimates (when the configuration uses them) keyed by the job's application "
                          "(default; a live pool sees the program a job runs) or by its shape (GPU count) only")
+    ap.add_argument("--estimate-min-runs", type=int, default=3,
+                    help="fewest past runs an estimate is made from (default 3, the live default of ExpectedStarts.min_runs)")
     ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
     ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
@@ -266,7 +268,7 @@ def main(argv=None) -> int:
     started = time.time()
     tasks = [(f, m, ADAPTER) for f in files for m in modes] + ([(f, m, ORACLE) for f in files for m in modes] if args.oracle else [])
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by), tasks))
+        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by, args.estimate_min_runs), tasks))
     ours: dict[str, dict] = {n: {} for n in names}
     oracle: dict[str, dict] = {n: {} for n in names}
     raw = []
@@ -288,8 +290,8 @@ def main(argv=None) -> int:
     used = raw[0]["config"] if raw else {}
     print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
     if raw and raw[0].get("estimates_by"):
-        print(f"run-time estimates: learned from the jobs that ended (median of the last 50 at the same GPU count; run time = attained GPU-s / asked GPUs), "
-              f"keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}")
+        print(f"run-time estimates: learned from the jobs that ended (median of the last 50 at the same GPU count, from {raw[0].get('estimate_min_runs', 3)} run(s) on; "
+              f"run time = attained GPU-s / asked GPUs), keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}")
     if args.oracle:
         print(f"columns oracle rigid / oracle elastic: {ORACLE_LABEL}; mapping as ours, order shortest remaining GPU-time first")
     print()

@@ -91,11 +91,8 @@ def new_work_victim_key(cfg, rw: Workload) -> float:
     return las_estimates.shrink_key(rw) if cfg.las_on_estimates else -rw.attained_gpu_s
 
 
-def new_work_floor(cfg, rw: Workload, w: Workload | None = None) -> int:
-    """The fewest GPUs new work shrinks ``rw`` to: ``new_work_shrink_floor`` of what it asked, rounded up, at least min_gpus
-    (with ``las_on_estimates``, new work ``w`` estimated to need less than ``rw`` takes it to min_gpus: las_estimates.py)."""
-    if w is not None and cfg.las_on_estimates and las_estimates.to_minimum(w, rw):
-        return rw.min_gpus
+def new_work_floor(cfg, rw: Workload) -> int:
+    """The fewest GPUs new work shrinks ``rw`` to: ``new_work_shrink_floor`` of what it asked, rounded up, at least min_gpus."""
     return int(min(max(rw.min_gpus, math.ceil(cfg.new_work_shrink_floor * rw.gpus - EPSILON)), rw.max_gpus))
 
 

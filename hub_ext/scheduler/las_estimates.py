@@ -64,16 +64,6 @@ def may_shrink(w: Workload, rw: Workload) -> bool:
     return rank(rw) > rank(w)
 
 
-def to_minimum(w: Workload, rw: Workload) -> bool:
-    """May new work ``w`` shrink ``rw`` down to its min_gpus (not only to new_work_shrink_floor)? When both
-    estimates are known and ``rw`` is estimated to need more than it."""
-    import os
-    if not os.environ.get("GPUPOOL_TRIAL_B"):
-        return False
-    mine, theirs = remaining_gpu_s(w), remaining_gpu_s(rw)
-    return mine is not None and theirs is not None and theirs > mine
-
-
 def shrink_key(rw: Workload) -> float:
     """Which victim new work shrinks first: the most estimated remaining GPU-time (a sort key: smaller first)."""
     return -rank(rw)

@@ -369,7 +369,7 @@ def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
         if rw.is_elastic:
             shares = cycle.shares_of(rw.id)
             lent = growth_gpus(rw, len(shares))
-            floor = rw.min_gpus if las_level(rw, cycle.config.las_thresholds_gpu_s) > level else new_work_floor(cycle.config, rw, w)
+            floor = rw.min_gpus if las_level(rw, cycle.config.las_thresholds_gpu_s) > level else new_work_floor(cycle.config, rw)
             for s in reversed(shares[floor : len(shares) - lent]):
                 units.append(Unit("shrink", rw.id, s, _gpus(cap, (s,)), las=True))
     for r in victims:

@@ -9,7 +9,7 @@ from hub_ext.scheduler.estimates import Estimate
 from hub_ext.scheduler.forward import with_estimates
 from hub_ext.scheduler.las_estimates import rank, remaining_gpu_s
 
-from .helpers import job, pool, reason, schedule, snap, started_ids, teams
+from .helpers import job, pool, reason, running, schedule, snap, started_ids, teams
 
 H = 3600.0
 LAS = (16 * H,)
@@ -81,3 +81,43 @@ def test_switching_it_on_reorders_a_kept_scheduler():
     k = Scheduler.from_snapshot(s)
     k.set_config(snap(s.pool, s.teams, las_on_estimates=True).config)
     assert started_ids(k.cycle(s.now)) == ["second"]
+
+
+def _elastic(wid, asked, attained, estimate=None, at=0.0):
+    return job(wid, "a", asked, at=at, user=wid, min_gpus=1, max_gpus=asked, attained_gpu_s=attained, estimate_s=estimate)
+
+
+@pytest.mark.parametrize(
+    "on,grows",
+    [
+        (False, "early"),  # least attained service: the one that has held less grows
+        (True, "late"),  # on estimates: the one estimated to need less
+    ],
+)
+def test_growth_goes_to_the_least_estimated_remaining(on, grows):
+    # early: held 1 GPU-hour, estimated 10 h on 2 GPUs (19 GPU-hours left); late: held 2 GPU-hours, estimated 1.5 h (1 left).
+    early = running(_elastic("early", 2, 1 * H, 10 * H), "n/0")
+    late = running(_elastic("late", 2, 2 * H, 1.5 * H, at=100), "n/1")
+    d = schedule(snap(pool(("n", 3)), teams(("a", 3)), [early, late], [], las_thresholds_gpu_s=LAS, las_on_estimates=on))
+    assert [r.workload_id for r in d.resizes] == [grows]
+
+
+@pytest.mark.parametrize(
+    "on,new_estimate,shrunk,starts",
+    [
+        (False, 0.5 * H, "short", True),  # most attained service first: the job about to end
+        (True, 0.5 * H, "long", True),  # the most estimated remaining GPU-time first
+        (True, None, "long", True),  # new work with no estimate: as new, it may shrink either; the longer first
+        (False, 20 * H, "short", True),
+        (True, 20 * H, None, False),  # estimated to need more than both: it shrinks neither, it waits
+    ],
+)
+def test_new_work_shrinks_only_work_estimated_to_need_more(on, new_estimate, shrunk, starts):
+    # Both 4-GPU elastic jobs fill the pool. short: held 2 GPU-hours of an estimated 0.6 h on 4 GPUs (0.4 left);
+    # long: held 1 GPU-hour of an estimated 10 h (39 left).
+    short = running(_elastic("short", 4, 2 * H, 0.6 * H), "n/0", "n/1", "n/2", "n/3")
+    long = running(_elastic("long", 4, 1 * H, 10 * H), "m/0", "m/1", "m/2", "m/3")
+    new = job("new", "a", 2, at=50, user="new", estimate_s=new_estimate)
+    d = schedule(snap(pool(("n", 4), ("m", 4)), teams(("a", 8)), [short, long], [new], las_thresholds_gpu_s=LAS, las_on_estimates=on))
+    assert [r.workload_id for r in d.resizes] == ([shrunk] if shrunk else [])
+    assert started_ids(d) == (["new"] if starts else [])
