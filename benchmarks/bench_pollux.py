@@ -17,6 +17,11 @@ the published ones read from ``--results`` (default: ``results-jobload``
 beside the simulator, at ``--load``; a load with no published results
 prints ours alone). The mapping is in pollux_adapter.py's docstring.
 
+Our core runs its defaults with the recommended overrides, ``RECOMMENDED_CONFIG``
+(least attained service on run-time estimates, ``las_on_estimates``, off in the
+core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
+--estimate-min-runs 3`` runs the core's defaults as they are.
+
 ``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
 reference that knows each job's remaining work (a bound for fixed batch
 sizes, not a policy; never the product). Its columns come last in each
@@ -50,7 +55,12 @@ MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # The SchedulerConfig fields that decide this harness's figures, printed with them.
-CORE_SWITCHES = ("las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s")
+CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s")
+# The recommended configuration this harness runs by default (--config and --estimate-min-runs replace it):
+# least attained service on run-time estimates, off in the core's defaults (it is measured only here:
+# docs/benchmarks.md), with estimates from one past run of an application on (ExpectedStarts.min_runs = 1).
+RECOMMENDED_CONFIG = {"las_on_estimates": True}
+RECOMMENDED_MIN_RUNS = 1
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 
@@ -91,12 +101,15 @@ def check_simulator(simulator: str) -> None:
             raise SetupError(f"{simulator} is not the Pollux simulator (no {name})")
 
 
-def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER) -> dict:
+def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER,
+            estimates_by: str = "application", min_runs: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [python, script, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
         if config and script == ADAPTER:
             cmd += ["--config", json.dumps(config)]
+        if script == ADAPTER:
+            cmd += ["--estimates-by", estimates_by, "--estimate-min-runs", str(min_runs)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{os.path.basename(workload)} ({mode}) failed:\n{done.stderr[-3000:]}")
@@ -231,7 +244,13 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=",".join(MODES), help="configurations to run (default: rigid,elastic)")
     ap.add_argument("--jobs", type=int, default=1, help="simulator processes at once (default 1)")
     ap.add_argument("--venv", default=DEFAULT_VENV, help="where to make the simulator's environment")
-    ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: the core's defaults)")
+    ap.add_argument("--config", default=json.dumps(RECOMMENDED_CONFIG),
+                    help=f"SchedulerConfig fields to override, as JSON (default: the recommended {json.dumps(RECOMMENDED_CONFIG)}; '{{}}': the core's defaults)")
+    ap.add_argument("--estimates-by", choices=("application", "shape"), default="application",
+                    help="run-time history for the estimates (when the configuration uses them) keyed by the job's application "
+                         "(default; a live pool sees the program a job runs) or by its shape (GPU count) only")
+    ap.add_argument("--estimate-min-runs", type=int, default=RECOMMENDED_MIN_RUNS,
+                    help=f"fewest past runs an estimate is made from (default {RECOMMENDED_MIN_RUNS}, recommended here; the live default of ExpectedStarts.min_runs is 3)")
     ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
     ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
@@ -260,7 +279,7 @@ def main(argv=None) -> int:
     started = time.time()
     tasks = [(f, m, ADAPTER) for f in files for m in modes] + ([(f, m, ORACLE) for f in files for m in modes] if args.oracle else [])
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2]), tasks))
+        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by, args.estimate_min_runs), tasks))
     ours: dict[str, dict] = {n: {} for n in names}
     oracle: dict[str, dict] = {n: {} for n in names}
     raw = []
@@ -277,10 +296,13 @@ def main(argv=None) -> int:
             raw.append(r)
     pub = published(results, args.load, names, submits)
 
-    print(f"Pollux simulator: {len(files)} workloads, load {args.load}, 16 nodes x 4 GPUs; our core's default SchedulerConfig")
+    print(f"Pollux simulator: {len(files)} workloads, load {args.load}, 16 nodes x 4 GPUs; our core's SchedulerConfig (defaults, overridden as below)")
     print("(mapping: one team, one user per job, TunedJobs batch sizes; rigid = num_replicas GPUs; elastic = 1..num_replicas)")
     used = raw[0]["config"] if raw else {}
     print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
+    if raw and raw[0].get("estimates_by"):
+        print(f"run-time estimates: learned from the jobs that ended (median of the last 50 at the same GPU count, from {raw[0].get('estimate_min_runs', 3)} run(s) on; "
+              f"run time = attained GPU-s / asked GPUs), keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}")
     if args.oracle:
         print(f"columns oracle rigid / oracle elastic: {ORACLE_LABEL}; mapping as ours, order shortest remaining GPU-time first")
     print()

@@ -26,6 +26,23 @@ The mapping (docs/benchmarks.md, "Our core in the Pollux simulator"):
 * **Costs**: the simulator's own: every start, resize or restart after a
   preemption pauses the job for 30 s; no work is lost (its jobs
   checkpoint at every reallocation).
+* **Run-time estimates** (when the configuration uses them,
+  ``las_on_estimates`` or ``backfill_on_estimates``, as the live service
+  feeds them then): an ``estimates.Estimator`` learns from the jobs that
+  have ended, as the live pool learns from past runs, and sets
+  ``Workload.estimate_s`` (and its basis) on pending and running work with
+  ``forward.with_estimates`` every cycle. A past run is what the pool saw
+  of an ended job: its kind (job), its asked GPUs and its run time, defined
+  for a job that changed size as **attained GPU-seconds / asked GPUs** (the
+  run time at its asked size, which is what ``estimate_s`` means to the
+  core). History is keyed by ``--estimates-by``: ``application`` (the
+  default): the estimate's "user" is the job's ``application`` column (a
+  live pool sees the program a job runs), so an estimate is the median of
+  that application's past runs at the same GPU count, else of the pool's;
+  ``shape``: the pool's past runs of the same GPU count only. An estimate
+  needs ``--estimate-min-runs`` such runs (default 3, the live default of
+  ``ExpectedStarts.min_runs``). Never the job's remaining work, throughput
+  or future.
 
 Prints one JSON object: {"jcts": {job: seconds}, "makespan_s", "cycles", ...}.
 """
@@ -42,6 +59,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GPUS_PER_NODE = 4
 TEAM = "pool"
 MODES = ("rigid", "elastic")
+ESTIMATES_BY = ("application", "shape")
 
 
 def load(simulator_dir: str):
@@ -77,14 +95,23 @@ class JobView:
 class GpupoolPolicy:
     """``optimize(jobs, nodes, prev_allocations, node_template)`` over ``schedule(snapshot)``."""
 
-    def __init__(self, mode: str, time_fn, overrides: dict | None = None):
+    def __init__(self, mode: str, time_fn, overrides: dict | None = None, estimates_by: str = "application", apps: dict | None = None,
+                 min_runs: int = 3):
         from hub_ext.scheduler import Team
+        from hub_ext.scheduler.estimates import Estimator
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        if estimates_by not in ESTIMATES_BY:
+            raise ValueError(f"estimates_by must be one of {ESTIMATES_BY}")
         self.mode = mode
+        self.estimates_by = estimates_by
+        self.apps = apps or {}  # job -> application (the program it runs)
         self.time_fn = time_fn
         self.config = config_for(mode, overrides)
+        # Run-time estimates from ended jobs, fed as the live service feeds them (only when used).
+        self.estimator = Estimator(min_runs=min_runs) if self.config.las_on_estimates or self.config.backfill_on_estimates else None
+        self.past_runs = 0
         self.shares: dict[str, tuple] = {}  # job -> the GpuShares our last decision gave it
         self.started_at: dict[str, float] = {}
         self.pool = None
@@ -112,6 +139,23 @@ class GpupoolPolicy:
             self.team = type(self.team)(name=TEAM, quota=float(total))
         return self.pool
 
+    def ended(self, name: str, attained_gpu_s: float, asked: int, at: float) -> None:
+        """A job ended: one past run for the estimates (run time = attained GPU-seconds / asked GPUs)."""
+        from hub_ext.scheduler.estimates import PastRun
+
+        if self.estimator is None:
+            return
+        who = self.apps.get(name, name) if self.estimates_by == "application" else name
+        self.estimator.add(PastRun(user=who, team=TEAM, kind="job", gpus=float(asked), ran_s=attained_gpu_s / max(asked, 1), ended_at=at))
+        self.past_runs += 1
+
+    def _estimate_of(self, w):
+        if self.estimates_by == "application":
+            from dataclasses import replace
+
+            return self.estimator.estimate(replace(w, user=self.apps.get(w.id, w.id)))
+        return self.estimator.estimate(w)  # user = the job itself: never in history, so the pool's runs of its shape
+
     def workload(self, name: str, info):
         from hub_ext.scheduler import Workload, WorkloadKind
 
@@ -131,6 +175,7 @@ class GpupoolPolicy:
 
     def optimize(self, jobs, nodes, prev_allocations, node_template):
         from hub_ext.scheduler import Allocation, Running, Snapshot, schedule
+        from hub_ext.scheduler.forward import with_estimates
 
         now = float(self.time_fn())
         pool = self._pool(nodes)
@@ -145,6 +190,8 @@ class GpupoolPolicy:
                 pending.append(w)
         snap = Snapshot(pool=pool, teams={TEAM: self.team}, running=tuple(running), pending=tuple(pending), now=now, config=self.config)
         t0 = time.process_time()
+        if self.estimator is not None:
+            snap = with_estimates(snap, self._estimate_of)
         d = schedule(snap)
         self.core_seconds += time.process_time() - t0
         self.cycles += 1
@@ -201,17 +248,24 @@ def make_cluster(simulator, workload, policy):
     return Cluster(workload, policy)
 
 
-def run(simulator_dir: str, workload_path: str, mode: str, interval: int = 60, overrides: dict | None = None) -> dict:
+def run(simulator_dir: str, workload_path: str, mode: str, interval: int = 60, overrides: dict | None = None,
+        estimates_by: str = "application", min_runs: int = 3) -> dict:
     simulator = load(simulator_dir)
     import pandas
 
     workload = pandas.read_csv(workload_path)
     holder = {}
-    policy = GpupoolPolicy(mode, lambda: holder["cluster"].current_time, overrides)
+    apps = dict(zip(workload["name"], workload["application"]))
+    policy = GpupoolPolicy(mode, lambda: holder["cluster"].current_time, overrides, estimates_by, apps, min_runs)
     cluster = holder["cluster"] = make_cluster(simulator, workload, policy)
     started = time.process_time()
+    reported: set[str] = set()
     while not cluster.all_complete():
         cluster.step(interval)
+        for job in cluster.jobs:  # what ended in this step: the pool records its run
+            if job.completion_time is not None and job.name not in reported:
+                reported.add(job.name)
+                policy.ended(job.name, float(job.attained_service), int(job.target_num_replicas), float(job.completion_time))
     jcts = cluster.get_jcts()
     submits = {job.name: job.submission_time for job in cluster.jobs}
     restarts = sum(job.num_restarts or 0 for job in cluster.jobs)
@@ -226,6 +280,9 @@ def run(simulator_dir: str, workload_path: str, mode: str, interval: int = 60, o
         "restarts": restarts,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(policy.config).items()},
         "core_cpu_s": round(policy.core_seconds, 3),
+        "estimates_by": estimates_by if policy.estimator is not None else None,
+        "estimate_min_runs": min_runs,
+        "past_runs": policy.past_runs,
         "cpu_s": round(time.process_time() - started, 3),
     }
 
@@ -237,12 +294,15 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=MODES, default="elastic")
     ap.add_argument("--json", help="write the result here (default: stdout)")
     ap.add_argument("--config", default="{}", help="SchedulerConfig fields to override, as JSON (default: none)")
+    ap.add_argument("--estimates-by", choices=ESTIMATES_BY, default="application",
+                    help="run-time history keyed by the job's application (default) or by its shape (GPU count) only")
+    ap.add_argument("--estimate-min-runs", type=int, default=3, help="fewest past runs an estimate is made from (default 3, as ExpectedStarts.min_runs)")
     args = ap.parse_args(argv)
     # The simulator prints a line per event (demotions, autoscaling); keep our stdout for the result.
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
-        result = run(args.simulator, args.workload, args.mode, overrides=json.loads(args.config))
+        result = run(args.simulator, args.workload, args.mode, overrides=json.loads(args.config), estimates_by=args.estimates_by, min_runs=args.estimate_min_runs)
     finally:
         sys.stdout = real_stdout
     text = json.dumps(result)

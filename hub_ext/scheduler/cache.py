@@ -49,7 +49,7 @@ class Scheduler:
         self.capacity = Capacity(pool, in_use)
         self.pending: dict[str, Workload] = {}
         self.queues: dict[str, TeamQueue] = {}
-        self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s)
+        self.queue_key = queue_key_for(self.config.las_thresholds_gpu_s, self.config.las_on_estimates)
         self.fifo: list[Workload] = []
         self.running: dict[str, Running] = {}
         self.team_running: dict[str, dict[str, Running]] = {}
@@ -173,7 +173,7 @@ class Scheduler:
         else:
             by_queue = list(incoming)
         las = self.config.las_thresholds_gpu_s
-        if las and incoming and max(map(attrgetter("attained_gpu_s"), incoming)) >= las[0]:
+        if self.config.las_on_estimates or (las and incoming and max(map(attrgetter("attained_gpu_s"), incoming)) >= las[0]):
             by_queue.sort(key=self.queue_key)  # some are above level 0 (all at level 0: already in order)
         ids = list(map(attrgetter("id"), by_queue))
         new = dict(zip(ids, by_queue))
@@ -346,13 +346,14 @@ class Scheduler:
 
     def set_config(self, config: SchedulerConfig) -> None:
         old = self.config.las_thresholds_gpu_s
+        old_on_estimates = self.config.las_on_estimates
         self.config = config
         self._shapes.clear()  # a request's shape reads the configuration
         self._las_top.clear()
         self._starving = None
-        if config.las_thresholds_gpu_s != old:
+        if config.las_thresholds_gpu_s != old or config.las_on_estimates != old_on_estimates:
             # The order inside each team changes: rebuild the queues.
-            self.queue_key = queue_key_for(config.las_thresholds_gpu_s)
+            self.queue_key = queue_key_for(config.las_thresholds_gpu_s, config.las_on_estimates)
             pending = list(self.fifo)
             for w in pending:
                 self.cancel(w.id)

@@ -844,7 +844,8 @@ class Cycle:
         if self.shortcuts and not (everything.free_total or everything.partial) and self.nothing_can_start() and not self.backfill_open():
             return  # the loop below would stop before its first pick: no cursor to build
         self.cursor = cur = FairCursor(queues, st.teams, self.usage, self.user_usage, skip_until=self.starving_until,
-                                       history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s)
+                                       history=st.history, now=self.now, config=self.config, las=self.config.las_thresholds_gpu_s,
+                                       on_estimates=self.config.las_on_estimates)
         # team -> (self._tries, team_hopeless answer): the answer holds until the next try_start.
         hopeless_at: dict[str, tuple[int, bool]] = {}
         failed, shapes, shape = self._failed[0], st._shapes, st.request_shape

@@ -39,6 +39,7 @@ from __future__ import annotations
 import heapq
 import math
 
+from . import las_estimates
 from .fairshare import OK, check, team_of, team_share
 from .minimum_runtime import RECLAIM, is_protected
 from .model import EPSILON, Workload
@@ -64,6 +65,8 @@ def growth_gpus(w: Workload, held: int) -> int:
 def growth_key(w: Workload, level: int, started_at: float, cfg) -> tuple:
     """Order of growth inside a team (after the team's share): see ``SchedulerConfig.elastic_growth_order``."""
     if cfg.elastic_growth_order == "attained":
+        if cfg.las_on_estimates:
+            return las_estimates.growth_key(w, started_at)
         return (w.attained_gpu_s, started_at)
     return (level, started_at)
 
@@ -78,7 +81,14 @@ def new_work_victim(cfg, w: Workload, rw: Workload) -> bool:
 
     Only an elastic job that has held GPUs, and only down to ``new_work_floor``:
     it keeps running, slower, while the new work starts at the size it asked for."""
-    return bool(cfg.new_work_shrinks_elastic and rw.is_elastic and is_new(w) and not is_new(rw) and rw.team == w.team)
+    return bool(cfg.new_work_shrinks_elastic and rw.is_elastic and is_new(w) and not is_new(rw) and rw.team == w.team
+                and (not cfg.las_on_estimates or las_estimates.may_shrink(w, rw)))
+
+
+def new_work_victim_key(cfg, rw: Workload) -> float:
+    """Which victim new work shrinks first (smaller first): most attained service, or with
+    ``las_on_estimates`` the most estimated remaining GPU-time (las_estimates.py)."""
+    return las_estimates.shrink_key(rw) if cfg.las_on_estimates else -rw.attained_gpu_s
 
 
 def new_work_floor(cfg, rw: Workload) -> int:

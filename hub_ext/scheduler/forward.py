@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .cache import Scheduler
-from .estimates import duration_text, remaining_s
+from .estimates import Estimate, duration_text, remaining_s
 from .model import Running, Snapshot, Workload, WorkloadKind
 
 DEFAULT_HORIZON_S = 30 * 86400.0
@@ -151,16 +151,22 @@ def run_forward(
 
 
 def with_estimates(snapshot: Snapshot, estimate_of) -> Snapshot:
-    """The snapshot with ``estimate_s`` set on every workload from ``estimate_of(w) -> seconds | None``."""
+    """The snapshot with ``estimate_s`` set on every workload from ``estimate_of(w) -> seconds | None``.
+
+    ``estimate_of`` may return an ``estimates.Estimate`` instead: its basis is kept too
+    (``Workload.estimate_basis``, quoted where an estimate places work: las_estimates.py)."""
     pending = tuple(_with_estimate(w, estimate_of(w)) for w in snapshot.pending)
     running = tuple(Running(_with_estimate(r.workload, estimate_of(r.workload)), r.allocation) for r in snapshot.running)
     return replace(snapshot, pending=pending, running=running)
 
 
-def _with_estimate(w: Workload, seconds: float | None) -> Workload:
+def _with_estimate(w: Workload, seconds) -> Workload:
     # dataclasses.replace re-runs __init__ over every field: 10x slower for thousands of workloads.
     copy = object.__new__(Workload)
     copy.__dict__.update(w.__dict__)
+    if isinstance(seconds, Estimate):
+        copy.__dict__["estimate_basis"] = seconds.basis if seconds.seconds is not None else None
+        seconds = seconds.seconds
     copy.__dict__["estimate_s"] = seconds
     return copy
 

@@ -108,6 +108,9 @@ class Workload:
     # pool knows it, unlike remaining work): orders work within a team when
     # ``SchedulerConfig.las_thresholds_gpu_s`` is set (ordering.py).
     attained_gpu_s: float = 0.0
+    # Where ``estimate_s`` came from, for a person ("median of alice's last 14
+    # two-GPU jobs"; estimates.Estimate.basis); None: not said.
+    estimate_basis: str | None = None
 
     @property
     def is_fraction(self) -> bool:
@@ -216,6 +219,11 @@ class SchedulerConfig:
     # (it reached the top level only lately, often near its end) keeps
     # ``new_work_shrink_floor`` of what it asked for; 0: every one down to min_gpus.
     las_top_floor_until: float = 2.0
+    # Inside a least-attained-service level, work estimated to need less
+    # GPU-time goes first (Workload.estimate_s x asked GPUs - attained service;
+    # las_estimates.py); no estimate, or one already overrun: plain least
+    # attained service. Inert where callers set no estimates.
+    las_on_estimates: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right, insort
 
-from . import aging
+from . import aging, las_estimates
 from .decay import past_excess, past_user
 from .fairshare import team_of, team_share
 from .model import SchedulerConfig, Team, UsageHistory, Workload
@@ -35,8 +35,11 @@ def las_level(w: Workload, las: tuple[float, ...] = ()) -> int:
     return bisect_right(las, w.attained_gpu_s) if las else 0
 
 
-def queue_key_for(las: tuple[float, ...] = ()):
-    """The order of one user's pending work: priority, LAS level, submit time."""
+def queue_key_for(las: tuple[float, ...] = (), on_estimates: bool = False):
+    """The order of one user's pending work: priority, LAS level, submit time
+    (with ``on_estimates``, estimated remaining GPU-time before submit time: las_estimates.py)."""
+    if on_estimates:
+        return las_estimates.queue_key_for(las)
     if not las:
         return queue_key
 
@@ -104,7 +107,8 @@ class FairCursor:
 
     def __init__(self, queues: dict[str, dict[str, list[Workload]]], teams: dict[str, Team], usage: dict[str, float], user_usage: dict[tuple[str, str], float], skip_until: float | None = None,
                  history: UsageHistory | None = None, now: float | None = None, config: SchedulerConfig | None = None,
-                 las: tuple[float, ...] = ()):
+                 las: tuple[float, ...] = (), on_estimates: bool = False):
+        self.on_estimates = on_estimates  # las_estimates.py: estimated remaining GPU-time inside a level
         self.history = history  # decayed past usage (decay.py)
         self.now = now
         self.aging = config if config is not None and config.aging_gpus_per_hour > 0 and now is not None else None
@@ -141,6 +145,10 @@ class FairCursor:
         busy pool thousands of starving workloads per user, every cycle)."""
         las = self.las
         n = len(lst)
+        if self.on_estimates:  # inside a level the order is by estimate, not submit time: step
+            while i < n and lst[i].submitted_at <= until:
+                i += 1
+            return i
         while i < n and lst[i].submitted_at <= until:
             w = lst[i]
             level = las_level(w, las)
@@ -154,6 +162,8 @@ class FairCursor:
         used = self.user_usage.get((team, user), 0.0)
         if self.history is not None:
             used += past_user(self.history, team, user)
+        if self.on_estimates:
+            return (-w.priority, las_level(w, self.las), used, las_estimates.rank(w), w.submitted_at, w.id)
         return (-w.priority, las_level(w, self.las), used, w.submitted_at, w.id)
 
     def _user_heap(self, team: str) -> list:
@@ -339,7 +349,8 @@ class FairCursor:
 
 
 def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), history: UsageHistory | None = None,
-               now: float | None = None, config: SchedulerConfig | None = None, las: tuple[float, ...] = ()) -> list[Workload]:
+               now: float | None = None, config: SchedulerConfig | None = None, las: tuple[float, ...] = (),
+               on_estimates: bool = False) -> list[Workload]:
     """The whole pending queue in the order GPUs would be offered.
 
     ``first`` (starving workloads, oldest first) go ahead; the rest follow in
@@ -366,7 +377,10 @@ def fair_order(queues, teams, usage, user_usage, first: list[Workload] = (), his
             for w in lst:
                 if w.id in skip:
                     continue
-                items.append(((-w.priority, las_level(w, las), used, w.submitted_at, w.id), w))
+                if on_estimates:
+                    items.append(((-w.priority, las_level(w, las), used, las_estimates.rank(w), w.submitted_at, w.id), w))
+                else:
+                    items.append(((-w.priority, las_level(w, las), used, w.submitted_at, w.id), w))
                 used = round(used + w.gpus, 9)
         items.sort(key=_first)
         used = usage.get(team, 0.0)

@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim
+from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim, new_work_victim_key
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, minimum, protected_for
@@ -373,7 +373,7 @@ def las_victims(cycle, w: Workload) -> list:
             # (a long-running early job keeps its place in its queue).
             out.append(((rw.priority, -rl, -rw.submitted_at, rw.id), r))
         elif new_work_victim(cycle.config, w, rw):
-            out.append(((rw.priority, -rl, -rw.attained_gpu_s, rw.id), r))  # most attained service first
+            out.append(((rw.priority, -rl, new_work_victim_key(cycle.config, rw), rw.id), r))  # most attained service (or estimated remaining) first
     out.sort(key=lambda x: x[0])
     return [r for _, r in out]
 

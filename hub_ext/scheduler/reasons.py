@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import aging, decay
+from . import aging, decay, las_estimates
 from .elastic import smallest_size
 from .fairshare import AT_LIMIT, NO_BORROWING, NOT_PREEMPTIBLE, check, team_of
 from .model import EPSILON, PendingReason, Workload
@@ -135,7 +135,7 @@ class EndState:
             sorted_add(e.fifo, w, fifo_key)
             users = e.queues.setdefault(w.team, {})
             lst = list(users.get(w.user, ()))
-            sorted_add(lst, w, queue_key_for(e.config.las_thresholds_gpu_s))
+            sorted_add(lst, w, queue_key_for(e.config.las_thresholds_gpu_s, e.config.las_on_estimates))
             users[w.user] = lst
         e.count = len(st.pending) - len(cycle.started) + len(e.preempted)
         cap = cycle.cap
@@ -161,7 +161,7 @@ class EndState:
         else:
             first = list(starving(self.fifo, self.now, self.config.reservation_after_s))
             out = fair_order(self.queues, self.teams, self.usage, self.user_usage, first, self.history, self.now, self.config,
-                             las=self.config.las_thresholds_gpu_s)
+                             las=self.config.las_thresholds_gpu_s, on_estimates=self.config.las_on_estimates)
         return [w for w in out if w.id not in self.started]
 
     # ------------------------------------------------------------ sentences
@@ -195,6 +195,8 @@ class EndState:
         las = self.config.las_thresholds_gpu_s
         if las and w.attained_gpu_s >= las[0] and self.config.ordering == "fair":  # (cheap test first: every pending workload, every cycle)
             text += las_words(w, las)
+        if self.config.las_on_estimates and w.estimate_s is not None and self.config.ordering == "fair":
+            text += las_estimates.words(w)
         return text
 
     def _fair_words(self, w: Workload) -> str:

@@ -486,7 +486,7 @@ class SchedulingLoop(LoggingConfigurable):
                     else:
                         history = self.history.update(db, now) if self.history is not None else None
                         snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
-                    if self.backfill_on_estimates and self.estimates is not None:
+                    if (self.backfill_on_estimates or snapshot.config.las_on_estimates) and self.estimates is not None:
                         snapshot = with_estimates(snapshot, self.estimates)
                         if self.incremental:  # estimates come from past runs, not the rows: a changed one is a change too
                             changed = self._estimated(snapshot, changed)

@@ -124,3 +124,53 @@ def test_the_oracle_lets_a_short_job_overtake_a_full_pool_where_tiresias_makes_i
             assert r["preemptions"] == 1 and r["resizes"] == 0
         else:
             assert r["preemptions"] == 0 and r["resizes"] >= 1  # one cifar10 job gives up a GPU, then grows back
+
+
+# --- run-time estimates fed as the live service feeds them (pollux_adapter.GpupoolPolicy, no simulator needed) ---
+
+
+def _adapter():
+    spec = importlib.util.spec_from_file_location("pollux_adapter", os.path.join(REPO, "benchmarks", "pollux_adapter.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("by,basis", [("application", "median of cifar10's last 3 four-GPU jobs"), ("shape", "median of team pool's last 4 four-GPU jobs")])
+def test_the_adapter_learns_estimates_from_ended_jobs_only(by, basis):
+    from types import SimpleNamespace
+
+    from hub_ext.scheduler import Workload, WorkloadKind
+
+    ad = _adapter()
+    apps = {"cifar10-1": "cifar10", "cifar10-2": "cifar10", "cifar10-3": "cifar10", "bert-4": "bert", "cifar10-9": "cifar10"}
+    seen = []
+    policy = ad.GpupoolPolicy("elastic", lambda: 5000.0, {"las_on_estimates": True}, by, apps)
+    # An elastic job's run time is its attained GPU-seconds over its asked GPUs: 4 GPUs asked, 1,200 GPU-s held: 300 s.
+    for name, attained in (("cifar10-1", 1200.0), ("cifar10-2", 2000.0), ("cifar10-3", 1600.0), ("bert-4", 400.0)):
+        policy.ended(name, attained, 4, 100.0)
+    w = Workload("cifar10-9", "cifar10-9", ad.TEAM, WorkloadKind.JOB, 4.0, 10.0, min_gpus=1, max_gpus=4)
+    e = policy._estimate_of(w)
+    assert e.basis == basis
+    assert e.seconds == (400.0 if by == "application" else 300.0)  # cifar10's median (300, 400, 500); with bert's 100 s, the pool's
+    # The core gets it on the snapshot: pending work carries the estimate, never the simulator's remaining work.
+    import hub_ext.scheduler as core
+
+    real = core.schedule
+    core.schedule = lambda snap: seen.append(snap) or real(snap)
+    try:
+        node = SimpleNamespace(resources={"nvidia.com/gpu": 4})
+        info = SimpleNamespace(max_replicas=4, creation_timestamp=10.0, attained_service=0.0)
+        policy.optimize({"cifar10-9": info}, {0: node}, {}, None)
+    finally:
+        core.schedule = real
+    (pending,) = seen[0].pending
+    assert pending.estimate_s == e.seconds and pending.estimate_basis == basis
+
+
+def test_without_a_switch_that_uses_them_the_adapter_feeds_no_estimates():
+    ad = _adapter()
+    policy = ad.GpupoolPolicy("elastic", lambda: 0.0, {}, "application", {})
+    assert policy.estimator is None
+    policy.ended("cifar10-1", 1200.0, 4, 100.0)
+    assert policy.past_runs == 0
