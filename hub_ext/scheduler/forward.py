@@ -156,7 +156,7 @@ def with_estimates(snapshot: Snapshot, estimate_of) -> Snapshot:
     ``estimate_of`` may return an ``estimates.Estimate`` instead: its basis is kept too
     (``Workload.estimate_basis``, quoted where an estimate places work: las_estimates.py)."""
     pending = tuple(_with_estimate(w, estimate_of(w)) for w in snapshot.pending)
-    running = tuple(Running(_with_estimate(r.workload, estimate_of(r.workload)), r.allocation) for r in snapshot.running)
+    running = tuple(Running(_with_estimate(r.workload, estimate_of(r.workload)), r.allocation, r.leaving) for r in snapshot.running)
     return replace(snapshot, pending=pending, running=running)
 
 

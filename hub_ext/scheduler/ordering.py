@@ -162,6 +162,10 @@ class FairCursor:
         used = self.user_usage.get((team, user), 0.0)
         if self.history is not None:
             used += past_user(self.history, team, user)
+        return self._key_of(w, used)
+
+    def _key_of(self, w: Workload, used: float) -> tuple:
+        """A user's key in its team's heap with ``w`` next (the one place it is made: pass_over too)."""
         if self.on_estimates:
             return (-w.priority, las_level(w, self.las), used, las_estimates.rank(w), w.submitted_at, w.id)
         return (-w.priority, las_level(w, self.las), used, w.submitted_at, w.id)
@@ -264,7 +268,6 @@ class FairCursor:
         limit = heap[0][:3] if heap else None  # the team goes on while its key is below this one's
         lists = self.queues[team]
         cursors = self.cursors
-        las = self.las
         until = self.skip_until
         history = self.history
         aging = self.aging is not None
@@ -299,7 +302,7 @@ class FairCursor:
                     mine = None
                     break
                 w = lst[i]
-                mine = (-w.priority, bisect_right(las, w.attained_gpu_s) if las else 0, used, w.submitted_at, w.id)
+                mine = self._key_of(w, used)
                 if other is None:
                     while h:  # (stale entries first go, as _top would drop them)
                         key, u = h[0]

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from traitlets import Bool, Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from ..scheduler.estimates import Estimator, PastRun, duration_text
+from ..scheduler.estimates import Estimate, Estimator, PastRun, duration_text
 from ..scheduler.forward import run_forward, with_estimates
 from ..scheduler.model import WorkloadKind
 from .snapshot import build_snapshot
@@ -53,7 +53,7 @@ class ExpectedStarts(LoggingConfigurable):
         self._stopping = False
         self.last_refresh_at: float | None = None
         self.last_refresh_seconds: float | None = None
-        self._estimates: dict[str, float | None] = {}  # by workload id, from the last refresh
+        self._estimates: dict[str, Estimate] = {}  # by workload id, from the last refresh
 
     # ------------------------------------------------------------ one refresh
 
@@ -84,16 +84,17 @@ class ExpectedStarts(LoggingConfigurable):
             if longest is not None and (seconds is None or seconds > longest):
                 seconds, basis = longest, f"team {w.team}'s maximum session length of {duration_text(longest)}"
             bases[w.id] = basis
-            return seconds
+            return Estimate(seconds, basis, e.source if seconds == e.seconds else "limit")
 
         estimated = with_estimates(snapshot, estimate_of)
-        self._estimates = {w.id: w.estimate_s for w in estimated.pending}
-        self._estimates.update((r.workload.id, r.workload.estimate_s) for r in estimated.running)
+        # Kept with their basis: the loop's core quotes it where an estimate places work (las_on_estimates).
+        self._estimates = {w.id: Estimate(w.estimate_s, bases[w.id], "") for w in estimated.pending}
+        self._estimates.update((r.workload.id, Estimate(r.workload.estimate_s, bases[r.workload.id], "")) for r in estimated.running)
         forecasts = run_forward(estimated, bases, horizon_s=self.horizon_seconds, max_cycles=self.max_cycles)
         return {active[wid].seq: (f.at, f.basis) for wid, f in forecasts.items() if wid in active}
 
-    def estimate_of(self, w) -> float | None:
-        """The run-time estimate of a workload as of the last refresh (None: not known)."""
+    def estimate_of(self, w) -> Estimate | None:
+        """The run-time estimate of a workload as of the last refresh, with its basis (None: not refreshed yet)."""
         return self._estimates.get(w.id)
 
     def write(self, found: dict[int, tuple[float | None, str]]) -> int:

@@ -253,6 +253,14 @@ class SchedulingLoop(LoggingConfigurable):
         work more often; 0: exact, every running workload re-read every cycle. Between 0 and 0.5.""",
     ).tag(config=True)
 
+    las_on_estimates = Bool(
+        False,
+        help="""Inside a least-attained-service queue, order work by its estimated remaining GPU-time (a run-time
+        estimate learned from past runs, ExpectedStarts, times the GPUs asked, less what it has held): work
+        estimated short goes first, elastic growth goes to the least first, and new work shrinks only
+        elastic jobs estimated to need more. Work with no estimate, or past its estimate, is ordered by
+        plain least attained service; nothing is preempted for an estimate.""",
+    ).tag(config=True)
     max_reservations = Int(
         1,
         allow_none=True,
@@ -351,7 +359,7 @@ class SchedulingLoop(LoggingConfigurable):
         self._stopping = False
         self.last_cycle_at: float | None = None
         self.last_error: str | None = None
-        # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates.
+        # ExpectedStarts.estimate_of, set by the app: run-time estimates for backfill_on_estimates, las_on_estimates.
         self.estimates = None
         self.core = IncrementalCore(self.incremental_check_every)
         # The snapshot's rows kept between cycles: each cycle reads only the rows written since the last.
@@ -374,6 +382,7 @@ class SchedulingLoop(LoggingConfigurable):
             aging_max_gpus=self.aging_max_gpus,
             las_thresholds_gpu_s=tuple(h * 3600.0 for h in self.las_thresholds_gpu_hours),
             max_reservations=self.max_reservations,
+            las_on_estimates=self.las_on_estimates,
             elastic_growth_order=self.elastic_growth_order,
             las_preempt_elastic=self.las_preempt_elastic,
             new_work_shrinks_elastic=self.new_work_shrinks_elastic,
@@ -404,10 +413,15 @@ class SchedulingLoop(LoggingConfigurable):
                 snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
             self._prime(snapshot)
 
+    @property
+    def feeds_estimates(self) -> bool:
+        """Does the core get run-time estimates (for backfill, or for least attained service)?"""
+        return (self.backfill_on_estimates or self.las_on_estimates) and self.estimates is not None
+
     def _prime(self, snapshot) -> None:
         """Index the core on ``snapshot`` (outside a cycle: the garbage collector's pass over the new
         objects is taken here too, not in the next cycle)."""
-        if self.backfill_on_estimates and self.estimates is not None:
+        if self.feeds_estimates:
             snapshot = with_estimates(snapshot, self.estimates)
             self._estimated(snapshot, None)  # the estimates the core is indexed with
         with paused_gc(collect_after=True):
@@ -451,6 +465,31 @@ class SchedulingLoop(LoggingConfigurable):
                 out[wid] = by_id[wid]
         return out
 
+    def decide(self, db, now: float):
+        """This cycle's decisions, in its transaction: the snapshot read (the kept rows brought up to date,
+        or everything), past usage and run-time estimates added, the kept core (or the pure function)
+        deciding. -> (decisions, the rows apply.py needs by workload id)."""
+        if self.incremental:
+            snapshot, rows, changed = self._read(db, now, None)
+            if self.history is not None:  # the GPUs in use as the kept rows count them: not read again
+                snapshot = replace(snapshot, history=self.history.update(db, now, self.kept.in_use))
+        else:
+            history = self.history.update(db, now) if self.history is not None else None
+            snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
+        if self.feeds_estimates:
+            snapshot = with_estimates(snapshot, self.estimates)
+            if self.incremental:  # estimates come from past runs, not the rows: a changed one is a change too
+                changed = self._estimated(snapshot, changed)
+        if self.incremental:
+            misses = self.core.misses
+            decisions = self.core.decide(snapshot, None, changed)
+            if self.core.misses > misses:
+                self.log.warning("Scheduling: %d workload change(s) came without a revision bump; the full comparison caught them",
+                                 self.core.misses - misses)
+        else:
+            decisions = _schedule_function()(snapshot)
+        return decisions, rows
+
     async def cycle(self, pending_actions: JobActions | None = None) -> None:
         """Run one cycle now (waiting for one in progress), then act on processes.
 
@@ -479,25 +518,7 @@ class SchedulingLoop(LoggingConfigurable):
                         server_stops = self.preemption_rules.before_cycle(db, now, actions)
                     if self.time_limits is not None:
                         actions.extend(self.time_limits.before_cycle(db, now))
-                    if self.incremental:
-                        snapshot, rows, changed = self._read(db, now, None)
-                        if self.history is not None:  # the GPUs in use as the kept rows count them: not read again
-                            snapshot = replace(snapshot, history=self.history.update(db, now, self.kept.in_use))
-                    else:
-                        history = self.history.update(db, now) if self.history is not None else None
-                        snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
-                    if (self.backfill_on_estimates or snapshot.config.las_on_estimates) and self.estimates is not None:
-                        snapshot = with_estimates(snapshot, self.estimates)
-                        if self.incremental:  # estimates come from past runs, not the rows: a changed one is a change too
-                            changed = self._estimated(snapshot, changed)
-                    if self.incremental:
-                        misses = self.core.misses
-                        decisions = self.core.decide(snapshot, None, changed)
-                        if self.core.misses > misses:
-                            self.log.warning("Scheduling: %d workload change(s) came without a revision bump; the full comparison caught them",
-                                             self.core.misses - misses)
-                    else:
-                        decisions = _schedule_function()(snapshot)
+                    decisions, rows = self.decide(db, now)
                     actions.extend(apply_decisions(db, decisions, rows, now, self.supervisor.runner.max_nodes, self.preemption_rules))
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)

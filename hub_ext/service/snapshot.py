@@ -103,7 +103,7 @@ ACTIVE = ACTIVE_STATES
 # The fields _read_rows sets; if Workload gains one, it falls back to the (slower) constructor.
 _FAST_WORKLOAD = {f.name for f in dataclass_fields(Workload)} == {
     "id", "user", "team", "kind", "gpus", "submitted_at", "priority", "preemptible", "min_gpus", "max_gpus", "gpu_model",
-    "min_gpu_memory_mib", "gpu_memory_mib", "time_limit_s", "estimate_s", "attained_gpu_s"}
+    "min_gpu_memory_mib", "gpu_memory_mib", "time_limit_s", "estimate_s", "estimate_basis", "attained_gpu_s"}
 # The columns of _COLUMNS the rolling check compares as read (KeptSnapshot._check): all but the queue
 # position, the reason and the revision (written without a stamp on purpose, or the stamp itself).
 _compared = itemgetter(*(i for i, c in enumerate(_COLUMNS) if c.key not in ("queue_position", "reason", "revision")))
@@ -223,13 +223,13 @@ def _read_rows(db: Session, now: float, las, attained_step: float, where, with_i
         fields = dict(
             id=wid, user=user, team=team, kind=kinds.get(kind) or WorkloadKind(kind), gpus=gpus, submitted_at=submitted_at,
             priority=priority, preemptible=preemptible, min_gpus=min_gpus, max_gpus=max_gpus, gpu_model=gpu_model,
-            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s, estimate_s=None, attained_gpu_s=served,
+            min_gpu_memory_mib=min_mem, gpu_memory_mib=gpu_mem, time_limit_s=time_limit_s, estimate_s=None, estimate_basis=None, attained_gpu_s=served,
         )
         if _FAST_WORKLOAD:
             w = new(Workload)
             w.__dict__.update(fields)
         else:  # Workload has fields this does not know: its own constructor (and defaults)
-            w = Workload(**{k: v for k, v in fields.items() if k != "estimate_s"})
+            w = Workload(**{k: v for k, v in fields.items() if k not in ("estimate_s", "estimate_basis")})
         running = None
         if state != "pending" and held:
             allocation = Allocation(workload_id=wid, shares=tuple(held), started_at=started_at or submitted_at)

@@ -275,3 +275,50 @@ def test_a_quota_change_is_an_event_for_the_kept_core_and_a_new_gpu_is_indexed_b
     snapshot, changed, decisions = _cycle(loop)
     assert loop.core.rebuilds == 2 and len(snapshot.pool.nodes[0].gpus) == 5  # not indexed again inside the cycle
     assert decisions == schedule(snapshot)
+
+
+def test_the_snapshot_builds_workloads_by_its_fast_path():
+    """snapshot._read_rows sets a Workload's fields directly (a quarter of the constructor's cost on a cold
+    read); a field added to Workload without it there would quietly send every read to the slow path."""
+    from hub_ext.service import snapshot
+
+    assert snapshot._FAST_WORKLOAD
+
+
+def test_with_las_on_estimates_the_loop_feeds_estimates_and_the_reason_quotes_their_basis(store):
+    """SchedulingLoop.las_on_estimates: the loop hands the core the run-time estimates ExpectedStarts learns
+    from past runs, with their basis; pending work estimated short goes ahead of work of its level
+    estimated long, and its reason says it is an estimate and what it is based on."""
+    from hub_ext.service.expected import ExpectedStarts
+    from hub_ext.service.loop import SchedulingLoop
+
+    now = T0 + 100_000
+    with store.write() as db:
+        for k in range(3):  # ann's one-GPU jobs ran 10 minutes, bob's 10 hours
+            for user, ran in (("ann", 600.0), ("bob", 36_000.0)):
+                db.add(WorkloadRow(user=user, team="vision", kind="job", state="completed", gpus=1.0, submitted_at=T0 + k,
+                                   started_at=T0 + k, finished_at=T0 + k + ran, priority=0, preemptible=True))
+        for k in range(4):  # every GPU held by team nlp, within its quota
+            row = WorkloadRow(user="nia", team="nlp", kind="job", state="running", gpus=1.0, submitted_at=now - 60,
+                              started_at=now - 60, priority=0, preemptible=True)
+            row.shares.append(share(k))
+            db.add(row)
+        bob, ann = pending("bob", at=now - 20), pending("ann", at=now - 10)  # bob's submitted first
+        db.add_all([bob, ann])
+        db.flush()
+        bob, ann = bob.id, ann.id
+    for on in (False, True):
+        loop = SchedulingLoop(store, supervisor=None, las_on_estimates=on)
+        expected = ExpectedStarts(store, loop)
+        loop.estimates = expected.estimate_of
+        expected.compute(now)
+        loop.warm_up()
+        with store.write() as db:
+            decisions, _ = loop.decide(db, now)
+        order = [p.workload_id for p in decisions.pending]
+        reasons = {p.workload_id: p.reason for p in decisions.pending}
+        if not on:  # submit order, and no estimate in any reason
+            assert order == [bob, ann] and "estimate" not in reasons[ann] + reasons[bob]
+        else:  # ann's, estimated short, goes first
+            assert order == [ann, bob]
+            assert "an estimate: median of ann's last 3 one-GPU jobs" in reasons[ann], reasons[ann]

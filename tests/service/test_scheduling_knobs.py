@@ -33,6 +33,7 @@ KNOBS = {
     "new_work_shrink_floor": ("new_work_shrink_floor", 0.25, 0.25),
     "las_top_in_submit_order": ("las_top_in_submit_order", False, False),
     "las_top_floor_until": ("las_top_floor_until", 0.0, 0.0),
+    "las_on_estimates": ("las_on_estimates", True, True),
 }
 
 

@@ -140,3 +140,15 @@ def test_a_job_with_no_end_known_is_not_imagined_to_cross_the_threshold():
     fresh = est(job("fresh", "vision", 4, at=NOW - 10), H)
     f = run_forward(snap(pool(("a", 4)), T, [r(long, "a/0", "a/1", "a/2", "a/3", ran=10 * H)], [fresh], now=NOW))
     assert f["fresh"].at is None and f["fresh"].basis.startswith("not known")
+
+
+def test_estimates_keep_running_work_that_is_leaving_leaving():
+    """with_estimates sets estimates on running work without forgetting a preemption's notice: a workload
+    preempted with notice (Running.leaving) still holds its GPUs and is not a victim again."""
+    from hub_ext.scheduler.forward import with_estimates
+    from hub_ext.scheduler.model import Running
+
+    r = running(job("old", "vision", 1, at=0), "a/0")
+    s = snap(pool(("a", 2)), teams(("vision", 2)), [Running(r.workload, r.allocation, leaving=True)], [])
+    out = with_estimates(s, lambda w: 600.0)
+    assert out.running[0].leaving and out.running[0].workload.estimate_s == 600.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from .helpers import job, pool, reason, running, schedule, snap, started_ids, teams
@@ -55,13 +57,17 @@ def test_the_cursor_passes_over_failed_picks_in_the_order_it_walks_them(seed):
 
     rng = random.Random(seed)
     las = (16 * 3600.0,) if seed % 2 else ()
+    on_estimates = seed % 3 == 0  # las_on_estimates: the estimate's rank inside a level is part of the key
     names = ["a", "b", "c"][: rng.randint(1, 3)]
     tms = {n: Team(n, float(rng.choice([0, 2, 4, 8])), rng.choice([1.0, 2.0])) for n in names}
-    queues = {n: TeamQueue(queue_key_for(las)) for n in names}
+    queues = {n: TeamQueue(queue_key_for(las, on_estimates)) for n in names}
     for i in range(rng.randint(5, 60)):
         team = rng.choice(names)
-        queues[team].add(job(f"w{i}", team, rng.choice([1, 2, 4, 8]), at=float(rng.randint(0, 50)), user=rng.choice(["u", "v", "x"]),
-                             priority=rng.choice([0, 0, 1]), attained_gpu_s=rng.choice([0.0, 20 * 3600.0])))
+        w = job(f"w{i}", team, rng.choice([1, 2, 4, 8]), at=float(rng.randint(0, 50)), user=rng.choice(["u", "v", "x"]),
+                priority=rng.choice([0, 0, 1]), attained_gpu_s=rng.choice([0.0, 20 * 3600.0]))
+        if on_estimates:
+            w = replace(w, estimate_s=rng.choice([None, 600.0, 36000.0, 200000.0]))
+        queues[team].add(w)
     failed = {(t, g) for t in names for g in (1, 2, 4, 8) if rng.random() < 0.6}
     admit = {f"w{i}" for i in range(60) if rng.random() < 0.3}
 
@@ -71,7 +77,7 @@ def test_the_cursor_passes_over_failed_picks_in_the_order_it_walks_them(seed):
     def walk(fast: bool) -> list[str]:
         usage = {n: float(rng2.choice([0, 1, 3, 9])) for n in names}
         user_usage: dict = {}
-        cur = FairCursor({n: q.users for n, q in queues.items() if q.count}, tms, usage, user_usage, las=las)
+        cur = FairCursor({n: q.users for n, q in queues.items() if q.count}, tms, usage, user_usage, las=las, on_estimates=on_estimates)
         seq = []
         while (pick := cur.next()) is not None:
             user, w = pick
