@@ -436,13 +436,23 @@ class SchedulingLoop(LoggingConfigurable):
             return False
         config = self.scheduler_config
         with self.store.read_unlocked() as db:
+            pool = self.kept.pool(db)  # (the pool's stamp, read again only when it moved)
+            key = self.core._key
+            if pool == key[0] and config == key[2]:  # (a change of teams alone is applied by IncrementalCore.decide)
+                return False
             teams = read_teams(db, self.preemption_rules)
-            pool = self.kept.pool(db)
-        key = self.core._key
-        if pool == key[0] and config == key[2]:  # (a change of teams alone is applied by IncrementalCore.decide)
-            return False
         self._prime(self.kept.snapshot(pool, teams, time.time(), config))
         return True
+
+    def _pool_or_config_changed(self) -> bool:
+        """Quick, before each cycle: did the pool's stamp or the configuration move since the core was indexed?"""
+        key = self.core._key
+        if self.core.scheduler is None or key is None:
+            return False
+        if self.scheduler_config != key[2]:
+            return True
+        with self.store.read_unlocked() as db:
+            return self.kept.pool_moved(db)
 
     def _warm_up_in_thread(self) -> bool:
         # An in-memory SQLite database is one connection per thread: another thread would see an empty one.
@@ -505,8 +515,13 @@ class SchedulingLoop(LoggingConfigurable):
             server_stops = []
             try:
                 if self.incremental:
-                    prepare = self.warm_up if self.kept.seen is None else self.reindex_if_changed
-                    if self._warm_up_in_thread():
+                    if self.kept.seen is None:
+                        prepare = self.warm_up
+                    else:  # (re-indexing is rare: only then a worker thread)
+                        prepare = self.reindex_if_changed if self._pool_or_config_changed() else None
+                    if prepare is None:
+                        pass
+                    elif self._warm_up_in_thread():
                         await asyncio.to_thread(prepare)  # the service's handlers go on meanwhile
                     else:
                         prepare()

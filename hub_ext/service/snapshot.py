@@ -349,6 +349,10 @@ class KeptSnapshot:
             if row.started_at is not None:
                 self._clock[wid] = row
 
+    def pool_moved(self, db: Session) -> bool:
+        """Has the pool's stamp moved since the kept pool was read?"""
+        return db.scalar(select(StampRow.value).where(StampRow.name == POOL_STAMP)) != self._pool_stamp
+
     def pool(self, db: Session) -> Pool:
         stamp = db.scalar(select(StampRow.value).where(StampRow.name == POOL_STAMP))
         if self._pool is None or stamp is None or stamp != self._pool_stamp:
