@@ -24,7 +24,7 @@ from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
 from .queue_state import QueueView
 from .attained import ATTAINED_STEP
-from .snapshot import KeptSnapshot, build_snapshot, paused_gc, read_teams
+from .snapshot import KeptSnapshot, build_snapshot, kept_out_of_gc, read_teams
 from .store import Store
 
 
@@ -407,8 +407,9 @@ class SchedulingLoop(LoggingConfigurable):
 
         Runs before a service's first cycle, and before the first cycle after a failed one (whatever
         forgot the kept rows): the full read (about 1 s at 60,000 rows) holds no write lock, and the
-        cycle that follows reads only what was written meanwhile (KeptSnapshot.load)."""
-        with paused_gc(collect_after=True):
+        cycle that follows reads only what was written meanwhile (KeptSnapshot.load). What it builds
+        is kept out of the garbage collector's passes (``kept_out_of_gc``)."""
+        with kept_out_of_gc():
             with self.store.read_unlocked() as db:
                 snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
             self._prime(snapshot)
@@ -419,12 +420,12 @@ class SchedulingLoop(LoggingConfigurable):
         return (self.backfill_on_estimates or self.las_on_estimates) and self.estimates is not None
 
     def _prime(self, snapshot) -> None:
-        """Index the core on ``snapshot`` (outside a cycle: the garbage collector's pass over the new
-        objects is taken here too, not in the next cycle)."""
+        """Index the core on ``snapshot`` (outside a cycle; what it builds is kept out of the garbage
+        collector's passes, ``kept_out_of_gc``, so that no cycle walks it)."""
         if self.feeds_estimates:
             snapshot = with_estimates(snapshot, self.estimates)
             self._estimated(snapshot, None)  # the estimates the core is indexed with
-        with paused_gc(collect_after=True):
+        with kept_out_of_gc():
             self.core.prime(snapshot)
 
     def reindex_if_changed(self) -> bool:
