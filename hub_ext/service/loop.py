@@ -24,7 +24,8 @@ from .apply import JobActions, OvercommitError, apply_decisions
 from .jobs import JobSupervisor
 from .queue_state import QueueView
 from .attained import ATTAINED_STEP
-from .snapshot import KeptSnapshot, build_snapshot, kept_out_of_gc, read_teams
+from .gc_pause import kept_out_of_gc
+from .snapshot import KeptSnapshot, build_snapshot, read_teams
 from .store import Store
 
 
@@ -367,6 +368,10 @@ class SchedulingLoop(LoggingConfigurable):
         self._estimates_seen: dict = {}
         # The last committed cycle's queue: pending work's positions and reasons, read by the API (queue_state.py).
         self.queue = QueueView()
+        # What the last committed cycle decided on (immutable; before run-time estimates were added): the
+        # expected starts' forward run starts from it rather than reading every row again (expected.py).
+        self.settled = None
+        self._deciding_on = None
 
     @property
     def scheduler_config(self) -> SchedulerConfig:
@@ -487,6 +492,7 @@ class SchedulingLoop(LoggingConfigurable):
         else:
             history = self.history.update(db, now) if self.history is not None else None
             snapshot, rows = build_snapshot(db, now, self.scheduler_config, self.preemption_rules, history, self.attained_step)
+        self._deciding_on = snapshot
         if self.feeds_estimates:
             snapshot = with_estimates(snapshot, self.estimates)
             if self.incremental:  # estimates come from past runs, not the rows: a changed one is a change too
@@ -539,6 +545,7 @@ class SchedulingLoop(LoggingConfigurable):
                     if self.reclaim is not None:
                         server_actions = self.reclaim.after_cycle(db, now)
                 self.queue.update(decisions.pending, now)
+                self.settled = self._deciding_on
                 self.last_error = None
                 metrics.record_cycle(decisions, time.perf_counter() - started)
             except OvercommitError as e:
@@ -551,6 +558,7 @@ class SchedulingLoop(LoggingConfigurable):
                 self.core = IncrementalCore(self.incremental_check_every)  # its state may be half updated: re-index next cycle
                 self.kept = KeptSnapshot()
                 self.queue.clear()
+                self.settled = None
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
             self.last_cycle_at = time.time()

@@ -7,11 +7,8 @@ decisions, so the world cannot change between the two.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from bisect import bisect_left
 from operator import itemgetter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
@@ -34,6 +31,7 @@ from ..scheduler.model import (
 )
 from ..states import ACTIVE_STATES
 from .attained import ATTAINED_STEP, next_point, on_grid
+from .gc_pause import paused_gc
 from .store import GpuRow, NodeRow, ShareRow, TeamRow, WorkloadRow, format_workload_id
 from .store.orm import POOL_STAMP, WORKLOADS_STAMP, StampRow, next_stamp
 
@@ -133,61 +131,6 @@ class _Row:
         self.wid, self.state, self.workload, self.running, self.active = wid, state, workload, running, active
         self.stored_gpu_s, self.allocated, self.started_at = stored_gpu_s, allocated, started_at
         self.recheck_at = 0.0  # running work: when its attained service may next move on the grid
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """The garbage collector paused while a whole snapshot is built.
-
-    Reading every active row builds a few hundred thousand objects, none of them garbage; each 700
-    allocations start a collection of the youngest generation and, as they survive, of the older
-    ones: measured on a cold read of 60,000 rows, those passes were 40% of its time. Nothing
-    cyclic is freed late by pausing them for the read (it is collected on the next pass). What the
-    service keeps after the read is kept out of later passes too: ``kept_out_of_gc``."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-_frozen_here = False  # has a warm-up in this process frozen what it built (kept_out_of_gc)?
-
-
-@contextlib.contextmanager
-def kept_out_of_gc() -> Iterator[None]:
-    """Build what the service keeps for long (the kept rows, the indexed core) with the garbage
-    collector paused, then move it out of the collector's sight (``gc.freeze``).
-
-    Without this, the first collection after a warm-up walks every object it built: one full pass
-    of 300-350 ms at 60,000 rows, either at the end of the warm-up (so before the first decision)
-    or in whatever cycle comes next (190-300 ms instead of 50-85 ms). Frozen objects are still freed
-    when their last reference goes; what freezing gives up is collecting reference cycles among
-    them. So a service's first warm-up collects before it builds (the heap is small then: about
-    60 ms), and what it freezes holds no garbage but what the build itself left; a later warm-up
-    or re-index (which replaces the core an earlier one built, perhaps cyclic garbage now)
-    unfreezes first and ends with a full collection. Nested inside another (the collector already
-    paused), it leaves the ends to the outer one."""
-    global _frozen_here
-    if not gc.isenabled():
-        yield
-        return
-    again = _frozen_here
-    if again:
-        gc.unfreeze()
-    else:
-        gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        if again:
-            gc.collect()
-        gc.freeze()
-        _frozen_here = True
 
 
 def _same_row(a: _Row, b: _Row) -> bool:
