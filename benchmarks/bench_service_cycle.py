@@ -26,6 +26,9 @@ Figures (wall ms, best and median of the runs; the machine's load moves them):
 * of which the database read: cold, every active row (``build_snapshot``, what a
   started service reads first); kept, the rows written since the last cycle and running
   work's attained service (``KeptSnapshot.refresh``, what every later cycle reads);
+* cycles beside expected-starts refreshes (``ExpectedStarts.refresh``, which the service runs every
+  ``refresh_seconds`` in the background): in a thread of the service, and in its worker process
+  (``worker_process_from``); the first refresh writes every pending row, the later ones what moved;
 * the queue's positions and reasons (queue_state.py): not computed in the cycle; the
   first position asked after a cycle computes the whole order, a reason one workload's;
 * the baseline, in the same run: the kept core's own decision on the same
@@ -46,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select, update  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from hub_ext.service.app import GpuPoolService  # noqa: E402
@@ -132,6 +135,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=5, help="cycles timed for each figure")
     p.add_argument("--sustained", type=int, default=60,
                    help="after the runs, this many cycles in a row, each after one event, as a running service sees them")
+    p.add_argument("--refreshes", type=int, default=3,
+                   help="then cycles beside this many expected-starts refreshes, in a thread of the service and in its "
+                        "worker process (the first of each writes every pending row; 0: skip)")
     p.add_argument("--db-url", help="an empty database (default: SQLite in a temporary folder)")
     args = p.parse_args(argv)
 
@@ -210,6 +216,11 @@ def main(argv=None) -> int:
         gc.callbacks.remove(on_gc)
         sustained.sort()
 
+    beside = {}
+    if args.refreshes:
+        for where, from_pending in (("a thread of the service", -1), ("its worker process", 0)):
+            beside[where] = cycles_beside_refreshes(pool, run, timed, from_pending, args.refreshes, args.runs + args.sustained)
+
     print("\nthe whole service cycle (SchedulingLoop.cycle: checks, database read, kept core, decisions written), wall ms:")
     print(f"  warm-up of a started service (not a cycle: every row read and the core indexed, no write lock held): {ms(warm)}")
     print(f"  cold (first cycle of a started service, after its warm-up): {ms(cold)}")
@@ -222,6 +233,12 @@ def main(argv=None) -> int:
               f"p90 {sustained[int(0.9 * (len(sustained) - 1))]:.1f} ms, slowest {sustained[-1]:.1f} ms "
               f"({len(full_passes)} full garbage-collector passes among them; the rolling check read {checked:,} rows again "
               f"in them, 1/{loop.incremental_check_every} of the kept rows a cycle)")
+    for where, (first, later, seconds) in beside.items():
+        later.sort()
+        print(f"  cycles beside expected-starts refreshes in {where} (each after one event; a refresh "
+              f"{min(seconds):.1f}-{max(seconds):.1f} s): beside the first (every row written) slowest {max(first):.1f} ms; "
+              f"beside the next {len(seconds) - 1}, {len(later)} cycles: median {statistics.median(later):.1f} ms, "
+              f"slowest {later[-1]:.1f} ms")
     print(f"  of which the database read, cold (all rows):  {ms(reads)}")
     print(f"  of which the database read, kept (changes):   {ms(kept_reads)}")
     print("the queue's positions and reasons, built on the first read after a cycle (not in the cycle):")
@@ -243,9 +260,52 @@ def main(argv=None) -> int:
         print(f"target: a service cycle under {target:.0f} ms at {args.gpus:,} GPUs and {args.pending:,} pending, cycle after cycle "
               f"(the slowest of {len(sustained)}, the rolling check included): "
               f"{sustained[-1]:.0f} ms: {'MET' if sustained[-1] < target else 'MISSED'}")
+    for where, (_, later, _) in beside.items():
+        print(f"target: a service cycle under {target:.0f} ms at {args.gpus:,} GPUs and {args.pending:,} pending, cycle after cycle "
+              f"beside expected-starts refreshes in {where} (the slowest, the first refresh apart): "
+              f"{later[-1]:.0f} ms: {'MET' if later[-1] < target else 'MISSED'}")
     runner.close()
+    run_refresh(pool.expected.stop())
     store.dispose()
     return 0
+
+
+def run_refresh(coroutine):
+    """An expected-starts refresh (or its stop) on an event loop of its own, in the calling thread."""
+    return asyncio.run(coroutine)
+
+
+def cycles_beside_refreshes(pool, run, timed, from_pending: int, refreshes: int, k0: int):
+    """Cycles, each after one event, while ``refreshes`` expected-starts refreshes run one after the other
+    in another thread, as the service's background task runs them (ExpectedStarts.worker_process_from:
+    -1 in a thread of the service, 0 in its worker process). -> (cycles beside the first refresh,
+    cycles beside the later ones, each refresh's wall seconds)."""
+    import threading
+
+    expected, store, loop = pool.expected, pool.store, pool.loop
+    expected.worker_process_from = from_pending
+    with store.write() as db:  # as a first refresh finds them: nothing written yet
+        db.execute(update(WorkloadRow).values(expected_start=None, expected_start_basis=None))
+    first: list[float] = []
+    later: list[float] = []
+    seconds: list[float] = []
+    k = k0
+    for n in range(refreshes):
+        done = threading.Event()
+
+        def refresh():
+            t = time.perf_counter()
+            try:
+                run_refresh(expected.refresh())
+            finally:
+                seconds.append(time.perf_counter() - t)
+                done.set()
+        threading.Thread(target=refresh, daemon=True).start()
+        while not done.is_set():
+            k += 1
+            one_event(store, time.time(), k)
+            (first if n == 0 else later).append(timed(lambda: run(loop.cycle())))
+    return first, later or [0.0], seconds
 
 
 if __name__ == "__main__":
