@@ -111,7 +111,7 @@ def write_found(store: Store, found: Found) -> int:
     and a first refresh writes every row. A row that left the queue meanwhile is left alone."""
     if not found:
         return 0
-    with store.read_unlocked() as db:
+    with store.read() as db:
         current = db.execute(
             select(WorkloadRow.seq, WorkloadRow.expected_start, WorkloadRow.expected_start_basis).where(WorkloadRow.state == "pending")
         )
@@ -144,7 +144,7 @@ def refresh_in_worker(url: str, now: float, settings: RefreshSettings, want_esti
     if store is None:
         store = _worker_stores[url] = Store(url)
     with paused_gc():
-        with store.read_unlocked() as db:
+        with store.read() as db:
             snapshot, _ = build_snapshot(db, now, settings.config, attained_step=settings.attained_step)
             history = read_history(db, settings.history_runs)
         found, estimates = forecast(snapshot, history, settings)
@@ -205,10 +205,8 @@ class ExpectedStarts(LoggingConfigurable):
         settings = self.settings
         snapshot = getattr(self.loop, "settled", None)
         with paused_gc():
-            with self.store.read_unlocked() as db:
-                if snapshot is None:
-                    # Store.read_unlocked: on SQLite, Store.read begins IMMEDIATE and would hold the write lock through
-                    # this whole read (about a second at 50,000 pending), and every cycle and submit would wait for it.
+            with self.store.read() as db:
+                if snapshot is None:  # (Store.read holds no write lock: cycles and submits do not wait for this)
                     snapshot, _ = build_snapshot(db, now, settings.config, attained_step=settings.attained_step)
                 history = read_history(db, self.history_runs)
             found, estimates = forecast(snapshot, history, settings)
@@ -227,7 +225,7 @@ class ExpectedStarts(LoggingConfigurable):
         settled = getattr(self.loop, "settled", None)
         if settled is not None:
             return len(settled.pending)
-        with self.store.read_unlocked() as db:
+        with self.store.read() as db:
             return db.scalar(select(func.count()).select_from(WorkloadRow).where(WorkloadRow.state == "pending")) or 0
 
     def in_worker_process(self) -> bool:

@@ -415,7 +415,7 @@ class SchedulingLoop(LoggingConfigurable):
         cycle that follows reads only what was written meanwhile (KeptSnapshot.load). What it builds
         is kept out of the garbage collector's passes (``kept_out_of_gc``)."""
         with kept_out_of_gc():
-            with self.store.read_unlocked() as db:
+            with self.store.read() as db:
                 snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
             self._prime(snapshot)
 
@@ -441,7 +441,7 @@ class SchedulingLoop(LoggingConfigurable):
         if self.core.scheduler is None or self.kept.seen is None:
             return False
         config = self.scheduler_config
-        with self.store.read_unlocked() as db:
+        with self.store.read() as db:
             pool = self.kept.pool(db)  # (the pool's stamp, read again only when it moved)
             key = self.core._key
             if pool == key[0] and config == key[2]:  # (a change of teams alone is applied by IncrementalCore.decide)
@@ -457,7 +457,7 @@ class SchedulingLoop(LoggingConfigurable):
             return False
         if self.scheduler_config != key[2]:
             return True
-        with self.store.read_unlocked() as db:
+        with self.store.read() as db:
             return self.kept.pool_moved(db)
 
     def _warm_up_in_thread(self) -> bool:

@@ -81,3 +81,33 @@ def test_a_workload_revision_moves_with_what_the_scheduler_reads_and_not_with_po
         assert revision() > third
     finally:
         store.dispose()
+
+
+def test_a_read_waits_for_no_writer_and_sees_the_last_committed_state(fresh_url):
+    """While a write transaction is open (a cycle, a submit), a read (an API view) answers at once, with
+    what was committed before it; on SQLite a read used to take the write lock and wait for the writer."""
+    import time
+
+    from hub_ext.service.store import TeamRow
+
+    store = Store(fresh_url.replace("fresh.sqlite", "reads.sqlite"))
+    try:
+        store.migrate()
+        with store.write() as db:
+            db.add(TeamRow(name="vision", quota=4.0))
+        with store.write() as db:
+            db.get(TeamRow, "vision").quota = 8.0
+            db.flush()  # written, not committed
+            started = time.monotonic()
+            with store.read() as other:
+                seen = other.get(TeamRow, "vision").quota
+            assert time.monotonic() - started < 5  # (a waiting read would wait for the busy timeout: 30 s)
+            assert seen == 4.0
+        with store.read() as db:
+            assert db.get(TeamRow, "vision").quota == 8.0
+    finally:
+        with store.write() as db:
+            team = db.get(TeamRow, "vision")
+            if team is not None:
+                db.delete(team)
+        store.dispose()

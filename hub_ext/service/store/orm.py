@@ -351,8 +351,8 @@ def _sqlite_serialised_writes(engine: Engine, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        # Store.read_unlocked: a deferred BEGIN takes no lock until a write (none comes); in WAL mode it
-        # reads one consistent view while a writer works.
+        # Store.read: a deferred BEGIN takes no lock until a write (none comes); in WAL mode it reads one
+        # consistent view while a writer works.
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("gpupool_unlocked_read") else "BEGIN IMMEDIATE")
 
 
@@ -377,17 +377,10 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self._sessions() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
-
-    @contextlib.contextmanager
-    def read_unlocked(self) -> Iterator[Session]:
-        """A read transaction that waits for no writer and holds none up (``read`` on SQLite takes the
-        write lock, as every transaction there begins IMMEDIATE). Only for reads whose rows are stamped
-        (KeptSnapshot.load): it must not write."""
+        """A read transaction, always rolled back: it must not write. On SQLite it waits for no writer and
+        holds none up: a deferred ``BEGIN``, which in WAL mode reads one consistent view while a writer
+        works (every other transaction there begins ``IMMEDIATE``: an API read, or the warm-up's read
+        of every row, used to take the write lock, so cycles and submits waited for it, and it for them)."""
         with self.engine.connect() as conn:
             conn.execution_options(gpupool_unlocked_read=True)
             with Session(bind=conn, expire_on_commit=False) as session:
