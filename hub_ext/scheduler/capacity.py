@@ -288,15 +288,14 @@ class Capacity:
             s = self._whole_shares[g] = GpuShare(node=self.node_names[self.gpu_node[g]], gpu_uuid=self.gpu_uuid[g], fraction=1.0, memory_mib=None)
         return s
 
-    def gang_could_fit(self, v: View, gids, gpus: int, spread: bool = False) -> bool:
+    def gang_could_fit(self, v: View, gids, gpus: int) -> bool:
         """Could a gang of ``gpus`` whole cards of ``v`` fit once GPUs ``gids`` were released?
 
         False only when it surely could not: a gang uses ``v.nodes_needed(gpus)``
         nodes (placement.place_whole), and even the nodes with the most
         untouched cards plus every card of ``gids`` on them hold too few.
         Releasing only some of ``gids`` frees no more, so a room-making search
-        over them can stop before its trials. ``spread``: a gang that may start
-        on any nodes (placement.place_spread) needs only enough untouched cards."""
+        over them can stop before its trials."""
         k = v.nodes_needed(gpus)
         if k is None:
             return False
@@ -310,8 +309,6 @@ class Capacity:
             touched = [gnode[g] for g in set(gids) if ff[g] < held and gc[g] in classes]
         if v.free_total + len(touched) < gpus:
             return False
-        if spread:
-            return True
         extra = Counter(touched)  # node -> its cards that releasing would untouch
         node_free = v.node_free
         best = [node_free[n] + e for n, e in extra.items()]

@@ -183,10 +183,7 @@ class Cycle:
     def try_place(self, w: Workload, v, gpus: float):
         if w.is_fraction:
             return place_fraction(self.cap, v, w)
-        placed = place_whole(self.cap, v, int(gpus))
-        if placed is None and self.config.elastic_spread_start and may_spread(self.config, w):
-            placed = place_spread(self.cap, v, int(gpus))
-        return placed
+        return place_whole(self.cap, v, int(gpus))
 
     def _place(self, w: Workload, v, gpus: float):
         if w.is_fraction:
@@ -246,8 +243,6 @@ class Cycle:
             if not (lent or (reclaim and not over) or (over and held) or las):
                 continue
             key = (w.team, v.key, not over, self.st.las_level(w) if las else 0, las and elastic.is_new(w))
-            if self.config.elastic_spread_start and may_spread(self.config, w):
-                key += ("spread",)  # needs only enough cards, not a consolidated block: fails apart
             if g >= self.room_fail.get(key, float("inf")):
                 continue
             room = preemption.make_room(self, w, v, g, entitled=not over)

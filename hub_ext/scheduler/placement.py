@@ -15,7 +15,9 @@
   job that does not fit on the fewest nodes that could ever hold it may
   start on idle cards spread over more nodes (``place_spread``: the fewest
   nodes that hold it as the free cards lie now), rather than start smaller
-  or wait. Consolidated placement is still tried first at each size.
+  or wait. Consolidated placement is still tried first at each size, and
+  room-making (preemption.make_room) places consolidated: spreading is over
+  idle cards only.
 """
 
 from __future__ import annotations

@@ -59,7 +59,6 @@ from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, minimum, protected_for
 from .model import EPSILON, GpuShare, Preempt, Workload, WorkloadKind
-from .placement import may_spread
 
 from .ordering import las_level
 
@@ -520,8 +519,7 @@ def make_room(cycle, w: Workload, v, gpus: float, entitled: bool):
         units = [u for u in candidates(cycle, w, entitled) if any(cycle.cap.gpu_class[g] in v.classes for g in u.gpus)]
     if not units:
         return None
-    if cycle.shortcuts and not w.is_fraction and not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus),
-                                                                               spread=may_spread(cycle.config, w)):
+    if cycle.shortcuts and not w.is_fraction and not cycle.cap.gang_could_fit(v, [g for u in units for g in u.gpus], int(gpus)):
         return None  # releasing every candidate would still leave too few untouched cards: no trials
     freed_by: dict[str, set] = {}
     released: list[Unit] = []
