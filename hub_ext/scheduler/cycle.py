@@ -192,11 +192,11 @@ class Cycle:
             return place_fraction(self.cap, v, w)
         if gpus >= self.whole_fail.get(v.key, float("inf")):
             # (the memo is of consolidated gangs: a spread start needs only enough free cards)
-            return place_spread(self.cap, v, int(gpus)) if self.config.elastic_spread_start and may_spread(self.config, w) else None
+            return place_spread(self.cap, v, int(gpus)) if self.config.elastic_spread_start and may_spread(self.config, w, v) else None
         placed = place_whole(self.cap, v, int(gpus))
         if placed is None:
             self.whole_fail[v.key] = gpus
-            if self.config.elastic_spread_start and may_spread(self.config, w):
+            if self.config.elastic_spread_start and may_spread(self.config, w, v):
                 placed = place_spread(self.cap, v, int(gpus))
         return placed
 

@@ -12,8 +12,9 @@
   open an untouched card (best-fit node). A card never exceeds 100% of its
   compute or its memory.
 * With ``SchedulerConfig.elastic_spread_start`` (off by default), an elastic
-  job that does not fit on the fewest nodes that could ever hold it may
-  start on idle cards spread over more nodes (``place_spread``: the fewest
+  job whose asked size is larger than any node, and that does not fit on the
+  fewest nodes that could ever hold it, may start on idle cards spread over
+  more nodes (``place_spread``: the fewest
   nodes that hold it as the free cards lie now), rather than start smaller
   or wait. Consolidated placement is still tried first at each size, and
   room-making (preemption.make_room) places consolidated: spreading is over
@@ -47,9 +48,11 @@ def place_whole(cap: Capacity, v: View, gpus: int) -> list[int] | None:
     return _gang_on(cap, v, gpus, k_nodes)
 
 
-def may_spread(cfg, w: Workload) -> bool:
-    """May ``w`` start spread over more nodes than the fewest that could hold it (``elastic_spread_start``)?"""
-    return bool(cfg.elastic_spread_start and w.is_elastic)
+def may_spread(cfg, w: Workload, v: View) -> bool:
+    """May ``w`` start spread over more nodes than the fewest that could hold it (``elastic_spread_start``)?
+    An elastic job whose asked size spans nodes anyway (larger than any node of its view): one that fits
+    on a node stays on one, as spreading every job left room-making no whole nodes to free."""
+    return bool(cfg.elastic_spread_start and w.is_elastic and (v.nodes_needed(int(w.gpus)) or 0) > 1)
 
 
 def spread_nodes(v: View, gpus: int) -> int | None:

@@ -302,9 +302,9 @@ class SchedulingLoop(LoggingConfigurable):
     ).tag(config=True)
     elastic_spread_start = Bool(
         False,
-        help="""An elastic job whose asked GPUs do not fit on the fewest nodes that could hold them may start on
-        idle GPUs spread over more nodes, rather than start with fewer GPUs (at each size it tries, one
-        consolidated block first). Off: a multi-GPU job runs only on the fewest nodes, as collective
+        help="""An elastic job asking for more GPUs than any node has, whose asked GPUs do not fit on the fewest
+        nodes that could hold them, may start on idle GPUs spread over more nodes, rather than start with
+        fewer GPUs (at each size it tries, one consolidated block first). Off: a multi-GPU job runs only on the fewest nodes, as collective
         communication across nodes is slower on real machines.""",
     ).tag(config=True)
 

@@ -1,5 +1,6 @@
-"""Elastic work may start spread over more nodes (``elastic_spread_start``): when its asked size does not
-fit on the fewest nodes that could hold it, it takes idle cards anywhere rather than start smaller.
+"""Elastic work may start spread over more nodes (``elastic_spread_start``): when its asked size is larger
+than any node and does not fit on the fewest nodes that could hold it, it takes idle cards anywhere
+rather than start smaller.
 Off (the default): a gang waits for, or shrinks to, a consolidated block (test_placement.py)."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ STARTS = [
     ("elastic 6, 4 free on a and 1 on b, c: 6 on 3 nodes (off: 5 on 2)", busy("b", 0, 1, 2) + busy("c", 0, 1, 2) + busy("d", 0, 1, 2, 3),
      elastic("e", 6), (5, 2), (6, 3)),
     ("elastic 4 that fits on one node: one node, best-fit, either way", busy("a", 0, 1) + busy("b", 0, 1), elastic("e", 4), (4, 1), (4, 1)),
+    ("elastic 4, 2 free on each node: 2 on one node either way (an ask that fits a node is never spread)", SCATTERED, elastic("e", 4), (2, 1), (2, 1)),
     ("elastic 8 that fits on two whole nodes: those two, either way", busy("a", 0) + busy("b", 0), elastic("e", 8), (8, 2), (8, 2)),
     ("rigid 8, 2 free on each node: waits either way (the switch is for elastic work)", SCATTERED, rigid("r", 8), None, None),
     ("elastic 8 with min 7, 2 free on each node: 8 on 4 nodes (off: waits)", SCATTERED, elastic("e", 8, lo=7), None, (8, 4)),
