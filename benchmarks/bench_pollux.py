@@ -19,8 +19,8 @@ prints ours alone). The mapping is in pollux_adapter.py's docstring.
 
 Our core runs its defaults with the recommended overrides, ``RECOMMENDED_CONFIG``
 (least attained service on run-time estimates, ``las_on_estimates``, and elastic
-starts spread over idle GPUs on any nodes, ``elastic_spread_start``, both off in
-the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
+jobs larger than a node starting on idle GPUs spread over any nodes,
+``elastic_spread_start``, both off in the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
 --estimate-min-runs 3`` runs the core's defaults as they are.
 
 ``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
@@ -60,8 +60,8 @@ CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elasti
 # The recommended configuration this harness runs by default (--config and --estimate-min-runs replace it):
 # least attained service on run-time estimates, off in the core's defaults (it is measured only here:
 # docs/benchmarks.md), with estimates from one past run of an application on (ExpectedStarts.min_runs = 1);
-# elastic starts spread over idle GPUs on any nodes, off in the core's defaults (NCCL across nodes is slower
-# on real machines; a spread placement costs nothing in this simulator's throughput profiles).
+# elastic jobs larger than a node may start on idle GPUs spread over any nodes, off in the core's defaults
+# (NCCL across nodes is slower on real machines; a spread placement costs nothing in this simulator's profiles).
 RECOMMENDED_CONFIG = {"las_on_estimates": True, "elastic_spread_start": True}
 RECOMMENDED_MIN_RUNS = 1
 # Targets from issue 15.

@@ -14,9 +14,8 @@
 * With ``SchedulerConfig.elastic_spread_start`` (off by default), an elastic
   job whose asked size is larger than any node, and that does not fit on the
   fewest nodes that could ever hold it, may start on idle cards spread over
-  more nodes (``place_spread``: the fewest
-  nodes that hold it as the free cards lie now), rather than start smaller
-  or wait. Consolidated placement is still tried first at each size, and
+  more nodes (``place_spread``: the fewest nodes that hold it as the free
+  cards lie now), rather than start smaller or wait. Consolidated placement is still tried first at each size, and
   room-making (preemption.make_room) places consolidated: spreading is over
   idle cards only.
 """
