@@ -40,7 +40,7 @@ from . import elastic, preemption, reservation
 from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor, las_level
-from .placement import place_fraction, place_whole, view_key
+from .placement import may_spread, place_fraction, place_spread, place_whole, view_key
 from .preemption import fmt
 from .reasons import EndState, LazyPending, quota_start_reason
 
@@ -191,10 +191,13 @@ class Cycle:
                 return None
             return place_fraction(self.cap, v, w)
         if gpus >= self.whole_fail.get(v.key, float("inf")):
-            return None
+            # (the memo is of consolidated gangs: a spread start needs only enough free cards)
+            return place_spread(self.cap, v, int(gpus)) if self.config.elastic_spread_start and may_spread(self.config, w, v) else None
         placed = place_whole(self.cap, v, int(gpus))
         if placed is None:
             self.whole_fail[v.key] = gpus
+            if self.config.elastic_spread_start and may_spread(self.config, w, v):
+                placed = place_spread(self.cap, v, int(gpus))
         return placed
 
     # ------------------------------------------------------------ one workload
@@ -526,8 +529,8 @@ class Cycle:
             v = self.cap.view(vk)
             if has_fraction and (v.free_total or v.partial):
                 return False
-            if least_whole is not None and least_whole < self.whole_fail.get(vk, inf) and v.free_total >= least_whole:
-                return False
+            if least_whole is not None and (least_whole < self.whole_fail.get(vk, inf) or self.config.elastic_spread_start) and v.free_total >= least_whole:
+                return False  # (spread starts: the memo of consolidated gangs does not say, enough free cards may)
             entitled = quota_used + least <= team.quota + EPSILON
             if (lent or (reclaim and entitled) or (not entitled and self.borrower_held())) and least < self.room_fail.get((team_name, vk, entitled), inf):
                 return False

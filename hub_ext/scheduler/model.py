@@ -224,6 +224,14 @@ class SchedulerConfig:
     # las_estimates.py); no estimate, or one already overrun: plain least
     # attained service. Inert where callers set no estimates.
     las_on_estimates: bool = False
+    # An elastic job whose asked size spans nodes anyway (larger than any node)
+    # and does not fit on the fewest nodes that could hold it may start on idle
+    # GPUs spread over more nodes (placement.place_spread), rather than start
+    # smaller: at each size it tries, consolidated first; room-making stays
+    # consolidated.
+    # Off: a gang waits for (or shrinks to) a consolidated block, as NCCL
+    # across nodes is slower on real machines (docs/scheduler.md).
+    elastic_spread_start: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot

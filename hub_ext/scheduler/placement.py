@@ -11,6 +11,13 @@
   fits its compute share and its memory share; only when none fits does it
   open an untouched card (best-fit node). A card never exceeds 100% of its
   compute or its memory.
+* With ``SchedulerConfig.elastic_spread_start`` (off by default), an elastic
+  job whose asked size is larger than any node, and that does not fit on the
+  fewest nodes that could ever hold it, may start on idle cards spread over
+  more nodes (``place_spread``: the fewest nodes that hold it as the free
+  cards lie now), rather than start smaller or wait. Consolidated placement is still tried first at each size, and
+  room-making (preemption.make_room) places consolidated: spreading is over
+  idle cards only.
 """
 
 from __future__ import annotations
@@ -37,6 +44,44 @@ def place_whole(cap: Capacity, v: View, gpus: int) -> list[int] | None:
     k_nodes = v.nodes_needed(gpus)
     if k_nodes is None or gpus > v.free_total:
         return None
+    return _gang_on(cap, v, gpus, k_nodes)
+
+
+def may_spread(cfg, w: Workload, v: View) -> bool:
+    """May ``w`` start spread over more nodes than the fewest that could hold it (``elastic_spread_start``)?
+    An elastic job whose asked size spans nodes anyway (larger than any node of its view): one that fits
+    on a node stays on one, as spreading every job left room-making no whole nodes to free."""
+    return bool(cfg.elastic_spread_start and w.is_elastic and (v.nodes_needed(int(w.gpus)) or 0) > 1)
+
+
+def spread_nodes(v: View, gpus: int) -> int | None:
+    """Fewest nodes whose untouched cards hold ``gpus`` as the free cards lie now; None if too few are free."""
+    if gpus > v.free_total or gpus <= 0:
+        return None
+    got = 0
+    k_nodes = 0
+    for k in range(len(v.buckets) - 1, 0, -1):
+        for _ in v.buckets[k]:
+            got += k
+            k_nodes += 1
+            if got >= gpus:
+                return k_nodes
+    return None
+
+
+def place_spread(cap: Capacity, v: View, gpus: int) -> list[int] | None:
+    """GPU ids for ``gpus`` whole cards on whatever nodes hold them now (an elastic start,
+    ``elastic_spread_start``): the largest free blocks first, the last node best-fit. None if too few
+    cards are free."""
+    k_nodes = spread_nodes(v, gpus)
+    if k_nodes is None:
+        return None
+    return _gang_on(cap, v, gpus, k_nodes)
+
+
+def _gang_on(cap: Capacity, v: View, gpus: int, k_nodes: int) -> list[int] | None:
+    """``gpus`` untouched cards on ``k_nodes`` nodes: one node best-fit, or the largest blocks first
+    for all but the last node and the last one best-fit."""
     buckets = v.buckets
     top = len(buckets) - 1
     if k_nodes == 1:

@@ -301,6 +301,13 @@ class SchedulingLoop(LoggingConfigurable):
         las_thresholds_gpu_hours (it reached the top queue only lately) keeps new_work_shrink_floor of what it
         asked. 0: every one may go down to its min_gpus.""",
     ).tag(config=True)
+    elastic_spread_start = Bool(
+        False,
+        help="""An elastic job asking for more GPUs than any node has, whose asked GPUs do not fit on the fewest
+        nodes that could hold them, may start on idle GPUs spread over more nodes, rather than start with
+        fewer GPUs (at each size it tries, one consolidated block first). Off: a multi-GPU job runs only on the fewest nodes, as collective
+        communication across nodes is slower on real machines.""",
+    ).tag(config=True)
 
     @validate("max_reservations")
     def _valid_max_reservations(self, proposal):
@@ -394,6 +401,7 @@ class SchedulingLoop(LoggingConfigurable):
             new_work_shrink_floor=self.new_work_shrink_floor,
             las_top_in_submit_order=self.las_top_in_submit_order,
             las_top_floor_until=self.las_top_floor_until,
+            elastic_spread_start=self.elastic_spread_start,
         )
 
     def _read(self, db, now: float, history):

@@ -34,6 +34,7 @@ KNOBS = {
     "las_top_in_submit_order": ("las_top_in_submit_order", False, False),
     "las_top_floor_until": ("las_top_floor_until", 0.0, 0.0),
     "las_on_estimates": ("las_on_estimates", True, True),
+    "elastic_spread_start": ("elastic_spread_start", True, True),
 }
 
 
