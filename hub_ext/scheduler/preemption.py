@@ -55,6 +55,7 @@ import math
 from dataclasses import dataclass
 
 from .elastic import growth_gpus, is_new, new_work_floor, new_work_victim, new_work_victim_key
+from . import las_estimates
 from .decay import past_excess
 from .fairshare import over_quota, team_of, team_share
 from .minimum_runtime import RECLAIM, SHRINK, is_protected, minimum, protected_for
@@ -381,7 +382,8 @@ def las_victims(cycle, w: Workload) -> list:
 def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     """Least attained service's units for ``w`` (its team's running work at higher levels), kept in the
     cycle until its team changes (``Cycle.team_changes``: its starts, preemptions, shrinks, usage): they
-    read only that team's work, ``w``'s priority, level and newness, and, beyond its quota, what leaves."""
+    read only that team's work, ``w``'s priority, level and newness (with las_on_estimates, a new workload's
+    estimated remaining GPU-time), and, beyond its quota, what leaves."""
     if not cycle.shortcuts:
         return _las_units(cycle, w, entitled)
     config = cycle.config
@@ -391,7 +393,9 @@ def las_units(cycle, w: Workload, entitled: bool = False) -> list[Unit]:
     # Between cycles too, while the team's running work (ranked(), rebuilt on any change, attained
     # service included), the team, the configuration and the capacity index are the same and no
     # minimum run-time of its running work has ended.
-    key = (w.team, not entitled, w.priority, las_level(w, las), bool(config.new_work_shrinks_elastic and is_new(w)))
+    new = bool(config.new_work_shrinks_elastic and is_new(w))
+    # With las_on_estimates new work shrinks only work estimated to need more than it (new_work_victim): its rank too.
+    key = (w.team, not entitled, w.priority, las_level(w, las), new, las_estimates.rank(w) if new and config.las_on_estimates else None)
     changes = cycle.team_changes.get(w.team, 0)
     kept = cycle.las_units_kept.get(key)
     if kept is not None and kept[0] == changes:

@@ -121,3 +121,24 @@ def test_new_work_shrinks_only_work_estimated_to_need_more(on, new_estimate, shr
     d = schedule(snap(pool(("n", 4), ("m", 4)), teams(("a", 8)), [short, long], [new], las_thresholds_gpu_s=LAS, las_on_estimates=on))
     assert [r.workload_id for r in d.resizes] == ([shrunk] if shrunk else [])
     assert started_ids(d) == (["new"] if starts else [])
+
+
+@pytest.mark.parametrize("shortcuts", [True, False])
+def test_new_work_estimated_shorter_shrinks_what_new_work_estimated_longer_could_not(shortcuts, monkeypatch):
+    """Least attained service's kept units (preemption.las_units) are kept per estimated remaining GPU-time
+    of new work too: a new job estimated to need more than the running elastic job may not shrink it, one
+    estimated to need less may, in the same cycle (the kept units of the first once answered for both)."""
+    from hub_ext.scheduler.cycle import Cycle
+
+    from .helpers import preempted_ids
+
+    monkeypatch.setattr(Cycle, "shortcuts", shortcuts)
+    elastic = running(job("E", "a", 4, at=0, min_gpus=1, max_gpus=4, attained_gpu_s=1 * H, estimate_s=50 * H), "n/0", "n/1", "n/2", "n/3", started=0.0)
+    long_new = job("long", "a", 2, at=0, user="u1", estimate_s=200 * H)  # starving: tried first, may not shrink E
+    short_new = job("short", "a", 1, at=2 * H - 10, user="u2", estimate_s=1 * H)
+    s = Scheduler.from_snapshot(snap(pool(("n", 4)), teams(("a", 8)), [elastic], [long_new, short_new], now=2 * H,
+                                     las_thresholds_gpu_s=LAS, las_on_estimates=True))
+    d = s.cycle(2 * H)
+    assert started_ids(d) == ["short"] and preempted_ids(d) == []
+    assert [(r.workload_id, len(r.allocation.shares)) for r in d.resizes] == [("E", 3)]
+    assert d.reserved == ("long",)
