@@ -12,8 +12,11 @@ running elastic job below its asked size with a usable estimate
 (las_estimates.remaining_gpu_s) takes GPUs from its team's running elastic
 jobs of its least-attained-service level or a higher one that are estimated
 to need more than it (las_estimates.may_shrink: no estimate, or an overrun
-one, counts its attained service), the most first, down to
-``new_work_shrink_floor`` of what each asked, never suspending them. The
+one, counts its attained service), the most first, down to their
+``min_gpus``, never suspending them (as the shortest-remaining-first oracle
+of benchmarks/pollux_oracle.py runs the shortest work on its full ask; down
+to ``new_work_shrink_floor`` only, every job of a busy pool sat at that
+floor and nothing moved). The
 least estimated remaining first takes; never from a job of a higher priority,
 one grown or started in the cycle, or one within its minimum run-time, and
 never for a job shrunk in the cycle (a resize is a pure shrink or a pure grow).
@@ -60,7 +63,7 @@ def victims(cycle, r, was: dict) -> list:
             continue
         if cycle.current_gpus(vid) > was.get(vid, len(d.allocation.shares)) or vid in cycle.started:
             continue  # grown or started in this cycle
-        if cycle.current_gpus(vid) <= elastic.new_work_floor(st.config, dw) or is_protected(d, team, cycle.now, RECLAIM):
+        if cycle.current_gpus(vid) <= dw.min_gpus or is_protected(d, team, cycle.now, RECLAIM):
             continue
         out.append(d)
     out.sort(key=lambda d: (las_estimates.shrink_key(d.workload), -d.workload.submitted_at, d.workload.id))
@@ -84,5 +87,5 @@ def take_back(cycle) -> None:
             want = int(w.gpus) - int(cycle.current_gpus(w.id))
             if want <= 0:
                 break
-            elastic.move_gpus(cycle, d, r, want, elastic.new_work_floor(cfg, d.workload),
+            elastic.move_gpus(cycle, d, r, want, d.workload.min_gpus,
                               f"shrunk for {w.id}: {w.id} is {REASON}", f"grew: {REASON}")

@@ -235,7 +235,7 @@ class SchedulerConfig:
     # With las_on_estimates: a running elastic job below its asked size with a
     # usable estimate takes GPUs back, at the end of a cycle, from its team's
     # running elastic jobs of its level or higher estimated to need more, the
-    # most first, down to new_work_shrink_floor (estimate_takeback.py). Off: only
+    # most first, down to their min_gpus (estimate_takeback.py). Off: only
     # new work shrinks others; a job that started small only grows into idle GPUs.
     las_estimates_take_back: bool = False
 

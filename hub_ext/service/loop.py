@@ -312,8 +312,8 @@ class SchedulingLoop(LoggingConfigurable):
         False,
         help="""With las_on_estimates: a running elastic job below its asked size, with a run-time estimate, takes
         GPUs back from its team's running elastic jobs of its least-attained-service queue or a higher one that
-        are estimated to need more GPU-time than it, the most first, down to new_work_shrink_floor of what each
-        asked (never suspending them). Off: only new work shrinks others; a job that started small only grows
+        are estimated to need more GPU-time than it, the most first, down to their min_gpus (never suspending
+        them). Off: only new work shrinks others; a job that started small only grows
         into idle GPUs.""",
     ).tag(config=True)
 

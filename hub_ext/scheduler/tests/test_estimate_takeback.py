@@ -23,7 +23,7 @@ def sizes(d) -> dict:
     [
         # short runs on 2 of its 4 GPUs (0.5 GPU-hours estimated left), long holds its 4 (39 left), nothing idle:
         (False, 0.5 * H, 10 * H, 1 * H, 0, {}),  # off: short waits for idle GPUs
-        (True, 0.5 * H, 10 * H, 1 * H, 0, {"long": 2, "short": 4}),  # on: short takes 2, long keeps half its ask
+        (True, 0.5 * H, 10 * H, 1 * H, 0, {"long": 2, "short": 4}),  # on: short takes the 2 it lacks
         (True, None, 10 * H, 1 * H, 0, {}),  # short has no estimate: nothing moves
         (True, 0.5 * H, 0.6 * H, 1 * H, 0, {}),  # long is estimated to need less (1.4 - 1 = 0.4 GPU-hours left): nothing moves
         (True, 0.5 * H, None, 3 * H, 0, {"long": 2, "short": 4}),  # long has no estimate: its attained 3 GPU-hours stand for it
@@ -38,6 +38,17 @@ def test_work_estimated_shorter_takes_gpus_back(on, short_estimate, long_estimat
     d = schedule(snap(pool(("n", 6)), teams(("a", 6)), [short, long], [], las_thresholds_gpu_s=LAS, las_on_estimates=True,
                       las_estimates_take_back=on))
     assert sizes(d) == resized
+
+
+def test_down_to_min_gpus_the_most_estimated_remaining_first():
+    # short holds 1 of its 4; mid (3 GPU-hours left) and long (39 left) hold 3 of their 4 and 4 of theirs:
+    # short takes its 3 from long alone, down to long's min_gpus, and mid keeps its 3.
+    short = running(_elastic("short", 4, 0.25 * H, 0.5 * H, at=100), "n/0")
+    mid = running(_elastic("mid", 4, 1 * H, 1 * H, at=50), "n/1", "n/2", "n/3")
+    long = running(_elastic("long", 4, 1 * H, 10 * H), "m/0", "m/1", "m/2", "m/3")
+    d = schedule(snap(pool(("n", 4), ("m", 4)), teams(("a", 8)), [short, mid, long], [], las_thresholds_gpu_s=LAS, las_on_estimates=True,
+                      las_estimates_take_back=True))
+    assert sizes(d) == {"long": 1, "short": 4}
 
 
 def test_a_job_at_a_higher_level_takes_nothing_from_one_below():
