@@ -32,6 +32,9 @@ Under least attained service (SchedulerConfig, with attained service reported):
   slowed by shrinking). Without it, whoever grew first into the GPUs keeps
   them: the first long job, shrunk for new work, waited at one GPU while
   later long jobs ran.
+* with ``las_on_estimates`` and ``las_estimates_take_back`` (off by
+  default), a running job below its asked size with an estimate takes GPUs
+  back from work estimated to need more (estimate_takeback.py).
 """
 
 from __future__ import annotations
