@@ -32,6 +32,9 @@ Under least attained service (SchedulerConfig, with attained service reported):
   slowed by shrinking). Without it, whoever grew first into the GPUs keeps
   them: the first long job, shrunk for new work, waited at one GPU while
   later long jobs ran.
+* with ``las_on_estimates`` and ``las_estimates_take_back`` (off by
+  default), a running job below its asked size with an estimate takes GPUs
+  back from work estimated to need more (estimate_takeback.py).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from . import las_estimates
+from . import estimate_takeback, las_estimates
 from .fairshare import OK, check, team_of, team_share
 from .minimum_runtime import RECLAIM, is_protected
 from .model import EPSILON, Workload
@@ -139,6 +142,7 @@ def grow(cycle) -> None:
         if cycle.current_gpus(wid) < w.max_gpus - EPSILON:
             heapq.heappush(heap, (team_share(team, cycle.usage[w.team]), level, started, wid))
     top_level_in_order(cycle)
+    estimate_takeback.take_back(cycle)
 
 
 def top_level_in_order(cycle) -> None:
@@ -169,7 +173,6 @@ def top_level_in_order(cycle) -> None:
             w = r.workload
             if cycle.current_gpus(w.id) < was[w.id]:
                 continue  # shrunk in this cycle: a resize is a pure shrink or a pure grow
-            v = cycle.cap.view(cycle.view_key(w))
             for d in reversed(rs[i + 1 :]):
                 want = int(w.gpus) - int(cycle.current_gpus(w.id))
                 if want <= 0:
@@ -178,26 +181,35 @@ def top_level_in_order(cycle) -> None:
                 if cycle.current_gpus(dw.id) > was[dw.id] or dw.priority > w.priority or is_protected(d, team, cycle.now, RECLAIM):
                     continue
                 floor = new_work_floor(cfg, dw) if dw.attained_gpu_s < cfg.las_top_floor_until * las[-1] else dw.min_gpus
-                while want > 0 and cycle.current_gpus(dw.id) > floor:
-                    shares = cycle.shares_of(dw.id)
-                    s = shares.pop()
-                    g = cycle.cap.share_gpu(s)
-                    if g is None or cycle.cap.gpu_class[g] not in v.classes:
-                        shares.append(s)
-                        break
-                    cycle.cap.give(g, 1.0, float(cycle.cap.gpu_mem[g]))
-                    g2 = _grow_card(cycle, v, w.id)
-                    if g2 is None:  # (not expected: the card just given back is free)
-                        cycle.cap.take(g, 1.0, float(cycle.cap.gpu_mem[g]))
-                        shares.append(s)
-                        break
-                    cycle.cap.take(g2, 1.0, float(cycle.cap.gpu_mem[g2]))
-                    cycle.shares_of(w.id).append(cycle.cap.whole_share(g2))
-                    cycle.add_usage(tname, dw.user, -1.0)
-                    cycle.add_usage(tname, w.user, 1.0)
-                    cycle.resize_reason[dw.id] = f"shrunk for {w.id}: at the top level of least attained service, work submitted earlier goes first"
-                    cycle.resize_reason[w.id] = "grew: at the top level of least attained service, work submitted earlier goes first"
-                    want -= 1
+                move_gpus(cycle, d, r, want, floor, f"shrunk for {w.id}: at the top level of least attained service, work submitted earlier goes first",
+                          "grew: at the top level of least attained service, work submitted earlier goes first")
+
+
+def move_gpus(cycle, d, r, want: int, floor: int, shrunk: str, grew: str) -> None:
+    """Move up to ``want`` whole GPUs from running elastic ``d`` (down to ``floor``) to running ``r``
+    of the same team, on ``r``'s nodes first; ``shrunk`` and ``grew`` are their resize reasons."""
+    w, dw = r.workload, d.workload
+    v = cycle.cap.view(cycle.view_key(w))
+    while want > 0 and cycle.current_gpus(dw.id) > floor:
+        shares = cycle.shares_of(dw.id)
+        s = shares.pop()
+        g = cycle.cap.share_gpu(s)
+        if g is None or cycle.cap.gpu_class[g] not in v.classes:
+            shares.append(s)
+            break
+        cycle.cap.give(g, 1.0, float(cycle.cap.gpu_mem[g]))
+        g2 = _grow_card(cycle, v, w.id)
+        if g2 is None:  # (not expected: the card just given back is free)
+            cycle.cap.take(g, 1.0, float(cycle.cap.gpu_mem[g]))
+            shares.append(s)
+            break
+        cycle.cap.take(g2, 1.0, float(cycle.cap.gpu_mem[g2]))
+        cycle.shares_of(w.id).append(cycle.cap.whole_share(g2))
+        cycle.add_usage(w.team, dw.user, -1.0)
+        cycle.add_usage(w.team, w.user, 1.0)
+        cycle.resize_reason[dw.id] = shrunk
+        cycle.resize_reason[w.id] = grew
+        want -= 1
 
 
 def _grow_card(cycle, v, wid: str) -> int | None:

@@ -232,6 +232,12 @@ class SchedulerConfig:
     # Off: a gang waits for (or shrinks to) a consolidated block, as NCCL
     # across nodes is slower on real machines (docs/scheduler.md).
     elastic_spread_start: bool = False
+    # With las_on_estimates: a running elastic job below its asked size with a
+    # usable estimate takes GPUs back, at the end of a cycle, from its team's
+    # running elastic jobs of its level or higher estimated to need more, the
+    # most first, down to their min_gpus (estimate_takeback.py). Off: only
+    # new work shrinks others; a job that started small only grows into idle GPUs.
+    las_estimates_take_back: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot

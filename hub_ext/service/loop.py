@@ -308,6 +308,14 @@ class SchedulingLoop(LoggingConfigurable):
         fewer GPUs (at each size it tries, one consolidated block first). Off: a multi-GPU job runs only on the fewest nodes, as collective
         communication across nodes is slower on real machines.""",
     ).tag(config=True)
+    las_estimates_take_back = Bool(
+        False,
+        help="""With las_on_estimates: a running elastic job below its asked size, with a run-time estimate, takes
+        GPUs back from its team's running elastic jobs of its least-attained-service queue or a higher one that
+        are estimated to need more GPU-time than it, the most first, down to their min_gpus (never suspending
+        them). Off: only new work shrinks others; a job that started small only grows
+        into idle GPUs.""",
+    ).tag(config=True)
 
     @validate("max_reservations")
     def _valid_max_reservations(self, proposal):
@@ -402,6 +410,7 @@ class SchedulingLoop(LoggingConfigurable):
             las_top_in_submit_order=self.las_top_in_submit_order,
             las_top_floor_until=self.las_top_floor_until,
             elastic_spread_start=self.elastic_spread_start,
+            las_estimates_take_back=self.las_estimates_take_back,
         )
 
     def _read(self, db, now: float, history):

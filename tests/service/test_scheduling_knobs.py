@@ -35,6 +35,7 @@ KNOBS = {
     "las_top_floor_until": ("las_top_floor_until", 0.0, 0.0),
     "las_on_estimates": ("las_on_estimates", True, True),
     "elastic_spread_start": ("elastic_spread_start", True, True),
+    "las_estimates_take_back": ("las_estimates_take_back", True, True),
 }
 
 
