@@ -227,38 +227,6 @@ def test_the_warm_up_reads_everything_outside_the_cycle_and_the_first_cycle_read
     assert differences(snapshot, full) == 0 and decisions == schedule(full)
 
 
-def test_what_the_warm_up_builds_is_out_of_the_collectors_passes_and_a_later_warm_up_frees_old_cycles(tmp_path):
-    """The kept rows and the indexed core are frozen (gc.freeze) at the end of a warm-up, so no later
-    collection, in whatever cycle, walks them; and they are not leaked for good: the next warm-up (a
-    failed cycle's, a re-index) unfreezes, and reference cycles that became garbage meanwhile are freed."""
-    import gc
-    import weakref
-
-    from hub_ext.service.loop import SchedulingLoop
-
-    store = Store(f"sqlite:///{tmp_path / 'gc.sqlite'}")
-    store.migrate()
-    with store.write() as db:
-        db.add(TeamRow(name="vision", quota=4.0))
-    _spread(store, [1, 2, 3])
-    loop = SchedulingLoop(store, supervisor=None)
-
-    class Cyclic:
-        pass
-
-    garbage = Cyclic()
-    garbage.me = garbage  # a reference cycle: only the collector frees it
-    gone = weakref.ref(garbage)
-    del garbage
-    loop.warm_up()
-    kept = next(iter(loop.kept.rows.values())).workload
-    assert gc.get_freeze_count() > 0
-    assert not any(o is kept for o in gc.get_objects())  # out of every generation the collector walks
-    loop.warm_up()
-    assert gone() is None  # frozen by the first warm-up at the latest, freed by the second
-    store.dispose()
-
-
 def test_running_work_is_recomputed_only_once_its_attained_service_may_have_moved_on_the_grid():
     """attained.next_point bounds where on_grid next changes: nothing is skipped before it."""
     import random
