@@ -11,7 +11,8 @@ Where it runs: in a thread of the service while the queue is short; from
 ``worker_process_from`` pending workloads on, in a worker process (its own
 interpreter, reading and writing the database itself), because a thread's
 forward run competes with the scheduling cycles for Python's GIL: at 50,000
-pending, cycles beside a refresh in a thread took several times their time.
+pending, the slowest cycle beside a refresh in a thread took 1.9 s (87 ms
+beside the worker process; benchmarks/bench_service_cycle.py).
 
 An expected start is an estimate, never a promise: it assumes nobody else
 submits, and it is "not known" (null, with the reason in the basis) where the
@@ -165,11 +166,11 @@ class ExpectedStarts(LoggingConfigurable):
     horizon_seconds = Float(30 * 86400.0, help="The forward run looks this far ahead; later starts are 'not known'.").tag(config=True)
     max_cycles = Integer(2000, help="Most scheduling cycles one forward run may take (bounds its cost).").tag(config=True)
     worker_process_from = Integer(
-        5000,
+        2000,
         help="""A refresh runs in a worker process (its own interpreter, which reads and writes the database
         itself) once this many workloads are pending, and in a thread of the service below that. A refresh's
         forward run in a thread competes with the scheduling cycles for Python's GIL: at 50,000 pending the
-        cycles beside it took several times their time. 0: always in the worker process; -1: never (an
+        slowest cycle beside it took 1.9 s, against 87 ms beside the worker process (bench_service_cycle.py). 0: always in the worker process; -1: never (an
         in-memory SQLite database is always refreshed in the service).""",
     ).tag(config=True)
 
