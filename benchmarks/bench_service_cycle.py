@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     for k in range(args.runs):
         # As a service that just started: no kept core, rows or queue. Its first cycle warms up first
         # (SchedulingLoop.warm_up: every row read and the core indexed, outside the cycle's transaction).
-        loop.core, loop.kept, loop.queue = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView()
+        loop.core, loop.kept, loop.queue, loop.settled = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView(), None
         warm.append(timed(loop.warm_up))
         one_event(store, time.time(), k)  # written between the warm-up and the first cycle
         cold.append(timed(lambda: run(loop.cycle())))
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
         if phase == "start" and info["generation"] == 2:
             full_passes.append(1)
     if args.sustained:
-        loop.core, loop.kept, loop.queue = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView()
+        loop.core, loop.kept, loop.queue, loop.settled = IncrementalCore(loop.incremental_check_every), KeptSnapshot(), QueueView(), None
         run(loop.cycle())
         checked = 0
         gc.callbacks.append(on_gc)

@@ -567,6 +567,7 @@ class SchedulingLoop(LoggingConfigurable):
             except OvercommitError as e:
                 server_stops = []  # rolled back with the cycle
                 self.kept = KeptSnapshot()  # it read this transaction's own (rolled back) writes: read everything next cycle
+                self.settled = None  # (and what it decided on was never committed)
                 self.last_error = str(e)
                 self.log.error("Scheduling cycle refused: %s", e)
             except Exception as e:
