@@ -11,7 +11,7 @@ Where it runs: in a thread of the service while the queue is short; from
 ``worker_process_from`` pending workloads on, in a worker process (its own
 interpreter, reading and writing the database itself), because a thread's
 forward run competes with the scheduling cycles for Python's GIL: at 50,000
-pending, the slowest cycle beside a refresh in a thread took 1.9 s (87 ms
+pending, the slowest cycle beside a refresh in a thread took 1.9-3.6 s (87-127 ms
 beside the worker process; benchmarks/bench_service_cycle.py).
 
 An expected start is an estimate, never a promise: it assumes nobody else
@@ -170,7 +170,7 @@ class ExpectedStarts(LoggingConfigurable):
         help="""A refresh runs in a worker process (its own interpreter, which reads and writes the database
         itself) once this many workloads are pending, and in a thread of the service below that. A refresh's
         forward run in a thread competes with the scheduling cycles for Python's GIL: at 50,000 pending the
-        slowest cycle beside it took 1.9 s, against 87 ms beside the worker process (bench_service_cycle.py). 0: always in the worker process; -1: never (an
+        slowest cycle beside it took 1.9-3.6 s, against 87-127 ms beside the worker process (bench_service_cycle.py). 0: always in the worker process; -1: never (an
         in-memory SQLite database is always refreshed in the service).""",
     ).tag(config=True)
 

@@ -578,6 +578,7 @@ class SchedulingLoop(LoggingConfigurable):
                 self.settled = None
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("Scheduling cycle failed")
+            self._deciding_on = None  # (held only through the cycle: settled, if committed)
             self.last_cycle_at = time.time()
         if server_actions:
             self.reclaim.carry_out(server_actions)
