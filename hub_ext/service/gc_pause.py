@@ -5,8 +5,9 @@ The service builds large sets of objects at a time: a warm-up reads every active
 collector's passes over such sets cost hundreds of milliseconds each and hold the GIL: at 50,000
 pending, full passes during a refresh in its worker thread took 300-730 ms and stalled the
 scheduling cycles beside it (measured: slowest cycle 803 ms). None of those objects is garbage while
-it is being built, so the collector is paused for the build (``paused_gc``); a warm-up ends with
-one full pass (``collect_after``), outside any cycle, so that no cycle takes it.
+it is being built, so the collector is paused for the build (``paused_gc``); a warm-up ends by moving
+what it built out of the collector's sight (``freeze_after``: ``gc.freeze``), so that no pass, in it or
+in any cycle after it, walks them.
 
 Pausing is process-wide (``gc.disable``) and threads overlap (a warm-up in one worker thread, a
 refresh in another), so pauses are counted: the collector runs again when the last one ends."""
@@ -25,19 +26,24 @@ _depth = threading.local()  # paused_gc blocks open in this thread
 
 
 @contextlib.contextmanager
-def paused_gc(collect_after: bool = False) -> Iterator[None]:
+def paused_gc(freeze_after: bool = False) -> Iterator[None]:
     """The garbage collector paused while a block builds many objects that are not garbage.
 
     Each 700 allocations start a collection of the youngest generation and, as they survive, of the
     older ones: measured on a cold read of 60,000 rows, those passes were 40% of its time. Nothing
     cyclic is freed late but by the length of the block (it is collected on the next pass).
 
-    ``collect_after``: one full collection when the block ends (the outermost one in this thread),
-    where the caller can afford it (a warm-up, outside any cycle): otherwise the first collection
-    after it walks all the new objects, in whatever cycle comes next (measured: a first cycle of
-    190-300 ms instead of 50-85 ms). ``gc.freeze`` instead of that pass was measured too: about 90 ms
-    sooner to a first decision at 50,000 pending, and slower warm-ups after it (the frozen set is
-    walked whole again on the next), so it is not used."""
+    ``freeze_after``: when the block ends (the outermost one in this thread), every object alive is
+    moved to the collector's permanent generation (``gc.freeze``, constant time) before the collector
+    runs again. Without it the first allocation after the block started a full pass over all the new
+    objects (a warm-up's 480,000 at 50,000 pending: 200-300 ms), and so did an explicit ``gc.collect``
+    (how this was done until issue 15's fourth round: a start then reached its first decision that much
+    later). Frozen objects are still freed when their last reference goes (the kept rows and the core's
+    index hold no reference cycles: a warm-up done again frees the last one's); only cyclic garbage that
+    was alive when the block ended stays (a few hundred objects a warm-up, measured), and every later
+    full pass is shorter by the frozen set. The freeze must come before the collector is switched on:
+    frozen after, the full pass has already run (which is why a freeze measured only 90 ms the first
+    time it was tried)."""
     global _pauses, _was_enabled
     with _lock:
         if _pauses == 0:
@@ -50,8 +56,8 @@ def paused_gc(collect_after: bool = False) -> Iterator[None]:
     finally:
         _depth.n -= 1
         with _lock:
+            if freeze_after and _depth.n == 0:
+                gc.freeze()
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
-        if collect_after and _depth.n == 0:
-            gc.collect()

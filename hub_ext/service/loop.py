@@ -430,7 +430,7 @@ class SchedulingLoop(LoggingConfigurable):
         Runs before a service's first cycle, and before the first cycle after a failed one (whatever
         forgot the kept rows): the full read (about 1 s at 60,000 rows) holds no write lock, and the
         cycle that follows reads only what was written meanwhile (KeptSnapshot.load)."""
-        with paused_gc(collect_after=True):
+        with paused_gc(freeze_after=True):
             with self.store.read() as db:
                 snapshot = self.kept.load(db, time.time(), self.scheduler_config, self.preemption_rules, None, self.attained_step)
             self._prime(snapshot)
@@ -441,12 +441,12 @@ class SchedulingLoop(LoggingConfigurable):
         return (self.backfill_on_estimates or self.las_on_estimates) and self.estimates is not None
 
     def _prime(self, snapshot) -> None:
-        """Index the core on ``snapshot`` (outside a cycle: the garbage collector's pass over the new
-        objects is taken here too, not in the next cycle)."""
+        """Index the core on ``snapshot`` (outside a cycle; what it builds is frozen out of the garbage
+        collector's passes: ``paused_gc(freeze_after=True)``)."""
         if self.feeds_estimates:
             snapshot = with_estimates(snapshot, self.estimates)
             self._estimated(snapshot, None)  # the estimates the core is indexed with
-        with paused_gc(collect_after=True):
+        with paused_gc(freeze_after=True):
             self.core.prime(snapshot)
 
     def reindex_if_changed(self) -> bool:

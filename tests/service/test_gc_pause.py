@@ -18,7 +18,7 @@ def test_overlapping_pauses_in_two_threads_end_with_the_collector_on_whichever_e
         seen = {}
 
         def block(name):
-            with paused_gc(collect_after=(name == "warm-up")):
+            with paused_gc(freeze_after=(name == "warm-up")):
                 started[name].set()
                 end[name].wait(10)
             ended[name].set()
@@ -40,19 +40,29 @@ def test_overlapping_pauses_in_two_threads_end_with_the_collector_on_whichever_e
         assert seen == {"one left": False, "both ended": True}, first_to_end
 
 
-def test_a_nested_pause_in_the_same_thread_leaves_the_collection_to_the_outer_one():
-    collections = []
+def test_what_a_warm_up_builds_is_frozen_when_it_ends_and_no_full_pass_walks_it():
+    full_passes = []
 
     def count(phase, info):
         if phase == "start" and info["generation"] == 2:
-            collections.append(1)
+            full_passes.append(len(gc.get_objects(generation=2)))
+
+    class Built:
+        pass
 
     gc.callbacks.append(count)
     try:
-        with paused_gc(collect_after=True):
-            with paused_gc(collect_after=True):
-                pass
-            assert collections == [] and not gc.isenabled()
-        assert len(collections) == 1 and gc.isenabled()
+        frozen = gc.get_freeze_count()
+        with paused_gc(freeze_after=True):
+            with paused_gc(freeze_after=True):  # (a nested one leaves the freeze to the outer one)
+                built = [Built() for _ in range(20_000)]
+            assert not gc.isenabled() and gc.get_freeze_count() == frozen
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + 20_000
+        gc.collect()  # a full pass: the built objects are not among what it walks
+        assert full_passes and not any(type(o) is Built for o in gc.get_objects())
+        assert all(type(o) is Built for o in built)
+        before = gc.get_freeze_count()
+        del built  # frozen objects are still freed when their last reference goes
+        assert gc.get_freeze_count() <= before - 20_000
     finally:
         gc.callbacks.remove(count)
