@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import random
 import statistics
 import sys
@@ -239,6 +240,11 @@ def main(argv=None) -> int:
               f"{min(seconds):.1f}-{max(seconds):.1f} s): beside the first (every row written) slowest {max(first):.1f} ms; "
               f"beside the next {len(seconds) - 1}, {len(later)} cycles: median {statistics.median(later):.1f} ms, "
               f"slowest {later[-1]:.1f} ms")
+    if args.refreshes:
+        worker = getattr(pool.expected, "_executor", None)
+        pids = list(getattr(worker, "_processes", None) or {})
+        print(f"  peak memory (resident, VmHWM): the service {peak_rss_mib(os.getpid())}, "
+              f"its expected-starts worker process {peak_rss_mib(pids[0]) if pids else 'not started'}")
     print(f"  of which the database read, cold (all rows):  {ms(reads)}")
     print(f"  of which the database read, kept (changes):   {ms(kept_reads)}")
     print("the queue's positions and reasons, built on the first read after a cycle (not in the cycle):")
@@ -268,6 +274,18 @@ def main(argv=None) -> int:
     run_refresh(pool.expected.stop())
     store.dispose()
     return 0
+
+
+def peak_rss_mib(pid: int) -> str:
+    """A process's peak resident memory, from Linux's /proc (what the kernel counted, not an estimate)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return f"{int(line.split()[1]) / 1024:,.0f} MiB"
+    except OSError:
+        pass
+    return "n/a (no /proc)"
 
 
 def run_refresh(coroutine):

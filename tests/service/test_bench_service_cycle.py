@@ -22,6 +22,8 @@ def test_the_service_cycle_benchmark_times_cold_next_idle_and_cycles_in_a_row(ca
                  "after a team's quota changed", "next (one session ended, one submitted)", "idle (nothing changed)",
                  "5 cycles in a row, each after one event", "first position asked",
                  "cycles beside expected-starts refreshes in a thread of the service",
-                 "cycles beside expected-starts refreshes in its worker process"):
+                 "cycles beside expected-starts refreshes in its worker process",
+                 "peak memory (resident, VmHWM): the service "):
         assert line in out, line
     assert out.count("target: a service cycle under 100 ms") == 7
+    assert "its expected-starts worker process not started" not in out and "MiB" in out
