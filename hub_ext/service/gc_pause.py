@@ -42,7 +42,7 @@ def paused_gc(freeze_after: bool = False) -> Iterator[None]:
     index hold no reference cycles: a warm-up done again frees the last one's); only cyclic garbage that
     was alive when the block ended stays (a few hundred objects a warm-up, measured), and every later
     full pass is shorter by the frozen set. The freeze must come before the collector is switched on:
-    frozen after, the full pass has already run (which is why a freeze measured only 90 ms the first
+    frozen after, the full pass has already run (likely why a freeze measured only 90 ms the first
     time it was tried)."""
     global _pauses, _was_enabled
     with _lock:
