@@ -36,7 +36,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from heapq import heapify, heappop, heappush
 
-from . import elastic, preemption, reservation
+from . import elastic, estimate_suspend, preemption, reservation
 from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor, las_level
@@ -541,6 +541,7 @@ class Cycle:
         cfg = self.config
         self.cap.begin()
         try:
+            estimate_suspend.suspend(self)  # (las_suspend_elastic; nothing when off)
             if cfg.ordering == "fifo":
                 for w in st.fifo:
                     if self.never_starts(w):
