@@ -609,7 +609,7 @@ class Cycle:
             first.append(w)
             if version == self._failed_at and shapes.get(w.id) in failed:
                 continue
-            if self.las_yields(w):
+            if self.las_yields(w) or estimate_suspend.yields(self, w):
                 self.las_deferred.append(w)
                 continue
             if self._borrows(w) and self.anyone_entitled():
@@ -686,6 +686,8 @@ class Cycle:
                     las_runs[shape] = k  # (las_yields reads the team's queue and starts: constant until a decision)
                     continue
                 las_deferred.append(entry)
+            elif estimate_suspend.yields(self, w):
+                las_deferred.append(entry)  # (per workload: its estimate, not its shape)
             elif self._borrows(w) and self.anyone_entitled():
                 # after work within quota (_fair_loop), as in _starving_loop
                 if shape is not None:

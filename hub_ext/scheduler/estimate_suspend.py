@@ -194,3 +194,36 @@ def suspend(cycle) -> None:
     p = plan(cycle)
     if p.suspended:
         apply(cycle, p)
+
+
+def yields(cycle, w) -> bool:
+    """Does starving ``w`` go after the fair loop, as its team waits with work estimated to need at least
+    ``las_suspend_ratio`` times less GPU-time? A suspended job keeps its first submission, so it is
+    starving at once: without this it would take back, first of all, the GPUs freed for shorter work."""
+    if not enabled(cycle.config):
+        return False
+    mine = las_estimates.rank(w)
+    if mine <= 0:
+        return False
+    least = least_pending(cycle, w.team)
+    return least is not None and least * cycle.config.las_suspend_ratio <= mine
+
+
+def least_pending(cycle, team_name: str) -> float | None:
+    """The least estimated remaining GPU-time of ``team_name``'s pending work not started in the cycle
+    (None: none has a usable estimate); memoised until the next start."""
+    memo = cycle.__dict__.setdefault("_least_pending", {})
+    version = len(cycle.starts)
+    kept = memo.get(team_name)
+    if kept is not None and kept[0] == version:
+        return kept[1]
+    least = None
+    started = cycle.started
+    for p in cycle.st.pending.values():
+        if p.team != team_name or p.id in started:
+            continue
+        left = las_estimates.remaining_gpu_s(p)
+        if left is not None and (least is None or left < least):
+            least = left
+    memo[team_name] = (version, least)
+    return least
