@@ -245,8 +245,8 @@ class SchedulerConfig:
     # estimated shorter gets its ask (estimate_suspend.py); never one that
     # started less than ``las_suspend_min_run_s`` ago. Off: elastic work is only shrunk.
     las_suspend_elastic: bool = False
-    las_suspend_ratio: float = 4.0
-    las_suspend_min_run_s: float = 1800.0
+    las_suspend_ratio: float = 2.0
+    las_suspend_min_run_s: float = 600.0
 
 
 # ---------------------------------------------------------------- the snapshot
