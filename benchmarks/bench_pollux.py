@@ -62,8 +62,7 @@ CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elasti
 # docs/benchmarks.md), with estimates from one past run of an application on (ExpectedStarts.min_runs = 1);
 # elastic jobs larger than a node may start on idle GPUs spread over any nodes, off in the core's defaults
 # (NCCL across nodes is slower on real machines; a spread placement costs nothing in this simulator's profiles).
-RECOMMENDED_CONFIG = {"las_on_estimates": True, "elastic_spread_start": True,
-                      "las_suspend_elastic": True, "las_suspend_ratio": 1.5, "las_suspend_min_run_s": 120.0}
+RECOMMENDED_CONFIG = {"las_on_estimates": True, "elastic_spread_start": True}
 RECOMMENDED_MIN_RUNS = 1
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
