@@ -23,7 +23,11 @@ level than the work it is suspended for, a session, non-preemptible work, work
 already leaving, and work that started (or resumed) less than
 ``las_suspend_min_run_s`` ago (hysteresis: a suspended job that resumed on
 GPUs nobody shorter wanted is not suspended again at once). A suspended job
-waits behind the work estimated shorter, so it resumes once that is served.
+keeps its first submission, so it is starving at once: while its team waits
+with work estimated ``las_suspend_ratio`` times shorter it goes after the
+cycle's other work (``yields``, as ``Cycle.las_yields``) instead of first,
+and resumes once that work is served (without this it took the GPUs back at
+once: three times the suspensions, docs/benchmarks.md).
 The core never sees true remaining work: only estimates learned from history.
 
 ``plan`` returns plain data (who is suspended for whom, who grows); ``apply``
@@ -35,8 +39,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import las_estimates
-from .minimum_runtime import RECLAIM, is_protected
+from .elastic import _grow_card
 from .fairshare import team_of
+from .minimum_runtime import RECLAIM, is_protected
 from .model import EPSILON, Preempt, WorkloadKind
 from .placement import view_key
 
@@ -153,8 +158,6 @@ def plan(cycle) -> SuspendPlan:
 
 def apply(cycle, p: SuspendPlan) -> None:
     """Record suspensions (preempted whole, requeued) and the growth of running jobs into the freed GPUs."""
-    from .elastic import _grow_card  # (elastic imports this module's neighbours; imported here to avoid a cycle)
-
     st = cycle.st
     cap = cycle.cap
     for vid, for_id in p.suspended:
@@ -212,7 +215,9 @@ def yields(cycle, w) -> bool:
 def least_pending(cycle, team_name: str) -> float | None:
     """The least estimated remaining GPU-time of ``team_name``'s pending work not started in the cycle
     (None: none has a usable estimate); memoised until the next start."""
-    memo = cycle.__dict__.setdefault("_least_pending", {})
+    memo = getattr(cycle, "_least_pending", None)
+    if memo is None:
+        memo = cycle._least_pending = {}
     version = len(cycle.starts)
     kept = memo.get(team_name)
     if kept is not None and kept[0] == version:
