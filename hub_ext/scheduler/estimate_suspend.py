@@ -100,6 +100,8 @@ def victims(cycle, team_name: str) -> list:
             continue
         if cycle.now - r.allocation.started_at < cfg.las_suspend_min_run_s or is_protected(r, team, cycle.now, RECLAIM):
             continue
+        if waited_enough(cfg, rw, cycle.now):
+            continue
         out.append(r)
     out.sort(key=lambda r: (-las_estimates.rank(r.workload), -r.workload.submitted_at, r.workload.id))
     return out
@@ -199,6 +201,16 @@ def suspend(cycle) -> None:
         apply(cycle, p)
 
 
+def waited_enough(cfg, w, now: float) -> bool:
+    """Has ``w`` waited at least ``las_suspend_wait_factor`` times its own run-time estimate? Its wait: the time
+    since its submission less what its attained service is worth at its asked size (attained GPU-seconds / asked
+    GPUs). Such work is neither suspended nor yields: a bound on how long work is held back for shorter work."""
+    f = cfg.las_suspend_wait_factor
+    if f <= 0 or w.estimate_s is None:
+        return False
+    return (now - w.submitted_at) - w.attained_gpu_s / max(w.gpus, 1.0) >= f * w.estimate_s
+
+
 def yields(cycle, w) -> bool:
     """Does starving ``w`` go after the fair loop, as its team waits with work estimated to need at least
     ``las_suspend_ratio`` times less GPU-time? A suspended job keeps its first submission, so it is
@@ -206,7 +218,7 @@ def yields(cycle, w) -> bool:
     if not enabled(cycle.config):
         return False
     mine = las_estimates.rank(w)
-    if mine <= 0:
+    if mine <= 0 or waited_enough(cycle.config, w, cycle.now):
         return False
     least = least_pending(cycle, w.team)
     return least is not None and least * cycle.config.las_suspend_ratio <= mine

@@ -247,6 +247,10 @@ class SchedulerConfig:
     las_suspend_elastic: bool = False
     las_suspend_ratio: float = 2.0
     las_suspend_min_run_s: float = 600.0
+    # ... and never one that has waited (since its submission, less its attained
+    # service at its asked size) this many times its own run-time estimate; such
+    # work does not yield either (estimate_suspend.waited_enough). 0: no bound.
+    las_suspend_wait_factor: float = 1.0
 
 
 # ---------------------------------------------------------------- the snapshot
