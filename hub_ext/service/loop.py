@@ -335,6 +335,13 @@ class SchedulingLoop(LoggingConfigurable):
         help="""With las_suspend_elastic: seconds a job runs after it started or resumed before it may be
         suspended again (0 or more).""",
     ).tag(config=True)
+    las_suspend_wait_factor = Float(
+        1.0,
+        help="""With las_suspend_elastic: a job that has waited (the time since its submission, less its
+        attained service at its asked size) this many times its own run-time estimate is no longer suspended,
+        nor held back behind work estimated shorter: a bound on how long work waits for shorter work.
+        0: no bound.""",
+    ).tag(config=True)
 
     @validate("max_reservations")
     def _valid_max_reservations(self, proposal):
@@ -358,6 +365,12 @@ class SchedulingLoop(LoggingConfigurable):
     def _valid_suspend_min_run(self, proposal):
         if proposal["value"] < 0:
             raise TraitError(f"SchedulingLoop.las_suspend_min_run_s must be 0 or more (seconds); got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("las_suspend_wait_factor")
+    def _valid_suspend_wait(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"SchedulingLoop.las_suspend_wait_factor must be 0 (no bound) or more (times a job's run-time estimate); got {proposal['value']!r}")
         return proposal["value"]
 
     @validate("las_top_floor_until")
@@ -445,6 +458,7 @@ class SchedulingLoop(LoggingConfigurable):
             las_suspend_elastic=self.las_suspend_elastic,
             las_suspend_ratio=self.las_suspend_ratio,
             las_suspend_min_run_s=self.las_suspend_min_run_s,
+            las_suspend_wait_factor=self.las_suspend_wait_factor,
         )
 
     def _read(self, db, now: float, history):

@@ -39,6 +39,7 @@ KNOBS = {
     "las_suspend_elastic": ("las_suspend_elastic", True, True),
     "las_suspend_ratio": ("las_suspend_ratio", 1.5, 1.5),
     "las_suspend_min_run_s": ("las_suspend_min_run_s", 120.0, 120.0),
+    "las_suspend_wait_factor": ("las_suspend_wait_factor", 0.0, 0.0),
 }
 
 
@@ -66,6 +67,7 @@ def test_each_traitlet_reaches_the_core(field):
     ("las_top_floor_until", -1.0, "0 or more"),
     ("las_suspend_ratio", 1.0, "more than 1"),
     ("las_suspend_min_run_s", -60.0, "0 or more"),
+    ("las_suspend_wait_factor", -1.0, "0 \\(no bound\\) or more"),
     ("elastic_growth_order", "random", "elastic_growth_order"),
 ])
 def test_a_bad_value_is_refused_with_a_clear_error(trait, value, words):

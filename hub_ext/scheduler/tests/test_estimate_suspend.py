@@ -96,3 +96,22 @@ def test_the_plan_is_plain_data():
     (p,) = d.preemptions
     assert p.for_workload_id == "short" and "suspended for short" in p.reason and "estimate" in p.reason
     assert estimate_suspend.SuspendPlan(suspended=(("long", "short"),), grows=(("short", 2),)).suspended == (("long", "short"),)
+
+
+@pytest.mark.parametrize("factor,suspended", [(0.0, ["long"]), (1.0, []), (4.0, ["long"])])
+def test_work_that_has_waited_its_own_estimate_is_not_suspended(factor, suspended):
+    # long (3 hours estimated at its ask, 11 GPU-hours left) has held 1 GPU-hour, worth 900 s on its 4 GPUs, in
+    # the 12,000 s since its submission: it has waited 11,100 s, more than its estimate (las_suspend_wait_factor 1).
+    short = running(_elastic("short", 4, 0.5 * H, 0.5 * H, at=100), "n/0", "n/1", started=100.0)
+    long = running(_elastic("long", 4, 1 * H, 3 * H), "n/2", "n/3", "n/4", "n/5")
+    d = schedule(snap(pool(("n", 6)), teams(("a", 6)), [short, long], [], now=12000.0, las_suspend_wait_factor=factor, **ON))
+    assert preempted_ids(d) == suspended
+
+
+@pytest.mark.parametrize("factor,started", [(0.0, ["short"]), (1.0, ["long"])])
+def test_a_suspended_job_that_has_waited_its_own_estimate_yields_no_more(factor, started):
+    # long (10 hours estimated) has held 2 GPU-hours (1,800 s on its 4 GPUs) in the 40,000 s since its submission.
+    long = _elastic("long", 4, 2 * H, 10 * H, at=0.0)
+    short = _elastic("short", 4, 0.0, 0.5 * H, at=39500.0)
+    d = schedule(snap(pool(("n", 4)), teams(("a", 4)), [], [long, short], now=40000.0, las_suspend_wait_factor=factor, **ON))
+    assert started_ids(d) == started
