@@ -27,7 +27,10 @@ keeps its first submission, so it is starving at once: while its team waits
 with work estimated ``las_suspend_ratio`` times shorter it goes after the
 cycle's other work (``yields``, as ``Cycle.las_yields``) instead of first,
 and resumes once that work is served (without this it took the GPUs back at
-once: three times the suspensions, docs/benchmarks.md).
+once: three times the suspensions, docs/benchmarks.md). A bound keeps a stream
+of short work from holding it back for ever: work that has waited
+``las_suspend_wait_factor`` times its own run-time estimate (``waited_enough``)
+is neither suspended nor yields.
 The core never sees true remaining work: only estimates learned from history.
 
 ``plan`` returns plain data (who is suspended for whom, who grows); ``apply``
