@@ -18,9 +18,11 @@ beside the simulator, at ``--load``; a load with no published results
 prints ours alone). The mapping is in pollux_adapter.py's docstring.
 
 Our core runs its defaults with the recommended overrides, ``RECOMMENDED_CONFIG``
-(least attained service on run-time estimates, ``las_on_estimates``, and elastic
+(least attained service on run-time estimates, ``las_on_estimates``; elastic
 jobs larger than a node starting on idle GPUs spread over any nodes,
-``elastic_spread_start``, both off in the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
+``elastic_spread_start``; running elastic work estimated far longer than work
+below its ask suspended for it, ``las_suspend_elastic`` with its ratio, minimum
+run and wait bound; all off in the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
 --estimate-min-runs 3`` runs the core's defaults as they are.
 
 ``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
