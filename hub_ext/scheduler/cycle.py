@@ -36,7 +36,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from heapq import heapify, heappop, heappush
 
-from . import elastic, preemption, reservation
+from . import elastic, estimate_suspend, preemption, reservation
 from .fairshare import OK, check, quota_used, team_of
 from .model import EPSILON, Allocation, Decisions, GpuShare, Preempt, Resize, Start, Workload
 from .ordering import FairCursor, las_level
@@ -541,6 +541,7 @@ class Cycle:
         cfg = self.config
         self.cap.begin()
         try:
+            estimate_suspend.suspend(self)  # (las_suspend_elastic; nothing when off)
             if cfg.ordering == "fifo":
                 for w in st.fifo:
                     if self.never_starts(w):
@@ -608,7 +609,7 @@ class Cycle:
             first.append(w)
             if version == self._failed_at and shapes.get(w.id) in failed:
                 continue
-            if self.las_yields(w):
+            if self.las_yields(w) or estimate_suspend.yields(self, w):
                 self.las_deferred.append(w)
                 continue
             if self._borrows(w) and self.anyone_entitled():
@@ -685,6 +686,8 @@ class Cycle:
                     las_runs[shape] = k  # (las_yields reads the team's queue and starts: constant until a decision)
                     continue
                 las_deferred.append(entry)
+            elif estimate_suspend.yields(self, w):
+                las_deferred.append(entry)  # (per workload: its estimate, not its shape)
             elif self._borrows(w) and self.anyone_entitled():
                 # after work within quota (_fair_loop), as in _starving_loop
                 if shape is not None:

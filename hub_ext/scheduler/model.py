@@ -238,6 +238,19 @@ class SchedulerConfig:
     # most first, down to their min_gpus (estimate_takeback.py). Off: only
     # new work shrinks others; a job that started small only grows into idle GPUs.
     las_estimates_take_back: bool = False
+    # With las_on_estimates: at the start of a cycle, a team's running elastic
+    # jobs estimated to need at least ``las_suspend_ratio`` times the GPU-time of
+    # its work below its asked size (pending, or running short of its ask) are
+    # suspended (preempted whole, requeued), the most first, so that the work
+    # estimated shorter gets its ask (estimate_suspend.py); never one that
+    # started less than ``las_suspend_min_run_s`` ago. Off: elastic work is only shrunk.
+    las_suspend_elastic: bool = False
+    las_suspend_ratio: float = 2.0
+    las_suspend_min_run_s: float = 600.0
+    # ... and never one that has waited (since its submission, less its attained
+    # service at its asked size) this many times its own run-time estimate; such
+    # work does not yield either (estimate_suspend.waited_enough). 0: no bound.
+    las_suspend_wait_factor: float = 1.0
 
 
 # ---------------------------------------------------------------- the snapshot

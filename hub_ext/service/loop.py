@@ -316,6 +316,32 @@ class SchedulingLoop(LoggingConfigurable):
         them). Off: only new work shrinks others; a job that started small only grows
         into idle GPUs.""",
     ).tag(config=True)
+    las_suspend_elastic = Bool(
+        False,
+        help="""With las_on_estimates: at the start of a cycle, a team's running elastic jobs estimated to need at
+        least las_suspend_ratio times the GPU-time of its work below its asked size (pending, or running short of
+        its ask) are suspended (preempted whole and requeued; they resume later from where they were), the most
+        first, so that the work estimated shorter gets the GPUs it asked for. Never work of a higher priority or
+        a lower least-attained-service queue, a session, or work that started less than las_suspend_min_run_s
+        ago. Off: elastic work is only shrunk, never suspended, for work estimated shorter.""",
+    ).tag(config=True)
+    las_suspend_ratio = Float(
+        2.0,
+        help="""With las_suspend_elastic: a running elastic job is suspended only for work estimated to need this
+        many times less GPU-time than it, or fewer (more than 1).""",
+    ).tag(config=True)
+    las_suspend_min_run_s = Float(
+        600.0,
+        help="""With las_suspend_elastic: seconds a job runs after it started or resumed before it may be
+        suspended again (0 or more).""",
+    ).tag(config=True)
+    las_suspend_wait_factor = Float(
+        1.0,
+        help="""With las_suspend_elastic: a job that has waited (the time since its submission, less its
+        attained service at its asked size) this many times its own run-time estimate is no longer suspended,
+        nor held back behind work estimated shorter: a bound on how long work waits for shorter work.
+        0: no bound.""",
+    ).tag(config=True)
 
     @validate("max_reservations")
     def _valid_max_reservations(self, proposal):
@@ -327,6 +353,24 @@ class SchedulingLoop(LoggingConfigurable):
     def _valid_shrink_floor(self, proposal):
         if not (0 <= proposal["value"] <= 1):
             raise TraitError(f"SchedulingLoop.new_work_shrink_floor must be between 0 and 1; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("las_suspend_ratio")
+    def _valid_suspend_ratio(self, proposal):
+        if not proposal["value"] > 1:
+            raise TraitError(f"SchedulingLoop.las_suspend_ratio must be more than 1 (times the GPU-time of the work it is suspended for); got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("las_suspend_min_run_s")
+    def _valid_suspend_min_run(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"SchedulingLoop.las_suspend_min_run_s must be 0 or more (seconds); got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("las_suspend_wait_factor")
+    def _valid_suspend_wait(self, proposal):
+        if proposal["value"] < 0:
+            raise TraitError(f"SchedulingLoop.las_suspend_wait_factor must be 0 (no bound) or more (times a job's run-time estimate); got {proposal['value']!r}")
         return proposal["value"]
 
     @validate("las_top_floor_until")
@@ -411,6 +455,10 @@ class SchedulingLoop(LoggingConfigurable):
             las_top_floor_until=self.las_top_floor_until,
             elastic_spread_start=self.elastic_spread_start,
             las_estimates_take_back=self.las_estimates_take_back,
+            las_suspend_elastic=self.las_suspend_elastic,
+            las_suspend_ratio=self.las_suspend_ratio,
+            las_suspend_min_run_s=self.las_suspend_min_run_s,
+            las_suspend_wait_factor=self.las_suspend_wait_factor,
         )
 
     def _read(self, db, now: float, history):

@@ -36,6 +36,10 @@ KNOBS = {
     "las_on_estimates": ("las_on_estimates", True, True),
     "elastic_spread_start": ("elastic_spread_start", True, True),
     "las_estimates_take_back": ("las_estimates_take_back", True, True),
+    "las_suspend_elastic": ("las_suspend_elastic", True, True),
+    "las_suspend_ratio": ("las_suspend_ratio", 1.5, 1.5),
+    "las_suspend_min_run_s": ("las_suspend_min_run_s", 120.0, 120.0),
+    "las_suspend_wait_factor": ("las_suspend_wait_factor", 0.0, 0.0),
 }
 
 
@@ -61,6 +65,9 @@ def test_each_traitlet_reaches_the_core(field):
     ("max_reservations", 0, "at least 1"),
     ("new_work_shrink_floor", 1.5, "between 0 and 1"),
     ("las_top_floor_until", -1.0, "0 or more"),
+    ("las_suspend_ratio", 1.0, "more than 1"),
+    ("las_suspend_min_run_s", -60.0, "0 or more"),
+    ("las_suspend_wait_factor", -1.0, "0 \\(no bound\\) or more"),
     ("elastic_growth_order", "random", "elastic_growth_order"),
 ])
 def test_a_bad_value_is_refused_with_a_clear_error(trait, value, words):
