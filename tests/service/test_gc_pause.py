@@ -66,3 +66,30 @@ def test_what_a_warm_up_builds_is_frozen_when_it_ends_and_no_full_pass_walks_it(
         assert gc.get_freeze_count() <= before - 20_000
     finally:
         gc.callbacks.remove(count)
+
+
+def test_garbage_frozen_by_warm_ups_is_collected_every_few_freezes(monkeypatch):
+    """Cyclic garbage alive when a warm-up ends is frozen with the rest; without a bound, a service that
+    re-indexed again and again would keep every warm-up's share for ever."""
+    import weakref
+
+    from hub_ext.service import gc_pause
+
+    class Cyclic:
+        pass
+
+    monkeypatch.setattr(gc_pause, "FULL_PASS_EVERY", 3, raising=False)
+    monkeypatch.setattr(gc_pause, "_freezes", 0, raising=False)
+    left = []
+    for n in range(3):
+        with paused_gc(freeze_after=True):
+            garbage = Cyclic()
+            garbage.me = garbage  # a cycle: only a collector pass frees it
+            left.append(weakref.ref(garbage))
+            del garbage
+        gc.collect()  # an ordinary full pass: frozen objects are out of its reach
+        alive = [ref() is not None for ref in left]
+        if n < 2:
+            assert all(alive), f"freeze {n + 1}: the frozen cycles are kept until the bound"
+        else:
+            assert not any(alive), "the third freeze runs a full pass first: every frozen cycle is freed"
