@@ -10,7 +10,7 @@ the shortest work on its full ask and suspends the longest work whole.
 With this switch, at the start of a cycle, for each team: its work below its
 asked size with a usable estimate (las_estimates.remaining_gpu_s; pending work,
 and running elastic jobs below their ask), least estimated remaining GPU-time
-first, first counts on the idle GPUs; for what they do not cover, the team's
+first, first counts on the idle GPUs (up to its team's limit); for what they do not cover, the team's
 running elastic jobs estimated to need at least ``las_suspend_ratio`` times as
 much GPU-time (las_estimates.rank: no estimate, or an overrun one, counts its
 attained service), the most first, are **suspended** (preempted whole: the
@@ -125,6 +125,10 @@ def plan(cycle) -> SuspendPlan:
             continue
         free: dict[tuple, float] = {}  # view key -> idle GPUs not yet counted for anyone
         gone: set[str] = set()
+        # Idle GPUs are the team's to take only up to its limit; a suspension gives back what its
+        # beneficiary does not use (the victims are the team's own: their GPUs are inside it).
+        limit = team_of(st.teams, tname).limit
+        room = float("inf") if limit is None else max(0.0, limit - cycle.usage.get(tname, 0.0))
         for left, deficit, w, is_running in want:
             if w.id in gone:
                 continue
@@ -132,8 +136,9 @@ def plan(cycle) -> SuspendPlan:
             v = cap.view(vk)
             if vk not in free:
                 free[vk] = float(v.free_total)
-            take = min(deficit, int(free[vk]))
+            take = min(deficit, int(free[vk]), int(room + EPSILON) if room < float("inf") else deficit)
             free[vk] -= take
+            room -= take
             need = deficit - take
             got = take
             level = st.las_level(w)
@@ -156,6 +161,7 @@ def plan(cycle) -> SuspendPlan:
                 need -= use
                 got += use
                 free[vk] += cards - use  # the rest is idle for the next in line
+                room += cards - use
             if is_running and got > 0:
                 grows[w.id] = got
     return SuspendPlan(tuple(suspended), tuple(sorted(grows.items())))

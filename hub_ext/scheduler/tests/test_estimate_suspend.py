@@ -115,3 +115,25 @@ def test_a_suspended_job_that_has_waited_its_own_estimate_yields_no_more(factor,
     short = _elastic("short", 4, 0.0, 0.5 * H, at=39500.0)
     d = schedule(snap(pool(("n", 4)), teams(("a", 4)), [], [long, short], now=40000.0, las_suspend_wait_factor=factor, **ON))
     assert started_ids(d) == started
+
+
+
+@pytest.mark.parametrize(
+    "short_ask,limit,suspended,resized",
+    [
+        # short holds 2 of its ask, long 2 of its 4, 4 GPUs idle.
+        (4, None, [], {"short": 4, "long": 4}),  # no limit: both grow into the idle GPUs
+        (4, 6, [], {"short": 3, "long": 3}),  # the team may hold 6: nobody is suspended, growth shares the 2 it may take
+        (4, 4, ["long"], {"short": 4}),  # the team holds its limit: the idle GPUs are not its to take, long's 2 are
+        (8, 4, ["long"], {"short": 4}),  # short lacks 6: long's 2 only, never the idle ones beyond the limit
+        (8, None, ["long"], {"short": 8}),  # no limit: the 4 idle and long's 2
+    ],
+)
+def test_idle_gpus_count_only_up_to_the_teams_limit(short_ask, limit, suspended, resized):
+    short = running(_elastic("short", short_ask, 0.5 * H, 0.5 * H, at=100), "n/0", "n/1", started=100.0)
+    long = running(_elastic("long", 4, 1 * H, 10 * H), "n/2", "n/3")
+    d = schedule(snap(pool(("n", 8)), teams(("a", 8, 1.0, limit)), [short, long], [], **ON))
+    held = {"short": 2, "long": 2, **sizes(d)}
+    assert preempted_ids(d) == suspended
+    assert sizes(d) == resized
+    assert limit is None or sum(n for wid, n in held.items() if wid not in suspended) <= limit
