@@ -30,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select, update
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
 from ..scheduler.estimates import Estimate, Estimator, PastRun, duration_text
@@ -152,6 +152,15 @@ def refresh_in_worker(url: str, now: float, settings: RefreshSettings, want_esti
     return write_found(store, found), (estimates if want_estimates else None), os.getpid()
 
 
+def _lower_priority(nice: int) -> None:
+    """The worker process's first step: a lower CPU priority (ExpectedStarts.worker_nice)."""
+    if nice and hasattr(os, "nice"):
+        try:
+            os.nice(nice)
+        except OSError:  # (raising one's nice value is always allowed on Linux; elsewhere, run as it is)
+            pass
+
+
 class ExpectedStarts(LoggingConfigurable):
     enabled = Bool(True, help="Compute expected start times of pending workloads in the background.").tag(config=True)
     refresh_seconds = Float(30.0, help="Seconds between refreshes of the expected start times.").tag(config=True)
@@ -173,6 +182,19 @@ class ExpectedStarts(LoggingConfigurable):
         slowest cycle beside it took 1.9-3.6 s, against 87-127 ms beside the worker process (bench_service_cycle.py). 0: always in the worker process; -1: never (an
         in-memory SQLite database is always refreshed in the service).""",
     ).tag(config=True)
+
+    worker_nice = Integer(
+        10,
+        help="""How much lower the worker process's CPU priority is than the service's (added to its nice value,
+        Linux and other Unix; 0: the same). A refresh is background work that keeps a core busy for seconds
+        at a time; a scheduling cycle is what people wait for: where cores are few, the cycle goes first.""",
+    ).tag(config=True)
+
+    @validate("worker_nice")
+    def _check_nice(self, proposal):
+        if not 0 <= proposal["value"] <= 19:
+            raise TraitError(f"worker_nice must be within 0..19, not {proposal['value']}")
+        return proposal["value"]
 
     def __init__(self, store: Store, loop, time_limits=None, **kwargs):
         super().__init__(**kwargs)
@@ -240,7 +262,8 @@ class ExpectedStarts(LoggingConfigurable):
 
     def _worker(self) -> ProcessPoolExecutor:
         if self._executor is None:  # spawned, not forked: the service has threads, and a fork copies their locks
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_lower_priority, initargs=(self.worker_nice,))
         return self._executor
 
     async def refresh(self) -> None:

@@ -73,6 +73,8 @@ def test_a_refresh_in_the_worker_process_writes_what_one_in_the_service_writes(s
         expected._estimates = {}
         asyncio.run(expected.refresh())
         assert expected.last_refresh_pid not in (None, os.getpid())
+        # background work: the worker runs at a lower CPU priority than the service's cycles (worker_nice)
+        assert os.getpriority(os.PRIO_PROCESS, expected.last_refresh_pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + expected.worker_nice)
         assert _expected(store) == in_service
         # and the loop's core still gets every estimate with its basis (las_on_estimates is on)
         assert expected._estimates.keys() == before.keys() and expected._estimates == before
@@ -92,3 +94,11 @@ def test_what_a_refresh_found_is_written_only_to_rows_still_pending(store):
         stored = dict(db.execute(select(WorkloadRow.seq, WorkloadRow.expected_start_basis)).all())
     assert all(stored[s] == "as a test" for s in queued) and all(stored[s] is None for s in running)
     assert write_found(store, found) == 0  # nothing changed: nothing written again
+
+
+def test_the_worker_priority_is_checked():
+    import pytest
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="0..19"):
+        ExpectedStarts(None, None, worker_nice=-5)  # a higher priority than the service's: never
