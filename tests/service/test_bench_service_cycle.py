@@ -24,7 +24,7 @@ def test_the_service_cycle_benchmark_times_cold_next_idle_and_cycles_in_a_row(ca
                  "cycles beside expected-starts refreshes in a thread of the service",
                  "cycles beside expected-starts refreshes in its worker process",
                  "cycles beside expected-starts refreshes in its worker process at the service's CPU priority (worker_nice 0, the baseline)",
-                 "worker process at a lower CPU priority (worker_nice 10) / at the service's (0), slowest cycle",
+                 "worker process at a lower CPU priority (worker_nice 10) / at the service's (0), cycles beside the later refreshes: median",
                  "peak memory (resident, VmHWM): the service "):
         assert line in out, line
     assert out.count("target: a service cycle under 100 ms") == 7
