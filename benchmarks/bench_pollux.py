@@ -22,8 +22,12 @@ Our core runs its defaults with the recommended overrides, ``RECOMMENDED_CONFIG`
 jobs larger than a node starting on idle GPUs spread over any nodes,
 ``elastic_spread_start``; running elastic work estimated far longer than work
 below its ask suspended for it, ``las_suspend_elastic`` with its ratio, minimum
-run and wait bound; all off in the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
---estimate-min-runs 3`` runs the core's defaults as they are.
+run and wait bound, never for top-level work, ``las_suspend_top_in_order``; all off in the core's own
+defaults), ``--estimate-min-runs 1`` and the Estimator options ``RECOMMENDED_ESTIMATOR`` (``--estimator``:
+a job that has run is estimated from its application's past runs longer than what it has run, their mean,
+and past every one of them at what it has run plus a quarter of its overrun; estimates.py, off in the
+Estimator's defaults and in the live service); ``--config '{}' --estimate-min-runs 3 --estimator '{}'``
+runs the core's defaults as they are.
 
 ``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
 reference that knows each job's remaining work (a bound for fixed batch
@@ -58,17 +62,21 @@ MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # The SchedulerConfig fields that decide this harness's figures, printed with them.
-CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s", "elastic_spread_start", "las_suspend_elastic", "las_suspend_ratio", "las_suspend_min_run_s", "las_suspend_wait_factor")
+CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s", "elastic_spread_start", "las_suspend_elastic", "las_suspend_ratio", "las_suspend_min_run_s", "las_suspend_wait_factor", "las_suspend_top_in_order")
 # The recommended configuration this harness runs by default (--config and --estimate-min-runs replace it):
 # least attained service on run-time estimates, off in the core's defaults (it is measured only here:
 # docs/benchmarks.md), with estimates from one past run of an application on (ExpectedStarts.min_runs = 1);
 # elastic jobs larger than a node may start on idle GPUs spread over any nodes, off in the core's defaults
 # (NCCL across nodes is slower on real machines; a spread placement costs nothing in this simulator's profiles).
 RECOMMENDED_CONFIG = {"las_on_estimates": True, "elastic_spread_start": True,
-                      "las_suspend_elastic": True, "las_suspend_ratio": 1.5, "las_suspend_min_run_s": 120.0, "las_suspend_wait_factor": 1.0}
+                      "las_suspend_elastic": True, "las_suspend_ratio": 1.5, "las_suspend_min_run_s": 120.0, "las_suspend_wait_factor": 1.0,
+                      "las_suspend_top_in_order": True}
 RECOMMENDED_MIN_RUNS = 1
 # Estimator options of the recommended configuration (--estimator replaces them; '{}': the Estimator's defaults).
-RECOMMENDED_ESTIMATOR: dict = {}
+# Here: a job that has run is estimated from its application's past runs longer than what it has run (their
+# mean), and one past every such run at what it has run and a quarter of its overrun more (estimates.py;
+# the live ExpectedStarts estimator keeps its defaults: no option).
+RECOMMENDED_ESTIMATOR: dict = {"given_run": "mean", "beyond": "overrun"}
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 
