@@ -73,7 +73,7 @@ def wanting(cycle) -> dict[str, list]:
     out: dict[str, list] = {}
     top = top_level(cycle.config)
     for w in st.pending.values():
-        if w.id in st.invalid or w.is_fraction or st.las_level(w) >= top:
+        if w.id in st.invalid or w.is_fraction or (top is not None and st.las_level(w) >= top):
             continue
         left = las_estimates.remaining_gpu_s(w)
         if left is None:
@@ -84,7 +84,7 @@ def wanting(cycle) -> dict[str, list]:
             continue
         w = st.running[wid].workload
         short = int(w.gpus) - int(cycle.current_gpus(wid))
-        if short <= 0 or st.las_level(w) >= top:
+        if short <= 0 or (top is not None and st.las_level(w) >= top):
             continue
         left = las_estimates.remaining_gpu_s(w)
         if left is None:
@@ -95,12 +95,12 @@ def wanting(cycle) -> dict[str, list]:
     return out
 
 
-def top_level(cfg) -> float:
+def top_level(cfg) -> int | None:
     """The least-attained-service level whose work suspends no one (``las_suspend_top_in_order``): the top one,
-    where work goes in submit order (``las_top_in_submit_order``); infinity: every level's work may."""
+    where work goes in submit order (``las_top_in_submit_order``); None: every level's work may."""
     if cfg.las_suspend_top_in_order and cfg.las_top_in_submit_order and cfg.las_thresholds_gpu_s:
         return len(cfg.las_thresholds_gpu_s)
-    return float("inf")
+    return None
 
 
 def victims(cycle, team_name: str) -> list:
