@@ -22,8 +22,12 @@ Our core runs its defaults with the recommended overrides, ``RECOMMENDED_CONFIG`
 jobs larger than a node starting on idle GPUs spread over any nodes,
 ``elastic_spread_start``; running elastic work estimated far longer than work
 below its ask suspended for it, ``las_suspend_elastic`` with its ratio, minimum
-run and wait bound; all off in the core's own defaults) and ``--estimate-min-runs 1``; ``--config '{}'
---estimate-min-runs 3`` runs the core's defaults as they are.
+run and wait bound, never for top-level work, ``las_suspend_top_in_order``; all off in the core's own
+defaults), ``--estimate-min-runs 1`` and the Estimator options ``RECOMMENDED_ESTIMATOR`` (``--estimator``:
+a job that has run is estimated from its application's past runs longer than what it has run, their mean,
+and past every one of them at what it has run plus a quarter of its overrun; estimates.py, off in the
+Estimator's defaults and in the live service); ``--config '{}' --estimate-min-runs 3 --estimator '{}'``
+runs the core's defaults as they are.
 
 ``--oracle`` also runs benchmarks/pollux_oracle.py in the same modes: a
 reference that knows each job's remaining work (a bound for fixed batch
@@ -58,15 +62,21 @@ MODES = ("rigid", "elastic")
 RECOMMENDED = "elastic"
 PUBLISHED = ("tiresias", "pollux", "optimus")
 # The SchedulerConfig fields that decide this harness's figures, printed with them.
-CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s", "elastic_spread_start", "las_suspend_elastic", "las_suspend_ratio", "las_suspend_min_run_s", "las_suspend_wait_factor")
+CORE_SWITCHES = ("las_on_estimates", "las_thresholds_gpu_s", "las_preempt_elastic", "elastic_growth_order", "new_work_shrinks_elastic", "new_work_shrink_floor", "las_top_in_submit_order", "las_top_floor_until", "reservation_after_s", "elastic_spread_start", "las_suspend_elastic", "las_suspend_ratio", "las_suspend_min_run_s", "las_suspend_wait_factor", "las_suspend_top_in_order")
 # The recommended configuration this harness runs by default (--config and --estimate-min-runs replace it):
 # least attained service on run-time estimates, off in the core's defaults (it is measured only here:
 # docs/benchmarks.md), with estimates from one past run of an application on (ExpectedStarts.min_runs = 1);
 # elastic jobs larger than a node may start on idle GPUs spread over any nodes, off in the core's defaults
 # (NCCL across nodes is slower on real machines; a spread placement costs nothing in this simulator's profiles).
 RECOMMENDED_CONFIG = {"las_on_estimates": True, "elastic_spread_start": True,
-                      "las_suspend_elastic": True, "las_suspend_ratio": 1.5, "las_suspend_min_run_s": 120.0, "las_suspend_wait_factor": 1.0}
+                      "las_suspend_elastic": True, "las_suspend_ratio": 1.5, "las_suspend_min_run_s": 120.0, "las_suspend_wait_factor": 1.0,
+                      "las_suspend_top_in_order": True}
 RECOMMENDED_MIN_RUNS = 1
+# Estimator options of the recommended configuration (--estimator replaces them; '{}': the Estimator's defaults).
+# Here: a job that has run is estimated from its application's past runs longer than what it has run (their
+# mean), and one past every such run at what it has run and a quarter of its overrun more (estimates.py;
+# the live ExpectedStarts estimator keeps its defaults: no option).
+RECOMMENDED_ESTIMATOR: dict = {"given_run": "mean", "beyond": "overrun"}
 # Targets from issue 15.
 POLLUX_SLACK = 0.15
 
@@ -108,7 +118,7 @@ def check_simulator(simulator: str) -> None:
 
 
 def run_one(python: str, simulator: str, workload: str, mode: str, config: dict | None = None, script: str = ADAPTER,
-            estimates_by: str = "application", min_runs: int = 3) -> dict:
+            estimates_by: str = "application", min_runs: int = 3, estimator: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [python, script, "--simulator", simulator, "--workload", workload, "--mode", mode, "--json", out]
@@ -116,6 +126,8 @@ def run_one(python: str, simulator: str, workload: str, mode: str, config: dict 
             cmd += ["--config", json.dumps(config)]
         if script == ADAPTER:
             cmd += ["--estimates-by", estimates_by, "--estimate-min-runs", str(min_runs)]
+            if estimator:
+                cmd += ["--estimator", json.dumps(estimator)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{os.path.basename(workload)} ({mode}) failed:\n{done.stderr[-3000:]}")
@@ -257,6 +269,8 @@ def main(argv=None) -> int:
                          "(default; a live pool sees the program a job runs) or by its shape (GPU count) only")
     ap.add_argument("--estimate-min-runs", type=int, default=RECOMMENDED_MIN_RUNS,
                     help=f"fewest past runs an estimate is made from (default {RECOMMENDED_MIN_RUNS}, recommended here; the live default of ExpectedStarts.min_runs is 3)")
+    ap.add_argument("--estimator", default=json.dumps(RECOMMENDED_ESTIMATOR),
+                    help=f"estimates.Estimator options, as JSON (default: the recommended {json.dumps(RECOMMENDED_ESTIMATOR)}; '{{}}': its defaults)")
     ap.add_argument("--by-app", action="store_true", help="also print mean JCT per application (ours, the published policies, the oracle)")
     ap.add_argument("--oracle", action="store_true", help="also run the oracle reference (pollux_oracle.py, knows each job's remaining work: a bound, not a policy) in the same --modes")
     args = ap.parse_args(argv)
@@ -278,6 +292,7 @@ def main(argv=None) -> int:
         return 2
     modes = [m for m in args.modes.split(",") if m]
     config = json.loads(args.config)
+    estimator = json.loads(args.estimator)
     results = args.results if args.results is not None else os.path.join(simulator, "results-jobload")
     names = [os.path.basename(f)[:-4] for f in files]
     submits = {n: submit_times(f) for n, f in zip(names, files)}
@@ -285,7 +300,8 @@ def main(argv=None) -> int:
     started = time.time()
     tasks = [(f, m, ADAPTER) for f in files for m in modes] + ([(f, m, ORACLE) for f in files for m in modes] if args.oracle else [])
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by, args.estimate_min_runs), tasks))
+        done = list(ex.map(lambda t: run_one(python, simulator, t[0], t[1], config, t[2], args.estimates_by, args.estimate_min_runs,
+                                      estimator), tasks))
     ours: dict[str, dict] = {n: {} for n in names}
     oracle: dict[str, dict] = {n: {} for n in names}
     raw = []
@@ -308,7 +324,8 @@ def main(argv=None) -> int:
     print("core switches: " + ", ".join(f"{k}={used[k]}" for k in CORE_SWITCHES if k in used) + (f"; overridden: {config}" if config else ""))
     if raw and raw[0].get("estimates_by"):
         print(f"run-time estimates: learned from the jobs that ended (median of the last 50 at the same GPU count, from {raw[0].get('estimate_min_runs', 3)} run(s) on; "
-              f"run time = attained GPU-s / asked GPUs), keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}")
+              f"run time = attained GPU-s / asked GPUs), keyed by {'application, else the pool' if raw[0]['estimates_by'] == 'application' else 'the pool (GPU count only)'}"
+              + (f"; Estimator options: {raw[0]['estimator']}" if raw[0].get("estimator") else ""))
     if args.oracle:
         print(f"columns oracle rigid / oracle elastic: {ORACLE_LABEL}; mapping as ours, order shortest remaining GPU-time first")
     print()
@@ -325,7 +342,7 @@ def main(argv=None) -> int:
     for n in names:
         print(f"  {n}: " + "; ".join(f"{m} {ours[n][m]['preemptions']} / {ours[n][m]['resizes']} / {ours[n][m]['core_cpu_s']:.2f}" for m in modes))
     rec = RECOMMENDED if RECOMMENDED in modes else modes[0]
-    out = {"workloads": {}, "recommended": rec, "published": pub, "mean": {}, "config": config or "default"}
+    out = {"workloads": {}, "recommended": rec, "published": pub, "mean": {}, "config": config or "default", "estimator": estimator}
     for n in names:
         entry = {k: ours[n][rec][k] for k in ("mean_jct_s", "p95_jct_s", "makespan_s")}
         entry.update({m: ours[n][m] for m in modes})

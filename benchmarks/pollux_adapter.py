@@ -41,8 +41,10 @@ The mapping (docs/benchmarks.md, "Our core in the Pollux simulator"):
   that application's past runs at the same GPU count, else of the pool's;
   ``shape``: the pool's past runs of the same GPU count only. An estimate
   needs ``--estimate-min-runs`` such runs (default 3, the live default of
-  ``ExpectedStarts.min_runs``). Never the job's remaining work, throughput
-  or future.
+  ``ExpectedStarts.min_runs``). ``--estimator`` passes further
+  ``Estimator`` options as JSON (e.g. ``{"given_run": "quantile"}``: the
+  estimate given what a job has already run, from the past runs longer than
+  that; estimates.py). Never the job's remaining work, throughput or future.
 
 Prints one JSON object: {"jcts": {job: seconds}, "makespan_s", "cycles", ...}.
 """
@@ -96,7 +98,7 @@ class GpupoolPolicy:
     """``optimize(jobs, nodes, prev_allocations, node_template)`` over ``schedule(snapshot)``."""
 
     def __init__(self, mode: str, time_fn, overrides: dict | None = None, estimates_by: str = "application", apps: dict | None = None,
-                 min_runs: int = 3):
+                 min_runs: int = 3, estimator: dict | None = None):
         from hub_ext.scheduler import Team
         from hub_ext.scheduler.estimates import Estimator
 
@@ -110,7 +112,7 @@ class GpupoolPolicy:
         self.time_fn = time_fn
         self.config = config_for(mode, overrides)
         # Run-time estimates from ended jobs, fed as the live service feeds them (only when used).
-        self.estimator = Estimator(min_runs=min_runs) if self.config.las_on_estimates or self.config.backfill_on_estimates else None
+        self.estimator = Estimator(min_runs=min_runs, **(estimator or {})) if self.config.las_on_estimates or self.config.backfill_on_estimates else None
         self.past_runs = 0
         self.shares: dict[str, tuple] = {}  # job -> the GpuShares our last decision gave it
         self.started_at: dict[str, float] = {}
@@ -249,14 +251,14 @@ def make_cluster(simulator, workload, policy):
 
 
 def run(simulator_dir: str, workload_path: str, mode: str, interval: int = 60, overrides: dict | None = None,
-        estimates_by: str = "application", min_runs: int = 3) -> dict:
+        estimates_by: str = "application", min_runs: int = 3, estimator: dict | None = None) -> dict:
     simulator = load(simulator_dir)
     import pandas
 
     workload = pandas.read_csv(workload_path)
     holder = {}
     apps = dict(zip(workload["name"], workload["application"]))
-    policy = GpupoolPolicy(mode, lambda: holder["cluster"].current_time, overrides, estimates_by, apps, min_runs)
+    policy = GpupoolPolicy(mode, lambda: holder["cluster"].current_time, overrides, estimates_by, apps, min_runs, estimator)
     cluster = holder["cluster"] = make_cluster(simulator, workload, policy)
     started = time.process_time()
     reported: set[str] = set()
@@ -282,6 +284,7 @@ def run(simulator_dir: str, workload_path: str, mode: str, interval: int = 60, o
         "core_cpu_s": round(policy.core_seconds, 3),
         "estimates_by": estimates_by if policy.estimator is not None else None,
         "estimate_min_runs": min_runs,
+        "estimator": estimator or {},
         "past_runs": policy.past_runs,
         "cpu_s": round(time.process_time() - started, 3),
     }
@@ -297,12 +300,14 @@ def main(argv=None) -> int:
     ap.add_argument("--estimates-by", choices=ESTIMATES_BY, default="application",
                     help="run-time history keyed by the job's application (default) or by its shape (GPU count) only")
     ap.add_argument("--estimate-min-runs", type=int, default=3, help="fewest past runs an estimate is made from (default 3, as ExpectedStarts.min_runs)")
+    ap.add_argument("--estimator", default="{}", help="further estimates.Estimator options, as JSON (default: none), e.g. '{\"given_run\": \"quantile\"}'")
     args = ap.parse_args(argv)
     # The simulator prints a line per event (demotions, autoscaling); keep our stdout for the result.
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
-        result = run(args.simulator, args.workload, args.mode, overrides=json.loads(args.config), estimates_by=args.estimates_by, min_runs=args.estimate_min_runs)
+        result = run(args.simulator, args.workload, args.mode, overrides=json.loads(args.config), estimates_by=args.estimates_by, min_runs=args.estimate_min_runs,
+                     estimator=json.loads(args.estimator))
     finally:
         sys.stdout = real_stdout
     text = json.dumps(result)

@@ -30,7 +30,11 @@ and resumes once that work is served (without this it took the GPUs back at
 once: three times the suspensions, docs/benchmarks.md). A bound keeps a stream
 of short work from holding it back for ever: work that has waited
 ``las_suspend_wait_factor`` times its own run-time estimate (``waited_enough``)
-is neither suspended nor yields.
+is neither suspended nor yields. With ``las_suspend_top_in_order`` (and
+``las_top_in_submit_order``), work above the last cut suspends no one: the
+top level goes in submit order, and a top-level job suspending one submitted
+before it, which then takes its GPUs back in submit order, was a loop
+(docs/benchmarks.md).
 The core never sees true remaining work: only estimates learned from history.
 
 ``plan`` returns plain data (who is suspended for whom, who grows); ``apply``
@@ -67,8 +71,9 @@ def wanting(cycle) -> dict[str, list]:
     """Per team, work below its asked size with a usable estimate: (rank, deficit GPUs, workload, running?), least first."""
     st = cycle.st
     out: dict[str, list] = {}
+    top = top_level(cycle.config)
     for w in st.pending.values():
-        if w.id in st.invalid or w.is_fraction:
+        if w.id in st.invalid or w.is_fraction or (top is not None and st.las_level(w) >= top):
             continue
         left = las_estimates.remaining_gpu_s(w)
         if left is None:
@@ -79,7 +84,7 @@ def wanting(cycle) -> dict[str, list]:
             continue
         w = st.running[wid].workload
         short = int(w.gpus) - int(cycle.current_gpus(wid))
-        if short <= 0:
+        if short <= 0 or (top is not None and st.las_level(w) >= top):
             continue
         left = las_estimates.remaining_gpu_s(w)
         if left is None:
@@ -88,6 +93,14 @@ def wanting(cycle) -> dict[str, list]:
     for lst in out.values():
         lst.sort(key=lambda e: (e[0], e[2].submitted_at, e[2].id))
     return out
+
+
+def top_level(cfg) -> int | None:
+    """The least-attained-service level whose work suspends no one (``las_suspend_top_in_order``): the top one,
+    where work goes in submit order (``las_top_in_submit_order``); None: every level's work may."""
+    if cfg.las_suspend_top_in_order and cfg.las_top_in_submit_order and cfg.las_thresholds_gpu_s:
+        return len(cfg.las_thresholds_gpu_s)
+    return None
 
 
 def victims(cycle, team_name: str) -> list:

@@ -251,6 +251,9 @@ class SchedulerConfig:
     # service at its asked size) this many times its own run-time estimate; such
     # work does not yield either (estimate_suspend.waited_enough). 0: no bound.
     las_suspend_wait_factor: float = 1.0
+    # ... and with las_top_in_submit_order, work above the last cut suspends no
+    # one: the top level goes in submit order (estimate_suspend.wanting).
+    las_suspend_top_in_order: bool = False
 
 
 # ---------------------------------------------------------------- the snapshot

@@ -342,6 +342,12 @@ class SchedulingLoop(LoggingConfigurable):
         nor held back behind work estimated shorter: a bound on how long work waits for shorter work.
         0: no bound.""",
     ).tag(config=True)
+    las_suspend_top_in_order = Bool(
+        False,
+        help="""With las_suspend_elastic and las_top_in_submit_order: work above the last least-attained-service
+        cut suspends no one (the top level goes in submit order; work there that is estimated shorter waits
+        for idle GPUs or its turn). Off: work of every level may have others suspended for it.""",
+    ).tag(config=True)
 
     @validate("max_reservations")
     def _valid_max_reservations(self, proposal):
@@ -459,6 +465,7 @@ class SchedulingLoop(LoggingConfigurable):
             las_suspend_ratio=self.las_suspend_ratio,
             las_suspend_min_run_s=self.las_suspend_min_run_s,
             las_suspend_wait_factor=self.las_suspend_wait_factor,
+            las_suspend_top_in_order=self.las_suspend_top_in_order,
         )
 
     def _read(self, db, now: float, history):

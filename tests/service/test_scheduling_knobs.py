@@ -40,6 +40,7 @@ KNOBS = {
     "las_suspend_ratio": ("las_suspend_ratio", 1.5, 1.5),
     "las_suspend_min_run_s": ("las_suspend_min_run_s", 120.0, 120.0),
     "las_suspend_wait_factor": ("las_suspend_wait_factor", 0.0, 0.0),
+    "las_suspend_top_in_order": ("las_suspend_top_in_order", True, True),
 }
 
 

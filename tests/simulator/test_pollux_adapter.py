@@ -174,3 +174,17 @@ def test_without_a_switch_that_uses_them_the_adapter_feeds_no_estimates():
     assert policy.estimator is None
     policy.ended("cifar10-1", 1200.0, 4, 100.0)
     assert policy.past_runs == 0
+
+
+def test_estimator_options_reach_the_estimate_of_a_job_that_has_run():
+    from hub_ext.scheduler import Workload, WorkloadKind
+
+    ad = _adapter()
+    apps = {"cifar10-1": "cifar10", "cifar10-2": "cifar10", "cifar10-3": "cifar10", "cifar10-9": "cifar10"}
+    # cifar10's past runs at 4 GPUs: 300, 400, 500 s; cifar10-9 has run 450 s at its ask (1,800 GPU-s on 4 asked).
+    w = Workload("cifar10-9", "cifar10-9", ad.TEAM, WorkloadKind.JOB, 4.0, 10.0, min_gpus=1, max_gpus=4, attained_gpu_s=1800.0)
+    for options, seconds in (({}, 400.0), ({"given_run": "mean", "beyond": "overrun"}, 500.0)):
+        policy = ad.GpupoolPolicy("elastic", lambda: 5000.0, {"las_on_estimates": True}, "application", apps, 1, options)
+        for name, attained in (("cifar10-1", 1200.0), ("cifar10-2", 2000.0), ("cifar10-3", 1600.0)):
+            policy.ended(name, attained, 4, 100.0)
+        assert policy._estimate_of(w).seconds == seconds, options

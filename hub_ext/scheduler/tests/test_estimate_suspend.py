@@ -117,7 +117,6 @@ def test_a_suspended_job_that_has_waited_its_own_estimate_yields_no_more(factor,
     assert started_ids(d) == started
 
 
-
 @pytest.mark.parametrize(
     "short_ask,limit,suspended,resized",
     [
@@ -137,3 +136,28 @@ def test_idle_gpus_count_only_up_to_the_teams_limit(short_ask, limit, suspended,
     assert preempted_ids(d) == suspended
     assert sizes(d) == resized
     assert limit is None or sum(n for wid, n in held.items() if wid not in suspended) <= limit
+
+
+@pytest.mark.parametrize(
+    "top_in_order,submit_order,suspended",
+    [
+        (False, True, ["long"]),  # off: top-level work estimated shorter has the earlier-submitted long job suspended for it
+        (True, True, []),  # on: the top level goes in submit order, top-level work suspends no one
+        (True, False, ["long"]),  # ... only while the top level goes in submit order (las_top_in_submit_order)
+    ],
+)
+def test_top_level_work_suspends_no_one_with_las_suspend_top_in_order(top_in_order, submit_order, suspended):
+    # both above the 16 GPU-hour cut: short (submitted later) is estimated to need 3 more GPU-hours on 2 of its
+    # 4 GPUs, long (submitted first) 20 more on 4.
+    short = running(_elastic("short", 4, 17 * H, 5 * H, at=100), "n/0", "n/1", started=100.0)
+    long = running(_elastic("long", 4, 20 * H, 10 * H), "n/2", "n/3", "n/4", "n/5")
+    d = schedule(snap(pool(("n", 6)), teams(("a", 6)), [short, long], [], las_suspend_top_in_order=top_in_order,
+                      las_top_in_submit_order=submit_order, **ON))
+    assert preempted_ids(d) == suspended
+
+
+def test_below_the_top_level_las_suspend_top_in_order_changes_nothing():
+    short = running(_elastic("short", 4, 0.5 * H, 0.5 * H, at=100), "n/0", "n/1", started=100.0)
+    long = running(_elastic("long", 4, 1 * H, 10 * H), "n/2", "n/3", "n/4", "n/5")
+    d = schedule(snap(pool(("n", 6)), teams(("a", 6)), [short, long], [], las_suspend_top_in_order=True, **ON))
+    assert preempted_ids(d) == ["long"]
