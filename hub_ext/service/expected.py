@@ -30,10 +30,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select, update
-from traitlets import Bool, Float, Integer, TraitError, validate
+from traitlets import Bool, Enum, Float, Integer, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
-from ..scheduler.estimates import Estimate, Estimator, PastRun, duration_text
+from ..scheduler.estimates import BEYOND, GIVEN_RUN, Estimate, Estimator, PastRun, duration_text
 from ..scheduler.forward import run_forward, with_estimates
 from ..scheduler.model import SchedulerConfig, Snapshot, WorkloadKind
 from .gc_pause import paused_gc
@@ -59,6 +59,8 @@ class RefreshSettings:
     horizon_s: float
     max_cycles: int
     session_max_s: dict[str, float] = field(default_factory=dict)  # TimeLimits.team_session_max_s ("*": the rest)
+    given_run: str = "off"  # ExpectedStarts.given_run (estimates.Estimator)
+    beyond: str = "las"  # ExpectedStarts.beyond
 
 
 def read_history(db, limit: int) -> list[PastRun]:
@@ -79,7 +81,8 @@ def forecast(snapshot: Snapshot, history: list[PastRun], settings: RefreshSettin
     worker process."""
     if not snapshot.pending and not snapshot.running:
         return {}, {}
-    estimator = Estimator(history, min_runs=settings.min_runs, last=settings.last_runs, q=settings.quantile)
+    estimator = Estimator(history, min_runs=settings.min_runs, last=settings.last_runs, q=settings.quantile,
+                          given_run=settings.given_run, beyond=settings.beyond)
     longest_of = settings.session_max_s
     bases: dict[str, str] = {}
 
@@ -172,6 +175,21 @@ class ExpectedStarts(LoggingConfigurable):
     quantile = Float(
         0.5, help="Which quantile of past run times is the estimate (0.5: the median; higher: more cautious)."
     ).tag(config=True)
+    given_run = Enum(
+        list(GIVEN_RUN),
+        default_value="off",
+        help="""How a workload that has already run is estimated (estimates.Estimator): "off", from all past runs of
+        its shape; "quantile" (at ``quantile``), "mean" or "gittins" (the Gittins index), from the past runs that ran
+        longer than it has so far only: a job past most of its shape's runs is then expected to run as the longer
+        ones did, not "about to end". Running work's estimates feed the expected starts of what waits for it.""",
+    ).tag(config=True)
+    beyond = Enum(
+        list(BEYOND),
+        default_value="las",
+        help="""A workload that has run longer than its estimate (or, with given_run, than every past run of its
+        shape): "las", its estimate stands, overrun (the core orders it by attained service alone); "overrun",
+        it is expected to run a quarter of its overrun more, at least 5 minutes.""",
+    ).tag(config=True)
     horizon_seconds = Float(30 * 86400.0, help="The forward run looks this far ahead; later starts are 'not known'.").tag(config=True)
     max_cycles = Integer(2000, help="Most scheduling cycles one forward run may take (bounds its cost).").tag(config=True)
     worker_process_from = Integer(
@@ -217,6 +235,7 @@ class ExpectedStarts(LoggingConfigurable):
             config=self.loop.scheduler_config, attained_step=self.loop.attained_step, history_runs=self.history_runs,
             min_runs=self.min_runs, last_runs=self.last_runs, quantile=self.quantile, horizon_s=self.horizon_seconds,
             max_cycles=self.max_cycles, session_max_s=dict(self.time_limits.team_session_max_s) if self.time_limits else {},
+            given_run=self.given_run, beyond=self.beyond,
         )
 
     def compute(self, now: float) -> Found:

@@ -102,3 +102,32 @@ def test_the_worker_priority_is_checked():
 
     with pytest.raises(TraitError, match="0..19"):
         ExpectedStarts(None, None, worker_nice=-5)  # a higher priority than the service's: never
+
+
+def test_an_admin_can_have_running_work_estimated_from_the_runs_longer_than_it_has_run(store):
+    """ExpectedStarts.given_run reaches the refresh: a job 4 h into its run, among past runs of 1, 2, 3, 10 and
+    12 h, is estimated at their median (3 h, overrun) by default and at 11 h (the mean of the two longer) with
+    given_run="mean"; the basis says so."""
+    from hub_ext.scheduler.estimates import PastRun
+    from hub_ext.scheduler.tests.helpers import job, pool, running, snap, teams
+    from hub_ext.service.expected import forecast
+
+    hour = 3600.0
+    history = [PastRun("alice", "a", "job", 1.0, n * hour, float(k)) for k, n in enumerate((1, 2, 3, 10, 12))]
+    run = running(job("w-1", "a", 1, user="alice", attained_gpu_s=4 * hour), "n/0", started=0.0)
+    snapshot = snap(pool(("n", 1)), teams(("a", 1)), [run], [], now=4 * hour)
+    seen = {}
+    for given in ("off", "mean"):
+        expected = ExpectedStarts(store, SchedulingLoop(store, supervisor=None), given_run=given)
+        _, estimates = forecast(snapshot, history, expected.settings)  # (what a refresh hands its worker)
+        seen[given] = estimates["w-1"]
+    assert seen["off"].seconds == 3 * hour and "median" in seen["off"].basis
+    assert seen["mean"].seconds == 11 * hour and "ran longer than the 4 h it has run" in seen["mean"].basis
+
+
+def test_a_wrong_estimate_mode_is_refused():
+    import pytest
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError):
+        ExpectedStarts(None, None, given_run="median-ish")
